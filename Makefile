@@ -1,0 +1,31 @@
+# The two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON := $(CURDIR)/.venv/bin/python
+export MFTG_TEST_PYTHON := $(PYTHON)
+
+.PHONY: run test bootstrap lint unit bench clean
+
+## run: the main job on the embedded default (today: an end-to-end AS2 exchange on this machine)
+run:
+	cargo run --quiet --release -p mftg-cli -- demo
+
+## test: install test tools, then format check, clippy and every test
+test: bootstrap lint unit
+
+bootstrap:
+	./tests/bootstrap.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test --workspace
+
+## bench: speed and memory against openssl cms and pyas2lib (writes docs/PERFORMANCE.md)
+bench: bootstrap
+	./tests/bench/run.sh
+
+clean:
+	cargo clean
+	rm -rf .venv bench-out

@@ -1,0 +1,41 @@
+//! Sans-IO AS2 (RFC 4130) engine.
+//!
+//! Bytes in, bytes and typed results out: this crate never opens a file or a socket and never reads
+//! the clock. Callers pass the current time where a protocol step needs one (the `Date` header, a
+//! certificate validity check), which also lets a captured message be checked "as of" the day it was
+//! received.
+//!
+//! The pieces, outermost first:
+//! - [`message`] builds an outbound AS2 message (compress, sign, encrypt) and returns its HTTP
+//!   headers, body and the MIC the receipt must echo.
+//! - [`receive`] opens an inbound message: decrypt, verify, decompress, in whatever order they
+//!   were applied, with the partnership's security policy enforced.
+//! - [`mdn`] builds and parses Message Disposition Notifications (receipts).
+//! - [`keys`] loads certificates and keys from PEM, DER, PKCS#12 and JKS.
+//! - [`mime`], [`cms`], [`mic`] and [`algorithm`] are the building blocks.
+
+pub mod algorithm;
+pub mod asn1;
+pub mod cms;
+mod error;
+mod ffi;
+pub mod headers;
+pub mod keys;
+pub mod mdn;
+pub mod message;
+pub mod mic;
+pub mod mime;
+pub mod receive;
+mod time;
+
+pub use error::{Disposition, Error, Result};
+pub use headers::HeaderMap;
+pub use time::{format_rfc2822, UnixTime};
+
+/// The AS2 version this engine speaks: 1.2 adds compression (RFC 5402) to 1.1.
+pub const AS2_VERSION: &str = "1.2";
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,621 @@
+//! Message Disposition Notifications: the receipt request on a message, and building and parsing
+//! the receipt itself (RFC 4130 section 7, RFC 3798).
+
+use std::fmt;
+
+use openssl::x509::X509;
+
+use crate::algorithm::{DigestAlgorithm, NameStyle, SignatureScheme};
+use crate::cms::{self, VerifiedSignature};
+use crate::error::{Disposition, Error, Result};
+use crate::headers::HeaderMap;
+use crate::keys::{check_validity, Identity};
+use crate::message::{quote_as2_id, unquote_as2_id, validate_as2_id};
+use crate::mic::{self, Mic};
+use crate::mime::{self, ContentType, Entity, Limits};
+use crate::receive::Envelope;
+use crate::time::{format_rfc2822, UnixTime};
+
+/// A request for a signed receipt (`Disposition-Notification-Options`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedReceiptRequest {
+    /// True when the signature protocol is `required` rather than `optional`.
+    pub required: bool,
+    /// MIC algorithms in the sender's order of preference, as spelled on the wire.
+    pub micalgs: Vec<String>,
+}
+
+/// The receipt a message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdnRequest {
+    /// `Disposition-Notification-To`: an address or, from some products, an AS2 ID.
+    pub return_to: String,
+    /// Present when a signed receipt is wanted.
+    pub signed: Option<SignedReceiptRequest>,
+    /// `Receipt-Delivery-Option`: where to POST an asynchronous receipt.
+    pub async_url: Option<String>,
+}
+
+impl MdnRequest {
+    /// A synchronous receipt request; `signed_micalgs` empty means unsigned.
+    pub fn sync(
+        return_to: impl Into<String>,
+        signed_micalgs: &[DigestAlgorithm],
+        style: NameStyle,
+    ) -> Self {
+        MdnRequest {
+            return_to: return_to.into(),
+            signed: (!signed_micalgs.is_empty()).then(|| SignedReceiptRequest {
+                required: false,
+                micalgs: signed_micalgs
+                    .iter()
+                    .map(|d| d.name(style).to_string())
+                    .collect(),
+            }),
+            async_url: None,
+        }
+    }
+
+    /// An asynchronous receipt request to `url`.
+    pub fn asynchronous(
+        return_to: impl Into<String>,
+        url: impl Into<String>,
+        signed_micalgs: &[DigestAlgorithm],
+        style: NameStyle,
+    ) -> Self {
+        MdnRequest {
+            async_url: Some(url.into()),
+            ..Self::sync(return_to, signed_micalgs, style)
+        }
+    }
+
+    /// Reads the request from message headers; `None` when no receipt is wanted.
+    pub fn from_headers(h: &HeaderMap) -> Option<Self> {
+        let return_to = h.get("Disposition-Notification-To")?.trim().to_string();
+        let signed = h
+            .get("Disposition-Notification-Options")
+            .and_then(parse_options);
+        let async_url = h
+            .get("Receipt-Delivery-Option")
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
+        Some(MdnRequest {
+            return_to,
+            signed,
+            async_url,
+        })
+    }
+
+    /// Writes the request headers.
+    pub fn write_headers(&self, h: &mut HeaderMap) {
+        h.append("Disposition-Notification-To", self.return_to.clone());
+        if let Some(s) = &self.signed {
+            let importance = if s.required { "required" } else { "optional" };
+            h.append(
+                "Disposition-Notification-Options",
+                format!(
+                    "signed-receipt-protocol={importance}, pkcs7-signature; signed-receipt-micalg={importance}, {}",
+                    s.micalgs.join(", ")
+                ),
+            );
+        }
+        if let Some(url) = &self.async_url {
+            h.append("Receipt-Delivery-Option", url.clone());
+        }
+    }
+
+    /// The digest to sign the receipt with: the first requested one we support, else SHA-256.
+    pub fn signing_digest(&self) -> Option<DigestAlgorithm> {
+        let s = self.signed.as_ref()?;
+        Some(
+            mic::choose_algorithm(s.micalgs.iter().map(String::as_str))
+                .unwrap_or(DigestAlgorithm::Sha256),
+        )
+    }
+}
+
+/// Parses `signed-receipt-protocol=optional, pkcs7-signature; signed-receipt-micalg=optional, sha1`
+/// (with or without spaces, in any case).
+fn parse_options(v: &str) -> Option<SignedReceiptRequest> {
+    let mut protocol_ok = false;
+    let mut required = false;
+    let mut micalgs = Vec::new();
+    for param in v.split(';') {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        let mut items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
+        let importance = items.next().unwrap_or("").to_ascii_lowercase();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "signed-receipt-protocol" => {
+                required |= importance == "required";
+                protocol_ok = items.any(|p| p.eq_ignore_ascii_case("pkcs7-signature"));
+            }
+            "signed-receipt-micalg" => micalgs.extend(items.map(str::to_string)),
+            _ => {}
+        }
+    }
+    protocol_ok.then_some(SignedReceiptRequest { required, micalgs })
+}
+
+/// How we write receipts.
+#[derive(Debug, Clone)]
+pub struct MdnOptions {
+    /// `Reporting-UA` field.
+    pub reporting_ua: String,
+    /// Our identity for signing receipts; when `None` receipts go unsigned even if asked.
+    pub signer: Option<Identity>,
+    /// How `Received-Content-MIC` and `micalg` spell algorithm names.
+    pub name_style: NameStyle,
+    /// Human-readable text for a successful receipt.
+    pub success_text: String,
+}
+
+impl Default for MdnOptions {
+    fn default() -> Self {
+        MdnOptions {
+            reporting_ua: format!("mftg/{}", env!("CARGO_PKG_VERSION")),
+            signer: None,
+            name_style: NameStyle::Hyphenated,
+            success_text: "The AS2 message has been received and processed.".into(),
+        }
+    }
+}
+
+/// A built receipt.
+#[derive(Debug, Clone)]
+pub struct OutboundMdn {
+    /// The receipt's own Message-ID.
+    pub message_id: String,
+    /// HTTP headers (for a sync receipt, the response headers).
+    pub headers: HeaderMap,
+    /// HTTP body.
+    pub body: Vec<u8>,
+    /// Whether it is signed.
+    pub signed: bool,
+    /// Where it must be POSTed, for an asynchronous receipt.
+    pub async_url: Option<String>,
+}
+
+/// Builds the receipt for a message described by `envelope`.
+///
+/// `mic` is the MIC of what arrived (None when processing failed before it could be computed).
+pub fn build(
+    envelope: &Envelope,
+    disposition: &Disposition,
+    mic: Option<&Mic>,
+    opts: &MdnOptions,
+    message_id: &str,
+    now: UnixTime,
+) -> Result<OutboundMdn> {
+    validate_as2_id(&envelope.to)?;
+    validate_as2_id(&envelope.from)?;
+    let request = envelope.mdn.as_ref();
+    let text = if disposition.is_delivered() {
+        opts.success_text.clone()
+    } else {
+        format!(
+            "The AS2 message could not be processed: {}. The disposition notification report has details.",
+            disposition
+        )
+    };
+    let mut report = String::new();
+    report.push_str(&format!("Reporting-UA: {}\r\n", opts.reporting_ua));
+    report.push_str(&format!(
+        "Original-Recipient: rfc822; {}\r\n",
+        quote_as2_id(&envelope.to)
+    ));
+    report.push_str(&format!(
+        "Final-Recipient: rfc822; {}\r\n",
+        quote_as2_id(&envelope.to)
+    ));
+    report.push_str(&format!("Original-Message-ID: {}\r\n", envelope.message_id));
+    if let Some(m) = mic {
+        report.push_str(&format!(
+            "Received-Content-MIC: {}\r\n",
+            m.to_field(opts.name_style)
+        ));
+    }
+    report.push_str(&format!(
+        "Disposition: automatic-action/MDN-sent-automatically; {}\r\n",
+        disposition.to_field()
+    ));
+
+    let mut inner = Vec::new();
+    inner.extend_from_slice(
+        b"Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+    );
+    inner.extend_from_slice(text.as_bytes());
+    inner.extend_from_slice(b"\r\n");
+    let report_boundary = mime::new_boundary(report.as_bytes());
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{report_boundary}\r\n").as_bytes());
+    body.extend_from_slice(&inner);
+    body.extend_from_slice(format!("\r\n--{report_boundary}\r\n").as_bytes());
+    body.extend_from_slice(
+        b"Content-Type: message/disposition-notification\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+    );
+    body.extend_from_slice(report.as_bytes());
+    body.extend_from_slice(format!("\r\n--{report_boundary}--\r\n").as_bytes());
+    let report_type = format!(
+        "multipart/report; report-type=disposition-notification; boundary=\"{report_boundary}\""
+    );
+
+    let signing = match (request.and_then(MdnRequest::signing_digest), &opts.signer) {
+        (Some(d), Some(id)) => Some((d, id)),
+        _ => None,
+    };
+    let (content_type, body) = match signing {
+        None => (report_type, body),
+        Some((digest, identity)) => {
+            let mut entity = format!("Content-Type: {report_type}\r\n\r\n").into_bytes();
+            entity.extend_from_slice(&body);
+            let sig = cms::sign_detached(&entity, identity, digest, SignatureScheme::RsaPkcs1v15)?;
+            let b = mime::new_boundary(&entity);
+            let mut out = Vec::new();
+            out.extend_from_slice(format!("--{b}\r\n").as_bytes());
+            out.extend_from_slice(&entity);
+            out.extend_from_slice(format!("\r\n--{b}\r\n").as_bytes());
+            out.extend_from_slice(
+                b"Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
+                  Content-Transfer-Encoding: base64\r\n\
+                  Content-Disposition: attachment; filename=smime.p7s\r\n\r\n",
+            );
+            out.extend_from_slice(&mime::encode_base64_lines(&sig));
+            out.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+            (
+                format!(
+                    "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={}; boundary=\"{b}\"",
+                    digest.name(opts.name_style)
+                ),
+                out,
+            )
+        }
+    };
+    let mut headers = HeaderMap::new();
+    headers.append("AS2-Version", crate::AS2_VERSION);
+    headers.append("AS2-From", quote_as2_id(&envelope.to));
+    headers.append("AS2-To", quote_as2_id(&envelope.from));
+    headers.append("Message-ID", message_id.to_string());
+    headers.append("Date", format_rfc2822(now));
+    headers.append("Subject", "Message Disposition Notification");
+    headers.append("MIME-Version", "1.0");
+    headers.append("Content-Type", content_type);
+    Ok(OutboundMdn {
+        message_id: message_id.to_string(),
+        headers,
+        body,
+        signed: signing.is_some(),
+        async_url: request.and_then(|r| r.async_url.clone()),
+    })
+}
+
+/// The state of a receipt's signature.
+#[derive(Debug, Clone)]
+pub enum MdnSignature {
+    /// The receipt was not signed.
+    Unsigned,
+    /// Signed and verified with the partner's certificate.
+    Verified(VerifiedSignature),
+    /// Signed, but not checked (no certificates were given).
+    NotChecked,
+}
+
+/// A parsed receipt.
+#[derive(Debug, Clone)]
+pub struct Mdn {
+    /// The receipt's own Message-ID, if the headers carried one.
+    pub message_id: Option<String>,
+    /// `AS2-From` of the receipt (the original receiver), if present.
+    pub from: Option<String>,
+    /// `AS2-To` of the receipt (the original sender), if present.
+    pub to: Option<String>,
+    /// `Original-Message-ID`, as written.
+    pub original_message_id: String,
+    /// The disposition.
+    pub disposition: Disposition,
+    /// The action and sending mode before the `;`.
+    pub disposition_mode: String,
+    /// `Received-Content-MIC`, if present and readable.
+    pub received_mic: Option<Mic>,
+    /// `Reporting-UA`.
+    pub reporting_ua: Option<String>,
+    /// `Original-Recipient`.
+    pub original_recipient: Option<String>,
+    /// `Final-Recipient`.
+    pub final_recipient: Option<String>,
+    /// The human-readable part.
+    pub text: String,
+    /// The signature state.
+    pub signature: MdnSignature,
+}
+
+/// The result of comparing a receipt's MIC with what was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MicCheck {
+    /// The receipt's MIC matches one we computed.
+    Match,
+    /// It differs: the partner received something else.
+    Mismatch {
+        /// What we computed (under the receipt's algorithm, when we had it).
+        expected: Option<Mic>,
+        /// What the receipt says.
+        received: Mic,
+    },
+    /// The receipt carries no MIC (common for unsigned messages and error receipts).
+    Missing,
+}
+
+impl Mdn {
+    /// Compares `Received-Content-MIC` with the MICs the sender computed (algorithm names compared
+    /// ignoring case and hyphens).
+    pub fn check_mic(&self, expected: &[Mic]) -> MicCheck {
+        let Some(received) = &self.received_mic else {
+            return MicCheck::Missing;
+        };
+        if expected.iter().any(|e| e.matches(received)) {
+            return MicCheck::Match;
+        }
+        MicCheck::Mismatch {
+            expected: expected
+                .iter()
+                .find(|e| e.algorithm == received.algorithm)
+                .or(expected.first())
+                .cloned(),
+            received: received.clone(),
+        }
+    }
+
+    /// The original Message-ID without angle brackets, for matching.
+    pub fn original_message_id_core(&self) -> &str {
+        crate::receive::message_id_core(&self.original_message_id)
+    }
+}
+
+impl fmt::Display for Mdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "MDN for {}: {}",
+            self.original_message_id, self.disposition
+        )
+    }
+}
+
+/// True when headers and body look like a receipt rather than a message (async MDNs arrive on the
+/// same endpoint as messages).
+pub fn is_mdn(headers: &HeaderMap, body: &[u8]) -> bool {
+    let ct = ContentType::parse(headers.get("Content-Type").unwrap_or(""));
+    if ct.is("multipart/report") {
+        return true;
+    }
+    if !ct.is("multipart/signed") {
+        return false;
+    }
+    let Some(boundary) = ct.params.get("boundary") else {
+        return false;
+    };
+    let limits = Limits::default();
+    let Ok(m) = mime::split_multipart(body, &boundary, &limits) else {
+        return false;
+    };
+    m.parts
+        .first()
+        .and_then(|r| Entity::parse(&body[r.clone()], &limits).ok())
+        .is_some_and(|e| e.content_type().is("multipart/report"))
+}
+
+/// Parses a receipt. With `certificates` given, a signature must verify with one of them (and be
+/// valid at `at`, if set); with `None` a signature is reported but not checked.
+pub fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    certificates: Option<&[X509]>,
+    at: Option<UnixTime>,
+    limits: &Limits,
+) -> Result<Mdn> {
+    let top = Entity::with_headers(headers.clone(), body);
+    let ct = top.content_type();
+    let (report, signature) = if ct.is("multipart/signed") {
+        let boundary = ct
+            .params
+            .get("boundary")
+            .ok_or_else(|| Error::MalformedMime("multipart/signed without a boundary".into()))?;
+        let m = mime::split_multipart(body, &boundary, limits)?;
+        let signed_range = m.parts[0].clone();
+        let sig_der = signature_part(body, &m.parts[1..], limits)?;
+        let signed_bytes = &body[signed_range];
+        let signature = match certificates {
+            None => MdnSignature::NotChecked,
+            Some(certs) => {
+                let v = cms::verify_detached(&sig_der, signed_bytes, certs, true)?;
+                if let Some(t) = at {
+                    check_validity(&v.signer, t)?;
+                }
+                MdnSignature::Verified(v)
+            }
+        };
+        (Entity::parse(signed_bytes, limits)?, signature)
+    } else {
+        (top, MdnSignature::Unsigned)
+    };
+    let rct = report.content_type();
+    if !rct.is("multipart/report") {
+        return Err(Error::NotAnMdn(format!(
+            "expected multipart/report, found {:?}",
+            rct.mime_type
+        )));
+    }
+    let boundary = rct
+        .params
+        .get("boundary")
+        .ok_or_else(|| Error::MalformedMime("multipart/report without a boundary".into()))?;
+    let body = report.body();
+    let parts = mime::split_multipart(body, &boundary, limits)?;
+    let mut text = String::new();
+    let mut fields: Option<HeaderMap> = None;
+    for r in &parts.parts {
+        let part = Entity::parse(&body[r.clone()], limits)?;
+        let pct = part.content_type();
+        let decoded = part.decoded_body()?;
+        if pct.is("message/disposition-notification") {
+            fields = Some(mime::parse_header_block(&decoded, limits)?.0);
+        } else if fields.is_none()
+            && !part.headers.contains("Content-Type")
+            && looks_like_report(&decoded)
+        {
+            // Some products omit the Content-Type of the report part.
+            fields = Some(mime::parse_header_block(&decoded, limits)?.0);
+        } else if text.is_empty()
+            && (pct.mime_type.starts_with("text/") || !part.headers.contains("Content-Type"))
+        {
+            text = String::from_utf8_lossy(&decoded).trim().to_string();
+        }
+    }
+    let fields =
+        fields.ok_or_else(|| Error::NotAnMdn("no message/disposition-notification part".into()))?;
+    let original_message_id = fields
+        .get("Original-Message-ID")
+        .ok_or(Error::MissingHeader("Original-Message-ID"))?
+        .to_string();
+    let disposition_field = fields
+        .get("Disposition")
+        .ok_or(Error::MissingHeader("Disposition"))?;
+    let (mode, dispo) = disposition_field
+        .split_once(';')
+        .unwrap_or(("", disposition_field));
+    let disposition = Disposition::parse_field(dispo).ok_or_else(|| Error::InvalidHeader {
+        name: "Disposition",
+        reason: format!("unrecognised disposition {:?}", dispo.trim()),
+    })?;
+    let received_mic = fields
+        .get("Received-Content-MIC")
+        .map(Mic::parse_field)
+        .transpose()?;
+    let recipient = |name| {
+        fields.get(name).map(|v: &str| {
+            let v = v.split_once(';').map_or(v, |(_, a)| a);
+            unquote_as2_id(v)
+        })
+    };
+    Ok(Mdn {
+        message_id: headers.get("Message-ID").map(str::to_string),
+        from: headers.get("AS2-From").map(unquote_as2_id),
+        to: headers.get("AS2-To").map(unquote_as2_id),
+        original_message_id,
+        disposition,
+        disposition_mode: mode.trim().to_string(),
+        received_mic,
+        reporting_ua: fields.get("Reporting-UA").map(str::to_string),
+        original_recipient: recipient("Original-Recipient"),
+        final_recipient: recipient("Final-Recipient"),
+        text,
+        signature,
+    })
+}
+
+fn looks_like_report(body: &[u8]) -> bool {
+    let s = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
+    s.contains("original-message-id:") && s.contains("disposition:")
+}
+
+/// Finds the signature among the remaining parts of a multipart/signed and returns its DER.
+pub(crate) fn signature_part(
+    body: &[u8],
+    parts: &[std::ops::Range<usize>],
+    limits: &Limits,
+) -> Result<Vec<u8>> {
+    for r in parts {
+        let e = Entity::parse(&body[r.clone()], limits)?;
+        let ct = e.content_type();
+        if ct.is_pkcs7_signature() || ct.is("application/pkcs7-mime") {
+            return der_body(&e);
+        }
+    }
+    Err(Error::MalformedMime(
+        "multipart/signed has no application/pkcs7-signature part".into(),
+    ))
+}
+
+/// A CMS part's DER bytes: transfer-decoded, and base64-decoded if it was sent as base64 without
+/// saying so (some products do).
+pub(crate) fn der_body(e: &Entity<'_>) -> Result<Vec<u8>> {
+    let decoded = e.decoded_body()?;
+    if decoded.first() == Some(&0x30) {
+        return Ok(decoded.into_owned());
+    }
+    if e.transfer_encoding() != Some(mime::TransferEncoding::Base64) {
+        if let Ok(d) = mime::decode_base64(trim_ws(&decoded)) {
+            if d.first() == Some(&0x30) {
+                return Ok(d);
+            }
+        }
+    }
+    Ok(decoded.into_owned())
+}
+
+fn trim_ws(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_option_variants() {
+        let sterling =
+            "signed-receipt-protocol=optional,pkcs7-signature;signed-receipt-micalg=optional,sha1";
+        let r = parse_options(sterling).unwrap();
+        assert_eq!(r.micalgs, vec!["sha1"]);
+        assert!(!r.required);
+        let r = parse_options("Signed-Receipt-Protocol=Required, PKCS7-Signature; signed-receipt-micalg=required, sha-512, sha-256").unwrap();
+        assert!(r.required);
+        assert_eq!(r.micalgs, vec!["sha-512", "sha-256"]);
+        assert!(parse_options("signed-receipt-protocol=optional, pgp-signature").is_none());
+        let mut h = HeaderMap::new();
+        MdnRequest::asynchronous(
+            "a@b",
+            "http://x/mdn",
+            &[DigestAlgorithm::Sha256],
+            NameStyle::Hyphenated,
+        )
+        .write_headers(&mut h);
+        let back = MdnRequest::from_headers(&h).unwrap();
+        assert_eq!(back.async_url.as_deref(), Some("http://x/mdn"));
+        assert_eq!(back.signing_digest(), Some(DigestAlgorithm::Sha256));
+    }
+
+    #[test]
+    fn mic_check() {
+        let m = Mic::compute(DigestAlgorithm::Sha256, b"x").unwrap();
+        let other = Mic::compute(DigestAlgorithm::Sha1, b"x").unwrap();
+        let mut mdn = Mdn {
+            message_id: None,
+            from: None,
+            to: None,
+            original_message_id: "<a@b>".into(),
+            disposition: Disposition::Processed,
+            disposition_mode: String::new(),
+            received_mic: Some(m.clone()),
+            reporting_ua: None,
+            original_recipient: None,
+            final_recipient: None,
+            text: String::new(),
+            signature: MdnSignature::Unsigned,
+        };
+        assert_eq!(mdn.check_mic(&[other.clone(), m.clone()]), MicCheck::Match);
+        assert!(matches!(mdn.check_mic(&[other]), MicCheck::Mismatch { .. }));
+        mdn.received_mic = None;
+        assert_eq!(mdn.check_mic(&[m]), MicCheck::Missing);
+        assert_eq!(mdn.original_message_id_core(), "a@b");
+    }
+}

@@ -1,0 +1,619 @@
+//! Building outbound AS2 messages: payload -> [compress] -> [sign] -> [compress] -> [encrypt] -> HTTP.
+
+use std::fmt;
+
+use openssl::x509::X509;
+
+use crate::algorithm::{
+    ContentEncryption, DigestAlgorithm, KeyTransport, NameStyle, SignatureScheme,
+};
+use crate::cms;
+use crate::error::{Error, Result};
+use crate::headers::HeaderMap;
+use crate::keys::Identity;
+use crate::mdn::MdnRequest;
+use crate::mic::{Mic, MultiDigest};
+use crate::mime;
+use crate::time::{format_rfc2822, UnixTime};
+
+/// `application/edi-consent`: the default payload type.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/edi-consent";
+
+/// Where compression goes relative to signing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// No compression.
+    #[default]
+    None,
+    /// Compress the payload, then sign the compressed part (RFC 5402 recommends this).
+    BeforeSigning,
+    /// Sign, then compress the signed multipart.
+    AfterSigning,
+}
+
+/// Transfer encoding of the inner MIME parts (the HTTP body itself is always binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyEncoding {
+    /// `binary`: smallest, what most products send.
+    #[default]
+    Binary,
+    /// `base64`: for partners whose parsers mangle binary parts.
+    Base64,
+}
+
+/// Signing settings.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// Our key and certificate.
+    pub identity: Identity,
+    /// The digest (SHA-256 unless the partner needs otherwise).
+    pub digest: DigestAlgorithm,
+    /// PKCS#1 v1.5 (default) or PSS.
+    pub scheme: SignatureScheme,
+    /// How `micalg` is spelled on the multipart/signed Content-Type.
+    pub micalg_style: NameStyle,
+}
+
+impl Signing {
+    /// SHA-256 with RSA PKCS#1 v1.5.
+    pub fn new(identity: Identity) -> Self {
+        Signing {
+            identity,
+            digest: DigestAlgorithm::Sha256,
+            scheme: SignatureScheme::RsaPkcs1v15,
+            micalg_style: NameStyle::Hyphenated,
+        }
+    }
+}
+
+/// Encryption settings.
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    /// The partner's encryption certificate(s).
+    pub certificates: Vec<X509>,
+    /// The content cipher (AES-256-CBC unless the partner needs otherwise).
+    pub cipher: ContentEncryption,
+    /// RSA PKCS#1 v1.5 (default) or OAEP.
+    pub key_transport: KeyTransport,
+}
+
+impl Encryption {
+    /// AES-256-CBC with RSA PKCS#1 v1.5 key transport.
+    pub fn new(certificate: X509) -> Self {
+        Encryption {
+            certificates: vec![certificate],
+            cipher: ContentEncryption::Aes256Cbc,
+            key_transport: KeyTransport::RsaPkcs1v15,
+        }
+    }
+}
+
+/// Everything about a message except its payload: the partnership's outbound settings.
+#[derive(Debug, Clone)]
+pub struct MessageOptions {
+    /// Our AS2 ID (`AS2-From`).
+    pub from: String,
+    /// The partner's AS2 ID (`AS2-To`).
+    pub to: String,
+    /// `Subject` header.
+    pub subject: String,
+    /// Compression and where it goes.
+    pub compression: Compression,
+    /// Signing, if any.
+    pub signing: Option<Signing>,
+    /// Encryption, if any.
+    pub encryption: Option<Encryption>,
+    /// Transfer encoding of inner parts.
+    pub body_encoding: BodyEncoding,
+    /// The receipt to ask for, if any.
+    pub mdn: Option<MdnRequest>,
+}
+
+impl MessageOptions {
+    /// A plain message from `from` to `to` with no security and no receipt.
+    pub fn new(from: impl Into<String>, to: impl Into<String>) -> Self {
+        MessageOptions {
+            from: from.into(),
+            to: to.into(),
+            subject: "AS2 Message".into(),
+            compression: Compression::None,
+            signing: None,
+            encryption: None,
+            body_encoding: BodyEncoding::Binary,
+            mdn: None,
+        }
+    }
+}
+
+/// A payload to send.
+#[derive(Clone, Copy)]
+pub struct Payload<'a> {
+    /// The file's bytes.
+    pub data: &'a [u8],
+    /// The file name for Content-Disposition, if any.
+    pub filename: Option<&'a str>,
+    /// The MIME type, for example `application/edi-x12`.
+    pub content_type: &'a str,
+}
+
+impl fmt::Debug for Payload<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payload")
+            .field("len", &self.data.len())
+            .field("filename", &self.filename)
+            .field("content_type", &self.content_type)
+            .finish()
+    }
+}
+
+impl<'a> Payload<'a> {
+    /// A payload of the default type.
+    pub fn new(data: &'a [u8], filename: Option<&'a str>) -> Self {
+        Payload {
+            data,
+            filename,
+            content_type: DEFAULT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// A security layer, outermost first in the lists that hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// Enveloped data.
+    Encrypted {
+        /// The content cipher.
+        cipher: ContentEncryption,
+        /// The key transport of our recipient info.
+        key_transport: Option<KeyTransport>,
+    },
+    /// A detached signature.
+    Signed {
+        /// The signer's digest.
+        digest: DigestAlgorithm,
+        /// The signature scheme, if recognised.
+        scheme: Option<SignatureScheme>,
+        /// The signer certificate's subject.
+        signer: String,
+    },
+    /// zlib compressed data.
+    Compressed,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layer::Encrypted {
+                cipher,
+                key_transport,
+            } => {
+                write!(f, "encrypted ({cipher}")?;
+                if let Some(k) = key_transport {
+                    write!(f, ", {k}")?;
+                }
+                f.write_str(")")
+            }
+            Layer::Signed {
+                digest,
+                scheme,
+                signer,
+            } => {
+                write!(f, "signed ({digest}")?;
+                if let Some(s) = scheme {
+                    write!(f, ", {s}")?;
+                }
+                write!(f, ", by {signer})")
+            }
+            Layer::Compressed => f.write_str("compressed (zlib)"),
+        }
+    }
+}
+
+/// A built message, ready to POST.
+#[derive(Clone)]
+pub struct OutboundMessage {
+    /// The Message-ID, in angle brackets.
+    pub message_id: String,
+    /// HTTP headers (AS2 headers and the top-level MIME headers).
+    pub headers: HeaderMap,
+    /// HTTP body.
+    pub body: Vec<u8>,
+    /// The MIC a receipt must echo.
+    pub mic: Mic,
+    /// The same MIC under every other algorithm the receipt may use (from `signed-receipt-micalg`).
+    pub alternative_mics: Vec<Mic>,
+    /// The layers applied, outermost first.
+    pub layers: Vec<Layer>,
+}
+
+impl fmt::Debug for OutboundMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundMessage")
+            .field("message_id", &self.message_id)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("mic", &self.mic)
+            .field("layers", &self.layers)
+            .finish()
+    }
+}
+
+impl OutboundMessage {
+    /// Every MIC the receipt may carry (primary first).
+    pub fn expected_mics(&self) -> Vec<Mic> {
+        let mut v = vec![self.mic.clone()];
+        v.extend(self.alternative_mics.iter().cloned());
+        v
+    }
+}
+
+/// A new unique Message-ID in angle brackets: `<mftg-20261128054703-9f86d081884c7d65@domain>`.
+pub fn new_message_id(domain: &str, now: UnixTime) -> String {
+    let mut r = [0u8; 8];
+    if openssl::rand::rand_bytes(&mut r).is_err() {
+        // Only when the RNG is broken; the timestamp still keeps IDs apart across seconds.
+        r = [0; 8];
+    }
+    let domain = if domain.trim().is_empty() {
+        "mftg.local"
+    } else {
+        domain.trim()
+    };
+    format!("<mftg-{}-{}@{}>", now.compact(), mime::hex(&r), domain)
+}
+
+/// Checks an AS2 ID: 1 to 128 printable ASCII characters (RFC 4130 section 6.2).
+pub fn validate_as2_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(Error::Config(format!(
+            "AS2 ID {id:?} must be 1 to 128 characters long"
+        )));
+    }
+    if !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(Error::Config(format!(
+            "AS2 ID {id:?} may only hold printable ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The header form of an AS2 ID: quoted when it holds spaces or specials (RFC 4130 section 6.2).
+pub fn quote_as2_id(id: &str) -> String {
+    if id
+        .bytes()
+        .any(|b| b == b' ' || b == b'"' || b == b'\\' || b"()<>@,;:/[]?={}".contains(&b))
+    {
+        let mut s = String::from("\"");
+        for c in id.chars() {
+            if c == '"' || c == '\\' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
+        s
+    } else {
+        id.to_string()
+    }
+}
+
+/// The AS2 ID from a header value, quotes and escapes removed.
+pub fn unquote_as2_id(value: &str) -> String {
+    let v = value.trim();
+    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+        let mut out = String::new();
+        let mut escaped = false;
+        for c in v[1..v.len() - 1].chars() {
+            if escaped || c != '\\' {
+                out.push(c);
+                escaped = false;
+            } else {
+                escaped = true;
+            }
+        }
+        out
+    } else {
+        v.to_string()
+    }
+}
+
+/// A MIME entity under construction: header lines and body.
+struct Part {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Part {
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 256);
+        self.headers.write_to(&mut out);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    fn encoded(
+        content_type: String,
+        disposition: Option<String>,
+        data: &[u8],
+        enc: BodyEncoding,
+    ) -> Part {
+        let mut headers = HeaderMap::new();
+        headers.append("Content-Type", content_type);
+        let body = match enc {
+            BodyEncoding::Binary => {
+                headers.append("Content-Transfer-Encoding", "binary");
+                data.to_vec()
+            }
+            BodyEncoding::Base64 => {
+                headers.append("Content-Transfer-Encoding", "base64");
+                mime::encode_base64_lines(data)
+            }
+        };
+        if let Some(d) = disposition {
+            headers.append("Content-Disposition", d);
+        }
+        Part { headers, body }
+    }
+
+    fn pkcs7(smime_type: &str, name: &str, der: &[u8], enc: BodyEncoding) -> Part {
+        Part::encoded(
+            format!("application/pkcs7-mime; smime-type={smime_type}; name={name}"),
+            Some(format!("attachment; filename={name}")),
+            der,
+            enc,
+        )
+    }
+}
+
+/// Builds a message with the given Message-ID (use [`new_message_id`], or the original ID for a resend).
+pub fn build(
+    opts: &MessageOptions,
+    payload: &Payload<'_>,
+    message_id: &str,
+    now: UnixTime,
+) -> Result<OutboundMessage> {
+    validate_as2_id(&opts.from)?;
+    validate_as2_id(&opts.to)?;
+    if opts
+        .mdn
+        .as_ref()
+        .is_some_and(|m| m.return_to.trim().is_empty())
+    {
+        return Err(Error::Config(
+            "Disposition-Notification-To must not be empty".into(),
+        ));
+    }
+    if message_id.trim().is_empty() || message_id.contains(['\r', '\n']) {
+        return Err(Error::Config(format!("invalid Message-ID {message_id:?}")));
+    }
+    let content_type = payload.content_type.trim();
+    if content_type.is_empty() || !content_type.contains('/') || content_type.contains(['\r', '\n'])
+    {
+        return Err(Error::Config(format!(
+            "invalid payload content type {content_type:?}"
+        )));
+    }
+    let wrapped = opts.signing.is_some()
+        || opts.encryption.is_some()
+        || opts.compression != Compression::None;
+    let inner_enc = if wrapped {
+        opts.body_encoding
+    } else {
+        BodyEncoding::Binary
+    };
+    let mut layers = Vec::new();
+
+    let mut part = Part::encoded(
+        content_type.to_string(),
+        payload.filename.map(mime::attachment_disposition),
+        payload.data,
+        inner_enc,
+    );
+
+    let mic_algorithms = mic_algorithms(opts);
+    // MIC over the payload entity, or over the content alone for a plain message (RFC 4130 7.3.1,
+    // RFC 5402 section 4.1); a signed message's MIC is taken below over the signed entity.
+    let mut mics = if opts.signing.is_none() {
+        let mut md = MultiDigest::new(&mic_algorithms)?;
+        if wrapped {
+            md.update(&part.headers.to_bytes())?;
+            md.update(b"\r\n")?;
+        }
+        md.update(&part.body)?;
+        Some(md.finish()?)
+    } else {
+        None
+    };
+
+    if opts.compression == Compression::BeforeSigning {
+        let der = cms::compress(&part.bytes())?;
+        part = Part::pkcs7("compressed-data", "smime.p7z", &der, inner_enc);
+        layers.push(Layer::Compressed);
+    }
+
+    if let Some(signing) = &opts.signing {
+        let signed_entity = part.bytes();
+        let mut md = MultiDigest::new(&mic_algorithms)?;
+        md.update(&signed_entity)?;
+        mics = Some(md.finish()?);
+        let sig = cms::sign_detached(
+            &signed_entity,
+            &signing.identity,
+            signing.digest,
+            signing.scheme,
+        )?;
+        let boundary = mime::new_boundary(&signed_entity);
+        let mut body = Vec::with_capacity(signed_entity.len() + sig.len() * 2 + 512);
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        body.extend_from_slice(&signed_entity);
+        drop(signed_entity);
+        body.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+        body.extend_from_slice(
+            b"Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
+              Content-Transfer-Encoding: base64\r\n\
+              Content-Disposition: attachment; filename=smime.p7s\r\n\r\n",
+        );
+        body.extend_from_slice(&mime::encode_base64_lines(&sig));
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "Content-Type",
+            format!(
+                "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={}; boundary=\"{}\"",
+                signing.digest.name(signing.micalg_style),
+                boundary
+            ),
+        );
+        part = Part { headers, body };
+        layers.push(Layer::Signed {
+            digest: signing.digest,
+            scheme: Some(signing.scheme),
+            signer: crate::keys::subject_name(&signing.identity.certificate),
+        });
+    }
+
+    if opts.compression == Compression::AfterSigning {
+        let der = cms::compress(&part.bytes())?;
+        part = Part::pkcs7("compressed-data", "smime.p7z", &der, inner_enc);
+        layers.push(Layer::Compressed);
+    }
+
+    if let Some(enc) = &opts.encryption {
+        let der = cms::encrypt(
+            &part.bytes(),
+            &enc.certificates,
+            enc.cipher,
+            enc.key_transport,
+        )?;
+        let smime_type = if enc.cipher.is_authenticated() {
+            "authEnveloped-data"
+        } else {
+            "enveloped-data"
+        };
+        // The outermost part travels as the HTTP body, which is always binary.
+        part = Part::pkcs7(smime_type, "smime.p7m", &der, BodyEncoding::Binary);
+        layers.push(Layer::Encrypted {
+            cipher: enc.cipher,
+            key_transport: Some(enc.key_transport),
+        });
+    }
+    layers.reverse();
+
+    let mut mics = mics.unwrap_or_default().into_iter();
+    let mic = mics
+        .next()
+        .ok_or_else(|| Error::Crypto("no MIC was computed".into()))?;
+
+    let mut headers = HeaderMap::new();
+    headers.append("AS2-Version", crate::AS2_VERSION);
+    headers.append("AS2-From", quote_as2_id(&opts.from));
+    headers.append("AS2-To", quote_as2_id(&opts.to));
+    headers.append("Message-ID", message_id.to_string());
+    headers.append("Date", format_rfc2822(now));
+    headers.append("Subject", opts.subject.replace(['\r', '\n'], " "));
+    headers.append("MIME-Version", "1.0");
+    for h in part.headers.iter() {
+        headers.append(h.name.clone(), h.value.clone());
+    }
+    if let Some(mdn) = &opts.mdn {
+        mdn.write_headers(&mut headers);
+    }
+    Ok(OutboundMessage {
+        message_id: message_id.to_string(),
+        headers,
+        body: part.body,
+        mic,
+        alternative_mics: mics.collect(),
+        layers,
+    })
+}
+
+/// The MIC algorithm first, then any others the receipt request names.
+fn mic_algorithms(opts: &MessageOptions) -> Vec<DigestAlgorithm> {
+    let requested: Vec<DigestAlgorithm> = opts
+        .mdn
+        .as_ref()
+        .and_then(|m| m.signed.as_ref())
+        .map(|s| {
+            s.micalgs
+                .iter()
+                .filter_map(|a| DigestAlgorithm::from_name(a))
+                .collect()
+        })
+        .unwrap_or_default();
+    let primary = match &opts.signing {
+        Some(s) => s.digest,
+        None => requested
+            .first()
+            .copied()
+            .unwrap_or(DigestAlgorithm::Sha256),
+    };
+    let mut all = vec![primary];
+    all.extend(requested.into_iter().filter(|a| *a != primary));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as2_id_quoting() {
+        assert_eq!(quote_as2_id("ALPHA"), "ALPHA");
+        assert_eq!(quote_as2_id("My Company"), "\"My Company\"");
+        assert_eq!(unquote_as2_id("\"My \\\"Co\\\"\""), "My \"Co\"");
+        assert_eq!(unquote_as2_id(&quote_as2_id("a b\\c")), "a b\\c");
+        assert!(validate_as2_id("").is_err());
+        assert!(validate_as2_id(&"x".repeat(129)).is_err());
+        assert!(validate_as2_id("tab\there").is_err());
+        assert!(validate_as2_id("OK ID-1").is_ok());
+    }
+
+    #[test]
+    fn message_ids_are_unique_and_bracketed() {
+        let a = new_message_id("example.com", UnixTime(1_800_000_000));
+        let b = new_message_id("example.com", UnixTime(1_800_000_000));
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("<mftg-20270115") && a.ends_with("@example.com>"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn plain_message_mic_is_over_content_only() {
+        let opts = MessageOptions::new("A", "B");
+        let m = build(
+            &opts,
+            &Payload::new(b"ISA*00~", Some("x.edi")),
+            "<id@x>",
+            UnixTime(0),
+        )
+        .unwrap();
+        assert_eq!(m.body, b"ISA*00~");
+        assert_eq!(
+            m.mic,
+            Mic::compute(DigestAlgorithm::Sha256, b"ISA*00~").unwrap()
+        );
+        assert_eq!(m.headers.get("content-type"), Some(DEFAULT_CONTENT_TYPE));
+        assert_eq!(
+            m.headers.get("Content-Disposition"),
+            Some("attachment; filename=x.edi")
+        );
+        assert!(m.layers.is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        let opts = MessageOptions::new("", "B");
+        assert!(build(&opts, &Payload::new(b"x", None), "<i@x>", UnixTime(0)).is_err());
+        let opts = MessageOptions::new("A", "B");
+        let p = Payload {
+            data: b"x",
+            filename: None,
+            content_type: "text/plain\r\nX-Injected: 1",
+        };
+        assert!(build(&opts, &p, "<i@x>", UnixTime(0)).is_err());
+    }
+}

@@ -1,0 +1,478 @@
+//! Opening inbound AS2 messages: decrypt, verify and decompress in whatever order the sender
+//! applied them, under the partnership's security policy.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use openssl::x509::X509;
+
+use crate::algorithm::{ContentEncryption, DigestAlgorithm};
+use crate::cms::{self, ContentKind};
+use crate::error::{Error, Result};
+use crate::headers::HeaderMap;
+use crate::keys::{check_validity, subject_name, Identity};
+use crate::mdn::{der_body, signature_part, MdnRequest};
+use crate::message::{unquote_as2_id, Layer};
+use crate::mic::{self, Mic};
+use crate::mime::{self, ContentType, Entity, Limits, TransferEncoding};
+use crate::time::UnixTime;
+
+/// The AS2 headers of an inbound message: enough to find the partnership and answer with a
+/// receipt even when the body cannot be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// `Message-ID` exactly as received (trimmed), to echo in `Original-Message-ID`.
+    pub message_id: String,
+    /// `AS2-From` (the partner), unquoted.
+    pub from: String,
+    /// `AS2-To` (our station), unquoted.
+    pub to: String,
+    /// `Subject`, if any.
+    pub subject: Option<String>,
+    /// `AS2-Version`, if any.
+    pub as2_version: Option<String>,
+    /// The receipt the sender asked for.
+    pub mdn: Option<MdnRequest>,
+}
+
+impl Envelope {
+    /// Reads the AS2 headers, failing with a typed error when a required one is missing.
+    pub fn from_headers(h: &HeaderMap) -> Result<Self> {
+        let required = |name: &'static str| -> Result<String> {
+            let v = h.get(name).map(str::trim).unwrap_or("");
+            if v.is_empty() {
+                Err(Error::MissingHeader(name))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        let from = unquote_as2_id(&required("AS2-From")?);
+        let to = unquote_as2_id(&required("AS2-To")?);
+        for (name, id) in [("AS2-From", &from), ("AS2-To", &to)] {
+            crate::message::validate_as2_id(id).map_err(|e| Error::InvalidHeader {
+                name,
+                reason: e.to_string(),
+            })?;
+        }
+        let message_id = required("Message-ID")?;
+        if message_id.len() > 998 {
+            return Err(Error::InvalidHeader {
+                name: "Message-ID",
+                reason: "longer than 998 characters".into(),
+            });
+        }
+        Ok(Envelope {
+            message_id,
+            from,
+            to,
+            subject: h.get("Subject").map(str::to_string),
+            as2_version: h.get("AS2-Version").map(str::to_string),
+            mdn: MdnRequest::from_headers(h),
+        })
+    }
+
+    /// The Message-ID without angle brackets, for lookups (Sterling sends none).
+    pub fn message_id_core(&self) -> &str {
+        message_id_core(&self.message_id)
+    }
+}
+
+/// A Message-ID without surrounding space and angle brackets.
+pub fn message_id_core(id: &str) -> &str {
+    let t = id.trim();
+    let t = t.strip_prefix('<').unwrap_or(t);
+    t.strip_suffix('>').unwrap_or(t)
+}
+
+/// Keys and certificates for one inbound message, looked up by AS2 ID.
+pub trait KeyLookup {
+    /// Our private keys for messages addressed to `station` (more than one during a key rollover).
+    fn decryption_identities(&self, station: &str) -> Vec<Identity>;
+    /// The certificates that may sign messages from `partner`.
+    fn partner_certificates(&self, partner: &str) -> Vec<X509>;
+}
+
+/// A fixed set of keys, for callers that already know the partnership.
+#[derive(Debug, Clone, Default)]
+pub struct StaticKeys {
+    /// Our decryption identities.
+    pub identities: Vec<Identity>,
+    /// The partner's signing certificates.
+    pub partner_certificates: Vec<X509>,
+}
+
+impl KeyLookup for StaticKeys {
+    fn decryption_identities(&self, _station: &str) -> Vec<Identity> {
+        self.identities.clone()
+    }
+    fn partner_certificates(&self, _partner: &str) -> Vec<X509> {
+        self.partner_certificates.clone()
+    }
+}
+
+/// What a partnership accepts.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Reject unsigned messages.
+    pub require_signature: bool,
+    /// Reject unencrypted messages.
+    pub require_encryption: bool,
+    /// Accept SHA-1/MD5 signatures and 3DES encryption (legacy partners).
+    pub allow_legacy_algorithms: bool,
+    /// Reject signatures by certificates outside their validity period.
+    pub check_certificate_validity: bool,
+    /// Largest payload a compressed part may inflate to.
+    pub max_decompressed_size: u64,
+    /// MIME parser limits.
+    pub limits: Limits,
+    /// Most security layers one message may have.
+    pub max_layers: usize,
+    /// Do not verify signatures (inspection tools only; never for receiving).
+    pub skip_signature_verification: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            require_signature: false,
+            require_encryption: false,
+            allow_legacy_algorithms: true,
+            check_certificate_validity: false,
+            max_decompressed_size: 2 * 1024 * 1024 * 1024,
+            limits: Limits::default(),
+            max_layers: 8,
+            skip_signature_verification: false,
+        }
+    }
+}
+
+/// An opened message.
+#[derive(Clone)]
+pub struct Received {
+    /// The payload, transfer encoding removed.
+    pub payload: Vec<u8>,
+    /// The file name, sanitised for use as a storage key segment.
+    pub filename: Option<String>,
+    /// The file name as sent (decoded, not sanitised), for logs.
+    pub raw_filename: Option<String>,
+    /// The payload's Content-Type value.
+    pub content_type: String,
+    /// Layers found, outermost first.
+    pub layers: Vec<Layer>,
+    /// The MIC the receipt must carry.
+    pub mic: Mic,
+    /// The certificate that signed the message, if signed and verified.
+    pub signer: Option<X509>,
+}
+
+impl fmt::Debug for Received {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Received")
+            .field("payload_len", &self.payload.len())
+            .field("filename", &self.filename)
+            .field("content_type", &self.content_type)
+            .field("layers", &self.layers)
+            .field("mic", &self.mic)
+            .finish()
+    }
+}
+
+impl Received {
+    /// True if a signature layer was verified.
+    pub fn is_signed(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, Layer::Signed { .. }))
+    }
+
+    /// True if the message was encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, Layer::Encrypted { .. }))
+    }
+}
+
+/// The current entity while unwrapping: a buffer, its headers, and where its bytes and body lie.
+struct Current<'a> {
+    data: Cow<'a, [u8]>,
+    headers: HeaderMap,
+    /// The entity's own bytes (headers + body); `None` at the top, where headers came over HTTP.
+    entity: Option<Range<usize>>,
+    body: Range<usize>,
+}
+
+impl<'a> Current<'a> {
+    fn from_owned(data: Vec<u8>, limits: &Limits) -> Result<Self> {
+        let (headers, body_offset) = mime::parse_header_block(&data, limits)?;
+        let len = data.len();
+        Ok(Current {
+            data: Cow::Owned(data),
+            headers,
+            entity: Some(0..len),
+            body: body_offset..len,
+        })
+    }
+
+    fn entity(&self) -> Entity<'_> {
+        match &self.entity {
+            Some(r) => Entity {
+                headers: self.headers.clone(),
+                raw: &self.data[r.clone()],
+                body_offset: self.body.start - r.start,
+            },
+            None => Entity::with_headers(self.headers.clone(), &self.data[self.body.clone()]),
+        }
+    }
+}
+
+/// Opens an inbound message addressed as `envelope` says.
+pub fn open(
+    envelope: &Envelope,
+    headers: &HeaderMap,
+    body: &[u8],
+    keys: &dyn KeyLookup,
+    policy: &Policy,
+    at: UnixTime,
+) -> Result<Received> {
+    if body.is_empty() {
+        return Err(Error::MalformedMime("the message body is empty".into()));
+    }
+    let mut cur = Current {
+        data: Cow::Borrowed(body),
+        headers: headers.clone(),
+        entity: None,
+        body: 0..body.len(),
+    };
+    let mut layers = Vec::new();
+    let mut signed_mic: Option<Mic> = None;
+    let mut signer = None;
+    let mut any_binary = false;
+    for depth in 0.. {
+        if depth > policy.max_layers {
+            return Err(Error::TooDeeplyNested(policy.max_layers));
+        }
+        let ct = cur.entity().content_type();
+        if ct.is_pkcs7_mime() {
+            let der = der_body(&cur.entity())?;
+            match pkcs7_kind(&ct, &der)? {
+                ContentKind::EnvelopedData | ContentKind::AuthEnvelopedData => {
+                    let info = cms::inspect_enveloped(&der)?;
+                    if let Some(c) = info.cipher {
+                        check_cipher(c, policy)?;
+                    }
+                    let d = cms::decrypt(&der, &keys.decryption_identities(&envelope.to))?;
+                    drop(der);
+                    layers.push(Layer::Encrypted {
+                        cipher: d.cipher,
+                        key_transport: d.key_transport,
+                    });
+                    cur = Current::from_owned(d.content, &policy.limits)?;
+                }
+                ContentKind::CompressedData => {
+                    let inflated = cms::decompress(&der, policy.max_decompressed_size)?;
+                    drop(der);
+                    layers.push(Layer::Compressed);
+                    cur = Current::from_owned(inflated, &policy.limits)?;
+                }
+                ContentKind::SignedData => {
+                    return Err(Error::UnsupportedAlgorithm(
+                        "opaque signed-data (application/pkcs7-mime; smime-type=signed-data); send a detached multipart/signed signature".into(),
+                    ))
+                }
+                other => {
+                    return Err(Error::MalformedCms {
+                        what: "pkcs7-mime",
+                        detail: format!("unexpected CMS content {other:?}"),
+                    })
+                }
+            }
+            continue;
+        }
+        if ct.is("multipart/signed") {
+            let boundary = ct.params.get("boundary").ok_or_else(|| {
+                Error::MalformedMime("multipart/signed without a boundary".into())
+            })?;
+            let body_start = cur.body.start;
+            let body_bytes = &cur.data[cur.body.clone()];
+            let m = mime::split_multipart(body_bytes, &boundary, &policy.limits)?;
+            if m.parts.len() < 2 {
+                return Err(Error::MalformedMime(
+                    "multipart/signed must have a content part and a signature part".into(),
+                ));
+            }
+            let signed = m.parts[0].start + body_start..m.parts[0].end + body_start;
+            let sig = signature_part(body_bytes, &m.parts[1..], &policy.limits)?;
+            let signed_bytes = &cur.data[signed.clone()];
+            let inner = Entity::parse(signed_bytes, &policy.limits)?;
+            let binary = inner.transfer_encoding() == Some(TransferEncoding::Binary);
+            let (digest, scheme, who, canonical) = if policy.skip_signature_verification {
+                let info = cms::inspect_signed(&sig)?;
+                let digest = info.digest.ok_or_else(|| {
+                    Error::UnsupportedAlgorithm(format!("signature digest {}", info.digest_oid))
+                })?;
+                (digest, info.scheme, None, !binary)
+            } else {
+                let v = cms::verify_detached(
+                    &sig,
+                    signed_bytes,
+                    &keys.partner_certificates(&envelope.from),
+                    true,
+                )?;
+                if policy.check_certificate_validity {
+                    check_validity(&v.signer, at)?;
+                }
+                (v.digest, v.scheme, Some(v.signer), v.canonicalized)
+            };
+            check_digest(digest, policy)?;
+            // MIC over the signed entity exactly as verified (RFC 4130 section 7.3.1).
+            signed_mic = Some(if canonical {
+                Mic::compute(digest, &mime::canonicalize(signed_bytes))?
+            } else {
+                Mic::compute(digest, signed_bytes)?
+            });
+            layers.push(Layer::Signed {
+                digest,
+                scheme,
+                signer: who
+                    .as_ref()
+                    .map(|c| subject_name(c))
+                    .unwrap_or_else(|| "(not verified)".into()),
+            });
+            signer = who;
+            let body_offset = signed.start + inner.body_offset;
+            let inner_headers = inner.headers;
+            cur = Current {
+                headers: inner_headers,
+                entity: Some(signed.clone()),
+                body: body_offset..signed.end,
+                data: cur.data,
+            };
+            continue;
+        }
+        any_binary = cur.entity().transfer_encoding() == Some(TransferEncoding::Binary);
+        break;
+    }
+
+    let signed_seen = layers.iter().any(|l| matches!(l, Layer::Signed { .. }));
+    let encrypted_seen = layers.iter().any(|l| matches!(l, Layer::Encrypted { .. }));
+    if policy.require_encryption && !encrypted_seen {
+        return Err(Error::InsufficientSecurity(format!(
+            "messages from {} must be encrypted",
+            envelope.from
+        )));
+    }
+    if policy.require_signature && !signed_seen {
+        return Err(Error::InsufficientSecurity(format!(
+            "messages from {} must be signed",
+            envelope.from
+        )));
+    }
+
+    let entity = cur.entity();
+    let mic = match signed_mic {
+        Some(m) => m,
+        None => {
+            let alg = envelope
+                .mdn
+                .as_ref()
+                .and_then(|r| r.signed.as_ref())
+                .and_then(|s| mic::choose_algorithm(s.micalgs.iter().map(String::as_str)))
+                .unwrap_or(DigestAlgorithm::Sha256);
+            if layers.is_empty() {
+                // Neither signed nor encrypted nor compressed: the content only.
+                Mic::compute(alg, entity.body())?
+            } else if any_binary {
+                Mic::compute(alg, entity.raw)?
+            } else {
+                Mic::compute(alg, &mime::canonicalize(entity.raw))?
+            }
+        }
+    };
+    let raw_filename = entity.raw_filename();
+    let filename = raw_filename.as_deref().and_then(mime::sanitize_filename);
+    let content_type = entity
+        .headers
+        .get("Content-Type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let payload = entity.decoded_body()?.into_owned();
+    Ok(Received {
+        payload,
+        filename,
+        raw_filename,
+        content_type,
+        layers,
+        mic,
+        signer,
+    })
+}
+
+fn pkcs7_kind(ct: &ContentType, der: &[u8]) -> Result<ContentKind> {
+    // The DER is the authority; smime-type is only a hint and is sometimes missing or wrong.
+    let kind = cms::content_kind(der).map_err(|e| match ct.smime_type().as_deref() {
+        Some("compressed-data") => Error::MalformedCms {
+            what: "compressed-data",
+            detail: e.to_string(),
+        },
+        Some("enveloped-data") | Some("authenveloped-data") => Error::MalformedCms {
+            what: "enveloped-data",
+            detail: e.to_string(),
+        },
+        _ => e,
+    })?;
+    Ok(kind)
+}
+
+fn check_cipher(c: ContentEncryption, policy: &Policy) -> Result<()> {
+    if c.is_legacy() && !policy.allow_legacy_algorithms {
+        return Err(Error::InsufficientSecurity(format!(
+            "{c} encryption is not accepted from this partner"
+        )));
+    }
+    Ok(())
+}
+
+fn check_digest(d: DigestAlgorithm, policy: &Policy) -> Result<()> {
+    if d.is_legacy() && !policy.allow_legacy_algorithms {
+        return Err(Error::InsufficientSecurity(format!(
+            "{d} signatures are not accepted from this partner"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_requires_as2_headers() {
+        let h: HeaderMap = [
+            ("AS2-From", "\"A B\""),
+            ("AS2-To", "Z"),
+            ("Message-ID", "abc@x"),
+        ]
+        .into_iter()
+        .collect();
+        let e = Envelope::from_headers(&h).unwrap();
+        assert_eq!(e.from, "A B");
+        assert_eq!(e.message_id, "abc@x");
+        assert_eq!(e.message_id_core(), "abc@x");
+        assert_eq!(message_id_core(" <x@y> "), "x@y");
+        for missing in ["AS2-From", "AS2-To", "Message-ID"] {
+            let mut h2 = h.clone();
+            h2.remove(missing);
+            assert!(
+                matches!(Envelope::from_headers(&h2), Err(Error::MissingHeader(m)) if m == missing)
+            );
+        }
+        let mut bad = h.clone();
+        bad.set("AS2-To", "x".repeat(200));
+        assert!(matches!(
+            Envelope::from_headers(&bad),
+            Err(Error::InvalidHeader { .. })
+        ));
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v keytool >/dev/null || need_apt+=(default-jre-headless)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+[ -e /usr/include/openssl/cms.h ] || need_apt+=(libssl-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+for c in rustfmt clippy; do
+  if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$c"
+  fi
+done
+
+VENV=.venv
+STAMP="$VENV/.requirements.sha256"
+want=$(sha256sum tests/requirements.txt tests/interop/fix_oscrypto.py | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+  "$VENV/bin/python" tests/interop/fix_oscrypto.py
+  echo "$want" > "$STAMP"
+fi
+"$VENV/bin/python" -c "import pyas2lib" || { echo "bootstrap: pyas2lib does not import" >&2; exit 1; }
+echo "bootstrap: ok"
