@@ -131,11 +131,71 @@ pub struct SignedDataInfo {
     pub signer_count: usize,
 }
 
+/// The parts of the first SignerInfo that verification needs.
+struct SignerDetails<'a> {
+    sid: CertificateId,
+    digest_oid: String,
+    signed_attrs: Option<Tlv<'a>>,
+    signature_oid: String,
+    /// False when the signature AlgorithmIdentifier has no parameters at all.
+    signature_params: bool,
+    signature: &'a [u8],
+}
+
+const OID_RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+
+/// Splits a SignedData into its fields and its first signer.
+fn signed_data(der: &[u8]) -> Result<(Vec<Tlv<'_>>, SignerDetails<'_>, usize)> {
+    const W: &str = "signed-data";
+    let bad = |detail: &str| Error::MalformedCms {
+        what: W,
+        detail: detail.into(),
+    };
+    let sd = expect_kind(der, OID_SIGNED_DATA, W)?;
+    let kids = sd.children().map_err(malformed(W))?;
+    let signer_infos = kids
+        .iter()
+        .rev()
+        .find(|t| t.tag == tag::SET)
+        .ok_or_else(|| bad("no signer infos"))?
+        .children()
+        .map_err(malformed(W))?;
+    let first = signer_infos.first().ok_or_else(|| bad("no signer info"))?;
+    let si = first.children().map_err(malformed(W))?;
+    // version, sid, digestAlgorithm, [0] signedAttrs?, signatureAlgorithm, signature, ...
+    if si.len() < 5 {
+        return Err(bad("signer info is truncated"));
+    }
+    let signed_attrs = si.get(3).filter(|t| t.tag == tag::CONTEXT_0).copied();
+    let rest = if signed_attrs.is_some() {
+        &si[4..]
+    } else {
+        &si[3..]
+    };
+    let (sig_alg, signature) = match rest {
+        [alg, sig, ..] if alg.tag == tag::SEQUENCE && sig.tag == tag::OCTET_STRING => (alg, sig),
+        _ => return Err(bad("signer info has no signature")),
+    };
+    let alg_kids = sig_alg.children().map_err(malformed(W))?;
+    let details = SignerDetails {
+        sid: certificate_id(&si[1]),
+        digest_oid: first_oid(&si[2]).unwrap_or_default(),
+        signed_attrs,
+        signature_oid: alg_kids
+            .first()
+            .and_then(|o| o.oid().ok())
+            .unwrap_or_default(),
+        signature_params: alg_kids.len() > 1,
+        signature: signature.content,
+    };
+    Ok((kids, details, signer_infos.len()))
+}
+
 /// Reads the algorithms and certificates of a SignedData.
 pub fn inspect_signed(der: &[u8]) -> Result<SignedDataInfo> {
     const W: &str = "signed-data";
-    let sd = expect_kind(der, OID_SIGNED_DATA, W)?;
-    let kids = sd.children().map_err(malformed(W))?;
+    let (kids, signer, signer_count) = signed_data(der)?;
     let encap = kids
         .iter()
         .find(|t| t.tag == tag::SEQUENCE)
@@ -154,38 +214,13 @@ pub fn inspect_signed(der: &[u8]) -> Result<SignedDataInfo> {
             }
         }
     }
-    let signer_infos = kids
-        .iter()
-        .rev()
-        .find(|t| t.tag == tag::SET)
-        .ok_or_else(|| Error::MalformedCms {
-            what: W,
-            detail: "no signer infos".into(),
-        })?
-        .children()
-        .map_err(malformed(W))?;
-    let first = signer_infos.first().ok_or_else(|| Error::MalformedCms {
-        what: W,
-        detail: "no signer info".into(),
-    })?;
-    let si = first.children().map_err(malformed(W))?;
-    // version, sid, digestAlgorithm, [0] signedAttrs?, signatureAlgorithm, signature, ...
-    let digest_alg = si.get(2).ok_or_else(|| Error::MalformedCms {
-        what: W,
-        detail: "signer info is truncated".into(),
-    })?;
-    let digest_oid = first_oid(digest_alg).unwrap_or_default();
-    let sig_alg = si[3..].iter().find(|t| t.tag == tag::SEQUENCE);
     Ok(SignedDataInfo {
-        digest: DigestAlgorithm::from_oid(&digest_oid),
-        digest_oid,
-        scheme: sig_alg
-            .and_then(first_oid)
-            .as_deref()
-            .and_then(SignatureScheme::from_oid),
+        digest: DigestAlgorithm::from_oid(&signer.digest_oid),
+        digest_oid: signer.digest_oid,
+        scheme: SignatureScheme::from_oid(&signer.signature_oid),
         certificates,
         detached,
-        signer_count: signer_infos.len(),
+        signer_count,
     })
 }
 
@@ -255,6 +290,17 @@ pub fn verify_detached(
             signed_by()
         )));
     }
+    let (_, signer, _) = signed_data(signature_der)?;
+    if signer.signature_oid == OID_RSASSA_PSS && !signer.signature_params {
+        return verify_pss_without_params(
+            &signer,
+            digest,
+            content,
+            trusted,
+            try_canonical,
+            signed_by,
+        );
+    }
     // Signer and signed attributes first, without the content: tells a wrong or forged
     // signature apart from content altered after signing.
     if let Err(e) = ffi::verify_detached(signature_der, &[], trusted, false) {
@@ -297,6 +343,82 @@ pub fn verify_detached(
     Err(Error::IntegrityCheckFailed)
 }
 
+/// RSASSA-PSS whose AlgorithmIdentifier omits the (mandatory) parameters, as pyas2lib writes it.
+/// OpenSSL refuses these; we read them as PSS with the signer's digest for both hash and MGF1 and
+/// whatever salt length the signature carries, and check the signed attributes ourselves.
+fn verify_pss_without_params(
+    signer: &SignerDetails<'_>,
+    digest: DigestAlgorithm,
+    content: &[u8],
+    trusted: &[X509],
+    try_canonical: bool,
+    signed_by: impl Fn() -> String,
+) -> Result<VerifiedSignature> {
+    use openssl::hash::hash;
+    use openssl::rsa::Padding;
+    use openssl::sign::{RsaPssSaltlen, Verifier};
+
+    let cert = trusted
+        .iter()
+        .find(|c| signer.sid.matches(c))
+        .ok_or_else(|| Error::UnknownSigner(signed_by()))?;
+    let attrs = signer.signed_attrs.ok_or_else(|| {
+        Error::AuthenticationFailed("RSASSA-PSS signature without signed attributes".into())
+    })?;
+    if attrs.raw.get(1) == Some(&0x80) {
+        return Err(Error::AuthenticationFailed(
+            "signed attributes are not DER encoded".into(),
+        ));
+    }
+    // The signature covers the attributes' DER with the SET OF tag (RFC 5652 section 5.4).
+    let mut set = attrs.raw.to_vec();
+    set[0] = tag::SET;
+    let key = cert.public_key()?;
+    let md = digest.message_digest();
+    let mut v = Verifier::new(md, &key)?;
+    v.set_rsa_padding(Padding::PKCS1_PSS)?;
+    // -2 when verifying means "recover the salt length": signers differ (digest length, maximum).
+    v.set_rsa_pss_saltlen(RsaPssSaltlen::MAXIMUM_LENGTH)?;
+    v.set_rsa_mgf1_md(md)?;
+    v.update(&set)?;
+    if !v.verify(signer.signature).unwrap_or(false) {
+        return Err(Error::AuthenticationFailed(
+            "RSASSA-PSS signature does not verify".into(),
+        ));
+    }
+    let expected = attrs
+        .children()
+        .map_err(malformed("signed-data"))?
+        .into_iter()
+        .find_map(|attr| {
+            let kids = attr.children().ok()?;
+            (kids.first()?.oid().ok()? == OID_MESSAGE_DIGEST)
+                .then(|| {
+                    kids.get(1)?
+                        .children()
+                        .ok()?
+                        .first()
+                        .map(|o| o.content.to_vec())
+                })
+                .flatten()
+        })
+        .ok_or_else(|| Error::AuthenticationFailed("no message-digest attribute".into()))?;
+    let matches = |data: &[u8]| hash(md, data).map(|d| d.as_ref() == expected.as_slice());
+    let canonicalized = if matches(content)? {
+        false
+    } else if try_canonical && matches(&crate::mime::canonicalize(content))? {
+        true
+    } else {
+        return Err(Error::IntegrityCheckFailed);
+    };
+    Ok(VerifiedSignature {
+        digest,
+        scheme: Some(SignatureScheme::RsaPss),
+        signer: cert.clone(),
+        canonicalized,
+    })
+}
+
 // ---------------------------------------------------------------- encryption
 
 /// EnvelopedData (AuthEnvelopedData for AES-GCM) of `content` for `recipients`.
@@ -319,9 +441,9 @@ pub fn encrypt(
     )?)
 }
 
-/// How a recipient is identified in a RecipientInfo.
+/// How a recipient (RecipientInfo) or signer (SignerInfo) names its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecipientId {
+pub enum CertificateId {
     /// Issuer name (DER) and serial number (big-endian magnitude).
     IssuerSerial {
         /// DER of the issuer Name.
@@ -335,11 +457,11 @@ pub enum RecipientId {
     Other,
 }
 
-impl RecipientId {
+impl CertificateId {
     /// True when `cert` is the certificate this recipient names.
     pub fn matches(&self, cert: &X509Ref) -> bool {
         match self {
-            RecipientId::IssuerSerial { issuer, serial } => {
+            CertificateId::IssuerSerial { issuer, serial } => {
                 let ci = cert.issuer_name().to_der().unwrap_or_default();
                 let cs = cert
                     .serial_number()
@@ -348,12 +470,30 @@ impl RecipientId {
                     .unwrap_or_default();
                 ci == *issuer && cs == *serial
             }
-            RecipientId::SubjectKeyId(id) => cert
+            CertificateId::SubjectKeyId(id) => cert
                 .subject_key_id()
                 .map(|k| k.as_slice() == id.as_slice())
                 .unwrap_or(false),
-            RecipientId::Other => false,
+            CertificateId::Other => false,
         }
+    }
+}
+
+fn certificate_id(t: &Tlv<'_>) -> CertificateId {
+    match t.tag {
+        tag::SEQUENCE => match t.children().ok().as_deref() {
+            Some([issuer, serial, ..]) => {
+                let s = serial.content;
+                let skip = s.iter().take_while(|&&b| b == 0).count();
+                CertificateId::IssuerSerial {
+                    issuer: issuer.raw.to_vec(),
+                    serial: s[skip..].to_vec(),
+                }
+            }
+            _ => CertificateId::Other,
+        },
+        tag::CONTEXT_0_PRIMITIVE => CertificateId::SubjectKeyId(t.content.to_vec()),
+        _ => CertificateId::Other,
     }
 }
 
@@ -367,7 +507,7 @@ pub struct EnvelopedInfo {
     /// That cipher, if we support it.
     pub cipher: Option<ContentEncryption>,
     /// Each recipient and its key-transport algorithm (None for non-RSA recipients).
-    pub recipients: Vec<(RecipientId, Option<KeyTransport>)>,
+    pub recipients: Vec<(CertificateId, Option<KeyTransport>)>,
 }
 
 /// Reads the algorithms and recipients of an EnvelopedData or AuthEnvelopedData.
@@ -399,30 +539,11 @@ pub fn inspect_enveloped(der: &[u8]) -> Result<EnvelopedInfo> {
     let mut recipients = Vec::new();
     for ri in kids[ri_pos].children().map_err(malformed(W))? {
         if ri.tag != tag::SEQUENCE {
-            recipients.push((RecipientId::Other, None));
+            recipients.push((CertificateId::Other, None));
             continue;
         }
         let f = ri.children().map_err(malformed(W))?;
-        let id = match f.get(1) {
-            Some(t) if t.tag == tag::SEQUENCE => {
-                let is = t.children().map_err(malformed(W))?;
-                match (is.first(), is.get(1)) {
-                    (Some(issuer), Some(serial)) => {
-                        let s = serial.content;
-                        let skip = s.iter().take_while(|&&b| b == 0).count();
-                        RecipientId::IssuerSerial {
-                            issuer: issuer.raw.to_vec(),
-                            serial: s[skip..].to_vec(),
-                        }
-                    }
-                    _ => RecipientId::Other,
-                }
-            }
-            Some(t) if t.tag == tag::CONTEXT_0_PRIMITIVE => {
-                RecipientId::SubjectKeyId(t.content.to_vec())
-            }
-            _ => RecipientId::Other,
-        };
+        let id = f.get(1).map_or(CertificateId::Other, certificate_id);
         let transport = f
             .get(2)
             .and_then(first_oid)
@@ -486,7 +607,7 @@ pub fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Decrypted> {
         if info
             .recipients
             .iter()
-            .any(|(r, _)| *r == RecipientId::Other)
+            .any(|(r, _)| *r == CertificateId::Other)
         {
             candidates = identities.iter().map(|i| (i, None)).collect();
         } else {

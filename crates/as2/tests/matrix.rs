@@ -2,6 +2,8 @@
 //! {no receipt, unsigned receipt, signed receipt} x {uncompressed, compressed before signing,
 //! compressed after signing}, sync and async, every cipher, key transport, digest and signature scheme.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use as2::algorithm::{

@@ -62,3 +62,125 @@ pub fn awkward_payload(len: usize) -> Vec<u8> {
     v.truncate(len);
     v
 }
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python of the test venv (made by `make test`), with pyas2lib installed.
+pub fn python() -> std::path::PathBuf {
+    let p = std::env::var_os("MFTG_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (it creates the pyas2lib venv), or set MFTG_TEST_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// Runs a command to completion, killing it after `limit`; panics with its output on failure.
+pub fn run_bounded(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child.stdout.take().map(|mut s| s.read_to_end(&mut stdout));
+    child.stderr.take().map(|mut s| s.read_to_end(&mut stderr));
+    let out = std::process::Output {
+        status,
+        stdout,
+        stderr,
+    };
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Splits a capture (headers, blank line, body).
+pub fn split_capture(data: &[u8]) -> (as2::HeaderMap, Vec<u8>) {
+    let (h, at) =
+        as2::mime::parse_header_block(data, &Default::default()).expect("capture headers");
+    (h, data[at..].to_vec())
+}
+
+/// Writes a capture.
+pub fn write_capture(path: &std::path::Path, headers: &as2::HeaderMap, body: &[u8]) {
+    let mut out = headers.to_bytes();
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    std::fs::write(path, out).expect("write capture");
+}
+
+/// Writes an identity's certificate and key as PEM files; returns (cert, key) paths.
+pub fn write_pem(
+    dir: &std::path::Path,
+    name: &str,
+    id: &Identity,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, id.certificate.to_pem().expect("pem")).expect("write");
+    std::fs::write(
+        &key,
+        id.private_key.private_key_to_pem_pkcs8().expect("pem"),
+    )
+    .expect("write");
+    (cert, key)
+}
+
+/// Arbitrary bytes with CRLF line ends only: what survives a sender that canonicalises line ends
+/// of non-binary parts (pyas2lib does, for every type but application/octet-stream).
+pub fn crlf_payload(len: usize) -> Vec<u8> {
+    awkward_payload(len * 2)
+        .into_iter()
+        .filter(|b| *b != b'\r' && *b != b'\n')
+        .collect::<Vec<u8>>()
+        .chunks(70)
+        .flat_map(|c| c.iter().copied().chain(*b"\r\n"))
+        .take(len)
+        .collect()
+}
+
+/// Asserts equality of two byte strings without printing megabytes on failure.
+#[track_caller]
+pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let at = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: {} bytes received, {} expected; first difference at offset {at}: {:?} vs {:?}",
+            got.len(),
+            want.len(),
+            &got[at..(at + 16).min(got.len())],
+            &want[at..(at + 16).min(want.len())]
+        );
+    }
+}
