@@ -126,7 +126,15 @@ pub fn load_private_key(data: &[u8], passphrase: Option<&str>) -> Result<PKey<Pr
     if memchr::memmem::find(data, b"-----BEGIN").is_some() {
         match passphrase {
             Some(p) => PKey::private_key_from_pem_passphrase(data, p.as_bytes()).map_err(fail),
-            None => PKey::private_key_from_pem(data).map_err(fail),
+            // A callback that supplies no passphrase: without one OpenSSL would prompt on the
+            // terminal for an encrypted key, and a server would hang.
+            None => PKey::private_key_from_pem_callback(data, |_| Ok(0)).map_err(|e| {
+                if memchr::memmem::find(data, b"ENCRYPTED").is_some() {
+                    Error::Key("the private key is encrypted and no passphrase was given".into())
+                } else {
+                    fail(e)
+                }
+            }),
         }
     } else {
         match passphrase {
