@@ -3,7 +3,6 @@
 
 use std::io::Read;
 
-use openssl::cms::CmsContentInfo;
 use openssl::x509::{X509Ref, X509};
 
 use crate::algorithm::{
@@ -190,6 +189,29 @@ fn signed_data(der: &[u8]) -> Result<(Vec<Tlv<'_>>, SignerDetails<'_>, usize)> {
         signature: signature.content,
     };
     Ok((kids, details, signer_infos.len()))
+}
+
+/// The value of the messageDigest signed attribute: the digest of the signed content.
+fn message_digest_attribute(attrs: &Tlv<'_>) -> Option<Vec<u8>> {
+    attrs.children().ok()?.into_iter().find_map(|attr| {
+        let kids = attr.children().ok()?;
+        (kids.first()?.oid().ok()? == OID_MESSAGE_DIGEST)
+            .then(|| {
+                kids.get(1)?
+                    .children()
+                    .ok()?
+                    .first()
+                    .map(|o| o.content.to_vec())
+            })
+            .flatten()
+    })
+}
+
+/// The digest of the signed content, as the first signer's messageDigest attribute states it.
+/// Once a signature has verified, this is the content's digest without hashing it again.
+pub fn signed_content_digest(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, signer, _) = signed_data(der).ok()?;
+    message_digest_attribute(&signer.signed_attrs?)
 }
 
 /// Reads the algorithms and certificates of a SignedData.
@@ -386,22 +408,7 @@ fn verify_pss_without_params(
             "RSASSA-PSS signature does not verify".into(),
         ));
     }
-    let expected = attrs
-        .children()
-        .map_err(malformed("signed-data"))?
-        .into_iter()
-        .find_map(|attr| {
-            let kids = attr.children().ok()?;
-            (kids.first()?.oid().ok()? == OID_MESSAGE_DIGEST)
-                .then(|| {
-                    kids.get(1)?
-                        .children()
-                        .ok()?
-                        .first()
-                        .map(|o| o.content.to_vec())
-                })
-                .flatten()
-        })
+    let expected = message_digest_attribute(&attrs)
         .ok_or_else(|| Error::AuthenticationFailed("no message-digest attribute".into()))?;
     let matches = |data: &[u8]| hash(md, data).map(|d| d.as_ref() == expected.as_slice());
     let canonicalized = if matches(content)? {
@@ -421,24 +428,182 @@ fn verify_pss_without_params(
 
 // ---------------------------------------------------------------- encryption
 
-/// EnvelopedData (AuthEnvelopedData for AES-GCM) of `content` for `recipients`.
+/// rsaEncryption (PKCS#1 v1.5 key transport)
+const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+/// id-RSAES-OAEP
+const OID_RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
+
+/// EnvelopedData (AuthEnvelopedData for AES-GCM) of `content` for `recipients` (RSA keys).
+///
+/// Written here rather than by OpenSSL's CMS code so that the DER is sized up front and the
+/// ciphertext goes straight into the output buffer: OpenSSL accumulates it in a memory BIO that
+/// grows by doubling, which costs three payloads of memory at the peak. The content is taken by
+/// value and freed as soon as it is encrypted.
 pub fn encrypt(
-    content: &[u8],
+    content: Vec<u8>,
     recipients: &[X509],
     cipher: ContentEncryption,
     transport: KeyTransport,
 ) -> Result<Vec<u8>> {
+    use openssl::encrypt::Encrypter;
+    use openssl::rsa::Padding;
+    use openssl::symm::{Crypter, Mode};
+
     if recipients.is_empty() {
         return Err(Error::Config(
             "encryption needs at least one recipient certificate".into(),
         ));
     }
-    Ok(ffi::encrypt(
-        content,
-        recipients,
-        cipher.cipher(),
-        transport == KeyTransport::RsaOaep,
-    )?)
+    let c = cipher.cipher();
+    let mut key = vec![0u8; c.key_len()];
+    openssl::rand::rand_bytes(&mut key)?;
+    let iv_len = if cipher.is_authenticated() {
+        12
+    } else {
+        c.iv_len().unwrap_or(0)
+    };
+    let mut iv = vec![0u8; iv_len];
+    openssl::rand::rand_bytes(&mut iv)?;
+
+    // RecipientInfos: the content key encrypted to each certificate.
+    let mut infos = Vec::new();
+    for cert in recipients {
+        let public = cert.public_key()?;
+        if public.id() != openssl::pkey::Id::RSA {
+            return Err(Error::Config(format!(
+                "the encryption certificate {} does not have an RSA key",
+                subject_name(cert)
+            )));
+        }
+        let mut enc = Encrypter::new(&public)?;
+        let alg = match transport {
+            KeyTransport::RsaPkcs1v15 => {
+                enc.set_rsa_padding(Padding::PKCS1)?;
+                asn1::der_seq(
+                    tag::SEQUENCE,
+                    &[&asn1::der_oid(OID_RSA_ENCRYPTION), &[tag::NULL, 0]],
+                )
+            }
+            KeyTransport::RsaOaep => {
+                // SHA-1 and MGF1-SHA-1: the RSAES-OAEP defaults, written as empty parameters.
+                enc.set_rsa_padding(Padding::PKCS1_OAEP)?;
+                asn1::der_seq(
+                    tag::SEQUENCE,
+                    &[&asn1::der_oid(OID_RSAES_OAEP), &[tag::SEQUENCE, 0]],
+                )
+            }
+        };
+        let mut ek = vec![0u8; enc.encrypt_len(&key)?];
+        let n = enc.encrypt(&key, &mut ek)?;
+        ek.truncate(n);
+        let (issuer, serial) = issuer_and_serial(cert)?;
+        let rid = asn1::der_seq(tag::SEQUENCE, &[&issuer, &serial]);
+        infos.push(asn1::der_seq(
+            tag::SEQUENCE,
+            &[
+                &[tag::INTEGER, 1, 0],
+                &rid,
+                &alg,
+                &asn1::der(tag::OCTET_STRING, &ek),
+            ],
+        ));
+    }
+    let info_refs: Vec<&[u8]> = infos.iter().map(Vec::as_slice).collect();
+    let recipient_set = asn1::der_seq(tag::SET, &info_refs);
+
+    let params = if cipher.is_authenticated() {
+        // GCMParameters: the nonce and a 16-byte ICV (the default is 12, so it is written).
+        asn1::der_seq(
+            tag::SEQUENCE,
+            &[&asn1::der(tag::OCTET_STRING, &iv), &[tag::INTEGER, 1, 16]],
+        )
+    } else {
+        asn1::der(tag::OCTET_STRING, &iv)
+    };
+    let content_alg = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(cipher.oid()), &params]);
+    let block = c.block_size();
+    let ct_len = if block > 1 {
+        (content.len() / block + 1) * block
+    } else {
+        content.len()
+    };
+    let data_oid = asn1::der_oid(OID_DATA);
+    let eci_len = data_oid.len() + content_alg.len() + header_len(ct_len) + ct_len;
+    let mac = if cipher.is_authenticated() { 2 + 16 } else { 0 };
+    let version = [tag::INTEGER, 1, 0];
+    let body_len = version.len() + recipient_set.len() + header_len(eci_len) + eci_len + mac;
+    let (outer_oid, outer_len) = (
+        asn1::der_oid(if cipher.is_authenticated() {
+            OID_AUTH_ENVELOPED_DATA
+        } else {
+            OID_ENVELOPED_DATA
+        }),
+        header_len(body_len) + body_len,
+    );
+    let ci_len = outer_oid.len() + header_len(outer_len) + outer_len;
+    let total = header_len(ci_len) + ci_len;
+
+    let mut out = Vec::with_capacity(total + block);
+    push_header(&mut out, tag::SEQUENCE, ci_len);
+    out.extend_from_slice(&outer_oid);
+    push_header(&mut out, tag::CONTEXT_0, outer_len);
+    push_header(&mut out, tag::SEQUENCE, body_len);
+    out.extend_from_slice(&version);
+    out.extend_from_slice(&recipient_set);
+    push_header(&mut out, tag::SEQUENCE, eci_len);
+    out.extend_from_slice(&data_oid);
+    out.extend_from_slice(&content_alg);
+    push_header(&mut out, tag::CONTEXT_0_PRIMITIVE, ct_len);
+    let start = out.len();
+    out.resize(start + ct_len + block, 0);
+    let mut crypter = Crypter::new(c, Mode::Encrypt, &key, Some(&iv))?;
+    let mut written = 0;
+    // Chunks keep each call well inside OpenSSL's int-sized lengths.
+    for chunk in content.chunks(1 << 26) {
+        written += crypter.update(chunk, &mut out[start + written..])?;
+    }
+    drop(content);
+    written += crypter.finalize(&mut out[start + written..])?;
+    if written != ct_len {
+        return Err(Error::Crypto(format!(
+            "cipher wrote {written} bytes, {ct_len} expected"
+        )));
+    }
+    out.truncate(start + ct_len);
+    if cipher.is_authenticated() {
+        let mut tag_bytes = [0u8; 16];
+        crypter.get_tag(&mut tag_bytes)?;
+        out.extend_from_slice(&asn1::der(tag::OCTET_STRING, &tag_bytes));
+    }
+    key.fill(0);
+    debug_assert_eq!(out.len(), total);
+    Ok(out)
+}
+
+/// The certificate's issuer Name and serial number INTEGER, as encoded in the certificate.
+fn issuer_and_serial(cert: &X509Ref) -> Result<(Vec<u8>, Vec<u8>)> {
+    let der = cert.to_der()?;
+    let bad = |e: asn1::Asn1Error| Error::Key(format!("unreadable certificate: {e}"));
+    let tbs = asn1::read_all(&der)
+        .and_then(|c| c.children())
+        .map_err(bad)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Key("empty certificate".into()))?
+        .children()
+        .map_err(bad)?;
+    // TBSCertificate: [0] version?, serialNumber, signature, issuer, ...
+    let skip = usize::from(tbs.first().is_some_and(|t| t.tag == tag::CONTEXT_0));
+    match (tbs.get(skip), tbs.get(skip + 2)) {
+        (Some(serial), Some(issuer))
+            if serial.tag == tag::INTEGER && issuer.tag == tag::SEQUENCE =>
+        {
+            Ok((issuer.raw.to_vec(), serial.raw.to_vec()))
+        }
+        _ => Err(Error::Key(
+            "certificate has no issuer and serial number".into(),
+        )),
+    }
 }
 
 /// How a recipient (RecipientInfo) or signer (SignerInfo) names its certificate.
@@ -614,65 +779,248 @@ pub fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Decrypted> {
             return Err(Error::NoMatchingRecipient);
         }
     }
-    let cms = CmsContentInfo::from_der(der).map_err(|e| Error::MalformedCms {
-        what: "enveloped-data",
-        detail: e.to_string(),
-    })?;
-    let mut last = None;
-    for (identity, key_transport) in candidates {
-        match cms.decrypt(&identity.private_key, &identity.certificate) {
-            Ok(content) => {
-                return Ok(Decrypted {
-                    content,
-                    cipher,
-                    key_transport,
-                    recipient: identity.certificate.clone(),
-                })
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(Error::DecryptionFailed(
-        last.and_then(|e| {
-            e.errors()
+    let keys: Vec<_> = candidates
+        .iter()
+        .map(|(id, _)| (id.private_key.as_ref(), id.certificate.as_ref()))
+        .collect();
+    match ffi::decrypt(der, &keys) {
+        Ok((i, content)) => Ok(Decrypted {
+            content,
+            cipher,
+            key_transport: candidates[i].1,
+            recipient: candidates[i].0.certificate.clone(),
+        }),
+        Err(e) => {
+            let reason = e
+                .errors()
                 .first()
                 .and_then(|x| x.reason().map(str::to_string))
-        })
-        .unwrap_or_else(|| "the content could not be decrypted".into()),
-    ))
+                .unwrap_or_else(|| "the content could not be decrypted".into());
+            // A structure inspect_enveloped accepted but OpenSSL cannot read is still malformed.
+            if reason.contains("asn1")
+                || reason.contains("wrong tag")
+                || reason.contains("header too long")
+            {
+                Err(Error::MalformedCms {
+                    what: "enveloped-data",
+                    detail: reason,
+                })
+            } else {
+                Err(Error::DecryptionFailed(reason))
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- compression
 
-/// CompressedData (zlib) of `content`.
+/// The zlib level used unless a partnership asks for another (zlib's own default).
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+
+/// CompressedData (zlib, default level) of `content`.
 pub fn compress(content: &[u8]) -> Result<Vec<u8>> {
-    use std::io::Write;
-    let mut z = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(content.len() / 4 + 64),
-        flate2::Compression::default(),
-    );
-    z.write_all(content)
-        .and_then(|_| z.flush())
-        .map_err(|e| Error::Crypto(format!("compression failed: {e}")))?;
-    let deflated = z
-        .finish()
-        .map_err(|e| Error::Crypto(format!("compression failed: {e}")))?;
+    compress_parts(&[content], DEFAULT_COMPRESSION_LEVEL)
+}
+
+/// CompressedData (zlib at `level`, 0 to 9) of the concatenation of `parts`, without joining them.
+pub fn compress_parts(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
+    if level > 9 {
+        return Err(Error::Config(format!(
+            "compression level {level} is outside 0 to 9"
+        )));
+    }
+    let deflated = zlib(parts, level)?;
+    // Write the DER around the deflated bytes in one buffer: lengths first, then one copy.
     let alg = asn1::der(tag::SEQUENCE, &asn1::der_oid(OID_ZLIB));
-    let octets = asn1::der(tag::OCTET_STRING, &deflated);
-    drop(deflated);
-    let econtent = asn1::der(tag::CONTEXT_0, &octets);
-    drop(octets);
-    let encap = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(OID_DATA), &econtent]);
-    drop(econtent);
     let version = asn1::der(tag::INTEGER, &[0]);
-    let cd = asn1::der_seq(tag::SEQUENCE, &[&version, &alg, &encap]);
-    drop(encap);
-    let wrapped = asn1::der(tag::CONTEXT_0, &cd);
-    drop(cd);
-    Ok(asn1::der_seq(
-        tag::SEQUENCE,
-        &[&asn1::der_oid(OID_COMPRESSED_DATA), &wrapped],
-    ))
+    let data_oid = asn1::der_oid(OID_DATA);
+    let octets_len = header_len(deflated.len()) + deflated.len();
+    let econtent_len = header_len(octets_len) + octets_len;
+    let encap_len = data_oid.len() + econtent_len;
+    let cd_len = version.len() + alg.len() + header_len(encap_len) + encap_len;
+    // The [0] EXPLICIT wrapper's content is the whole CompressedData TLV.
+    let wrapped_len = header_len(cd_len) + cd_len;
+    let outer_oid = asn1::der_oid(OID_COMPRESSED_DATA);
+    let ci_len = outer_oid.len() + header_len(wrapped_len) + wrapped_len;
+    let mut out = Vec::with_capacity(header_len(ci_len) + ci_len);
+    push_header(&mut out, tag::SEQUENCE, ci_len);
+    out.extend_from_slice(&outer_oid);
+    push_header(&mut out, tag::CONTEXT_0, wrapped_len);
+    push_header(&mut out, tag::SEQUENCE, cd_len);
+    out.extend_from_slice(&version);
+    out.extend_from_slice(&alg);
+    push_header(&mut out, tag::SEQUENCE, encap_len);
+    out.extend_from_slice(&data_oid);
+    push_header(&mut out, tag::CONTEXT_0, octets_len);
+    push_header(&mut out, tag::OCTET_STRING, deflated.len());
+    out.extend_from_slice(&deflated);
+    Ok(out)
+}
+
+/// Below this, one thread deflates the whole input.
+const PARALLEL_CHUNK: usize = 8 << 20;
+
+/// A zlib stream of the concatenated `parts`. Large inputs are cut into chunks deflated on all
+/// available cores, pigz-style: each chunk is raw deflate ending in a sync flush (the last in a
+/// final block), so together they form one valid stream; the Adler-32s are combined.
+fn zlib(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Error::Crypto(format!("compression failed: {e}"));
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunks = (total / PARALLEL_CHUNK).clamp(1, cores);
+    if chunks == 1 {
+        let mut z = flate2::write::ZlibEncoder::new(
+            Vec::with_capacity(total / 4 + 64),
+            flate2::Compression::new(level),
+        );
+        for p in parts {
+            z.write_all(p).map_err(fail)?;
+        }
+        return z.finish().map_err(fail);
+    }
+    let pieces = split_even(parts, total, chunks);
+    let results: Vec<std::io::Result<(Vec<u8>, u32, usize)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, piece)| {
+                let last = i + 1 == pieces.len();
+                s.spawn(move || -> std::io::Result<(Vec<u8>, u32, usize)> {
+                    let len: usize = piece.iter().map(|p| p.len()).sum();
+                    let mut z = flate2::write::DeflateEncoder::new(
+                        Vec::with_capacity(len / 4 + 64),
+                        flate2::Compression::new(level),
+                    );
+                    let mut adler = Adler32::default();
+                    for p in piece {
+                        z.write_all(p)?;
+                        adler.update(p);
+                    }
+                    let out = if last {
+                        z.finish()?
+                    } else {
+                        // A sync flush ends on a byte boundary without a final block; the
+                        // encoder's own final block, written on drop, goes to the emptied Vec.
+                        z.flush()?;
+                        std::mem::take(z.get_mut())
+                    };
+                    Ok((out, adler.value(), len))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("compression thread panicked")))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(total / 4 + 64);
+    out.extend_from_slice(&[0x78, 0x9c]);
+    let mut adler = 1u32;
+    for r in results {
+        let (bytes, a, len) = r.map_err(fail)?;
+        out.extend_from_slice(&bytes);
+        adler = adler32_combine(adler, a, len);
+    }
+    out.extend_from_slice(&adler.to_be_bytes());
+    Ok(out)
+}
+
+/// Cuts the concatenation of `parts` into `n` runs of nearly equal length, as sub-slices.
+fn split_even<'a>(parts: &[&'a [u8]], total: usize, n: usize) -> Vec<Vec<&'a [u8]>> {
+    let target = total.div_ceil(n);
+    let mut out = Vec::with_capacity(n);
+    let mut current: Vec<&'a [u8]> = Vec::new();
+    let mut room = target;
+    for &p in parts {
+        let mut rest = p;
+        while !rest.is_empty() {
+            let take = rest.len().min(room);
+            current.push(&rest[..take]);
+            rest = &rest[take..];
+            room -= take;
+            if room == 0 {
+                out.push(std::mem::take(&mut current));
+                room = target;
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+const ADLER_MOD: u32 = 65_521;
+
+/// Adler-32 (RFC 1950), for the zlib trailer of a stream deflated in chunks.
+#[derive(Debug, Clone, Copy)]
+struct Adler32 {
+    a: u32,
+    b: u32,
+}
+
+impl Default for Adler32 {
+    fn default() -> Self {
+        Adler32 { a: 1, b: 0 }
+    }
+}
+
+impl Adler32 {
+    fn update(&mut self, data: &[u8]) {
+        // 5552 is the most bytes before the 32-bit sums can overflow.
+        for block in data.chunks(5552) {
+            for &byte in block {
+                self.a += u32::from(byte);
+                self.b += self.a;
+            }
+            self.a %= ADLER_MOD;
+            self.b %= ADLER_MOD;
+        }
+    }
+
+    fn value(&self) -> u32 {
+        (self.b << 16) | self.a
+    }
+}
+
+/// The Adler-32 of A followed by B, from theirs and B's length (zlib's adler32_combine).
+fn adler32_combine(adler1: u32, adler2: u32, len2: usize) -> u32 {
+    let base = u64::from(ADLER_MOD);
+    let rem = (len2 as u64) % base;
+    let mut sum1 = u64::from(adler1 & 0xffff);
+    let mut sum2 = (rem * sum1) % base;
+    sum1 += u64::from(adler2 & 0xffff) + base - 1;
+    sum2 += u64::from(adler1 >> 16) + u64::from(adler2 >> 16) + base - rem;
+    if sum1 >= base {
+        sum1 -= base;
+    }
+    if sum1 >= base {
+        sum1 -= base;
+    }
+    if sum2 >= base << 1 {
+        sum2 -= base << 1;
+    }
+    if sum2 >= base {
+        sum2 -= base;
+    }
+    (sum1 | (sum2 << 16)) as u32
+}
+
+fn header_len(len: usize) -> usize {
+    let mut v = Vec::new();
+    asn1::write_len(&mut v, len);
+    1 + v.len()
+}
+
+fn push_header(out: &mut Vec<u8>, t: u8, len: usize) {
+    out.push(t);
+    asn1::write_len(out, len);
 }
 
 /// Inflates CompressedData, failing with [`Error::DecompressionLimit`] past `limit` bytes.
@@ -752,6 +1100,13 @@ mod tests {
 
     #[test]
     fn compress_round_trip_and_limit() {
+        // Incompressible data needs long-form lengths at every level.
+        let noise: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let der = compress_parts(&[&noise[..1000], &noise[1000..]], 9).unwrap();
+        assert!(asn1::read_all(&der).is_ok());
+        assert_eq!(decompress(&der, 1 << 20).unwrap(), noise);
         let data = vec![b'x'; 100_000];
         let der = compress(&data).unwrap();
         assert_eq!(content_kind(&der).unwrap(), ContentKind::CompressedData);
@@ -765,6 +1120,30 @@ mod tests {
             Err(Error::MalformedCms { .. })
         ));
         assert!(decompress(b"\x30\x03\x06\x01\x00", 10).is_err());
+    }
+
+    #[test]
+    fn parallel_deflate_is_one_valid_zlib_stream() {
+        let text: Vec<u8> = (0..(3 * PARALLEL_CHUNK + 12_345))
+            .map(|i| b"ISA*00*PO~\r\n"[i % 12] ^ ((i / 4099) as u8 & 1))
+            .collect();
+        let (a, b) = text.split_at(1000);
+        let der = compress_parts(&[a, b], 6).unwrap();
+        assert_eq!(decompress(&der, 1 << 30).unwrap(), text);
+        // The trailer is the Adler-32 of the whole input: check it against a one-pass sum.
+        let mut one = Adler32::default();
+        one.update(&text);
+        let mut halves = (Adler32::default(), Adler32::default());
+        halves.0.update(&text[..777]);
+        halves.1.update(&text[777..]);
+        assert_eq!(
+            adler32_combine(halves.0.value(), halves.1.value(), text.len() - 777),
+            one.value()
+        );
+        let mut known = Adler32::default();
+        known.update(b"Wikipedia");
+        assert_eq!(known.value(), 0x11E6_0398);
+        assert!(compress_parts(&[b"x"], 10).is_err());
     }
 
     #[test]
@@ -834,7 +1213,13 @@ mod tests {
         let a = id("A");
         for c in ContentEncryption::ALL {
             for t in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaep] {
-                let der = encrypt(b"secret", std::slice::from_ref(&a.certificate), c, t).unwrap();
+                let der = encrypt(
+                    b"secret".to_vec(),
+                    std::slice::from_ref(&a.certificate),
+                    c,
+                    t,
+                )
+                .unwrap();
                 let info = inspect_enveloped(&der).unwrap();
                 assert_eq!(info.cipher, Some(c));
                 assert_eq!(info.authenticated, c.is_authenticated());
@@ -851,7 +1236,7 @@ mod tests {
         let a = id("A");
         let b = id("B");
         let der = encrypt(
-            b"secret",
+            b"secret".to_vec(),
             std::slice::from_ref(&a.certificate),
             ContentEncryption::Aes128Cbc,
             KeyTransport::RsaPkcs1v15,

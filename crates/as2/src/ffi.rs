@@ -2,9 +2,9 @@
 //!
 //! - CMS signing with a chosen digest and RSA-PSS (`CMS_sign` alone always uses the key's default
 //!   digest), through `CMS_add1_signer` and `CMS_final`.
-//! - CMS encryption with RSAES-OAEP key transport, through `CMS_add1_recipient_cert` and the
-//!   recipient's key context.
 //! - CMS verification without copying the content to an output buffer, and the signer it found.
+//! - CMS decryption into a Rust `Vec` through a small write-only BIO, so the plaintext is not held
+//!   twice (OpenSSL's memory BIO would have to be copied out).
 //! - Walking every bag of a PKCS#12 file (`PKCS12_parse` returns only the first key, but keystores
 //!   made by `keytool` may hold several aliases).
 //!
@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_int, c_uint, c_void};
+use std::os::raw::{c_char, c_int, c_long, c_uint, c_void};
 use std::ptr;
 
 use foreign_types::{ForeignType, ForeignTypeRef};
@@ -21,14 +21,11 @@ use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, PKeyRef, Private};
 use openssl::stack::Stack;
-use openssl::symm::Cipher;
 use openssl::x509::{X509Ref, X509};
 use openssl_sys as sys;
 
 #[allow(non_camel_case_types)]
 enum CMS_SignerInfo {}
-#[allow(non_camel_case_types)]
-enum CMS_RecipientInfo {}
 #[allow(non_camel_case_types)]
 enum PKCS12_SAFEBAG {}
 #[allow(non_camel_case_types)]
@@ -49,12 +46,6 @@ extern "C" {
         dcont: *mut sys::BIO,
         flags: c_uint,
     ) -> c_int;
-    fn CMS_add1_recipient_cert(
-        cms: *mut sys::CMS_ContentInfo,
-        recip: *mut sys::X509,
-        flags: c_uint,
-    ) -> *mut CMS_RecipientInfo;
-    fn CMS_RecipientInfo_get0_pkey_ctx(ri: *mut CMS_RecipientInfo) -> *mut sys::EVP_PKEY_CTX;
     fn CMS_get0_signers(cms: *mut sys::CMS_ContentInfo) -> *mut sys::stack_st_X509;
 
     fn PKCS12_unpack_authsafes(p12: *const sys::PKCS12) -> *mut sys::OPENSSL_STACK;
@@ -233,50 +224,116 @@ pub(crate) fn sign_detached(
     cms.to_der()
 }
 
-/// CMS EnvelopedData (or AuthEnvelopedData for GCM) of `content` for `recipients`.
-pub(crate) fn encrypt(
-    content: &[u8],
-    recipients: &[X509],
-    cipher: Cipher,
-    oaep: bool,
-) -> Result<Vec<u8>, ErrorStack> {
-    let flags = sys::CMS_PARTIAL | sys::CMS_BINARY;
-    // SAFETY: a partial CMS_encrypt takes no certificates; recipients are added below.
-    let cms = unsafe {
-        let p = sys::CMS_encrypt(ptr::null_mut(), ptr::null_mut(), cipher.as_ptr(), flags);
-        if p.is_null() {
-            return Err(ErrorStack::get());
-        }
-        Cms(p)
-    };
-    for cert in recipients {
-        let ri_flags = if oaep {
-            flags | sys::CMS_KEY_PARAM
-        } else {
-            flags
-        };
-        // SAFETY: cms and cert are valid; CMS_add1_recipient_cert up-refs cert.
+/// A write-only BIO that appends to a `Vec` we own.
+struct VecBio {
+    bio: *mut sys::BIO,
+    method: *mut sys::BIO_METHOD,
+    // Boxed so the pointer the BIO holds stays valid when the VecBio itself moves.
+    #[allow(clippy::box_collection)]
+    out: Box<Vec<u8>>,
+}
+
+unsafe extern "C" fn vec_bio_write(bio: *mut sys::BIO, buf: *const c_char, len: c_int) -> c_int {
+    let out = sys::BIO_get_data(bio) as *mut Vec<u8>;
+    if out.is_null() || len < 0 || (buf.is_null() && len > 0) {
+        return -1;
+    }
+    if len > 0 {
+        // SAFETY: OpenSSL passes `len` readable bytes at `buf`; `out` points at the boxed Vec
+        // owned by the VecBio, which outlives the BIO.
+        (*out).extend_from_slice(std::slice::from_raw_parts(buf as *const u8, len as usize));
+    }
+    len
+}
+
+unsafe extern "C" fn vec_bio_ctrl(
+    _: *mut sys::BIO,
+    cmd: c_int,
+    _: c_long,
+    _: *mut c_void,
+) -> c_long {
+    c_long::from(cmd == sys::BIO_CTRL_FLUSH)
+}
+
+unsafe extern "C" fn vec_bio_create(bio: *mut sys::BIO) -> c_int {
+    sys::BIO_set_init(bio, 1);
+    1
+}
+
+impl VecBio {
+    fn new() -> Result<Self, ErrorStack> {
+        // SAFETY: a method table with our three callbacks, then a BIO using it whose data pointer
+        // is the boxed Vec; both are freed in Drop.
         unsafe {
-            let ri = CMS_add1_recipient_cert(cms.0, cert.as_ptr(), ri_flags);
-            if ri.is_null() {
+            let method = sys::BIO_meth_new(sys::BIO_TYPE_NONE, c"mftg-vec".as_ptr());
+            if method.is_null() {
                 return Err(ErrorStack::get());
             }
-            if oaep {
-                let ctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
-                if ctx.is_null() {
-                    return Err(ErrorStack::get());
-                }
-                check(sys::EVP_PKEY_CTX_set_rsa_padding(
-                    ctx,
-                    sys::RSA_PKCS1_OAEP_PADDING,
-                ))?;
+            let mut vb = VecBio {
+                bio: ptr::null_mut(),
+                method,
+                out: Box::default(),
+            };
+            if sys::BIO_meth_set_write__fixed_rust(method, Some(vec_bio_write)) <= 0
+                || sys::BIO_meth_set_ctrl__fixed_rust(method, Some(vec_bio_ctrl)) <= 0
+                || sys::BIO_meth_set_create__fixed_rust(method, Some(vec_bio_create)) <= 0
+            {
+                return Err(ErrorStack::get());
             }
+            vb.bio = sys::BIO_new(method);
+            if vb.bio.is_null() {
+                return Err(ErrorStack::get());
+            }
+            sys::BIO_set_data(vb.bio, &mut *vb.out as *mut Vec<u8> as *mut c_void);
+            Ok(vb)
         }
     }
-    let input = InBio::new(content)?;
-    // SAFETY: cms and the input BIO are valid for the call.
-    check(unsafe { CMS_final(cms.0, input.bio, ptr::null_mut(), flags) })?;
-    cms.to_der()
+
+    fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.out)
+    }
+}
+
+impl Drop for VecBio {
+    fn drop(&mut self) {
+        // SAFETY: the BIO (if created) is freed before its method table; each once.
+        unsafe {
+            if !self.bio.is_null() {
+                sys::BIO_set_data(self.bio, ptr::null_mut());
+                sys::BIO_free_all(self.bio);
+            }
+            sys::BIO_meth_free(self.method);
+        }
+    }
+}
+
+/// Decrypts EnvelopedData or AuthEnvelopedData with the first of `keys` that works; returns its
+/// index and the plaintext, or the last error.
+pub(crate) fn decrypt(
+    der: &[u8],
+    keys: &[(&PKeyRef<Private>, &X509Ref)],
+) -> Result<(usize, Vec<u8>), ErrorStack> {
+    let cms = Cms::from_der(der)?;
+    let mut last = None;
+    for (i, (key, cert)) in keys.iter().enumerate() {
+        let out = VecBio::new()?;
+        // SAFETY: all pointers valid for the call; output goes to our Vec.
+        let r = unsafe {
+            sys::CMS_decrypt(
+                cms.0,
+                key.as_ptr(),
+                cert.as_ptr(),
+                ptr::null_mut(),
+                out.bio,
+                0,
+            )
+        };
+        match check(r) {
+            Ok(()) => return Ok((i, out.into_vec())),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(ErrorStack::get))
 }
 
 /// Verifies detached SignedData over `content` against `certs` only (the partner's configured

@@ -10,11 +10,13 @@ use crate::cms::{self, VerifiedSignature};
 use crate::error::{Disposition, Error, Result};
 use crate::headers::HeaderMap;
 use crate::keys::{check_validity, Identity};
-use crate::message::{quote_as2_id, unquote_as2_id, validate_as2_id};
+use crate::message::{
+    as2_headers, multipart_signed, quote_as2_id, unquote_as2_id, validate_as2_id,
+};
 use crate::mic::{self, Mic};
 use crate::mime::{self, ContentType, Entity, Limits};
 use crate::receive::Envelope;
-use crate::time::{format_rfc2822, UnixTime};
+use crate::time::UnixTime;
 
 /// A request for a signed receipt (`Disposition-Notification-Options`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,35 +253,17 @@ pub fn build(
             let mut entity = format!("Content-Type: {report_type}\r\n\r\n").into_bytes();
             entity.extend_from_slice(&body);
             let sig = cms::sign_detached(&entity, identity, digest, SignatureScheme::RsaPkcs1v15)?;
-            let b = mime::new_boundary(&entity);
-            let mut out = Vec::new();
-            out.extend_from_slice(format!("--{b}\r\n").as_bytes());
-            out.extend_from_slice(&entity);
-            out.extend_from_slice(format!("\r\n--{b}\r\n").as_bytes());
-            out.extend_from_slice(
-                b"Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
-                  Content-Transfer-Encoding: base64\r\n\
-                  Content-Disposition: attachment; filename=smime.p7s\r\n\r\n",
-            );
-            out.extend_from_slice(&mime::encode_base64_lines(&sig));
-            out.extend_from_slice(format!("--{b}--\r\n").as_bytes());
-            (
-                format!(
-                    "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={}; boundary=\"{b}\"",
-                    digest.name(opts.name_style)
-                ),
-                out,
-            )
+            let (ct, out, _) = multipart_signed(entity, &sig, digest.name(opts.name_style), false);
+            (ct, out)
         }
     };
-    let mut headers = HeaderMap::new();
-    headers.append("AS2-Version", crate::AS2_VERSION);
-    headers.append("AS2-From", quote_as2_id(&envelope.to));
-    headers.append("AS2-To", quote_as2_id(&envelope.from));
-    headers.append("Message-ID", message_id.to_string());
-    headers.append("Date", format_rfc2822(now));
-    headers.append("Subject", "Message Disposition Notification");
-    headers.append("MIME-Version", "1.0");
+    let mut headers = as2_headers(
+        &envelope.to,
+        &envelope.from,
+        message_id,
+        now,
+        "Message Disposition Notification",
+    );
     headers.append("Content-Type", content_type);
     Ok(OutboundMdn {
         message_id: message_id.to_string(),
@@ -529,7 +513,7 @@ pub(crate) fn signature_part(
         let e = Entity::parse(&body[r.clone()], limits)?;
         let ct = e.content_type();
         if ct.is_pkcs7_signature() || ct.is("application/pkcs7-mime") {
-            return der_body(&e);
+            return der_body(&e).map(std::borrow::Cow::into_owned);
         }
     }
     Err(Error::MalformedMime(
@@ -539,31 +523,19 @@ pub(crate) fn signature_part(
 
 /// A CMS part's DER bytes: transfer-decoded, and base64-decoded if it was sent as base64 without
 /// saying so (some products do).
-pub(crate) fn der_body(e: &Entity<'_>) -> Result<Vec<u8>> {
+pub(crate) fn der_body<'a>(e: &Entity<'a>) -> Result<std::borrow::Cow<'a, [u8]>> {
     let decoded = e.decoded_body()?;
     if decoded.first() == Some(&0x30) {
-        return Ok(decoded.into_owned());
+        return Ok(decoded);
     }
     if e.transfer_encoding() != Some(mime::TransferEncoding::Base64) {
-        if let Ok(d) = mime::decode_base64(trim_ws(&decoded)) {
+        if let Ok(d) = mime::decode_base64(decoded.trim_ascii()) {
             if d.first() == Some(&0x30) {
-                return Ok(d);
+                return Ok(std::borrow::Cow::Owned(d));
             }
         }
     }
-    Ok(decoded.into_owned())
-}
-
-fn trim_ws(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end]
+    Ok(decoded)
 }
 
 #[cfg(test)]

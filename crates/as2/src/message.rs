@@ -1,5 +1,6 @@
 //! Building outbound AS2 messages: payload -> [compress] -> [sign] -> [compress] -> [encrypt] -> HTTP.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use openssl::x509::X509;
@@ -99,6 +100,8 @@ pub struct MessageOptions {
     pub subject: String,
     /// Compression and where it goes.
     pub compression: Compression,
+    /// zlib level, 0 (store) to 9 (smallest); 6 unless the partnership says otherwise.
+    pub compression_level: u32,
     /// Signing, if any.
     pub signing: Option<Signing>,
     /// Encryption, if any.
@@ -117,6 +120,7 @@ impl MessageOptions {
             to: to.into(),
             subject: "AS2 Message".into(),
             compression: Compression::None,
+            compression_level: cms::DEFAULT_COMPRESSION_LEVEL,
             signing: None,
             encryption: None,
             body_encoding: BodyEncoding::Binary,
@@ -317,53 +321,123 @@ pub fn unquote_as2_id(value: &str) -> String {
     }
 }
 
-/// A MIME entity under construction: header lines and body.
+/// A MIME entity under construction: its complete bytes (headers, blank line, body) in one buffer,
+/// so each layer can be added in place instead of copying the payload again.
 struct Part {
-    headers: HeaderMap,
-    body: Vec<u8>,
+    buf: Vec<u8>,
+    body_offset: usize,
 }
 
 impl Part {
-    fn bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 256);
-        self.headers.write_to(&mut out);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
-        out
-    }
-
-    fn encoded(
-        content_type: String,
-        disposition: Option<String>,
-        data: &[u8],
-        enc: BodyEncoding,
-    ) -> Part {
-        let mut headers = HeaderMap::new();
-        headers.append("Content-Type", content_type);
-        let body = match enc {
-            BodyEncoding::Binary => {
-                headers.append("Content-Transfer-Encoding", "binary");
-                data.to_vec()
-            }
-            BodyEncoding::Base64 => {
-                headers.append("Content-Transfer-Encoding", "base64");
-                mime::encode_base64_lines(data)
-            }
-        };
-        if let Some(d) = disposition {
-            headers.append("Content-Disposition", d);
+    fn new(head: &[u8], body: &[u8]) -> Part {
+        let mut buf = Vec::with_capacity(head.len() + body.len());
+        buf.extend_from_slice(head);
+        buf.extend_from_slice(body);
+        Part {
+            buf,
+            body_offset: head.len(),
         }
-        Part { headers, body }
     }
 
     fn pkcs7(smime_type: &str, name: &str, der: &[u8], enc: BodyEncoding) -> Part {
-        Part::encoded(
-            format!("application/pkcs7-mime; smime-type={smime_type}; name={name}"),
-            Some(format!("attachment; filename={name}")),
-            der,
-            enc,
-        )
+        let head = head_bytes(&pkcs7_headers(smime_type, name, enc));
+        match enc {
+            BodyEncoding::Binary => Part::new(&head, der),
+            BodyEncoding::Base64 => Part::new(&head, &mime::encode_base64_lines(der)),
+        }
     }
+
+    /// The header map and body, for the top level where headers travel as HTTP headers.
+    fn into_http(mut self) -> Result<(HeaderMap, Vec<u8>)> {
+        let (headers, _) =
+            mime::parse_header_block(&self.buf[..self.body_offset], &mime::Limits::default())?;
+        self.buf.drain(..self.body_offset);
+        Ok((headers, self.buf))
+    }
+}
+
+/// Header lines plus the blank line that ends them.
+fn head_bytes(h: &HeaderMap) -> Vec<u8> {
+    let mut out = h.to_bytes();
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn transfer_encoding(h: &mut HeaderMap, enc: BodyEncoding) {
+    h.append(
+        "Content-Transfer-Encoding",
+        match enc {
+            BodyEncoding::Binary => "binary",
+            BodyEncoding::Base64 => "base64",
+        },
+    );
+}
+
+fn pkcs7_headers(smime_type: &str, name: &str, enc: BodyEncoding) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.append(
+        "Content-Type",
+        format!("application/pkcs7-mime; smime-type={smime_type}; name={name}"),
+    );
+    transfer_encoding(&mut h, enc);
+    h.append(
+        "Content-Disposition",
+        format!("attachment; filename={name}"),
+    );
+    h
+}
+
+/// Wraps `entity` (its complete bytes) and its detached signature in a multipart/signed, in place.
+/// Returns the Content-Type, the buffer and where the multipart body starts in it (0 unless
+/// `with_header`, which puts the Content-Type line and blank line in front).
+pub(crate) fn multipart_signed(
+    mut entity: Vec<u8>,
+    signature_der: &[u8],
+    micalg: &str,
+    with_header: bool,
+) -> (String, Vec<u8>, usize) {
+    let boundary = mime::new_boundary(&entity);
+    let content_type = format!(
+        "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
+    );
+    let header = if with_header {
+        format!("Content-Type: {content_type}\r\n\r\n")
+    } else {
+        String::new()
+    };
+    let prefix = format!("{header}--{boundary}\r\n");
+    let mut suffix = format!(
+        "\r\n--{boundary}\r\n\
+         Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=smime.p7s\r\n\r\n"
+    )
+    .into_bytes();
+    suffix.extend_from_slice(&mime::encode_base64_lines(signature_der));
+    suffix.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    entity.reserve_exact(prefix.len() + suffix.len());
+    entity.splice(0..0, prefix.bytes());
+    entity.extend_from_slice(&suffix);
+    (content_type, entity, header.len())
+}
+
+/// The AS2 and MIME-Version headers every message and receipt starts with.
+pub(crate) fn as2_headers(
+    from: &str,
+    to: &str,
+    message_id: &str,
+    now: UnixTime,
+    subject: &str,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.append("AS2-Version", crate::AS2_VERSION);
+    headers.append("AS2-From", quote_as2_id(from));
+    headers.append("AS2-To", quote_as2_id(to));
+    headers.append("Message-ID", message_id.to_string());
+    headers.append("Date", format_rfc2822(now));
+    headers.append("Subject", subject.replace(['\r', '\n'], " "));
+    headers.append("MIME-Version", "1.0");
+    headers
 }
 
 /// Builds a message with the given Message-ID (use [`new_message_id`], or the original ID for a resend).
@@ -394,6 +468,23 @@ pub fn build(
             "invalid payload content type {content_type:?}"
         )));
     }
+    if let Some(s) = &opts.signing {
+        if !s.digest.can_sign() {
+            return Err(Error::UnsupportedAlgorithm(format!(
+                "signing with {}",
+                s.digest
+            )));
+        }
+    }
+    if opts
+        .encryption
+        .as_ref()
+        .is_some_and(|e| e.certificates.is_empty())
+    {
+        return Err(Error::Config(
+            "encryption needs at least one recipient certificate".into(),
+        ));
+    }
     let wrapped = opts.signing.is_some()
         || opts.encryption.is_some()
         || opts.compression != Compression::None;
@@ -404,68 +495,67 @@ pub fn build(
     };
     let mut layers = Vec::new();
 
-    let mut part = Part::encoded(
-        content_type.to_string(),
-        payload.filename.map(mime::attachment_disposition),
-        payload.data,
-        inner_enc,
-    );
+    let mut payload_headers = HeaderMap::new();
+    payload_headers.append("Content-Type", content_type.to_string());
+    transfer_encoding(&mut payload_headers, inner_enc);
+    if let Some(f) = payload.filename {
+        payload_headers.append("Content-Disposition", mime::attachment_disposition(f));
+    }
+    let body: Cow<'_, [u8]> = match inner_enc {
+        BodyEncoding::Binary => Cow::Borrowed(payload.data),
+        BodyEncoding::Base64 => Cow::Owned(mime::encode_base64_lines(payload.data)),
+    };
+    let head = head_bytes(&payload_headers);
 
     let mic_algorithms = mic_algorithms(opts);
     // MIC over the payload entity, or over the content alone for a plain message (RFC 4130 7.3.1,
     // RFC 5402 section 4.1); a signed message's MIC is taken below over the signed entity.
-    let mut mics = if opts.signing.is_none() {
+    let mut mics = None;
+    if opts.signing.is_none() {
         let mut md = MultiDigest::new(&mic_algorithms)?;
         if wrapped {
-            md.update(&part.headers.to_bytes())?;
-            md.update(b"\r\n")?;
+            md.update(&head)?;
         }
-        md.update(&part.body)?;
-        Some(md.finish()?)
-    } else {
-        None
-    };
-
-    if opts.compression == Compression::BeforeSigning {
-        let der = cms::compress(&part.bytes())?;
-        part = Part::pkcs7("compressed-data", "smime.p7z", &der, inner_enc);
-        layers.push(Layer::Compressed);
+        md.update(&body)?;
+        mics = Some(md.finish()?);
     }
 
+    // `None` while the current entity is still the payload's (head + body, not yet copied).
+    let mut part: Option<Part> = None;
+    if opts.compression == Compression::BeforeSigning {
+        let der = cms::compress_parts(&[&head, &body], opts.compression_level)?;
+        part = Some(Part::pkcs7("compressed-data", "smime.p7z", &der, inner_enc));
+        layers.push(Layer::Compressed);
+    }
+    let materialize = |part: Option<Part>| part.unwrap_or_else(|| Part::new(&head, &body));
+
     if let Some(signing) = &opts.signing {
-        let signed_entity = part.bytes();
-        let mut md = MultiDigest::new(&mic_algorithms)?;
-        md.update(&signed_entity)?;
-        mics = Some(md.finish()?);
-        let sig = cms::sign_detached(
-            &signed_entity,
-            &signing.identity,
-            signing.digest,
-            signing.scheme,
-        )?;
-        let boundary = mime::new_boundary(&signed_entity);
-        let mut body = Vec::with_capacity(signed_entity.len() + sig.len() * 2 + 512);
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        body.extend_from_slice(&signed_entity);
-        drop(signed_entity);
-        body.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
-        body.extend_from_slice(
-            b"Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
-              Content-Transfer-Encoding: base64\r\n\
-              Content-Disposition: attachment; filename=smime.p7s\r\n\r\n",
+        let entity = materialize(part.take()).buf;
+        let sig = cms::sign_detached(&entity, &signing.identity, signing.digest, signing.scheme)?;
+        // The signature already digested the entity: its messageDigest is the MIC. Only the other
+        // algorithms the receipt may use need a pass of their own.
+        let mut all = match cms::signed_content_digest(&sig) {
+            Some(d) => vec![Mic::from_digest(signing.digest, &d)],
+            None => Vec::new(),
+        };
+        let rest: Vec<_> = mic_algorithms
+            .iter()
+            .copied()
+            .filter(|a| all.first().is_none_or(|m| m.algorithm != *a))
+            .collect();
+        if !rest.is_empty() {
+            let mut md = MultiDigest::new(&rest)?;
+            md.update(&entity)?;
+            all.extend(md.finish()?);
+        }
+        mics = Some(all);
+        let (_, buf, body_offset) = multipart_signed(
+            entity,
+            &sig,
+            signing.digest.name(signing.micalg_style),
+            true,
         );
-        body.extend_from_slice(&mime::encode_base64_lines(&sig));
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        let mut headers = HeaderMap::new();
-        headers.append(
-            "Content-Type",
-            format!(
-                "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={}; boundary=\"{}\"",
-                signing.digest.name(signing.micalg_style),
-                boundary
-            ),
-        );
-        part = Part { headers, body };
+        part = Some(Part { buf, body_offset });
         layers.push(Layer::Signed {
             digest: signing.digest,
             scheme: Some(signing.scheme),
@@ -474,30 +564,34 @@ pub fn build(
     }
 
     if opts.compression == Compression::AfterSigning {
-        let der = cms::compress(&part.bytes())?;
-        part = Part::pkcs7("compressed-data", "smime.p7z", &der, inner_enc);
+        let der = cms::compress_parts(&[&materialize(part.take()).buf], opts.compression_level)?;
+        part = Some(Part::pkcs7("compressed-data", "smime.p7z", &der, inner_enc));
         layers.push(Layer::Compressed);
     }
 
-    if let Some(enc) = &opts.encryption {
-        let der = cms::encrypt(
-            &part.bytes(),
-            &enc.certificates,
-            enc.cipher,
-            enc.key_transport,
-        )?;
+    let (top_headers, top_body) = if let Some(enc) = &opts.encryption {
+        let entity = materialize(part.take()).buf;
+        let der = cms::encrypt(entity, &enc.certificates, enc.cipher, enc.key_transport)?;
         let smime_type = if enc.cipher.is_authenticated() {
             "authEnveloped-data"
         } else {
             "enveloped-data"
         };
-        // The outermost part travels as the HTTP body, which is always binary.
-        part = Part::pkcs7(smime_type, "smime.p7m", &der, BodyEncoding::Binary);
         layers.push(Layer::Encrypted {
             cipher: enc.cipher,
             key_transport: Some(enc.key_transport),
         });
-    }
+        // The outermost part travels as the HTTP body, which is always binary.
+        (
+            pkcs7_headers(smime_type, "smime.p7m", BodyEncoding::Binary),
+            der,
+        )
+    } else {
+        match part {
+            Some(p) => p.into_http()?,
+            None => (payload_headers, body.into_owned()),
+        }
+    };
     layers.reverse();
 
     let mut mics = mics.unwrap_or_default().into_iter();
@@ -505,15 +599,8 @@ pub fn build(
         .next()
         .ok_or_else(|| Error::Crypto("no MIC was computed".into()))?;
 
-    let mut headers = HeaderMap::new();
-    headers.append("AS2-Version", crate::AS2_VERSION);
-    headers.append("AS2-From", quote_as2_id(&opts.from));
-    headers.append("AS2-To", quote_as2_id(&opts.to));
-    headers.append("Message-ID", message_id.to_string());
-    headers.append("Date", format_rfc2822(now));
-    headers.append("Subject", opts.subject.replace(['\r', '\n'], " "));
-    headers.append("MIME-Version", "1.0");
-    for h in part.headers.iter() {
+    let mut headers = as2_headers(&opts.from, &opts.to, message_id, now, &opts.subject);
+    for h in top_headers.iter() {
         headers.append(h.name.clone(), h.value.clone());
     }
     if let Some(mdn) = &opts.mdn {
@@ -522,7 +609,7 @@ pub fn build(
     Ok(OutboundMessage {
         message_id: message_id.to_string(),
         headers,
-        body: part.body,
+        body: top_body,
         mic,
         alternative_mics: mics.collect(),
         layers,

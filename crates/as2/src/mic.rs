@@ -37,6 +37,14 @@ impl Mic {
         })
     }
 
+    /// A MIC from a digest computed elsewhere (a signature's messageDigest attribute).
+    pub fn from_digest(algorithm: DigestAlgorithm, digest: &[u8]) -> Mic {
+        Mic {
+            algorithm,
+            value: base64::engine::general_purpose::STANDARD.encode(digest),
+        }
+    }
+
     /// The `Received-Content-MIC` field value: `<base64>, <algorithm>`.
     pub fn to_field(&self, style: NameStyle) -> String {
         format!("{}, {}", self.value, self.algorithm.name(style))

@@ -144,7 +144,7 @@ pub fn parse_header_block(raw: &[u8], limits: &Limits) -> Result<(HeaderMap, usi
             }
         } else {
             let colon = memchr::memchr(b':', line);
-            let name = colon.map(|c| trim_ascii(&line[..c]));
+            let name = colon.map(|c| line[..c].trim_ascii());
             match name {
                 Some(name) if !name.is_empty() && name.iter().all(|b| b.is_ascii_graphic()) => {
                     finish(&mut headers, current.take());
@@ -174,18 +174,6 @@ pub fn parse_header_block(raw: &[u8], limits: &Limits) -> Result<(HeaderMap, usi
         }
         pos = next;
     }
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end]
 }
 
 /// A parsed Content-Type: lower-case `type/subtype` and its parameters.

@@ -326,11 +326,12 @@ pub fn open(
                 (v.digest, v.scheme, Some(v.signer), v.canonicalized)
             };
             check_digest(digest, policy)?;
-            // MIC over the signed entity exactly as verified (RFC 4130 section 7.3.1).
-            signed_mic = Some(if canonical {
-                Mic::compute(digest, &mime::canonicalize(signed_bytes))?
-            } else {
-                Mic::compute(digest, signed_bytes)?
+            // MIC over the signed entity exactly as verified (RFC 4130 section 7.3.1). A verified
+            // signature's messageDigest is that digest already; an unverified one is recomputed.
+            signed_mic = Some(match (&who, cms::signed_content_digest(&sig)) {
+                (Some(_), Some(d)) => Mic::from_digest(digest, &d),
+                _ if canonical => Mic::compute(digest, &mime::canonicalize(signed_bytes))?,
+                _ => Mic::compute(digest, signed_bytes)?,
             });
             layers.push(Layer::Signed {
                 digest,
@@ -397,7 +398,25 @@ pub fn open(
         .get("Content-Type")
         .unwrap_or("application/octet-stream")
         .to_string();
-    let payload = entity.decoded_body()?.into_owned();
+    let encoding = entity.transfer_encoding();
+    drop(entity);
+    let body = cur.body.clone();
+    let payload = match (encoding, cur.data) {
+        // The payload is the tail of a buffer we own (decrypted or inflated): cut it out in
+        // place rather than copy a payload-sized block.
+        (
+            None
+            | Some(
+                TransferEncoding::SevenBit | TransferEncoding::EightBit | TransferEncoding::Binary,
+            ),
+            Cow::Owned(mut v),
+        ) => {
+            v.truncate(body.end);
+            v.drain(..body.start);
+            v
+        }
+        (encoding, data) => mime::decode_transfer(&data[body], encoding.as_ref())?.into_owned(),
+    };
     Ok(Received {
         payload,
         filename,

@@ -356,3 +356,54 @@ fn we_send_pyas2lib_receives_and_answers() {
         assert_eq!(parsed.check_mic(&msg.expected_mics()), expected, "{what}");
     }
 }
+
+#[test]
+fn pyas2lib_opens_a_large_message_deflated_in_parallel() {
+    // Above 8 MiB the payload is deflated in chunks on every core and stitched into one zlib
+    // stream; Python's zlib checks the stitched Adler-32 trailer.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut payload = Vec::with_capacity(20 << 20);
+    let mut n = 0u64;
+    while payload.len() < 20 << 20 {
+        n += 1;
+        payload.extend_from_slice(format!("ST*850*{n:09}~BEG*00*SA*PO{n:08}**20261128~PO1*1*{}*EA*9.95**BP*W-{}~SE*4*{n:09}~\r\n", n % 97, n * 7919 % 100_000).as_bytes());
+    }
+    for (name, compression) in [
+        ("before", Compression::BeforeSigning),
+        ("after", Compression::AfterSigning),
+    ] {
+        let mut opts = MessageOptions::new("ALPHA", "BETA");
+        opts.compression = compression;
+        opts.signing = Some(Signing::new(alpha().clone()));
+        opts.encryption = Some(Encryption::new(beta().certificate.clone()));
+        let msg = message::build(
+            &opts,
+            &Payload::new(&payload, Some("big.edi")),
+            "<big@alpha>",
+            NOW,
+        )
+        .unwrap();
+        assert!(msg.body.len() < payload.len(), "compressed");
+        write_capture(&dir.join(format!("{name}.msg")), &msg.headers, &msg.body);
+    }
+    let mut spec = stations(dir);
+    spec["dir"] = json!(dir);
+    spec["cases"] = json!([
+        {"name": "before", "digest": "sha256", "cipher": "aes_256_cbc"},
+        {"name": "after", "digest": "sha256", "cipher": "aes_256_cbc"},
+    ]);
+    let spec_path = dir.join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    peer("parse", &spec_path);
+    for name in ["before", "after"] {
+        let r = read_json(&dir.join(format!("{name}.json")));
+        assert_eq!(r["status"], "processed", "{name}: {}", r["error"]);
+        assert_eq!(r["compressed"], true);
+        assert_same_bytes(
+            &std::fs::read(dir.join(format!("{name}.payload"))).unwrap(),
+            &payload,
+            name,
+        );
+    }
+}

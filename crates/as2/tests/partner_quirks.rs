@@ -164,7 +164,7 @@ fn mendelson_lower_case_headers_and_parts() {
     let mut inner = format!("content-type: {ct}\r\n\r\n").into_bytes();
     inner.extend_from_slice(&signed);
     let der = cms::encrypt(
-        &inner,
+        inner,
         std::slice::from_ref(&beta().certificate),
         as2::algorithm::ContentEncryption::TripleDesCbc,
         Default::default(),
