@@ -324,35 +324,36 @@ pub fn unquote_as2_id(value: &str) -> String {
 /// A MIME entity under construction: its complete bytes (headers, blank line, body) in one buffer,
 /// so each layer can be added in place instead of copying the payload again.
 struct Part {
+    headers: HeaderMap,
     buf: Vec<u8>,
     body_offset: usize,
 }
 
 impl Part {
-    fn new(head: &[u8], body: &[u8]) -> Part {
+    fn new(headers: HeaderMap, body: &[u8]) -> Part {
+        let head = head_bytes(&headers);
         let mut buf = Vec::with_capacity(head.len() + body.len());
-        buf.extend_from_slice(head);
+        buf.extend_from_slice(&head);
         buf.extend_from_slice(body);
         Part {
+            headers,
             buf,
             body_offset: head.len(),
         }
     }
 
     fn pkcs7(smime_type: &str, name: &str, der: &[u8], enc: BodyEncoding) -> Part {
-        let head = head_bytes(&pkcs7_headers(smime_type, name, enc));
+        let headers = pkcs7_headers(smime_type, name, enc);
         match enc {
-            BodyEncoding::Binary => Part::new(&head, der),
-            BodyEncoding::Base64 => Part::new(&head, &mime::encode_base64_lines(der)),
+            BodyEncoding::Binary => Part::new(headers, der),
+            BodyEncoding::Base64 => Part::new(headers, &mime::encode_base64_lines(der)),
         }
     }
 
-    /// The header map and body, for the top level where headers travel as HTTP headers.
-    fn into_http(mut self) -> Result<(HeaderMap, Vec<u8>)> {
-        let (headers, _) =
-            mime::parse_header_block(&self.buf[..self.body_offset], &mime::Limits::default())?;
+    /// The headers and body, for the top level where headers travel as HTTP headers.
+    fn into_http(mut self) -> (HeaderMap, Vec<u8>) {
         self.buf.drain(..self.body_offset);
-        Ok((headers, self.buf))
+        (self.headers, self.buf)
     }
 }
 
@@ -527,7 +528,8 @@ pub fn build(
         part = Some(Part::pkcs7("compressed-data", "smime.p7z", &der, inner_enc));
         layers.push(Layer::Compressed);
     }
-    let materialize = |part: Option<Part>| part.unwrap_or_else(|| Part::new(&head, &body));
+    let materialize =
+        |part: Option<Part>| part.unwrap_or_else(|| Part::new(payload_headers.clone(), &body));
 
     if let Some(signing) = &opts.signing {
         let entity = materialize(part.take()).buf;
@@ -549,13 +551,17 @@ pub fn build(
             all.extend(md.finish()?);
         }
         mics = Some(all);
-        let (_, buf, body_offset) = multipart_signed(
+        let (content_type, buf, body_offset) = multipart_signed(
             entity,
             &sig,
             signing.digest.name(signing.micalg_style),
             true,
         );
-        part = Some(Part { buf, body_offset });
+        part = Some(Part {
+            headers: [("Content-Type", content_type)].into_iter().collect(),
+            buf,
+            body_offset,
+        });
         layers.push(Layer::Signed {
             digest: signing.digest,
             scheme: Some(signing.scheme),
@@ -588,7 +594,7 @@ pub fn build(
         )
     } else {
         match part {
-            Some(p) => p.into_http()?,
+            Some(p) => p.into_http(),
             None => (payload_headers, body.into_owned()),
         }
     };
