@@ -436,9 +436,8 @@ const OID_RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
 /// EnvelopedData (AuthEnvelopedData for AES-GCM) of `content` for `recipients` (RSA keys).
 ///
 /// Written here rather than by OpenSSL's CMS code so that the DER is sized up front and the
-/// ciphertext goes straight into the output buffer: OpenSSL accumulates it in a memory BIO that
-/// grows by doubling, which costs three payloads of memory at the peak. The content is taken by
-/// value and freed as soon as it is encrypted.
+/// content is encrypted in place, in its own buffer: OpenSSL accumulates the ciphertext in a
+/// memory BIO that grows by doubling, which costs three payloads of memory at the peak.
 pub fn encrypt(
     content: Vec<u8>,
     recipients: &[X509],
@@ -543,39 +542,57 @@ pub fn encrypt(
     let ci_len = outer_oid.len() + header_len(outer_len) + outer_len;
     let total = header_len(ci_len) + ci_len;
 
-    let mut out = Vec::with_capacity(total + block);
-    push_header(&mut out, tag::SEQUENCE, ci_len);
+    let mut prefix = Vec::with_capacity(1024);
+    let out = &mut prefix;
+    push_header(out, tag::SEQUENCE, ci_len);
     out.extend_from_slice(&outer_oid);
-    push_header(&mut out, tag::CONTEXT_0, outer_len);
-    push_header(&mut out, tag::SEQUENCE, body_len);
+    push_header(out, tag::CONTEXT_0, outer_len);
+    push_header(out, tag::SEQUENCE, body_len);
     out.extend_from_slice(&version);
     out.extend_from_slice(&recipient_set);
-    push_header(&mut out, tag::SEQUENCE, eci_len);
+    push_header(out, tag::SEQUENCE, eci_len);
     out.extend_from_slice(&data_oid);
     out.extend_from_slice(&content_alg);
-    push_header(&mut out, tag::CONTEXT_0_PRIMITIVE, ct_len);
-    let start = out.len();
-    out.resize(start + ct_len + block, 0);
+    push_header(out, tag::CONTEXT_0_PRIMITIVE, ct_len);
+
+    // Encrypt in place: the DER prefix goes in front of the content in its own buffer, then each
+    // chunk is copied out, encrypted, and written back over itself. The cipher never writes more
+    // than it has read, so no write reaches bytes not yet read.
+    let mut out = content;
+    let start = prefix.len();
+    let plain_len = out.len();
+    out.reserve_exact(start + (ct_len - plain_len) + mac);
+    out.splice(0..0, prefix);
     let mut crypter = Crypter::new(c, Mode::Encrypt, &key, Some(&iv))?;
-    let mut written = 0;
-    // Chunks keep each call well inside OpenSSL's int-sized lengths.
-    for chunk in content.chunks(1 << 26) {
-        written += crypter.update(chunk, &mut out[start + written..])?;
+    const CHUNK: usize = 1 << 16;
+    let mut input = vec![0u8; CHUNK];
+    let mut output = vec![0u8; CHUNK + block];
+    let (mut read, mut written) = (start, start);
+    while read < start + plain_len {
+        let n = (start + plain_len - read).min(CHUNK);
+        input[..n].copy_from_slice(&out[read..read + n]);
+        read += n;
+        let w = crypter.update(&input[..n], &mut output)?;
+        out[written..written + w].copy_from_slice(&output[..w]);
+        written += w;
     }
-    drop(content);
-    written += crypter.finalize(&mut out[start + written..])?;
-    if written != ct_len {
+    let w = crypter.finalize(&mut output)?;
+    out.truncate(written);
+    out.extend_from_slice(&output[..w]);
+    if out.len() - start != ct_len {
         return Err(Error::Crypto(format!(
-            "cipher wrote {written} bytes, {ct_len} expected"
+            "cipher wrote {} bytes, {ct_len} expected",
+            out.len() - start
         )));
     }
-    out.truncate(start + ct_len);
     if cipher.is_authenticated() {
         let mut tag_bytes = [0u8; 16];
         crypter.get_tag(&mut tag_bytes)?;
         out.extend_from_slice(&asn1::der(tag::OCTET_STRING, &tag_bytes));
     }
     key.fill(0);
+    input.fill(0);
+    output.fill(0);
     debug_assert_eq!(out.len(), total);
     Ok(out)
 }
@@ -739,6 +756,47 @@ pub fn inspect_enveloped(der: &[u8]) -> Result<EnvelopedInfo> {
     })
 }
 
+/// Splits an EnvelopedData or AuthEnvelopedData into the structure without its encrypted content
+/// (small) and the ciphertext (borrowed unless the sender chunked it).
+fn detach_ciphertext(der: &[u8]) -> Result<(Vec<u8>, std::borrow::Cow<'_, [u8]>)> {
+    const W: &str = "enveloped-data";
+    let bad = |detail: &str| Error::MalformedCms {
+        what: W,
+        detail: detail.into(),
+    };
+    let (oid, content) = content_info(der, W)?;
+    let body = content.ok_or_else(|| bad("ContentInfo has no content"))?;
+    let kids = body.children().map_err(malformed(W))?;
+    let eci_at = kids
+        .iter()
+        .position(|t| t.tag == tag::SET)
+        .map(|i| i + 1)
+        .filter(|&i| i < kids.len())
+        .ok_or_else(|| bad("no encrypted content info"))?;
+    let eci = kids[eci_at].children().map_err(malformed(W))?;
+    let (ct_type, alg, ct) = match eci.as_slice() {
+        [ct_type, alg, ct, ..] if ct.tag & 0x1f == 0 && ct.tag & 0xc0 == 0x80 => (ct_type, alg, ct),
+        _ => return Err(bad("the encrypted content is not inside the structure")),
+    };
+    let ciphertext = ct.octets().map_err(malformed(W))?;
+    let new_eci = asn1::der_seq(tag::SEQUENCE, &[ct_type.raw, alg.raw]);
+    let parts: Vec<&[u8]> = kids
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            if i == eci_at {
+                new_eci.as_slice()
+            } else {
+                k.raw
+            }
+        })
+        .collect();
+    let new_body = asn1::der_seq(tag::SEQUENCE, &parts);
+    let wrapped = asn1::der(tag::CONTEXT_0, &new_body);
+    let detached = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(&oid), &wrapped]);
+    Ok((detached, ciphertext))
+}
+
 /// A decryption that succeeded.
 #[derive(Debug, Clone)]
 pub struct Decrypted {
@@ -783,7 +841,8 @@ pub fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Decrypted> {
         .iter()
         .map(|(id, _)| (id.private_key.as_ref(), id.certificate.as_ref()))
         .collect();
-    match ffi::decrypt(der, &keys) {
+    let (detached, ciphertext) = detach_ciphertext(der)?;
+    match ffi::decrypt(&detached, &ciphertext, &keys) {
         Ok((i, content)) => Ok(Decrypted {
             content,
             cipher,
@@ -1240,6 +1299,36 @@ mod tests {
                 assert_eq!(d.cipher, c);
             }
         }
+    }
+
+    #[test]
+    fn tampered_ciphertext_is_refused() {
+        let a = id("A");
+        let plain = vec![b'p'; 5000];
+        for c in [ContentEncryption::Aes128Gcm, ContentEncryption::Aes256Gcm] {
+            let mut der = encrypt(
+                plain.clone(),
+                std::slice::from_ref(&a.certificate),
+                c,
+                KeyTransport::RsaPkcs1v15,
+            )
+            .unwrap();
+            let n = der.len();
+            der[n - 100] ^= 0x01; // inside the ciphertext, before the tag
+            let e = decrypt(&der, std::slice::from_ref(&a)).unwrap_err();
+            assert!(matches!(e, Error::DecryptionFailed(_)), "{c}: {e}");
+        }
+        // CBC has no tag; a flipped byte in the last block breaks the padding or changes the text.
+        let mut der = encrypt(
+            plain.clone(),
+            std::slice::from_ref(&a.certificate),
+            ContentEncryption::Aes256Cbc,
+            KeyTransport::RsaPkcs1v15,
+        )
+        .unwrap();
+        let n = der.len();
+        der[n - 20] ^= 0x55;
+        assert!(decrypt(&der, std::slice::from_ref(&a)).map_or(true, |d| d.content != plain));
     }
 
     #[test]

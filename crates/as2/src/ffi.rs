@@ -307,26 +307,23 @@ impl Drop for VecBio {
     }
 }
 
-/// Decrypts EnvelopedData or AuthEnvelopedData with the first of `keys` that works; returns its
-/// index and the plaintext, or the last error.
+/// Decrypts EnvelopedData or AuthEnvelopedData whose encrypted content has been cut out of `der`
+/// and is given as `ciphertext` (OpenSSL's detached-content form, so it reads the ciphertext from
+/// our buffer instead of holding a parsed copy). Tries each of `keys`; returns the index of the
+/// one that worked and the plaintext, or the last error.
 pub(crate) fn decrypt(
     der: &[u8],
+    ciphertext: &[u8],
     keys: &[(&PKeyRef<Private>, &X509Ref)],
 ) -> Result<(usize, Vec<u8>), ErrorStack> {
     let cms = Cms::from_der(der)?;
     let mut last = None;
     for (i, (key, cert)) in keys.iter().enumerate() {
         let out = VecBio::new()?;
+        let content = InBio::new(ciphertext)?;
         // SAFETY: all pointers valid for the call; output goes to our Vec.
         let r = unsafe {
-            sys::CMS_decrypt(
-                cms.0,
-                key.as_ptr(),
-                cert.as_ptr(),
-                ptr::null_mut(),
-                out.bio,
-                0,
-            )
+            sys::CMS_decrypt(cms.0, key.as_ptr(), cert.as_ptr(), content.bio, out.bio, 0)
         };
         match check(r) {
             Ok(()) => return Ok((i, out.into_vec())),
