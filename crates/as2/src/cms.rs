@@ -113,6 +113,17 @@ fn first_oid(alg: &Tlv<'_>) -> Option<String> {
 
 // ---------------------------------------------------------------- signatures
 
+/// OpenSSL's BIOs take int-sized lengths: content of 2 GiB or more cannot be signed, verified or
+/// decrypted in one piece.
+fn check_size(len: usize) -> Result<()> {
+    if len > i32::MAX as usize {
+        return Err(Error::Config(format!(
+            "{len} bytes is more than the 2 GiB a message part may hold"
+        )));
+    }
+    Ok(())
+}
+
 /// What a SignedData structure says about itself (before any verification).
 #[derive(Debug, Clone)]
 pub struct SignedDataInfo {
@@ -253,6 +264,7 @@ pub fn sign_detached(
     digest: DigestAlgorithm,
     scheme: SignatureScheme,
 ) -> Result<Vec<u8>> {
+    check_size(content.len())?;
     if !digest.can_sign() {
         return Err(Error::UnsupportedAlgorithm(format!(
             "signing with {digest}"
@@ -296,6 +308,7 @@ pub fn verify_detached(
     trusted: &[X509],
     try_canonical: bool,
 ) -> Result<VerifiedSignature> {
+    check_size(content.len())?;
     let info = inspect_signed(signature_der)?;
     let digest = info.digest.ok_or_else(|| {
         Error::UnsupportedAlgorithm(format!("signature digest {}", info.digest_oid))
@@ -842,6 +855,7 @@ pub fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Decrypted> {
         .map(|(id, _)| (id.private_key.as_ref(), id.certificate.as_ref()))
         .collect();
     let (detached, ciphertext) = detach_ciphertext(der)?;
+    check_size(ciphertext.len())?;
     match ffi::decrypt(&detached, &ciphertext, &keys) {
         Ok((i, content)) => Ok(Decrypted {
             content,

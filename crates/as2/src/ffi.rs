@@ -106,7 +106,7 @@ struct Cms(*mut sys::CMS_ContentInfo);
 
 impl Drop for Cms {
     fn drop(&mut self) {
-        // SAFETY: the pointer came from CMS_sign / CMS_encrypt / d2i and is freed once.
+        // SAFETY: the pointer came from CMS_sign or d2i and is freed once.
         unsafe { sys::CMS_ContentInfo_free(self.0) };
     }
 }
