@@ -1,0 +1,214 @@
+//! The gateway: its ports, its settings, and what every workflow shares.
+
+use std::time::Duration;
+
+use as2::algorithm::{
+    ContentEncryption, DigestAlgorithm, KeyTransport, NameStyle, SignatureScheme,
+};
+use as2::keys::Identity;
+use as2::mdn::{MdnOptions, MdnRequest};
+use as2::message::{Compression, Encryption, MessageOptions, Signing};
+use as2::receive::Policy;
+use openssl::x509::X509;
+
+use crate::error::{GatewayError, Result};
+use crate::model::{MdnMode, MessageRecord, Partnership, Station};
+use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
+
+/// Gateway-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Same-name uploads within this long of the last accepted one are duplicates (seed: 6 hours).
+    pub duplicate_window: Duration,
+    /// `Reporting-UA` of our receipts.
+    pub reporting_ua: String,
+    /// Largest payload a compressed message may inflate to.
+    pub max_decompressed_size: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            duplicate_window: Duration::from_secs(6 * 3600),
+            reporting_ua: format!("mftg/{}", env!("CARGO_PKG_VERSION")),
+            max_decompressed_size: 1 << 30,
+        }
+    }
+}
+
+/// The gateway over its ports.
+#[derive(Debug)]
+pub struct Gateway<P: Ports> {
+    /// The ports.
+    pub ports: P,
+    /// Settings.
+    pub settings: Settings,
+}
+
+/// A partnership with what it needs from the keystore, loaded once per message.
+pub(crate) struct Loaded {
+    pub(crate) station: Station,
+    pub(crate) partnership: Partnership,
+    pub(crate) identity: Identity,
+    pub(crate) partner_cert: X509,
+}
+
+impl<P: Ports> Gateway<P> {
+    /// A gateway with default settings.
+    pub fn new(ports: P) -> Self {
+        Gateway {
+            ports,
+            settings: Settings::default(),
+        }
+    }
+
+    /// The partnership of `station` and `partner` and their keys.
+    pub(crate) async fn load(&self, station: &str, partner: &str) -> Result<Loaded> {
+        let unknown = || GatewayError::UnknownPartnership {
+            station: station.into(),
+            partner: partner.into(),
+        };
+        let dir = self.ports.directory();
+        let station_cfg = dir.station(station).await?.ok_or_else(unknown)?;
+        let partnership = dir
+            .partnership(station, partner)
+            .await?
+            .ok_or_else(unknown)?;
+        let identity = self.ports.keys().identity(&station_cfg.key_alias).await?;
+        let partner_cert = self
+            .ports
+            .keys()
+            .partner_certificate(&partnership.certificate_alias)
+            .await?;
+        Ok(Loaded {
+            station: station_cfg,
+            partnership,
+            identity,
+            partner_cert,
+        })
+    }
+
+    /// Writes `record`, retrying once on a conflict by re-reading and re-applying `change`.
+    pub(crate) async fn save(
+        &self,
+        record: &mut MessageRecord,
+        change: impl Fn(&mut MessageRecord),
+    ) -> Result<()> {
+        change(record);
+        match self.ports.log().update(record).await {
+            Err(GatewayError::Conflict(_)) => {
+                let mut fresh = self
+                    .ports
+                    .log()
+                    .get(&record.id)
+                    .await?
+                    .ok_or_else(|| GatewayError::NotFound(format!("record {}", record.id)))?;
+                change(&mut fresh);
+                self.ports.log().update(&mut fresh).await?;
+                *record = fresh;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+fn config(what: &str, value: &str) -> GatewayError {
+    GatewayError::Config(format!("unsupported {what} {value:?}"))
+}
+
+impl Loaded {
+    pub(crate) fn name_style(&self) -> NameStyle {
+        if self.partnership.compact_algorithm_names {
+            NameStyle::Compact
+        } else {
+            NameStyle::Hyphenated
+        }
+    }
+
+    /// The engine's options for sending to this partner.
+    pub(crate) fn message_options(&self, subject: &str) -> Result<MessageOptions> {
+        let p = &self.partnership;
+        let mut opts = MessageOptions::new(&self.station.as2_id, &p.partner);
+        opts.subject = subject.to_string();
+        opts.compression = match p.compression.as_str() {
+            "none" => Compression::None,
+            "before-signing" => Compression::BeforeSigning,
+            "after-signing" => Compression::AfterSigning,
+            other => return Err(config("compression", other)),
+        };
+        if let Some(d) = &p.signing {
+            let mut s = Signing::new(self.identity.clone());
+            s.digest = DigestAlgorithm::from_name(d).ok_or_else(|| config("signing digest", d))?;
+            s.scheme = if p.pss {
+                SignatureScheme::RsaPss
+            } else {
+                SignatureScheme::RsaPkcs1v15
+            };
+            s.micalg_style = self.name_style();
+            opts.signing = Some(s);
+        }
+        if let Some(c) = &p.encryption {
+            let mut e = Encryption::new(self.partner_cert.clone());
+            e.cipher = ContentEncryption::from_name(c).ok_or_else(|| config("cipher", c))?;
+            e.key_transport = if p.oaep {
+                KeyTransport::RsaOaep
+            } else {
+                KeyTransport::RsaPkcs1v15
+            };
+            opts.encryption = Some(e);
+        }
+        let micalgs = if p.signed_mdn {
+            vec![DigestAlgorithm::from_name(&p.mic_algorithm)
+                .ok_or_else(|| config("MIC algorithm", &p.mic_algorithm))?]
+        } else {
+            Vec::new()
+        };
+        let return_to = self
+            .station
+            .mdn_email
+            .clone()
+            .unwrap_or_else(|| self.station.as2_id.clone());
+        opts.mdn = match p.mdn {
+            MdnMode::None => None,
+            MdnMode::Sync => Some(MdnRequest::sync(return_to, &micalgs, self.name_style())),
+            MdnMode::Async => {
+                let url = self.station.mdn_url.clone().ok_or_else(|| {
+                    GatewayError::Config(format!(
+                        "station {} has no mdn_url, which asynchronous receipts need",
+                        self.station.as2_id
+                    ))
+                })?;
+                Some(MdnRequest::asynchronous(
+                    return_to,
+                    url,
+                    &micalgs,
+                    self.name_style(),
+                ))
+            }
+        };
+        Ok(opts)
+    }
+
+    /// What we accept from this partner.
+    pub(crate) fn policy(&self, max_decompressed_size: u64) -> Policy {
+        Policy {
+            require_signature: self.partnership.require_signed,
+            require_encryption: self.partnership.require_encrypted,
+            allow_legacy_algorithms: self.partnership.allow_legacy_algorithms,
+            check_certificate_validity: true,
+            max_decompressed_size,
+            ..Policy::default()
+        }
+    }
+
+    /// How we write receipts to this partner.
+    pub(crate) fn mdn_options(&self, reporting_ua: &str) -> MdnOptions {
+        MdnOptions {
+            reporting_ua: reporting_ua.to_string(),
+            signer: Some(self.identity.clone()),
+            name_style: self.name_style(),
+            ..MdnOptions::default()
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The keystores of the layout (`AS2/keystore/{identity,trust,https}.jks`, JKS or PKCS#12),
+//! read through the object store and kept parsed until the object changes.
+
+use std::sync::Mutex;
+
+use as2::keys::{Identity, Keystore as As2Keystore};
+use openssl::x509::X509;
+
+use crate::error::{GatewayError, Result};
+use crate::layout::keystore as paths;
+use crate::ports::{Keystore, ObjectStore, Secrets};
+
+/// Where each keystore's password comes from: the names of secrets, not the passwords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeystorePasswords {
+    /// Secret holding the password of `identity.jks`.
+    pub identity: String,
+    /// Secret holding the password of `trust.jks`.
+    pub trust: String,
+    /// Secret holding the password of `https.jks`.
+    pub https: String,
+}
+
+type Cached = Mutex<Option<(String, As2Keystore)>>;
+
+/// [`Keystore`] over the bucket's keystore objects.
+#[derive(Debug)]
+pub struct StoreKeystore<S, X> {
+    store: S,
+    secrets: X,
+    passwords: KeystorePasswords,
+    identity: Cached,
+    trust: Cached,
+    https: Cached,
+}
+
+impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
+    /// Keystores read from `store`, with passwords from `secrets`.
+    pub fn new(store: S, secrets: X, passwords: KeystorePasswords) -> Self {
+        StoreKeystore {
+            store,
+            secrets,
+            passwords,
+            identity: Mutex::new(None),
+            trust: Mutex::new(None),
+            https: Mutex::new(None),
+        }
+    }
+
+    async fn with<T>(
+        &self,
+        key: &str,
+        secret: &str,
+        cache: &Cached,
+        f: impl FnOnce(&As2Keystore) -> as2::Result<T>,
+    ) -> Result<T> {
+        let meta = self
+            .store
+            .head(key)
+            .await?
+            .ok_or_else(|| GatewayError::NotFound(format!("keystore {key}")))?;
+        let fresh = {
+            let guard = cache
+                .lock()
+                .map_err(|_| GatewayError::port("keystore", "cache poisoned"))?;
+            guard.as_ref().is_some_and(|(etag, _)| *etag == meta.etag)
+        };
+        if !fresh {
+            let object = self
+                .store
+                .get(key)
+                .await?
+                .ok_or_else(|| GatewayError::NotFound(format!("keystore {key}")))?;
+            let password = self.secrets.secret(secret).await?;
+            let ks = As2Keystore::load(&object.data, &password, None)
+                .map_err(|e| GatewayError::Config(format!("{key}: {e}")))?;
+            let mut guard = cache
+                .lock()
+                .map_err(|_| GatewayError::port("keystore", "cache poisoned"))?;
+            *guard = Some((object.meta.etag, ks));
+        }
+        let guard = cache
+            .lock()
+            .map_err(|_| GatewayError::port("keystore", "cache poisoned"))?;
+        let (_, ks) = guard
+            .as_ref()
+            .ok_or_else(|| GatewayError::port("keystore", "not loaded"))?;
+        f(ks).map_err(|e| GatewayError::Config(format!("{key}: {e}")))
+    }
+}
+
+impl<S: ObjectStore, X: Secrets> Keystore for StoreKeystore<S, X> {
+    async fn identity(&self, alias: &str) -> Result<Identity> {
+        self.with(
+            paths::IDENTITY,
+            &self.passwords.identity,
+            &self.identity,
+            |k| k.identity(alias),
+        )
+        .await
+    }
+
+    async fn partner_certificate(&self, alias: &str) -> Result<X509> {
+        self.with(paths::TRUST, &self.passwords.trust, &self.trust, |k| {
+            k.certificate(alias)
+        })
+        .await
+    }
+
+    async fn tls_certificate(&self, alias: &str) -> Result<X509> {
+        self.with(paths::HTTPS, &self.passwords.https, &self.https, |k| {
+            k.certificate(alias)
+        })
+        .await
+    }
+}

@@ -1,0 +1,333 @@
+//! The storage layout of the seed (section 1.3), in one place: every object key the gateway
+//! writes is made here, from parts that have been checked first.
+
+use std::fmt;
+
+use crate::error::{GatewayError, Result};
+use crate::time::Millis;
+
+/// Prefix under which SFTP users drop files to send.
+pub const SEND: &str = "AS2/send/";
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received from a partner.
+    Inbox,
+    /// Sent to a partner.
+    Outbox,
+}
+
+impl Direction {
+    /// `inbox` or `outbox`, as in the layout.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbox => "inbox",
+            Direction::Outbox => "outbox",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Checks an AS2 ID before it becomes part of a key: 1 to 128 printable ASCII characters
+/// (spaces allowed, as RFC 4130 allows them), no path separators, not `.` or `..`.
+pub fn check_as2_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'/' && b != b'\\')
+        && id != "."
+        && id != ".."
+        && id.trim() == id;
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::InvalidName(format!(
+            "AS2 ID {id:?} cannot be used in a storage path (1 to 128 printable ASCII characters, no slashes, no leading or trailing space)"
+        )))
+    }
+}
+
+/// Checks a file name before it becomes the last part of a key: not empty, at most 255 bytes,
+/// no path separators or control characters, not `.` or `..`. Spaces and non-ASCII are fine.
+pub fn check_file_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::InvalidName(format!(
+            "file name {name:?} cannot be used in a storage path"
+        )))
+    }
+}
+
+/// A message's own folder name: `<UTC timestamp to the millisecond>-<random>`, unique and
+/// sortable by time (seed section 3.2).
+pub fn new_folder(now: Millis) -> String {
+    let mut r = [0u8; 4];
+    if openssl::rand::rand_bytes(&mut r).is_err() {
+        // Only when the RNG is broken; the millisecond still keeps folders apart.
+        r = [0; 4];
+    }
+    format!("{}-{}", now.compact(), as2::mime::hex(&r))
+}
+
+/// A file dropped for sending: `AS2/send/<station>/<partner>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendKey {
+    /// Our station's AS2 ID.
+    pub station: String,
+    /// The partner's AS2 ID.
+    pub partner: String,
+    /// The file name.
+    pub name: String,
+}
+
+/// Why an object under `AS2/send/` does not trigger a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotASend {
+    /// Not under `AS2/send/` at all.
+    OutsideSend,
+    /// A folder marker (`.../`) or the station or partner folder itself.
+    Folder,
+    /// Deeper than `AS2/send/<station>/<partner>/<name>`.
+    TooDeep,
+    /// A part that cannot be used (see [`check_as2_id`], [`check_file_name`]).
+    Invalid(String),
+}
+
+impl fmt::Display for NotASend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotASend::OutsideSend => f.write_str("not under AS2/send/"),
+            NotASend::Folder => f.write_str("a folder, not a file"),
+            NotASend::TooDeep => {
+                f.write_str("deeper than AS2/send/<station>/<partner>/<file>; only files placed directly there are sent")
+            }
+            NotASend::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl SendKey {
+    /// Reads a decoded object key. Only files directly at `AS2/send/<st>/<pa>/<name>` qualify.
+    pub fn parse(key: &str) -> std::result::Result<SendKey, NotASend> {
+        let rest = key.strip_prefix(SEND).ok_or(NotASend::OutsideSend)?;
+        if rest.is_empty() || rest.ends_with('/') {
+            return Err(NotASend::Folder);
+        }
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts.as_slice() {
+            [station, partner, name] => {
+                check_as2_id(station).map_err(|e| NotASend::Invalid(e.to_string()))?;
+                check_as2_id(partner).map_err(|e| NotASend::Invalid(e.to_string()))?;
+                check_file_name(name).map_err(|e| NotASend::Invalid(e.to_string()))?;
+                Ok(SendKey {
+                    station: station.to_string(),
+                    partner: partner.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            [_] | [_, _] => Err(NotASend::Folder),
+            _ => Err(NotASend::TooDeep),
+        }
+    }
+
+    /// The key again.
+    pub fn key(&self) -> String {
+        format!("{SEND}{}/{}/{}", self.station, self.partner, self.name)
+    }
+}
+
+/// The keys of one message's objects, all under its own folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePaths {
+    station: String,
+    partner: String,
+    direction: Direction,
+    folder: String,
+}
+
+impl MessagePaths {
+    /// Paths for a message between `station` and `partner` (both already checked).
+    pub fn new(station: &str, partner: &str, direction: Direction, folder: &str) -> Result<Self> {
+        check_as2_id(station)?;
+        check_as2_id(partner)?;
+        Ok(MessagePaths {
+            station: station.to_string(),
+            partner: partner.to_string(),
+            direction,
+            folder: folder.to_string(),
+        })
+    }
+
+    /// `AS2/files/<st>/<pa>/<inbox|outbox>/<folder>/<name>`: the payload.
+    pub fn payload(&self, name: &str) -> Result<String> {
+        check_file_name(name)?;
+        Ok(format!("{}/{name}", self.dir("AS2/files")))
+    }
+
+    /// `AS2/raw-message/<st>/<pa>/<inbox|outbox>/<folder>/message.bin`: the body as sent or received.
+    pub fn raw_message(&self) -> String {
+        format!("{}/message.bin", self.dir("AS2/raw-message"))
+    }
+
+    /// `AS2/headers/<st>/<pa>/<inbox|outbox>/<folder>/headers.txt`: the HTTP headers of that body.
+    pub fn headers(&self) -> String {
+        format!("{}/headers.txt", self.dir("AS2/headers"))
+    }
+
+    /// `AS2/raw-mdn/<incoming|outgoing>/<folder>.mdn`: the receipt for this message, as a capture
+    /// (headers, blank line, body). Outbound messages get incoming receipts and vice versa.
+    pub fn mdn(&self) -> String {
+        let way = match self.direction {
+            Direction::Outbox => "incoming",
+            Direction::Inbox => "outgoing",
+        };
+        format!("AS2/raw-mdn/{way}/{}.mdn", self.folder)
+    }
+
+    fn dir(&self, root: &str) -> String {
+        format!(
+            "{root}/{}/{}/{}/{}",
+            self.station, self.partner, self.direction, self.folder
+        )
+    }
+}
+
+/// `AS2/duplicate/<st>/<pa>/<folder>/<name>`: where a duplicate upload is kept.
+pub fn duplicate(send: &SendKey, folder: &str) -> String {
+    format!(
+        "AS2/duplicate/{}/{}/{folder}/{}",
+        send.station, send.partner, send.name
+    )
+}
+
+/// `AS2/raw-message/_rejected/<folder>.as2`: a POST that names no partnership we have, kept as
+/// a capture. Nothing else is written for it.
+pub fn rejected(folder: &str) -> String {
+    format!("AS2/raw-message/_rejected/{folder}.as2")
+}
+
+/// `AS2/raw-mdn/incoming/_unmatched/<folder>.mdn`: a receipt that matches no message we sent.
+pub fn unmatched_mdn(folder: &str) -> String {
+    format!("AS2/raw-mdn/incoming/_unmatched/{folder}.mdn")
+}
+
+/// The keystores of the seed's layout.
+pub mod keystore {
+    /// Station keys and certificates.
+    pub const IDENTITY: &str = "AS2/keystore/identity.jks";
+    /// Partner certificates.
+    pub const TRUST: &str = "AS2/keystore/trust.jks";
+    /// TLS material.
+    pub const HTTPS: &str = "AS2/keystore/https.jks";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_keys() {
+        let k = SendKey::parse("AS2/send/ALPHA/BETA/order 1.édi").unwrap();
+        assert_eq!(
+            (k.station.as_str(), k.partner.as_str(), k.name.as_str()),
+            ("ALPHA", "BETA", "order 1.édi")
+        );
+        assert_eq!(k.key(), "AS2/send/ALPHA/BETA/order 1.édi");
+        assert_eq!(
+            SendKey::parse("AS2/send/ALPHA/BETA/"),
+            Err(NotASend::Folder)
+        );
+        assert_eq!(SendKey::parse("AS2/send/ALPHA/BETA"), Err(NotASend::Folder));
+        assert_eq!(SendKey::parse("AS2/send/ALPHA/"), Err(NotASend::Folder));
+        assert_eq!(SendKey::parse("AS2/send/"), Err(NotASend::Folder));
+        assert_eq!(
+            SendKey::parse("AS2/send/A/B/sub/x.edi"),
+            Err(NotASend::TooDeep)
+        );
+        assert_eq!(
+            SendKey::parse("AS2/files/A/B/x"),
+            Err(NotASend::OutsideSend)
+        );
+        assert!(matches!(
+            SendKey::parse("AS2/send/A/B/.."),
+            Err(NotASend::Invalid(_))
+        ));
+        assert!(matches!(
+            SendKey::parse("AS2/send/A/B/a\u{1}b"),
+            Err(NotASend::Invalid(_))
+        ));
+        assert!(matches!(
+            SendKey::parse("AS2/send/A//x"),
+            Err(NotASend::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn ids_and_names() {
+        assert!(check_as2_id("My Company 01").is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            " lead",
+            "tab\t",
+            &"x".repeat(129),
+            "é",
+        ] {
+            assert!(check_as2_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_file_name("ünïcode name.x12").is_ok());
+        for bad in ["", ".", "..", "a/b", "nul\0", &"x".repeat(256)] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn message_paths() {
+        let p = MessagePaths::new(
+            "ALPHA",
+            "BETA",
+            Direction::Inbox,
+            "20261128054703123-0a0b0c0d",
+        )
+        .unwrap();
+        assert_eq!(
+            p.payload("po.x12").unwrap(),
+            "AS2/files/ALPHA/BETA/inbox/20261128054703123-0a0b0c0d/po.x12"
+        );
+        assert_eq!(
+            p.raw_message(),
+            "AS2/raw-message/ALPHA/BETA/inbox/20261128054703123-0a0b0c0d/message.bin"
+        );
+        assert_eq!(
+            p.headers(),
+            "AS2/headers/ALPHA/BETA/inbox/20261128054703123-0a0b0c0d/headers.txt"
+        );
+        assert_eq!(
+            p.mdn(),
+            "AS2/raw-mdn/outgoing/20261128054703123-0a0b0c0d.mdn"
+        );
+        assert!(p.payload("../x").is_err());
+        let a = new_folder(Millis(1_795_845_423_123));
+        let b = new_folder(Millis(1_795_845_423_123));
+        assert!(a.starts_with("20261128055703123-") && a != b, "{a}");
+        assert!(new_folder(Millis(1_795_845_423_124)) > a, "sortable");
+    }
+}

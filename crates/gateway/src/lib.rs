@@ -1,0 +1,24 @@
+//! The AS2 gateway's business rules, written once over ports (see `ports`): the storage layout
+//! of the seed, the send trigger and its 6-hour duplicate window, sending with retries and
+//! receipts, receiving with receipts and duplicate Message-ID handling. No AWS SDK, no HTTP
+//! framework, no filesystem: adapters bring those.
+
+mod error;
+mod gateway;
+pub mod keystore;
+pub mod layout;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+pub mod model;
+pub mod ports;
+mod receive;
+mod send;
+mod time;
+mod upload;
+
+pub use error::{GatewayError, Result};
+pub use gateway::{Gateway, Settings};
+pub use receive::HttpReply;
+pub use send::SendOutcome;
+pub use time::Millis;
+pub use upload::{Origin, UploadOutcome, UploadRef};

@@ -1,0 +1,520 @@
+//! In-memory implementations of every port, for domain tests (feature `memory`). They keep the
+//! ports' contracts (atomic claims, unique inbound Message-IDs, optimistic record revisions) so
+//! tests of the rules mean something; they prove nothing about any real adapter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use as2::keys::Identity;
+use openssl::x509::X509;
+
+use crate::error::{GatewayError, Result};
+use crate::layout::Direction;
+use crate::model::{Job, MessageRecord, Partnership, Station};
+use crate::ports::*;
+use crate::time::Millis;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A bucket in memory that keeps versions, as a versioned S3 bucket does: each put adds a
+/// version, the newest is the one read, and a delete names the version it removes.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    objects: Arc<Mutex<BTreeMap<String, Vec<Object>>>>,
+    versions: Arc<AtomicU64>,
+    clock: ManualClock,
+}
+
+impl MemoryStore {
+    /// A store stamping objects with `clock`'s time.
+    pub fn new(clock: ManualClock) -> Self {
+        MemoryStore {
+            clock,
+            ..Default::default()
+        }
+    }
+
+    /// Every key that has a version, in order.
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.objects)
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The newest version's bytes.
+    pub fn bytes(&self, key: &str) -> Option<Vec<u8>> {
+        lock(&self.objects)
+            .get(key)
+            .and_then(|v| v.last())
+            .map(|o| o.data.clone())
+    }
+
+    /// How many versions `key` has.
+    pub fn version_count(&self, key: &str) -> usize {
+        lock(&self.objects).get(key).map_or(0, Vec::len)
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<ObjectMeta> {
+        let etag = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &data)
+            .map(|d| as2::mime::hex(&d))
+            .map_err(|e| GatewayError::port("memory store", e))?;
+        let meta = ObjectMeta {
+            size: data.len() as u64,
+            etag,
+            version: Some(self.versions.fetch_add(1, Ordering::SeqCst).to_string()),
+            modified: self.clock.now(),
+            metadata,
+        };
+        lock(&self.objects)
+            .entry(key.into())
+            .or_default()
+            .push(Object {
+                data,
+                meta: meta.clone(),
+            });
+        Ok(meta)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>> {
+        Ok(lock(&self.objects).get(key).and_then(|v| v.last()).cloned())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        Ok(lock(&self.objects)
+            .get(key)
+            .and_then(|v| v.last())
+            .map(|o| o.meta.clone()))
+    }
+
+    async fn copy(&self, from: &str, version: Option<&str>, to: &str) -> Result<ObjectMeta> {
+        let o = {
+            let objects = lock(&self.objects);
+            let versions = objects
+                .get(from)
+                .ok_or_else(|| GatewayError::NotFound(from.into()))?;
+            match version {
+                Some(v) => versions
+                    .iter()
+                    .find(|o| o.meta.version.as_deref() == Some(v)),
+                None => versions.last(),
+            }
+            .cloned()
+            .ok_or_else(|| GatewayError::NotFound(format!("{from} version {version:?}")))?
+        };
+        self.put(to, o.data, o.meta.metadata).await
+    }
+
+    async fn delete(&self, key: &str, version: Option<&str>) -> Result<()> {
+        let mut objects = lock(&self.objects);
+        if let Some(versions) = objects.get_mut(key) {
+            match version {
+                Some(v) => versions.retain(|o| o.meta.version.as_deref() != Some(v)),
+                None => versions.clear(),
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        Ok(lock(&self.objects)
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, v)| v.last().map(|o| (k.clone(), o.meta.clone())))
+            .collect())
+    }
+}
+
+/// The duplicate window in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryDuplicates {
+    /// (station, partner, name) -> (upload id, record id, accepted at)
+    #[allow(clippy::type_complexity)]
+    claims: Arc<Mutex<HashMap<(String, String, String), (String, String, Millis)>>>,
+}
+
+impl DuplicateIndex for MemoryDuplicates {
+    async fn claim(
+        &self,
+        station: &str,
+        partner: &str,
+        name: &str,
+        upload_id: &str,
+        record_id: &str,
+        now: Millis,
+        window: Duration,
+    ) -> Result<Claim> {
+        let mut claims = lock(&self.claims);
+        let key = (station.to_string(), partner.to_string(), name.to_string());
+        if let Some((upload, record, at)) = claims.get(&key) {
+            if upload == upload_id {
+                return Ok(Claim::Redelivery {
+                    record_id: record.clone(),
+                });
+            }
+            if now < at.plus(window) {
+                return Ok(Claim::Duplicate {
+                    accepted_at: *at,
+                    record_id: record.clone(),
+                });
+            }
+        }
+        claims.insert(key, (upload_id.into(), record_id.into(), now));
+        Ok(Claim::Accepted)
+    }
+}
+
+/// The message log in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLog {
+    records: Arc<Mutex<BTreeMap<String, MessageRecord>>>,
+}
+
+fn core(id: &str) -> &str {
+    as2::receive::message_id_core(id)
+}
+
+impl MessageLog for MemoryLog {
+    async fn create(&self, record: &MessageRecord) -> Result<Created> {
+        let mut records = lock(&self.records);
+        if let Some(r) = records.get(&record.id) {
+            return Ok(Created::Exists(Box::new(r.clone())));
+        }
+        if record.direction == Direction::Inbox && !record.message_id.is_empty() {
+            if let Some(r) = records.values().find(|r| {
+                r.direction == Direction::Inbox
+                    && r.station == record.station
+                    && r.partner == record.partner
+                    && core(&r.message_id) == core(&record.message_id)
+            }) {
+                return Ok(Created::Exists(Box::new(r.clone())));
+            }
+        }
+        records.insert(record.id.clone(), record.clone());
+        Ok(Created::New)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<MessageRecord>> {
+        Ok(lock(&self.records).get(id).cloned())
+    }
+
+    async fn update(&self, record: &mut MessageRecord) -> Result<()> {
+        let mut records = lock(&self.records);
+        let stored = records
+            .get(&record.id)
+            .ok_or_else(|| GatewayError::NotFound(record.id.clone()))?;
+        if stored.revision != record.revision {
+            return Err(GatewayError::Conflict(format!(
+                "record {} changed",
+                record.id
+            )));
+        }
+        record.revision += 1;
+        records.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn find_outbound(
+        &self,
+        station: &str,
+        partner: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        Ok(lock(&self.records)
+            .values()
+            .find(|r| {
+                r.direction == Direction::Outbox
+                    && r.station == station
+                    && r.partner == partner
+                    && core(&r.message_id) == core(message_id)
+            })
+            .cloned())
+    }
+
+    async fn list(
+        &self,
+        station: Option<&str>,
+        partner: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>> {
+        Ok(lock(&self.records)
+            .values()
+            .rev()
+            .filter(|r| {
+                station.is_none_or(|s| r.station == s) && partner.is_none_or(|p| r.partner == p)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+/// Stations and partnerships in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryDirectory {
+    /// Stations by AS2 ID.
+    pub stations: Arc<Mutex<HashMap<String, Station>>>,
+    /// Partnerships by (station, partner).
+    pub partnerships: Arc<Mutex<HashMap<(String, String), Partnership>>>,
+}
+
+impl MemoryDirectory {
+    /// Adds a station.
+    pub fn add_station(&self, s: Station) {
+        lock(&self.stations).insert(s.as2_id.clone(), s);
+    }
+
+    /// Adds or replaces a partnership.
+    pub fn add_partnership(&self, p: Partnership) {
+        lock(&self.partnerships).insert((p.station.clone(), p.partner.clone()), p);
+    }
+}
+
+impl PartnerDirectory for MemoryDirectory {
+    async fn station(&self, as2_id: &str) -> Result<Option<Station>> {
+        Ok(lock(&self.stations).get(as2_id).cloned())
+    }
+
+    async fn partnership(&self, station: &str, partner: &str) -> Result<Option<Partnership>> {
+        Ok(lock(&self.partnerships)
+            .get(&(station.to_string(), partner.to_string()))
+            .cloned())
+    }
+}
+
+/// Keys and certificates in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryKeys {
+    /// Identities by alias.
+    pub identities: Arc<Mutex<HashMap<String, Identity>>>,
+    /// Certificates by alias (partner and TLS alike).
+    pub certificates: Arc<Mutex<HashMap<String, X509>>>,
+}
+
+impl Keystore for MemoryKeys {
+    async fn identity(&self, alias: &str) -> Result<Identity> {
+        lock(&self.identities)
+            .get(alias)
+            .cloned()
+            .ok_or_else(|| GatewayError::Config(format!("no key {alias:?}")))
+    }
+
+    async fn partner_certificate(&self, alias: &str) -> Result<X509> {
+        lock(&self.certificates)
+            .get(alias)
+            .cloned()
+            .ok_or_else(|| GatewayError::Config(format!("no certificate {alias:?}")))
+    }
+
+    async fn tls_certificate(&self, alias: &str) -> Result<X509> {
+        self.partner_certificate(alias).await
+    }
+}
+
+/// Secrets in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySecrets {
+    /// Values by name.
+    pub values: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Secrets for MemorySecrets {
+    async fn secret(&self, name: &str) -> Result<String> {
+        lock(&self.values)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| GatewayError::Config(format!("no secret {name:?}")))
+    }
+}
+
+type Handler =
+    dyn Fn(&HttpRequest) -> std::result::Result<HttpResponse, TransportError> + Send + Sync;
+
+/// A transport that hands each request to a function: a scripted partner.
+#[derive(Clone)]
+pub struct FnTransport {
+    handler: Arc<Handler>,
+    /// Every request made, in order.
+    pub requests: Arc<Mutex<Vec<HttpRequest>>>,
+}
+
+impl std::fmt::Debug for FnTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnTransport").finish_non_exhaustive()
+    }
+}
+
+impl FnTransport {
+    /// A transport answering with `handler`.
+    pub fn new(
+        handler: impl Fn(&HttpRequest) -> std::result::Result<HttpResponse, TransportError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        FnTransport {
+            handler: Arc::new(handler),
+            requests: Arc::default(),
+        }
+    }
+}
+
+impl As2Transport for FnTransport {
+    async fn post(
+        &self,
+        request: HttpRequest,
+    ) -> std::result::Result<HttpResponse, TransportError> {
+        let r = (self.handler)(&request);
+        lock(&self.requests).push(request);
+        r
+    }
+}
+
+/// A job queue in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryQueue {
+    jobs: Arc<Mutex<Vec<(Millis, Job)>>>,
+}
+
+impl MemoryQueue {
+    /// Removes and returns the jobs due at `now`, earliest first.
+    pub fn take_due(&self, now: Millis) -> Vec<Job> {
+        let mut jobs = lock(&self.jobs);
+        jobs.sort_by_key(|(at, _)| *at);
+        let split = jobs
+            .iter()
+            .position(|(at, _)| *at > now)
+            .unwrap_or(jobs.len());
+        jobs.drain(..split).map(|(_, j)| j).collect()
+    }
+
+    /// Every queued job with its due time.
+    pub fn pending(&self) -> Vec<(Millis, Job)> {
+        lock(&self.jobs).clone()
+    }
+}
+
+impl JobQueue for MemoryQueue {
+    async fn enqueue(&self, job: Job, not_before: Millis) -> Result<()> {
+        lock(&self.jobs).push((not_before, job));
+        Ok(())
+    }
+}
+
+/// A clock the test moves.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock showing `at`.
+    pub fn at(at: Millis) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(at.0)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Millis {
+        Millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Every port in memory.
+#[derive(Debug, Clone)]
+pub struct MemoryPorts {
+    /// The bucket.
+    pub store: MemoryStore,
+    /// The duplicate index.
+    pub duplicates: MemoryDuplicates,
+    /// The message log.
+    pub log: MemoryLog,
+    /// Stations and partnerships.
+    pub directory: MemoryDirectory,
+    /// Keys.
+    pub keys: MemoryKeys,
+    /// Secrets.
+    pub secrets: MemorySecrets,
+    /// The partner, as a function.
+    pub transport: FnTransport,
+    /// The job queue.
+    pub queue: MemoryQueue,
+    /// The clock.
+    pub clock: ManualClock,
+}
+
+impl MemoryPorts {
+    /// Empty ports at time `now`, sending to `transport`.
+    pub fn new(now: Millis, transport: FnTransport) -> Self {
+        let clock = ManualClock::at(now);
+        MemoryPorts {
+            store: MemoryStore::new(clock.clone()),
+            duplicates: MemoryDuplicates::default(),
+            log: MemoryLog::default(),
+            directory: MemoryDirectory::default(),
+            keys: MemoryKeys::default(),
+            secrets: MemorySecrets::default(),
+            transport,
+            queue: MemoryQueue::default(),
+            clock,
+        }
+    }
+}
+
+impl Ports for MemoryPorts {
+    type Store = MemoryStore;
+    type Duplicates = MemoryDuplicates;
+    type Log = MemoryLog;
+    type Directory = MemoryDirectory;
+    type Keys = MemoryKeys;
+    type Secrets = MemorySecrets;
+    type Transport = FnTransport;
+    type Queue = MemoryQueue;
+    type Clock = ManualClock;
+
+    fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+    fn duplicates(&self) -> &MemoryDuplicates {
+        &self.duplicates
+    }
+    fn log(&self) -> &MemoryLog {
+        &self.log
+    }
+    fn directory(&self) -> &MemoryDirectory {
+        &self.directory
+    }
+    fn keys(&self) -> &MemoryKeys {
+        &self.keys
+    }
+    fn secrets(&self) -> &MemorySecrets {
+        &self.secrets
+    }
+    fn transport(&self) -> &FnTransport {
+        &self.transport
+    }
+    fn queue(&self) -> &MemoryQueue {
+        &self.queue
+    }
+    fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+}

@@ -1,0 +1,477 @@
+//! Stations, partnerships, message records and jobs: the data the workflows read and write.
+//! All of it serialises (serde) so any adapter can store it as it likes.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::Direction;
+use crate::time::Millis;
+
+/// One of our AS2 identities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Station {
+    /// Our AS2 ID.
+    pub as2_id: String,
+    /// Alias of our key in `AS2/keystore/identity.jks`.
+    pub key_alias: String,
+    /// Where partners POST asynchronous receipts for messages we send.
+    #[serde(default)]
+    pub mdn_url: Option<String>,
+    /// `Disposition-Notification-To` value (an address or our AS2 ID).
+    #[serde(default)]
+    pub mdn_email: Option<String>,
+    /// The part of our Message-IDs after the `@`.
+    #[serde(default = "default_domain")]
+    pub message_id_domain: String,
+}
+
+fn default_domain() -> String {
+    "mftg.local".into()
+}
+
+/// When and how often a send is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Wait before the second attempt; each further wait doubles.
+    pub first_interval_secs: u64,
+    /// Longest wait between two attempts.
+    #[serde(default = "default_max_interval")]
+    pub max_interval_secs: u64,
+}
+
+fn default_max_interval() -> u64 {
+    3600
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            first_interval_secs: 30,
+            max_interval_secs: default_max_interval(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt number `attempt` (1-based), or `None` when none are left.
+    pub fn delay_after(&self, attempt: u32) -> Option<Duration> {
+        if attempt >= self.attempts {
+            return None;
+        }
+        let factor = 1u64 << (attempt.saturating_sub(1)).min(30);
+        let secs = self
+            .first_interval_secs
+            .saturating_mul(factor)
+            .min(self.max_interval_secs);
+        Some(Duration::from_secs(secs))
+    }
+}
+
+/// How the partner returns receipts for what we send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MdnMode {
+    /// No receipt.
+    None,
+    /// In the HTTP response.
+    #[default]
+    Sync,
+    /// Later, POSTed to our station's `mdn_url`.
+    Async,
+}
+
+/// HTTP basic authentication towards a partner. The password is named, not stored: it comes from
+/// the environment (embedded) or a secret store (AWS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasicAuth {
+    /// User name.
+    pub user: String,
+    /// Name of the environment variable or secret holding the password.
+    pub password_secret: String,
+}
+
+/// TLS settings for a partner's HTTPS URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TlsOptions {
+    /// Alias in `AS2/keystore/https.jks` of a CA (or self-signed server) certificate to trust.
+    #[serde(default)]
+    pub ca_alias: Option<String>,
+    /// Accept any server certificate (testing only; logged loudly).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Everything about one trading partner of one station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partnership {
+    /// Our station's AS2 ID.
+    pub station: String,
+    /// The partner's AS2 ID.
+    pub partner: String,
+    /// The partner's AS2 URL.
+    pub url: String,
+    /// Alias of the partner's certificate in `AS2/keystore/trust.jks`.
+    pub certificate_alias: String,
+    /// Cipher for what we send (`aes256-cbc`, `3des`, `aes128-gcm`, ...); `None` sends unencrypted.
+    #[serde(default = "default_cipher")]
+    pub encryption: Option<String>,
+    /// RSAES-OAEP instead of PKCS#1 v1.5 key transport.
+    #[serde(default)]
+    pub oaep: bool,
+    /// Signing digest (`sha-256`, `sha1`, ...); `None` sends unsigned.
+    #[serde(default = "default_digest")]
+    pub signing: Option<String>,
+    /// RSASSA-PSS instead of PKCS#1 v1.5 signatures.
+    #[serde(default)]
+    pub pss: bool,
+    /// `none`, `before-signing` or `after-signing`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// How receipts come back.
+    #[serde(default)]
+    pub mdn: MdnMode,
+    /// Ask for signed receipts.
+    #[serde(default = "yes")]
+    pub signed_mdn: bool,
+    /// MIC algorithm to ask the receipt for (`sha-256` unless the partner needs another).
+    #[serde(default = "default_mic")]
+    pub mic_algorithm: String,
+    /// Write algorithm names as `sha1`/`sha256` instead of `sha-1`/`sha-256` (older products).
+    #[serde(default)]
+    pub compact_algorithm_names: bool,
+    /// Retries for what we send.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Content-Type of what we send.
+    #[serde(default = "default_content_type")]
+    pub content_type: String,
+    /// HTTP basic auth towards the partner.
+    #[serde(default)]
+    pub auth: Option<BasicAuth>,
+    /// TLS towards the partner.
+    #[serde(default)]
+    pub tls: TlsOptions,
+    /// Refuse unsigned messages from the partner.
+    #[serde(default)]
+    pub require_signed: bool,
+    /// Refuse unencrypted messages from the partner.
+    #[serde(default)]
+    pub require_encrypted: bool,
+    /// Accept SHA-1 and 3DES from the partner.
+    #[serde(default = "yes")]
+    pub allow_legacy_algorithms: bool,
+    /// How long to wait for an asynchronous receipt before the message is overdue.
+    #[serde(default = "default_mdn_wait")]
+    pub mdn_wait_secs: u64,
+    /// HTTP timeout for one attempt.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_cipher() -> Option<String> {
+    Some("aes256-cbc".into())
+}
+fn default_digest() -> Option<String> {
+    Some("sha-256".into())
+}
+fn default_compression() -> String {
+    "before-signing".into()
+}
+fn default_mic() -> String {
+    "sha-256".into()
+}
+fn default_content_type() -> String {
+    as2::message::DEFAULT_CONTENT_TYPE.into()
+}
+fn default_mdn_wait() -> u64 {
+    3600
+}
+fn default_timeout() -> u64 {
+    120
+}
+fn yes() -> bool {
+    true
+}
+
+impl Partnership {
+    /// A partnership with the defaults: signed (SHA-256), AES-256 encrypted, compressed before
+    /// signing, signed sync receipt.
+    pub fn new(station: &str, partner: &str, url: &str, certificate_alias: &str) -> Self {
+        Partnership {
+            station: station.into(),
+            partner: partner.into(),
+            url: url.into(),
+            certificate_alias: certificate_alias.into(),
+            encryption: default_cipher(),
+            oaep: false,
+            signing: default_digest(),
+            pss: false,
+            compression: default_compression(),
+            mdn: MdnMode::Sync,
+            signed_mdn: true,
+            mic_algorithm: default_mic(),
+            compact_algorithm_names: false,
+            retry: RetryPolicy::default(),
+            content_type: default_content_type(),
+            auth: None,
+            tls: TlsOptions::default(),
+            require_signed: false,
+            require_encrypted: false,
+            allow_legacy_algorithms: true,
+            mdn_wait_secs: default_mdn_wait(),
+            timeout_secs: default_timeout(),
+        }
+    }
+}
+
+/// A message's state. Every change is kept in the record's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Accepted for sending, waiting for an attempt.
+    Queued,
+    /// An attempt is under way.
+    Sending,
+    /// Sent; no receipt was asked for.
+    Sent,
+    /// Sent; waiting for an asynchronous receipt.
+    AwaitingMdn,
+    /// The partner's receipt says processed and its MIC matches.
+    Delivered,
+    /// The partner's receipt says processed with a warning.
+    DeliveredWithWarning,
+    /// Given up, or refused by the partner; the reason is in the history.
+    Failed,
+    /// Received from a partner and delivered to the inbox.
+    Received,
+    /// Received but refused (the receipt says why); the raw message is kept.
+    Rejected,
+    /// An upload with a name already sent within the window; moved to `AS2/duplicate`.
+    Duplicate,
+    /// An upload that cannot be sent (unknown partnership); the file stays where it is.
+    NotSent,
+}
+
+impl Status {
+    /// True when nothing more will happen to the message by itself.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Queued | Status::Sending | Status::AwaitingMdn)
+    }
+
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::AwaitingMdn => "awaiting-mdn",
+            Status::Delivered => "delivered",
+            Status::DeliveredWithWarning => "delivered-with-warning",
+            Status::Failed => "failed",
+            Status::Received => "received",
+            Status::Rejected => "rejected",
+            Status::Duplicate => "duplicate",
+            Status::NotSent => "not-sent",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a record's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// When.
+    pub at: Millis,
+    /// The new status.
+    pub status: Status,
+    /// Why, when there is something to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl StatusChange {
+    /// A status at a time, with an optional reason.
+    pub fn new(at: Millis, status: Status, detail: Option<String>) -> Self {
+        StatusChange { at, status, detail }
+    }
+}
+
+/// What a receipt said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdnSummary {
+    /// The disposition, as in the receipt (`processed`, `processed/error: decryption-failed`).
+    pub disposition: String,
+    /// Whether the receipt was signed (and verified).
+    pub signed: bool,
+    /// `matches`, `mismatch` or `missing`.
+    pub mic: String,
+    /// Where the raw receipt is stored.
+    pub key: String,
+}
+
+/// The log entry for one message, sent or received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// The message's folder name: unique, sortable by time.
+    pub id: String,
+    /// Which way it went.
+    pub direction: Direction,
+    /// Our station.
+    pub station: String,
+    /// The partner.
+    pub partner: String,
+    /// The AS2 Message-ID (empty until the first build of an outbound message).
+    pub message_id: String,
+    /// The file name.
+    pub filename: String,
+    /// Payload size in bytes.
+    pub size: u64,
+    /// Current status.
+    pub status: Status,
+    /// Every status, oldest first.
+    pub history: Vec<StatusChange>,
+    /// The MIC the receipt must echo (outbound) or that we echoed (inbound), `<b64>, <alg>`.
+    #[serde(default)]
+    pub mic: Option<String>,
+    /// The same MIC under other algorithms the receipt may use.
+    #[serde(default)]
+    pub alternative_mics: Vec<String>,
+    /// The receipt.
+    #[serde(default)]
+    pub mdn: Option<MdnSummary>,
+    /// Where the payload is.
+    #[serde(default)]
+    pub payload_key: Option<String>,
+    /// Where the raw message is.
+    #[serde(default)]
+    pub raw_key: Option<String>,
+    /// Where its HTTP headers are.
+    #[serde(default)]
+    pub headers_key: Option<String>,
+    /// Attempts made so far (outbound).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Where the MDN must be POSTed (inbound, async).
+    #[serde(default)]
+    pub async_mdn_url: Option<String>,
+    /// Bumped on every write; a write with a stale revision is refused (optimistic locking).
+    #[serde(default)]
+    pub revision: u64,
+}
+
+impl MessageRecord {
+    /// A new record whose history starts with `first`.
+    pub fn new(
+        id: &str,
+        direction: Direction,
+        station: &str,
+        partner: &str,
+        filename: &str,
+        first: StatusChange,
+    ) -> Self {
+        MessageRecord {
+            id: id.into(),
+            direction,
+            station: station.into(),
+            partner: partner.into(),
+            message_id: String::new(),
+            filename: filename.into(),
+            size: 0,
+            status: first.status,
+            history: vec![first],
+            mic: None,
+            alternative_mics: Vec::new(),
+            mdn: None,
+            payload_key: None,
+            raw_key: None,
+            headers_key: None,
+            attempts: 0,
+            async_mdn_url: None,
+            revision: 0,
+        }
+    }
+
+    /// Moves to `status`, keeping the change in the history.
+    pub fn set_status(&mut self, status: Status, at: Millis, detail: Option<String>) {
+        self.status = status;
+        self.history.push(StatusChange { at, status, detail });
+    }
+
+    /// The latest history entry's detail, if any.
+    pub fn last_detail(&self) -> Option<&str> {
+        self.history.last().and_then(|h| h.detail.as_deref())
+    }
+}
+
+/// Work for the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Job {
+    /// Make the next attempt to send an outbound message.
+    Send {
+        /// The record id.
+        id: String,
+    },
+    /// POST a receipt we built to the URL the sender asked for.
+    SendMdn {
+        /// The inbound record id.
+        id: String,
+        /// Attempts made so far.
+        attempt: u32,
+    },
+    /// Mark a message overdue if its asynchronous receipt has not come.
+    MdnDeadline {
+        /// The record id.
+        id: String,
+    },
+}
+
+impl Job {
+    /// The record the job is about.
+    pub fn record_id(&self) -> &str {
+        match self {
+            Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id } => id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_policy() {
+        let p = RetryPolicy {
+            attempts: 4,
+            first_interval_secs: 30,
+            max_interval_secs: 100,
+        };
+        assert_eq!(p.delay_after(1), Some(Duration::from_secs(30)));
+        assert_eq!(p.delay_after(2), Some(Duration::from_secs(60)));
+        assert_eq!(p.delay_after(3), Some(Duration::from_secs(100)));
+        assert_eq!(p.delay_after(4), None);
+        let one = RetryPolicy { attempts: 1, ..p };
+        assert_eq!(one.delay_after(1), None);
+    }
+
+    #[test]
+    fn partnership_defaults_from_minimal_json() {
+        let p: Partnership = serde_json::from_str(
+            r#"{"station":"A","partner":"B","url":"http://b","certificate_alias":"b"}"#,
+        )
+        .unwrap();
+        assert_eq!(p, Partnership::new("A", "B", "http://b", "b"));
+        let j: Job = serde_json::from_str(r#"{"kind":"send","id":"x"}"#).unwrap();
+        assert_eq!(j, Job::Send { id: "x".into() });
+    }
+}

@@ -1,0 +1,280 @@
+//! The gateway's ports: everything it needs from the world, as traits. Adapters implement them
+//! (a directory and an embedded database locally; S3, DynamoDB and SQS on AWS); the workflows
+//! never see which.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use as2::keys::Identity;
+use as2::HeaderMap;
+use openssl::x509::X509;
+
+use crate::error::Result;
+use crate::model::{Job, MessageRecord, Partnership, Station, TlsOptions};
+use crate::time::Millis;
+
+/// What a store knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// A content hash or the store's entity tag.
+    pub etag: String,
+    /// The version id, where the store keeps versions.
+    pub version: Option<String>,
+    /// Last write.
+    pub modified: Millis,
+    /// User metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// What identifies this upload: the version where there is one, else the etag.
+    pub fn upload_id(&self) -> String {
+        self.version.clone().unwrap_or_else(|| self.etag.clone())
+    }
+}
+
+/// An object and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// Its metadata.
+    pub meta: ObjectMeta,
+}
+
+/// The bucket (or the directory standing in for it).
+pub trait ObjectStore: Send + Sync {
+    /// Writes an object whole (replacing any current version).
+    fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<ObjectMeta>> + Send;
+    /// Reads an object; `None` if it does not exist.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Object>>> + Send;
+    /// An object's metadata; `None` if it does not exist.
+    fn head(&self, key: &str) -> impl Future<Output = Result<Option<ObjectMeta>>> + Send;
+    /// Copies an object inside the store: the given version of `from` where versions exist, else
+    /// its current one.
+    fn copy(
+        &self,
+        from: &str,
+        version: Option<&str>,
+        to: &str,
+    ) -> impl Future<Output = Result<ObjectMeta>> + Send;
+    /// Deletes an object (the given version only, where versions exist). Deleting what is not
+    /// there is not an error.
+    fn delete(&self, key: &str, version: Option<&str>) -> impl Future<Output = Result<()>> + Send;
+    /// Keys under `prefix`, in key order.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, ObjectMeta)>>> + Send;
+}
+
+/// What the duplicate index says of an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The first upload of this name in the window: it is now the one the window runs from.
+    Accepted,
+    /// The same upload again (a redelivered event): it was accepted before, as `record_id`.
+    Redelivery {
+        /// The record made when it was first accepted.
+        record_id: String,
+    },
+    /// Another upload of a name accepted less than the window ago.
+    Duplicate {
+        /// When the earlier upload was accepted.
+        accepted_at: Millis,
+        /// Its record.
+        record_id: String,
+    },
+}
+
+/// The same-name duplicate window (seed section 3.1). One atomic operation per upload.
+pub trait DuplicateIndex: Send + Sync {
+    /// Claims `name` for `station`/`partner` on behalf of the upload `upload_id`, to be recorded
+    /// as `record_id` if accepted.
+    #[allow(clippy::too_many_arguments)]
+    fn claim(
+        &self,
+        station: &str,
+        partner: &str,
+        name: &str,
+        upload_id: &str,
+        record_id: &str,
+        now: Millis,
+        window: Duration,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+}
+
+/// Whether [`MessageLog::create`] made a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// It did.
+    New,
+    /// A record with this id, or (inbound) this partner's Message-ID, exists already.
+    Exists(Box<MessageRecord>),
+}
+
+/// The message log: every message's record and status history.
+pub trait MessageLog: Send + Sync {
+    /// Stores a new record. Refused (returning the existing one) when the id exists, or when an
+    /// inbound record with the same station, partner and Message-ID exists: the check and the
+    /// write are one atomic step.
+    fn create(&self, record: &MessageRecord) -> impl Future<Output = Result<Created>> + Send;
+    /// Reads a record.
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<MessageRecord>>> + Send;
+    /// Writes a changed record if nobody else wrote it since it was read (its `revision`), and
+    /// bumps the revision; a stale write fails with [`crate::GatewayError::Conflict`].
+    fn update(&self, record: &mut MessageRecord) -> impl Future<Output = Result<()>> + Send;
+    /// The outbound record whose Message-ID (without brackets) is `message_id`.
+    fn find_outbound(
+        &self,
+        station: &str,
+        partner: &str,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Option<MessageRecord>>> + Send;
+    /// Records, newest first, optionally of one station and partner, at most `limit`.
+    fn list(
+        &self,
+        station: Option<&str>,
+        partner: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
+}
+
+/// Stations and partnerships.
+pub trait PartnerDirectory: Send + Sync {
+    /// A station by AS2 ID.
+    fn station(&self, as2_id: &str) -> impl Future<Output = Result<Option<Station>>> + Send;
+    /// The partnership of `station` with `partner`.
+    fn partnership(
+        &self,
+        station: &str,
+        partner: &str,
+    ) -> impl Future<Output = Result<Option<Partnership>>> + Send;
+}
+
+/// Keys and certificates by alias (`AS2/keystore/*.jks` in the layout).
+pub trait Keystore: Send + Sync {
+    /// A station identity from `identity.jks`.
+    fn identity(&self, alias: &str) -> impl Future<Output = Result<Identity>> + Send;
+    /// A partner certificate from `trust.jks`.
+    fn partner_certificate(&self, alias: &str) -> impl Future<Output = Result<X509>> + Send;
+    /// A TLS trust anchor from `https.jks`.
+    fn tls_certificate(&self, alias: &str) -> impl Future<Output = Result<X509>> + Send;
+}
+
+/// Named secrets (environment variables locally; Secrets Manager or SSM on AWS).
+pub trait Secrets: Send + Sync {
+    /// The secret called `name`.
+    fn secret(&self, name: &str) -> impl Future<Output = Result<String>> + Send;
+}
+
+/// One HTTP POST to a partner.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// The partner's URL.
+    pub url: String,
+    /// Headers (the transport adds Content-Length; never chunked, as some partners refuse it).
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Basic auth user and password.
+    pub basic_auth: Option<(String, String)>,
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// Extra trust anchors for the partner's server certificate.
+    pub trust: Vec<X509>,
+}
+
+/// The partner's answer.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// Why a POST got no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The connection could not be made (refused, DNS, TLS handshake).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// No complete answer within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The connection broke during the exchange.
+    #[error("connection failed: {0}")]
+    Io(String),
+}
+
+/// HTTP(S) client for AS2 messages and asynchronous receipts.
+pub trait As2Transport: Send + Sync {
+    /// POSTs and returns whatever the partner answered.
+    fn post(
+        &self,
+        request: HttpRequest,
+    ) -> impl Future<Output = std::result::Result<HttpResponse, TransportError>> + Send;
+}
+
+/// Where work waits until it is due.
+pub trait JobQueue: Send + Sync {
+    /// Queues `job` to run at `not_before` or later.
+    fn enqueue(&self, job: Job, not_before: Millis) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The time. Injected, so time-dependent rules are tested without sleeping.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Millis;
+}
+
+/// Every port the gateway uses, bundled so the workflows are written once over them.
+pub trait Ports: Send + Sync {
+    /// Object storage.
+    type Store: ObjectStore;
+    /// Duplicate index.
+    type Duplicates: DuplicateIndex;
+    /// Message log.
+    type Log: MessageLog;
+    /// Partner directory.
+    type Directory: PartnerDirectory;
+    /// Keys and certificates.
+    type Keys: Keystore;
+    /// Secrets.
+    type Secrets: Secrets;
+    /// HTTP client.
+    type Transport: As2Transport;
+    /// Job queue.
+    type Queue: JobQueue;
+    /// Clock.
+    type Clock: Clock;
+
+    /// Object storage.
+    fn store(&self) -> &Self::Store;
+    /// Duplicate index.
+    fn duplicates(&self) -> &Self::Duplicates;
+    /// Message log.
+    fn log(&self) -> &Self::Log;
+    /// Partner directory.
+    fn directory(&self) -> &Self::Directory;
+    /// Keys and certificates.
+    fn keys(&self) -> &Self::Keys;
+    /// Secrets.
+    fn secrets(&self) -> &Self::Secrets;
+    /// HTTP client.
+    fn transport(&self) -> &Self::Transport;
+    /// Job queue.
+    fn queue(&self) -> &Self::Queue;
+    /// Clock.
+    fn clock(&self) -> &Self::Clock;
+}

@@ -1,0 +1,490 @@
+//! Sending: one attempt per `Send` job, receipts (sync in the response, async later), retries
+//! with backoff, and every state change in the message log.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use as2::mdn::{self, MdnSignature, MicCheck};
+use as2::message::{self, Payload};
+use as2::{Disposition, HeaderMap};
+
+use crate::error::{GatewayError, Result};
+use crate::gateway::{Gateway, Loaded};
+use crate::layout::{Direction, MessagePaths};
+use crate::model::{Job, MdnMode, MdnSummary, MessageRecord, Status};
+use crate::ports::{
+    As2Transport, Clock, HttpRequest, JobQueue, Keystore, MessageLog, ObjectStore, Ports, Secrets,
+    TransportError,
+};
+use crate::time::Millis;
+
+/// What one send attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Nothing to do: the message is not waiting to be sent (done, or another worker has it).
+    Skipped(Status),
+    /// Sent; the record has the final or awaiting status.
+    Done(Status),
+    /// The attempt failed and another is queued.
+    Retrying {
+        /// When.
+        at: Millis,
+        /// Why the attempt failed.
+        reason: String,
+    },
+}
+
+/// The headers and body of an HTTP exchange as one capture: headers, blank line, body.
+pub(crate) fn capture(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let mut out = headers.to_bytes();
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// The first line of a body, for a log entry.
+fn first_line(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.lines().next().unwrap_or("").trim().to_string()
+}
+
+impl<P: Ports> Gateway<P> {
+    /// Runs a job from the queue.
+    pub async fn run_job(&self, job: &Job) -> Result<()> {
+        match job {
+            Job::Send { id } => self.send(id).await.map(|_| ()),
+            Job::SendMdn { id, attempt } => self.send_async_mdn(id, *attempt).await,
+            Job::MdnDeadline { id } => self.mdn_deadline(id).await,
+        }
+    }
+
+    /// Makes one attempt to send message `id`.
+    pub async fn send(&self, id: &str) -> Result<SendOutcome> {
+        let log = self.ports.log();
+        let mut record = log
+            .get(id)
+            .await?
+            .ok_or_else(|| GatewayError::NotFound(format!("message {id}")))?;
+        // `Sending` means an earlier attempt died midway: it is made again, with the same
+        // Message-ID, which a receiver recognises.
+        if !matches!(record.status, Status::Queued | Status::Sending) {
+            return Ok(SendOutcome::Skipped(record.status));
+        }
+        let now = self.ports.clock().now();
+        let loaded = match self.load(&record.station, &record.partner).await {
+            Ok(l) => l,
+            Err(
+                e @ (GatewayError::UnknownPartnership { .. }
+                | GatewayError::Config(_)
+                | GatewayError::NotFound(_)),
+            ) => {
+                return self.fail(&mut record, now, e.to_string()).await;
+            }
+            Err(e) => return Err(e),
+        };
+        record.attempts += 1;
+        let attempt = record.attempts;
+        record.set_status(Status::Sending, now, Some(format!("attempt {attempt}")));
+        match log.update(&mut record).await {
+            Ok(()) => {}
+            Err(GatewayError::Conflict(_)) => return Ok(SendOutcome::Skipped(Status::Sending)),
+            Err(e) => return Err(e),
+        }
+
+        let payload_key = record.payload_key.clone().unwrap_or_default();
+        let Some(payload) = self.ports.store().get(&payload_key).await? else {
+            return self
+                .fail(
+                    &mut record,
+                    now,
+                    format!("the payload {payload_key} is gone"),
+                )
+                .await;
+        };
+        let opts = match loaded.message_options(&format!("AS2 message {}", record.filename)) {
+            Ok(o) => o,
+            Err(e) => return self.fail(&mut record, now, e.to_string()).await,
+        };
+        if record.message_id.is_empty() {
+            record.message_id =
+                message::new_message_id(&loaded.station.message_id_domain, now.unix());
+        }
+        let built = message::build(
+            &opts,
+            &Payload {
+                data: &payload.data,
+                filename: Some(&record.filename),
+                content_type: &loaded.partnership.content_type,
+            },
+            &record.message_id,
+            now.unix(),
+        );
+        drop(payload);
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                return self
+                    .fail(&mut record, now, format!("cannot build the message: {e}"))
+                    .await
+            }
+        };
+        let paths = MessagePaths::new(
+            &record.station,
+            &record.partner,
+            Direction::Outbox,
+            &record.id,
+        )?;
+        let store = self.ports.store();
+        store
+            .put(&paths.raw_message(), built.body.clone(), BTreeMap::new())
+            .await?;
+        store
+            .put(&paths.headers(), built.headers.to_bytes(), BTreeMap::new())
+            .await?;
+        let style = loaded.name_style();
+        let (mic, alternatives) = (
+            built.mic.to_field(style),
+            built
+                .alternative_mics
+                .iter()
+                .map(|m| m.to_field(style))
+                .collect::<Vec<_>>(),
+        );
+        let message_id = record.message_id.clone();
+        // Saved before the POST: an asynchronous receipt may arrive before the response does.
+        self.save(&mut record, |r| {
+            r.message_id = message_id.clone();
+            r.mic = Some(mic.clone());
+            r.alternative_mics = alternatives.clone();
+            r.raw_key = Some(paths.raw_message());
+            r.headers_key = Some(paths.headers());
+        })
+        .await?;
+
+        let request = self.request(&loaded, built.headers, built.body).await?;
+        let response = self.ports.transport().post(request).await;
+        let now = self.ports.clock().now();
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return self
+                    .retry_or_fail(&mut record, &loaded, now, e.to_string())
+                    .await
+            }
+        };
+        if response.status >= 500 {
+            let why = format!(
+                "the partner answered HTTP {}: {}",
+                response.status,
+                first_line(&response.body)
+            );
+            return self.retry_or_fail(&mut record, &loaded, now, why).await;
+        }
+        if !(200..300).contains(&response.status) {
+            // A 4xx is the partner refusing this message; sending it again would not help.
+            let why = format!(
+                "the partner refused it with HTTP {}: {}",
+                response.status,
+                first_line(&response.body)
+            );
+            return self.fail(&mut record, now, why).await;
+        }
+        match loaded.partnership.mdn {
+            MdnMode::None => {
+                self.save(&mut record, |r| {
+                    r.set_status(Status::Sent, now, Some(format!("HTTP {}", response.status)))
+                })
+                .await?;
+                Ok(SendOutcome::Done(Status::Sent))
+            }
+            MdnMode::Async => {
+                let wait = Duration::from_secs(loaded.partnership.mdn_wait_secs);
+                self.save(&mut record, |r| {
+                    r.set_status(
+                        Status::AwaitingMdn,
+                        now,
+                        Some(format!(
+                            "HTTP {}; receipt expected by {}",
+                            response.status,
+                            now.plus(wait)
+                        )),
+                    )
+                })
+                .await?;
+                self.ports
+                    .queue()
+                    .enqueue(
+                        Job::MdnDeadline {
+                            id: record.id.clone(),
+                        },
+                        now.plus(wait),
+                    )
+                    .await?;
+                Ok(SendOutcome::Done(Status::AwaitingMdn))
+            }
+            MdnMode::Sync => match self
+                .take_mdn(&mut record, &loaded, &response.headers, &response.body)
+                .await?
+            {
+                Ok(status) => Ok(SendOutcome::Done(status)),
+                Err(not_an_mdn) => {
+                    self.retry_or_fail(&mut record, &loaded, now, not_an_mdn)
+                        .await
+                }
+            },
+        }
+    }
+
+    async fn request(
+        &self,
+        loaded: &Loaded,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<HttpRequest> {
+        let p = &loaded.partnership;
+        let basic_auth = match &p.auth {
+            Some(a) => Some((
+                a.user.clone(),
+                self.ports.secrets().secret(&a.password_secret).await?,
+            )),
+            None => None,
+        };
+        let trust = match &p.tls.ca_alias {
+            Some(alias) => vec![self.ports.keys().tls_certificate(alias).await?],
+            None => Vec::new(),
+        };
+        Ok(HttpRequest {
+            url: p.url.clone(),
+            headers,
+            body,
+            timeout: Duration::from_secs(p.timeout_secs),
+            basic_auth,
+            tls: p.tls.clone(),
+            trust,
+        })
+    }
+
+    async fn fail(
+        &self,
+        record: &mut MessageRecord,
+        now: Millis,
+        reason: String,
+    ) -> Result<SendOutcome> {
+        tracing::warn!(id = %record.id, message_id = %record.message_id, station = %record.station, partner = %record.partner, %reason, "send failed");
+        self.save(record, |r| {
+            r.set_status(Status::Failed, now, Some(reason.clone()))
+        })
+        .await?;
+        Ok(SendOutcome::Done(Status::Failed))
+    }
+
+    async fn retry_or_fail(
+        &self,
+        record: &mut MessageRecord,
+        loaded: &Loaded,
+        now: Millis,
+        reason: String,
+    ) -> Result<SendOutcome> {
+        let attempt = record.attempts;
+        match loaded.partnership.retry.delay_after(attempt) {
+            Some(delay) => {
+                let at = now.plus(delay);
+                let detail = format!("attempt {attempt} failed: {reason}; next attempt at {at}");
+                tracing::info!(id = %record.id, message_id = %record.message_id, %detail, "send will be retried");
+                self.save(record, |r| {
+                    r.set_status(Status::Queued, now, Some(detail.clone()))
+                })
+                .await?;
+                self.ports
+                    .queue()
+                    .enqueue(
+                        Job::Send {
+                            id: record.id.clone(),
+                        },
+                        at,
+                    )
+                    .await?;
+                Ok(SendOutcome::Retrying { at, reason })
+            }
+            None => {
+                self.fail(
+                    record,
+                    now,
+                    format!("gave up after {attempt} attempts: {reason}"),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Stores, verifies and applies a receipt for outbound `record`. The outer error is a port
+    /// failure; the inner one says the answer was not a receipt at all (worth another attempt).
+    pub(crate) async fn take_mdn(
+        &self,
+        record: &mut MessageRecord,
+        loaded: &Loaded,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<std::result::Result<Status, String>> {
+        let now = self.ports.clock().now();
+        let paths = MessagePaths::new(
+            &record.station,
+            &record.partner,
+            Direction::Outbox,
+            &record.id,
+        )?;
+        let key = paths.mdn();
+        self.ports
+            .store()
+            .put(&key, capture(headers, body), BTreeMap::new())
+            .await?;
+        let certs = std::slice::from_ref(&loaded.partner_cert);
+        let parsed = match mdn::parse(
+            headers,
+            body,
+            Some(certs),
+            Some(now.unix()),
+            &Default::default(),
+        ) {
+            Ok(m) => m,
+            Err(
+                e @ (as2::Error::NotAnMdn(_)
+                | as2::Error::MalformedMime(_)
+                | as2::Error::MissingHeader(_)),
+            ) => {
+                return Ok(Err(format!("the answer is not a receipt: {e}")));
+            }
+            Err(e) => {
+                let why = format!("the receipt cannot be trusted: {e}");
+                self.fail(record, now, why).await?;
+                return Ok(Ok(Status::Failed));
+            }
+        };
+        if as2::receive::message_id_core(&parsed.original_message_id)
+            != as2::receive::message_id_core(&record.message_id)
+        {
+            return Ok(Err(format!(
+                "the receipt is for {}, not {}",
+                parsed.original_message_id, record.message_id
+            )));
+        }
+        let signed = matches!(parsed.signature, MdnSignature::Verified(_));
+        let expected: Vec<as2::mic::Mic> = record
+            .mic
+            .iter()
+            .chain(record.alternative_mics.iter())
+            .filter_map(|m| as2::mic::Mic::parse_field(m).ok())
+            .collect();
+        let mic_check = parsed.check_mic(&expected);
+        let mic = match &mic_check {
+            MicCheck::Match => "matches",
+            MicCheck::Mismatch { .. } => "mismatch",
+            MicCheck::Missing => "missing",
+        };
+        let (status, detail) = match (&parsed.disposition, &mic_check) {
+            (Disposition::Processed, MicCheck::Mismatch { received, .. }) => (
+                Status::Failed,
+                format!("the receipt's MIC ({received}) is not the one sent: the content was altered in transit"),
+            ),
+            (Disposition::Processed, _) if loaded.partnership.signed_mdn && !signed => (
+                Status::DeliveredWithWarning,
+                "processed, but the receipt is unsigned although a signed one was asked for".into(),
+            ),
+            (Disposition::Processed, MicCheck::Missing) if record.mic.is_some() && signed => {
+                (Status::DeliveredWithWarning, "processed, but the receipt carries no MIC".into())
+            }
+            (Disposition::Processed, _) => (Status::Delivered, "processed".into()),
+            (Disposition::Warning(w), _) => (Status::DeliveredWithWarning, format!("processed/warning: {w}")),
+            (d, _) => (Status::Failed, format!("the partner reports {d}")),
+        };
+        let summary = MdnSummary {
+            disposition: parsed.disposition.to_field(),
+            signed,
+            mic: mic.into(),
+            key,
+        };
+        self.save(record, |r| {
+            r.mdn = Some(summary.clone());
+            r.set_status(status, now, Some(detail.clone()));
+        })
+        .await?;
+        tracing::info!(id = %record.id, message_id = %record.message_id, %status, %detail, "receipt");
+        Ok(Ok(status))
+    }
+
+    /// An asynchronous receipt did not come in time.
+    async fn mdn_deadline(&self, id: &str) -> Result<()> {
+        let log = self.ports.log();
+        let Some(mut record) = log.get(id).await? else {
+            return Ok(());
+        };
+        if record.status != Status::AwaitingMdn {
+            return Ok(());
+        }
+        let now = self.ports.clock().now();
+        self.save(&mut record, |r| {
+            r.set_status(
+                Status::Failed,
+                now,
+                Some("overdue: no receipt came in time (a late one is still accepted)".into()),
+            )
+        })
+        .await
+    }
+
+    /// POSTs a receipt we built to the URL the sender asked for.
+    async fn send_async_mdn(&self, id: &str, attempt: u32) -> Result<()> {
+        let log = self.ports.log();
+        let Some(mut record) = log.get(id).await? else {
+            return Ok(());
+        };
+        let (Some(url), Some(mdn)) = (record.async_mdn_url.clone(), record.mdn.clone()) else {
+            return Ok(());
+        };
+        let Some(object) = self.ports.store().get(&mdn.key).await? else {
+            return Err(GatewayError::NotFound(mdn.key));
+        };
+        let (headers, at) = as2::mime::parse_header_block(&object.data, &Default::default())?;
+        let loaded = self.load(&record.station, &record.partner).await?;
+        let mut request = self
+            .request(&loaded, headers, object.data[at..].to_vec())
+            .await?;
+        request.url = url.clone();
+        let result = self.ports.transport().post(request).await;
+        let now = self.ports.clock().now();
+        let failure = match result {
+            Ok(r) if (200..300).contains(&r.status) => None,
+            Ok(r) => Some(format!("HTTP {}: {}", r.status, first_line(&r.body))),
+            Err(TransportError::Timeout) => Some("timed out".into()),
+            Err(e) => Some(e.to_string()),
+        };
+        let attempt = attempt + 1;
+        let note = match (&failure, loaded.partnership.retry.delay_after(attempt)) {
+            (None, _) => format!("asynchronous receipt delivered to {url}"),
+            (Some(why), Some(delay)) => {
+                self.ports
+                    .queue()
+                    .enqueue(
+                        Job::SendMdn {
+                            id: id.into(),
+                            attempt,
+                        },
+                        now.plus(delay),
+                    )
+                    .await?;
+                format!(
+                    "asynchronous receipt to {url} failed ({why}); trying again at {}",
+                    now.plus(delay)
+                )
+            }
+            (Some(why), None) => format!(
+                "asynchronous receipt to {url} failed ({why}); gave up after {attempt} attempts"
+            ),
+        };
+        let status = record.status;
+        self.save(&mut record, |r| {
+            r.set_status(status, now, Some(note.clone()))
+        })
+        .await
+    }
+}

@@ -1,0 +1,221 @@
+//! The send trigger: a file appeared in the bucket. Only files uploaded directly to
+//! `AS2/send/<station>/<partner>/` are sent; same-name uploads within the window are moved to
+//! `AS2/duplicate/`; nothing is ever deleted before it has been copied somewhere.
+
+use std::fmt;
+
+use crate::error::Result;
+use crate::gateway::Gateway;
+use crate::layout::{self, Direction, MessagePaths, NotASend, SendKey};
+use crate::model::{Job, MessageRecord, Status, StatusChange};
+use crate::ports::{
+    Claim, Clock, Created, DuplicateIndex, JobQueue, MessageLog, ObjectStore, PartnerDirectory,
+    Ports,
+};
+
+/// How the object came to be, as the store's event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A direct upload (S3 `Put`, `Post`, `CompleteMultipartUpload`; a new file locally).
+    Upload,
+    /// A copy or move inside the bucket (S3 `Copy`): never a trigger.
+    Copy,
+}
+
+/// What an object-created event says of the object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadRef {
+    /// Version id, in a versioned bucket.
+    pub version: Option<String>,
+    /// Entity tag.
+    pub etag: Option<String>,
+    /// Size in bytes.
+    pub size: Option<u64>,
+}
+
+/// What happened to an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Not a send: left alone, for the reason given.
+    Ignored(String),
+    /// Moved to the outbox and queued for sending.
+    Queued {
+        /// The message record.
+        id: String,
+    },
+    /// Moved to `AS2/duplicate/...`.
+    Duplicate {
+        /// The record of the duplicate.
+        id: String,
+        /// Where the file is now.
+        moved_to: String,
+    },
+    /// Kept where it is and not sent (no such partnership); the reason is in the record.
+    NotSent {
+        /// The record.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for UploadOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadOutcome::Ignored(why) => write!(f, "ignored: {why}"),
+            UploadOutcome::Queued { id } => write!(f, "queued as {id}"),
+            UploadOutcome::Duplicate { moved_to, .. } => {
+                write!(f, "duplicate, moved to {moved_to}")
+            }
+            UploadOutcome::NotSent { reason, .. } => write!(f, "not sent: {reason}"),
+        }
+    }
+}
+
+impl<P: Ports> Gateway<P> {
+    /// Handles an object-created event for `key` (already URL-decoded). `upload` is what the event
+    /// says of the object (version, etag); without it the store is asked.
+    pub async fn on_upload(
+        &self,
+        key: &str,
+        how: Origin,
+        upload: Option<UploadRef>,
+    ) -> Result<UploadOutcome> {
+        if how == Origin::Copy {
+            return Ok(UploadOutcome::Ignored(
+                "copied or moved inside the bucket; only direct uploads are sent".into(),
+            ));
+        }
+        let send = match SendKey::parse(key) {
+            Ok(s) => s,
+            Err(NotASend::OutsideSend) => {
+                return Ok(UploadOutcome::Ignored(NotASend::OutsideSend.to_string()))
+            }
+            Err(why) => {
+                tracing::info!(key, reason = %why, "upload not sent");
+                return Ok(UploadOutcome::Ignored(why.to_string()));
+            }
+        };
+        let store = self.ports.store();
+        let Some(current) = store.head(key).await? else {
+            return Ok(UploadOutcome::Ignored(
+                "no longer there (already handled)".into(),
+            ));
+        };
+        // Several uploads of one name are several versions of one key: act on the event's.
+        let (version, upload_id, size) = match upload {
+            Some(u) => {
+                let id = u
+                    .version
+                    .clone()
+                    .or(u.etag.clone())
+                    .unwrap_or_else(|| current.upload_id());
+                (u.version, id, u.size.unwrap_or(current.size))
+            }
+            None => (current.version.clone(), current.upload_id(), current.size),
+        };
+        let now = self.ports.clock().now();
+        let dir = self.ports.directory();
+        let known = dir.station(&send.station).await?.is_some()
+            && dir
+                .partnership(&send.station, &send.partner)
+                .await?
+                .is_some();
+        if !known {
+            let reason = format!(
+                "no partnership between station {} and partner {}; the file stays in {}",
+                send.station, send.partner, key
+            );
+            let id = layout::new_folder(now);
+            let mut record = MessageRecord::new(
+                &id,
+                Direction::Outbox,
+                &send.station,
+                &send.partner,
+                &send.name,
+                StatusChange::new(now, Status::NotSent, Some(reason.clone())),
+            );
+            record.size = size;
+            self.ports.log().create(&record).await?;
+            tracing::warn!(key, %reason, "upload not sent");
+            return Ok(UploadOutcome::NotSent { id, reason });
+        }
+
+        let folder = layout::new_folder(now);
+        let claim = self
+            .ports
+            .duplicates()
+            .claim(
+                &send.station,
+                &send.partner,
+                &send.name,
+                &upload_id,
+                &folder,
+                now,
+                self.settings.duplicate_window,
+            )
+            .await?;
+        let id = match claim {
+            Claim::Accepted => folder,
+            Claim::Redelivery { record_id } => record_id,
+            Claim::Duplicate {
+                accepted_at,
+                record_id,
+            } => {
+                let moved_to = layout::duplicate(&send, &folder);
+                store.copy(key, version.as_deref(), &moved_to).await?;
+                store.delete(key, version.as_deref()).await?;
+                let detail = format!(
+                    "{} was accepted at {accepted_at} as {record_id}, less than {} hours before; moved to {moved_to}",
+                    send.name,
+                    self.settings.duplicate_window.as_secs_f64() / 3600.0
+                );
+                let mut record = MessageRecord::new(
+                    &folder,
+                    Direction::Outbox,
+                    &send.station,
+                    &send.partner,
+                    &send.name,
+                    StatusChange::new(now, Status::Duplicate, Some(detail)),
+                );
+                record.size = size;
+                record.payload_key = Some(moved_to.clone());
+                self.ports.log().create(&record).await?;
+                tracing::info!(key, %moved_to, "duplicate upload");
+                return Ok(UploadOutcome::Duplicate {
+                    id: folder,
+                    moved_to,
+                });
+            }
+        };
+
+        // Copy to the outbox, record, queue, and only then remove the upload: a crash anywhere
+        // leaves the file in one place or the other, and a redelivered event finishes the job.
+        let paths = MessagePaths::new(&send.station, &send.partner, Direction::Outbox, &id)?;
+        let outbox = paths.payload(&send.name)?;
+        store.copy(key, version.as_deref(), &outbox).await?;
+        let mut record = MessageRecord::new(
+            &id,
+            Direction::Outbox,
+            &send.station,
+            &send.partner,
+            &send.name,
+            StatusChange::new(now, Status::Queued, Some(format!("uploaded as {key}"))),
+        );
+        record.size = size;
+        record.payload_key = Some(outbox);
+        let queue = match self.ports.log().create(&record).await? {
+            Created::New => true,
+            Created::Exists(existing) => existing.status == Status::Queued,
+        };
+        if queue {
+            self.ports
+                .queue()
+                .enqueue(Job::Send { id: id.clone() }, now)
+                .await?;
+        }
+        store.delete(key, version.as_deref()).await?;
+        tracing::info!(key, id, "queued for sending");
+        Ok(UploadOutcome::Queued { id })
+    }
+}

@@ -1,0 +1,890 @@
+//! The gateway's rules end to end over in-memory ports: two gateways (ALPHA and BETA) wired to
+//! each other, a scripted partner for faults, and an injected clock for every time-dependent
+//! rule. (The real adapters are proven against real parts in their own crates.)
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use as2::keys::Identity;
+use gateway::layout::Direction;
+use gateway::memory::{FnTransport, MemoryPorts};
+use gateway::model::{Job, MdnMode, MessageRecord, Partnership, Station, Status};
+use gateway::ports::{Clock, HttpResponse, MessageLog, ObjectStore, TransportError};
+use gateway::{Gateway, Millis, Origin, SendOutcome, UploadOutcome, UploadRef};
+
+const T0: Millis = Millis(1_795_845_423_000);
+
+/// Runs a future that never waits (every in-memory port is immediately ready).
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1000 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    panic!("an in-memory future kept waiting");
+}
+
+fn identity(cn: &str) -> &'static Identity {
+    static A: OnceLock<Identity> = OnceLock::new();
+    static B: OnceLock<Identity> = OnceLock::new();
+    let cell = if cn == "ALPHA" { &A } else { &B };
+    cell.get_or_init(|| {
+        Identity::generate_self_signed(cn, 2048, as2::UnixTime(T0.unix().0 - 86_400), 365).unwrap()
+    })
+}
+
+/// What the wire does to the next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Forward,
+    Refused,
+    Timeout,
+    Http500,
+    Http403,
+    Garbage,
+    TamperMic,
+}
+
+type Slot = Arc<OnceLock<Arc<Gateway<MemoryPorts>>>>;
+
+struct Net {
+    script: Arc<Mutex<VecDeque<Wire>>>,
+}
+
+fn transport(target: Slot, script: Arc<Mutex<VecDeque<Wire>>>) -> FnTransport {
+    FnTransport::new(move |req| {
+        let wire = script.lock().unwrap().pop_front().unwrap_or(Wire::Forward);
+        let ok = |status: u16, body: &str| {
+            Ok(HttpResponse {
+                status,
+                headers: as2::HeaderMap::new(),
+                body: body.as_bytes().to_vec(),
+            })
+        };
+        match wire {
+            Wire::Refused => return Err(TransportError::Connect("connection refused".into())),
+            Wire::Timeout => return Err(TransportError::Timeout),
+            Wire::Http500 => return ok(500, "Internal Server Error"),
+            Wire::Http403 => return ok(403, "Forbidden: bad credentials"),
+            Wire::Garbage => return ok(200, "<html>welcome to nginx</html>"),
+            Wire::Forward | Wire::TamperMic => {}
+        }
+        let g = target.get().expect("partner wired");
+        let reply = block_on(g.on_post(&req.headers, &req.body))
+            .map_err(|e| TransportError::Io(e.to_string()))?;
+        let mut body = reply.body;
+        if wire == Wire::TamperMic {
+            let text = String::from_utf8(body).unwrap();
+            let at = text.find("Received-Content-MIC: ").unwrap() + 22;
+            let mut t = text.into_bytes();
+            t[at] = if t[at] == b'A' { b'B' } else { b'A' };
+            body = t;
+        }
+        Ok(HttpResponse {
+            status: reply.status,
+            headers: reply.headers,
+            body,
+        })
+    })
+}
+
+fn gateway(
+    me: &str,
+    them: &str,
+    t: FnTransport,
+    tune: &dyn Fn(&mut Partnership),
+) -> Gateway<MemoryPorts> {
+    let ports = MemoryPorts::new(T0, t);
+    ports.directory.add_station(Station {
+        as2_id: me.into(),
+        key_alias: "me".into(),
+        mdn_url: Some(format!("http://{me}.example/as2")),
+        mdn_email: None,
+        message_id_domain: format!("{}.example", me.to_lowercase()),
+    });
+    let mut p = Partnership::new(me, them, &format!("http://{them}.example/as2"), "them");
+    tune(&mut p);
+    ports.directory.add_partnership(p);
+    ports
+        .keys
+        .identities
+        .lock()
+        .unwrap()
+        .insert("me".into(), identity(me).clone());
+    ports
+        .keys
+        .certificates
+        .lock()
+        .unwrap()
+        .insert("them".into(), identity(them).certificate.clone());
+    Gateway::new(ports)
+}
+
+/// ALPHA and BETA, each the other's partner, sharing one clock, with `tune` applied to both
+/// partnerships. Returns (alpha, beta, what ALPHA's requests meet, what BETA's requests meet).
+fn pair(
+    tune: &dyn Fn(&mut Partnership),
+) -> (
+    Arc<Gateway<MemoryPorts>>,
+    Arc<Gateway<MemoryPorts>>,
+    Net,
+    Net,
+) {
+    let (to_beta, to_alpha): (Slot, Slot) = (Arc::default(), Arc::default());
+    let (sa, sb) = (
+        Arc::<Mutex<VecDeque<Wire>>>::default(),
+        Arc::<Mutex<VecDeque<Wire>>>::default(),
+    );
+    let alpha = Arc::new(gateway(
+        "ALPHA",
+        "BETA",
+        transport(to_beta.clone(), sa.clone()),
+        tune,
+    ));
+    let mut beta = gateway(
+        "BETA",
+        "ALPHA",
+        transport(to_alpha.clone(), sb.clone()),
+        tune,
+    );
+    beta.ports.clock = alpha.ports.clock.clone();
+    let beta = Arc::new(beta);
+    let _ = to_beta.set(beta.clone());
+    let _ = to_alpha.set(alpha.clone());
+    (alpha, beta, Net { script: sa }, Net { script: sb })
+}
+
+impl Net {
+    fn next(&self, w: &[Wire]) {
+        self.script.lock().unwrap().extend(w.iter().copied());
+    }
+}
+
+async fn upload(g: &Gateway<MemoryPorts>, name: &str, data: &[u8]) -> UploadOutcome {
+    let key = format!("AS2/send/{}/{}/{name}", station(g), partner(g));
+    let meta = g
+        .ports
+        .store
+        .put(&key, data.to_vec(), BTreeMap::new())
+        .await
+        .unwrap();
+    g.on_upload(
+        &key,
+        Origin::Upload,
+        Some(UploadRef {
+            version: meta.version,
+            etag: Some(meta.etag),
+            size: Some(meta.size),
+        }),
+    )
+    .await
+    .unwrap()
+}
+
+fn station(g: &Gateway<MemoryPorts>) -> String {
+    g.ports
+        .directory
+        .stations
+        .lock()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone()
+}
+
+fn partner(g: &Gateway<MemoryPorts>) -> String {
+    g.ports
+        .directory
+        .partnerships
+        .lock()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .1
+        .clone()
+}
+
+/// Runs every job due now, until none is left (bounded).
+async fn drain(g: &Gateway<MemoryPorts>) -> usize {
+    let mut n = 0;
+    for _ in 0..50 {
+        let jobs = g.ports.queue.take_due(g.ports.clock.now());
+        if jobs.is_empty() {
+            return n;
+        }
+        for j in jobs {
+            g.run_job(&j).await.unwrap();
+            n += 1;
+        }
+    }
+    panic!("jobs kept coming");
+}
+
+async fn record(g: &Gateway<MemoryPorts>, id: &str) -> MessageRecord {
+    g.ports.log.get(id).await.unwrap().unwrap()
+}
+
+async fn only_record(g: &Gateway<MemoryPorts>, direction: Direction) -> MessageRecord {
+    let all: Vec<_> = g
+        .ports
+        .log
+        .list(None, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.direction == direction)
+        .collect();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    all.into_iter().next().unwrap()
+}
+
+fn queued_id(o: &UploadOutcome) -> String {
+    match o {
+        UploadOutcome::Queued { id } => id.clone(),
+        other => panic!("not queued: {other:?}"),
+    }
+}
+
+fn keys_under(g: &Gateway<MemoryPorts>, prefix: &str) -> Vec<String> {
+    g.ports
+        .store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn upload_send_receive_and_signed_sync_receipt() {
+    let (alpha, beta, ..) = pair(&|_| {});
+    let edi = b"ISA*00*          *00*          *ZZ*ALPHA*ZZ*BETA~\r\nIEA*1*1~\r\n";
+    let id = queued_id(&upload(&alpha, "order 1.x12", edi).await);
+    assert!(
+        keys_under(&alpha, "AS2/send/").is_empty(),
+        "the upload was moved"
+    );
+    assert_eq!(drain(&alpha).await, 1);
+
+    let sent = record(&alpha, &id).await;
+    assert_eq!(sent.status, Status::Delivered, "{:#?}", sent.history);
+    let statuses: Vec<_> = sent.history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        statuses,
+        vec![Status::Queued, Status::Sending, Status::Delivered]
+    );
+    let mdn = sent.mdn.clone().unwrap();
+    assert_eq!(
+        (mdn.disposition.as_str(), mdn.signed, mdn.mic.as_str()),
+        ("processed", true, "matches")
+    );
+    let base = format!("ALPHA/BETA/outbox/{id}");
+    for key in [
+        format!("AS2/files/{base}/order 1.x12"),
+        format!("AS2/raw-message/{base}/message.bin"),
+        format!("AS2/headers/{base}/headers.txt"),
+        format!("AS2/raw-mdn/incoming/{id}.mdn"),
+    ] {
+        assert!(
+            alpha.ports.store.bytes(&key).is_some(),
+            "missing {key}: {:?}",
+            alpha.ports.store.keys()
+        );
+    }
+
+    let got = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(got.status, Status::Received);
+    assert_eq!(got.filename, "order 1.x12");
+    assert_eq!(
+        as2::receive::message_id_core(&got.message_id),
+        as2::receive::message_id_core(&sent.message_id)
+    );
+    let payload_key = got.payload_key.clone().unwrap();
+    assert_eq!(
+        payload_key,
+        format!("AS2/files/BETA/ALPHA/inbox/{}/order 1.x12", got.id)
+    );
+    assert_eq!(beta.ports.store.bytes(&payload_key).unwrap(), edi);
+    assert!(beta
+        .ports
+        .store
+        .bytes(&format!("AS2/raw-mdn/outgoing/{}.mdn", got.id))
+        .is_some());
+    assert!(beta
+        .ports
+        .store
+        .bytes(&format!(
+            "AS2/raw-message/BETA/ALPHA/inbox/{}/message.bin",
+            got.id
+        ))
+        .is_some());
+    assert_eq!(got.mic, sent.mic, "both sides agree on the MIC");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_receipt_mode() {
+    for (mode, signed) in [
+        (MdnMode::None, false),
+        (MdnMode::Sync, false),
+        (MdnMode::Sync, true),
+        (MdnMode::Async, false),
+        (MdnMode::Async, true),
+    ] {
+        let (alpha, beta, ..) = pair(&|p| {
+            p.mdn = mode;
+            p.signed_mdn = signed;
+        });
+        let id = queued_id(&upload(&alpha, "a.edi", b"UNB+UNOA:1+ALPHA+BETA'").await);
+        drain(&alpha).await;
+        let r = record(&alpha, &id).await;
+        match mode {
+            MdnMode::None => assert_eq!(r.status, Status::Sent),
+            MdnMode::Sync => assert_eq!(r.status, Status::Delivered, "{:#?}", r.history),
+            MdnMode::Async => {
+                assert_eq!(r.status, Status::AwaitingMdn);
+                assert_eq!(drain(&beta).await, 1, "BETA posts the receipt");
+                let r = record(&alpha, &id).await;
+                assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+                assert_eq!(r.mdn.unwrap().signed, signed);
+                let b = only_record(&beta, Direction::Inbox).await;
+                assert!(
+                    b.last_detail()
+                        .unwrap()
+                        .contains("asynchronous receipt delivered"),
+                    "{:#?}",
+                    b.history
+                );
+            }
+        }
+        assert_eq!(
+            only_record(&beta, Direction::Inbox).await.status,
+            Status::Received
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn same_name_within_six_hours_is_a_duplicate() {
+    let (alpha, ..) = pair(&|_| {});
+    queued_id(&upload(&alpha, "inv.edi", b"first").await);
+    let mut moved = Vec::new();
+    for body in [b"second".as_slice(), b"third"] {
+        alpha.ports.clock.advance(Duration::from_secs(3600));
+        match upload(&alpha, "inv.edi", body).await {
+            UploadOutcome::Duplicate { moved_to, id } => {
+                assert!(
+                    moved_to.starts_with("AS2/duplicate/ALPHA/BETA/")
+                        && moved_to.ends_with("/inv.edi")
+                );
+                assert_eq!(
+                    alpha.ports.store.bytes(&moved_to).unwrap(),
+                    body,
+                    "kept, not lost"
+                );
+                assert_eq!(record(&alpha, &id).await.status, Status::Duplicate);
+                moved.push(moved_to);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_ne!(
+        moved[0], moved[1],
+        "two duplicates of one name do not overwrite each other"
+    );
+    // The window runs from the last accepted upload, not from the duplicates.
+    alpha.ports.clock.advance(Duration::from_secs(4 * 3600 + 1));
+    queued_id(&upload(&alpha, "inv.edi", b"fourth").await);
+    // Another name, or another partner's same name, is not a duplicate.
+    queued_id(&upload(&alpha, "inv2.edi", b"x").await);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn twenty_uploads_of_one_name_send_exactly_one() {
+    // Twenty uploads of one name are twenty versions of one key, each with its own event. The
+    // in-memory ports never wait, so this checks the per-version rule; racing events are tested
+    // against the real adapters.
+    let (alpha, beta, ..) = pair(&|_| {});
+    let key = "AS2/send/ALPHA/BETA/same.edi";
+    let mut refs = Vec::new();
+    for i in 0..20 {
+        let meta = alpha
+            .ports
+            .store
+            .put(key, format!("upload {i}").into_bytes(), BTreeMap::new())
+            .await
+            .unwrap();
+        refs.push(UploadRef {
+            version: meta.version,
+            etag: Some(meta.etag),
+            size: Some(meta.size),
+        });
+    }
+    let mut outcomes = Vec::new();
+    for r in refs {
+        outcomes.push(alpha.on_upload(key, Origin::Upload, Some(r)).await.unwrap());
+    }
+    let queued = outcomes
+        .iter()
+        .filter(|o| matches!(o, UploadOutcome::Queued { .. }))
+        .count();
+    let dups: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            UploadOutcome::Duplicate { moved_to, .. } => Some(moved_to.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((queued, dups.len()), (1, 19), "{outcomes:?}");
+    assert_eq!(
+        alpha.ports.store.version_count(key),
+        0,
+        "every version moved out of AS2/send"
+    );
+    let mut kept: Vec<Vec<u8>> = dups
+        .iter()
+        .map(|k| alpha.ports.store.bytes(k).unwrap())
+        .collect();
+    kept.extend(
+        keys_under(&alpha, "AS2/files/ALPHA/BETA/outbox/")
+            .iter()
+            .map(|k| alpha.ports.store.bytes(k).unwrap()),
+    );
+    kept.sort();
+    let mut want: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("upload {i}").into_bytes())
+        .collect();
+    want.sort();
+    assert_eq!(kept, want, "none lost");
+    drain(&alpha).await;
+    assert_eq!(
+        beta.ports.log.list(None, None, 100).await.unwrap().len(),
+        1,
+        "exactly one sent"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn redelivered_event_does_not_send_twice() {
+    use gateway::ports::DuplicateIndex;
+    let (alpha, beta, ..) = pair(&|_| {});
+    let key = "AS2/send/ALPHA/BETA/once.edi";
+    let meta = alpha
+        .ports
+        .store
+        .put(key, b"once".to_vec(), BTreeMap::new())
+        .await
+        .unwrap();
+    let event = UploadRef {
+        version: meta.version.clone(),
+        etag: Some(meta.etag.clone()),
+        size: Some(4),
+    };
+    // A first run claimed the upload and died before moving it.
+    let window = alpha.settings.duplicate_window;
+    let claim = alpha
+        .ports
+        .duplicates
+        .claim(
+            "ALPHA",
+            "BETA",
+            "once.edi",
+            meta.version.as_deref().unwrap(),
+            "20261128055703000-0000dead",
+            T0,
+            window,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claim, gateway::ports::Claim::Accepted);
+    // The redelivered event finishes that run's work under its record.
+    let outcome = alpha
+        .on_upload(key, Origin::Upload, Some(event.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        UploadOutcome::Queued {
+            id: "20261128055703000-0000dead".into()
+        }
+    );
+    // And once more, after the file was moved: nothing left to do.
+    assert!(matches!(
+        alpha
+            .on_upload(key, Origin::Upload, Some(event))
+            .await
+            .unwrap(),
+        UploadOutcome::Ignored(_)
+    ));
+    drain(&alpha).await;
+    assert_eq!(
+        beta.ports.log.list(None, None, 10).await.unwrap().len(),
+        1,
+        "sent once"
+    );
+    assert_eq!(
+        record(&alpha, "20261128055703000-0000dead").await.status,
+        Status::Delivered
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn what_is_not_a_send() {
+    let (alpha, ..) = pair(&|_| {});
+    let store = &alpha.ports.store;
+    for (key, why) in [
+        ("AS2/send/ALPHA/BETA/", "folder"),
+        ("AS2/send/ALPHA/BETA/sub/deep.edi", "deeper"),
+        ("AS2/send/ALPHA/BETA/..", "cannot be used"),
+        ("AS2/files/ALPHA/BETA/outbox/x/f.edi", "not under AS2/send/"),
+    ] {
+        store
+            .put(key, b"x".to_vec(), BTreeMap::new())
+            .await
+            .unwrap();
+        match alpha.on_upload(key, Origin::Upload, None).await.unwrap() {
+            UploadOutcome::Ignored(reason) => assert!(reason.contains(why), "{key}: {reason}"),
+            other => panic!("{key}: {other:?}"),
+        }
+        assert!(store.bytes(key).is_some(), "{key} left alone");
+    }
+    store
+        .put(
+            "AS2/send/ALPHA/BETA/copied.edi",
+            b"x".to_vec(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        alpha
+            .on_upload("AS2/send/ALPHA/BETA/copied.edi", Origin::Copy, None)
+            .await
+            .unwrap(),
+        UploadOutcome::Ignored(_)
+    ));
+    // An unknown partner: kept where it is, the reason recorded.
+    store
+        .put("AS2/send/ALPHA/GAMMA/x.edi", b"x".to_vec(), BTreeMap::new())
+        .await
+        .unwrap();
+    match alpha
+        .on_upload("AS2/send/ALPHA/GAMMA/x.edi", Origin::Upload, None)
+        .await
+        .unwrap()
+    {
+        UploadOutcome::NotSent { id, reason } => {
+            assert!(reason.contains("no partnership"), "{reason}");
+            assert_eq!(record(&alpha, &id).await.status, Status::NotSent);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(store.bytes("AS2/send/ALPHA/GAMMA/x.edi").is_some());
+    // Zero bytes, spaces and non-ASCII are fine.
+    let (alpha, beta, ..) = pair(&|_| {});
+    let id = queued_id(&upload(&alpha, "leer datei ü.edi", b"").await);
+    drain(&alpha).await;
+    assert_eq!(record(&alpha, &id).await.status, Status::Delivered);
+    let got = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(got.filename, "leer datei ü.edi");
+    assert_eq!(
+        beta.ports.store.bytes(&got.payload_key.unwrap()).unwrap(),
+        b""
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn retries_back_off_and_keep_the_message_id() {
+    let (alpha, beta, to_beta, _) = pair(&|p| p.retry.first_interval_secs = 30);
+    to_beta.next(&[Wire::Refused, Wire::Http500, Wire::Timeout, Wire::Garbage]);
+    let id = queued_id(&upload(&alpha, "r.edi", b"retry me").await);
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        assert_eq!(drain(&alpha).await, 1);
+        let (at, _) = alpha.ports.queue.pending().into_iter().next().unwrap();
+        waits.push(at.since(alpha.ports.clock.now()).as_secs());
+        assert_eq!(record(&alpha, &id).await.status, Status::Queued);
+        assert_eq!(drain(&alpha).await, 0, "nothing before its time");
+        alpha.ports.clock.advance(at.since(alpha.ports.clock.now()));
+    }
+    assert_eq!(waits, vec![30, 60, 120, 240], "doubling from 30 s");
+    assert_eq!(drain(&alpha).await, 1);
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert_eq!(r.attempts, 5);
+    let ids: Vec<_> = alpha
+        .ports
+        .transport
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|q| q.headers.get("Message-ID").unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "a resend keeps the Message-ID"
+    );
+    assert_eq!(
+        only_record(&beta, Direction::Inbox).await.status,
+        Status::Received
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn gives_up_after_the_policy_and_keeps_the_file() {
+    let (alpha, _, to_beta, _) = pair(&|p| {
+        p.retry.attempts = 3;
+        p.retry.first_interval_secs = 10;
+    });
+    to_beta.next(&[Wire::Refused; 3]);
+    let id = queued_id(&upload(&alpha, "down.edi", b"partner is down").await);
+    for _ in 0..3 {
+        drain(&alpha).await;
+        alpha.ports.clock.advance(Duration::from_secs(3600));
+    }
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.last_detail()
+            .unwrap()
+            .contains("gave up after 3 attempts: cannot connect"),
+        "{:#?}",
+        r.history
+    );
+    assert_eq!(
+        alpha.ports.store.bytes(&r.payload_key.unwrap()).unwrap(),
+        b"partner is down"
+    );
+    assert!(alpha.ports.queue.pending().is_empty());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_retry_after_a_refusal_or_a_failure_receipt() {
+    let (alpha, _, to_beta, _) = pair(&|_| {});
+    to_beta.next(&[Wire::Http403]);
+    let id = queued_id(&upload(&alpha, "x.edi", b"x").await);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.last_detail().unwrap().contains("HTTP 403"),
+        "{:#?}",
+        r.history
+    );
+    assert!(alpha.ports.queue.pending().is_empty());
+
+    // BETA refuses unencrypted messages; ALPHA sends unencrypted: a signed error receipt.
+    let (alpha, beta, ..) = pair(&|p| {
+        p.encryption = None;
+        p.require_encrypted = true;
+    });
+    let id = queued_id(&upload(&alpha, "plain.edi", b"x").await);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(
+        r.mdn.unwrap().disposition,
+        "processed/error: insufficient-message-security"
+    );
+    assert!(
+        alpha.ports.queue.pending().is_empty(),
+        "no retry after a signed failure receipt"
+    );
+    let b = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(b.status, Status::Rejected);
+    assert!(
+        b.payload_key.is_none() && b.raw_key.is_some(),
+        "raw kept, nothing delivered"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_receipt_with_the_wrong_mic_fails_the_message() {
+    let (alpha, _, to_beta, _) = pair(&|p| p.signed_mdn = false);
+    to_beta.next(&[Wire::TamperMic]);
+    let id = queued_id(&upload(&alpha, "x.edi", b"content").await);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.mdn.as_ref().unwrap().mic, "mismatch");
+    assert!(r.last_detail().unwrap().contains("altered in transit"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn overdue_async_receipt_then_a_late_one() {
+    let (alpha, beta, ..) = pair(&|p| {
+        p.mdn = MdnMode::Async;
+        p.mdn_wait_secs = 600;
+    });
+    let id = queued_id(&upload(&alpha, "late.edi", b"x").await);
+    drain(&alpha).await;
+    assert_eq!(record(&alpha, &id).await.status, Status::AwaitingMdn);
+    alpha.ports.clock.advance(Duration::from_secs(599));
+    drain(&alpha).await;
+    assert_eq!(record(&alpha, &id).await.status, Status::AwaitingMdn);
+    alpha.ports.clock.advance(Duration::from_secs(2));
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Failed);
+    assert!(r.last_detail().unwrap().starts_with("overdue"));
+    drain(&beta).await;
+    assert_eq!(
+        record(&alpha, &id).await.status,
+        Status::Delivered,
+        "a late receipt is still taken"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn receipts_nobody_asked_for() {
+    let (alpha, beta, ..) = pair(&|p| p.mdn = MdnMode::Async);
+    queued_id(&upload(&alpha, "a.edi", b"x").await);
+    drain(&alpha).await;
+    // BETA's receipt, POSTed to a gateway that never sent that message.
+    let (other, ..) = pair(&|_| {});
+    let b = only_record(&beta, Direction::Inbox).await;
+    let capture = beta.ports.store.bytes(&b.mdn.unwrap().key).unwrap();
+    let (h, at) = as2::mime::parse_header_block(&capture, &Default::default()).unwrap();
+    let reply = other.on_post(&h, &capture[at..]).await.unwrap();
+    assert_eq!(reply.status, 400);
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("no message"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        keys_under(&other, "AS2/raw-mdn/incoming/_unmatched/").len(),
+        1,
+        "kept"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_same_message_twice_is_delivered_once() {
+    let (alpha, beta, ..) = pair(&|_| {});
+    queued_id(&upload(&alpha, "twice.edi", b"once only").await);
+    drain(&alpha).await;
+    let sent = alpha.ports.transport.requests.lock().unwrap()[0].clone();
+    let first = beta
+        .ports
+        .store
+        .bytes(&only_record(&beta, Direction::Inbox).await.mdn.unwrap().key)
+        .unwrap();
+    let (_, at) = as2::mime::parse_header_block(&first, &Default::default()).unwrap();
+    let again = beta.on_post(&sent.headers, &sent.body).await.unwrap();
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.body,
+        first[at..],
+        "the earlier receipt, byte for byte"
+    );
+    assert_eq!(
+        keys_under(&beta, "AS2/files/BETA/ALPHA/inbox/").len(),
+        1,
+        "delivered once"
+    );
+    // Without brackets, as IBM Sterling writes Message-IDs, it is the same message.
+    let mut h = sent.headers.clone();
+    let bare = as2::receive::message_id_core(h.get("Message-ID").unwrap()).to_string();
+    h.set("Message-ID", bare);
+    beta.on_post(&h, &sent.body).await.unwrap();
+    assert_eq!(keys_under(&beta, "AS2/files/BETA/ALPHA/inbox/").len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_posts() {
+    let (alpha, beta, ..) = pair(&|_| {});
+    queued_id(&upload(&alpha, "cut.edi", b"cut short").await);
+    // Capture ALPHA's request without delivering it, then deliver it cut short.
+    let sent = {
+        let (a2, _, to, _) = pair(&|_| {});
+        to.next(&[Wire::Http500]);
+        queued_id(&upload(&a2, "cut.edi", b"cut short").await);
+        drain(&a2).await;
+        let first = a2.ports.transport.requests.lock().unwrap()[0].clone();
+        first
+    };
+    let cut = &sent.body[..sent.body.len() / 2];
+    let reply = beta.on_post(&sent.headers, cut).await.unwrap();
+    assert_eq!(reply.status, 200, "answered with an error receipt");
+    let parsed =
+        as2::mdn::parse(&reply.headers, &reply.body, None, None, &Default::default()).unwrap();
+    assert_eq!(
+        parsed.disposition.to_field(),
+        "processed/error: decryption-failed"
+    );
+    let r = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(r.status, Status::Rejected);
+    assert_eq!(
+        beta.ports.store.bytes(&r.raw_key.unwrap()).unwrap(),
+        cut,
+        "the raw message is kept as received"
+    );
+
+    // Unknown partner: 4xx, and nothing written outside AS2/raw-message.
+    let mut h = sent.headers.clone();
+    h.set("AS2-From", "MALLORY");
+    let before = beta.ports.store.keys();
+    let reply = beta.on_post(&h, &sent.body).await.unwrap();
+    assert_eq!(reply.status, 404);
+    assert!(String::from_utf8_lossy(&reply.body).contains("no partnership"));
+    let new: Vec<_> = beta
+        .ports
+        .store
+        .keys()
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    assert_eq!(new.len(), 1);
+    assert!(new[0].starts_with("AS2/raw-message/_rejected/"), "{new:?}");
+
+    // No AS2 headers at all.
+    let h: as2::HeaderMap = [("Content-Type", "application/edi-x12")]
+        .into_iter()
+        .collect();
+    let reply = beta.on_post(&h, b"ISA").await.unwrap();
+    assert_eq!(reply.status, 400);
+    assert!(String::from_utf8_lossy(&reply.body).contains("AS2-From"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_attempt_cut_off_midway_is_made_again() {
+    // The process died after marking the message Sending: the job comes back and the same
+    // message (same Message-ID) is sent again; the receiver answers it once.
+    let (alpha, beta, to_beta, _) = pair(&|_| {});
+    to_beta.next(&[Wire::Http500]);
+    let id = queued_id(&upload(&alpha, "crash.edi", b"x").await);
+    drain(&alpha).await;
+    let mut r = record(&alpha, &id).await;
+    r.set_status(
+        Status::Sending,
+        alpha.ports.clock.now(),
+        Some("attempt 2".into()),
+    );
+    alpha.ports.log.update(&mut r).await.unwrap();
+    let outcome = alpha.send(&id).await.unwrap();
+    assert_eq!(outcome, SendOutcome::Done(Status::Delivered));
+    assert_eq!(
+        only_record(&beta, Direction::Inbox).await.status,
+        Status::Received
+    );
+    // Finished messages are left alone.
+    assert_eq!(
+        alpha.send(&id).await.unwrap(),
+        SendOutcome::Skipped(Status::Delivered)
+    );
+    alpha
+        .run_job(&Job::MdnDeadline { id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(record(&alpha, &id).await.status, Status::Delivered);
+}
