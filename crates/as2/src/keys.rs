@@ -279,9 +279,48 @@ impl Keystore {
         Ok(Keystore { entries })
     }
 
+    /// An empty keystore.
+    pub fn new() -> Self {
+        Keystore::default()
+    }
+
     /// Every entry.
     pub fn entries(&self) -> &[KeystoreEntry] {
         &self.entries
+    }
+
+    /// Adds a key entry under `alias`, replacing any entry of that alias.
+    pub fn set_identity(&mut self, alias: &str, identity: &Identity) {
+        self.remove(alias);
+        self.entries.push(KeystoreEntry {
+            alias: alias.to_lowercase(),
+            certificate: identity.certificate.clone(),
+            chain: identity.chain.clone(),
+            private_key: Some(identity.private_key.clone()),
+        });
+    }
+
+    /// Adds a trusted certificate under `alias`, replacing any entry of that alias.
+    pub fn set_certificate(&mut self, alias: &str, certificate: &X509) {
+        self.remove(alias);
+        self.entries.push(KeystoreEntry {
+            alias: alias.to_lowercase(),
+            certificate: certificate.clone(),
+            chain: Vec::new(),
+            private_key: None,
+        });
+    }
+
+    /// Removes the entry `alias`, if any.
+    pub fn remove(&mut self, alias: &str) {
+        self.entries
+            .retain(|e| !e.alias.eq_ignore_ascii_case(alias));
+    }
+
+    /// Writes a Java KeyStore (`keytool -storetype JKS` reads it), keys protected with
+    /// `password` as keytool does by default. `created` stamps the entries.
+    pub fn to_jks(&self, password: &str, created: UnixTime) -> Result<Vec<u8>> {
+        jks::write(&self.entries, password, created)
     }
 
     /// The entry with `alias` (aliases compare ignoring case, as keytool does).
@@ -387,6 +426,92 @@ mod jks {
             X509::from_der(self.take(n)?)
                 .map_err(|e| Error::Key(format!("bad certificate in JKS: {}", first_reason(&e))))
         }
+    }
+
+    fn put_utf(out: &mut Vec<u8>, s: &str) -> Result<()> {
+        let len =
+            u16::try_from(s.len()).map_err(|_| Error::Key(format!("alias {s:?} is too long")))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+
+    fn put_cert(out: &mut Vec<u8>, cert: &X509) -> Result<()> {
+        put_utf(out, "X.509")?;
+        let der = cert.to_der()?;
+        let len =
+            u32::try_from(der.len()).map_err(|_| Error::Key("certificate too large".into()))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&der);
+        Ok(())
+    }
+
+    pub(super) fn write(
+        entries: &[KeystoreEntry],
+        password: &str,
+        created: UnixTime,
+    ) -> Result<Vec<u8>> {
+        let count =
+            u32::try_from(entries.len()).map_err(|_| Error::Key("too many entries".into()))?;
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xfeed_feed_u32.to_be_bytes());
+        out.extend_from_slice(&2u32.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+        let millis = (created.0.max(0) as u64).saturating_mul(1000);
+        for e in entries {
+            match &e.private_key {
+                Some(key) => {
+                    out.extend_from_slice(&1u32.to_be_bytes());
+                    put_utf(&mut out, &e.alias)?;
+                    out.extend_from_slice(&millis.to_be_bytes());
+                    let protected = protect_key(&key.private_key_to_pkcs8()?, password)?;
+                    out.extend_from_slice(&(protected.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&protected);
+                    out.extend_from_slice(&(1 + e.chain.len() as u32).to_be_bytes());
+                    put_cert(&mut out, &e.certificate)?;
+                    for c in &e.chain {
+                        put_cert(&mut out, c)?;
+                    }
+                }
+                None => {
+                    out.extend_from_slice(&2u32.to_be_bytes());
+                    put_utf(&mut out, &e.alias)?;
+                    out.extend_from_slice(&millis.to_be_bytes());
+                    put_cert(&mut out, &e.certificate)?;
+                }
+            }
+        }
+        let mut check = utf16be(password);
+        check.extend_from_slice(b"Mighty Aphrodite");
+        check.extend_from_slice(&out);
+        out.extend_from_slice(&hash(MessageDigest::sha1(), &check)?);
+        Ok(out)
+    }
+
+    /// The inverse of [`recover_key`]: salt, XOR with the SHA-1 keystream, SHA-1 check.
+    fn protect_key(plain: &[u8], password: &str) -> Result<Vec<u8>> {
+        let mut salt = [0u8; 20];
+        openssl::rand::rand_bytes(&mut salt)?;
+        let pw = utf16be(password);
+        let mut data = salt.to_vec();
+        let mut digest = salt.to_vec();
+        for chunk in plain.chunks(20) {
+            let mut input = pw.clone();
+            input.extend_from_slice(&digest);
+            digest = hash(MessageDigest::sha1(), &input)?.to_vec();
+            data.extend(chunk.iter().zip(&digest).map(|(a, b)| a ^ b));
+        }
+        let mut verify = pw;
+        verify.extend_from_slice(plain);
+        data.extend_from_slice(&hash(MessageDigest::sha1(), &verify)?);
+        let alg = asn1::der_seq(
+            asn1::tag::SEQUENCE,
+            &[&asn1::der_oid(KEY_PROTECTOR_OID), &[asn1::tag::NULL, 0]],
+        );
+        Ok(asn1::der_seq(
+            asn1::tag::SEQUENCE,
+            &[&alg, &asn1::der(asn1::tag::OCTET_STRING, &data)],
+        ))
     }
 
     fn utf16be(password: &str) -> Vec<u8> {

@@ -368,3 +368,87 @@ fn openssl_pem_der_and_pkcs12_files() {
     assert_eq!(id.certificate.to_der().unwrap(), der_cert.to_der().unwrap());
     exchange(&id, &id, der_cert);
 }
+
+#[test]
+fn jks_we_write_is_read_by_keytool_and_by_us() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut ks = Keystore::new();
+    ks.set_identity("Alpha", alpha());
+    ks.set_identity("alpha-2027", beta());
+    ks.set_certificate("partner-beta", &beta().certificate);
+    ks.set_identity("alpha", alpha()); // replacing keeps one entry per alias
+    let bytes = ks.to_jks(STORE_PASS, NOW).unwrap();
+    std::fs::write(dir.join("identity.jks"), &bytes).unwrap();
+    let out = run_bounded(
+        Command::new("keytool")
+            .args(["-list", "-v", "-storetype", "JKS", "-keystore"])
+            .arg(dir.join("identity.jks"))
+            .args(["-storepass", STORE_PASS]),
+        Duration::from_secs(60),
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("Your keystore contains 3 entries"),
+        "{listing}"
+    );
+    assert_eq!(
+        listing.matches("Entry type: PrivateKeyEntry").count(),
+        2,
+        "{listing}"
+    );
+    assert!(listing.contains("Entry type: trustedCertEntry"));
+    // keytool can take the key out again: the key protection is Sun's, not just parseable.
+    keytool(
+        dir,
+        &[
+            "-exportcert",
+            "-rfc",
+            "-alias",
+            "alpha",
+            "-keystore",
+            "identity.jks",
+            "-storepass",
+            STORE_PASS,
+            "-file",
+            "a.pem",
+        ],
+    );
+    keytool(
+        dir,
+        &[
+            "-importkeystore",
+            "-srckeystore",
+            "identity.jks",
+            "-srcstoretype",
+            "JKS",
+            "-srcstorepass",
+            STORE_PASS,
+            "-destkeystore",
+            "copy.p12",
+            "-deststoretype",
+            "PKCS12",
+            "-deststorepass",
+            STORE_PASS,
+            "-noprompt",
+        ],
+    );
+    let p12 = Keystore::load(
+        &std::fs::read(dir.join("copy.p12")).unwrap(),
+        STORE_PASS,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        p12.identity("alpha")
+            .unwrap()
+            .private_key
+            .private_key_to_pkcs8()
+            .unwrap(),
+        alpha().private_key.private_key_to_pkcs8().unwrap()
+    );
+    let back = Keystore::load(&bytes, STORE_PASS, None).unwrap();
+    assert_eq!(back.entries().len(), 3);
+    assert!(back.identity("ALPHA").is_ok());
+    assert!(Keystore::load(&bytes, "Wrong-Pass", None).is_err());
+}

@@ -1,0 +1,193 @@
+//! `mftg.toml`: where the data lives, where to listen, the stations and partnerships.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use gateway::model::{Partnership, Station};
+use gateway::ports::PartnerDirectory;
+use gateway::{GatewayError, Result};
+use serde::{Deserialize, Serialize};
+
+/// The embedded gateway's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// The directory laid out like the bucket (relative paths are relative to the config file).
+    pub data_dir: PathBuf,
+    /// Where the AS2 endpoint listens.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Same-name uploads within this many seconds are duplicates (the seed: 6 hours).
+    #[serde(default = "default_window")]
+    pub duplicate_window_secs: u64,
+    /// How often the send folder is looked at, in milliseconds.
+    #[serde(default = "default_poll")]
+    pub poll_interval_ms: u64,
+    /// Largest request body the endpoint accepts, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Environment variable holding the keystore password (identity, trust and https).
+    #[serde(default = "default_password_env")]
+    pub keystore_password_env: String,
+    /// Our stations.
+    #[serde(default, rename = "station")]
+    pub stations: Vec<Station>,
+    /// Our partnerships.
+    #[serde(default, rename = "partnership")]
+    pub partnerships: Vec<Partnership>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4080))
+}
+fn default_window() -> u64 {
+    6 * 3600
+}
+fn default_poll() -> u64 {
+    500
+}
+fn default_max_body() -> usize {
+    512 * 1024 * 1024
+}
+fn default_password_env() -> String {
+    "MFTG_KEYSTORE_PASSWORD".into()
+}
+
+impl Config {
+    /// A configuration with defaults and no stations.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            listen: default_listen(),
+            duplicate_window_secs: default_window(),
+            poll_interval_ms: default_poll(),
+            max_body_bytes: default_max_body(),
+            keystore_password_env: default_password_env(),
+            stations: Vec::new(),
+            partnerships: Vec::new(),
+        }
+    }
+
+    /// Reads `path`; a relative `data_dir` is taken relative to the file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| GatewayError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?;
+        if c.data_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            c.data_dir = base.join(&c.data_dir);
+        }
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Writes the configuration to `path` (comments in an existing file are not kept).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).map_err(|e| GatewayError::Config(e.to_string()))?;
+        std::fs::write(path, text)
+            .map_err(|e| GatewayError::Config(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Checks what can be checked without the keystore.
+    pub fn check(&self) -> Result<()> {
+        for s in &self.stations {
+            gateway::layout::check_as2_id(&s.as2_id)?;
+        }
+        for p in &self.partnerships {
+            gateway::layout::check_as2_id(&p.partner)?;
+            if !self.stations.iter().any(|s| s.as2_id == p.station) {
+                return Err(GatewayError::Config(format!(
+                    "partnership {} -> {} names a station that is not configured",
+                    p.station, p.partner
+                )));
+            }
+            if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+                return Err(GatewayError::Config(format!(
+                    "partner {} URL {:?} is not http(s)",
+                    p.partner, p.url
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQLite database file.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir
+            .join(crate::store::PRIVATE_DIR)
+            .join("gateway.sqlite")
+    }
+}
+
+/// [`PartnerDirectory`] over the configuration.
+#[derive(Debug, Clone)]
+pub struct ConfigDirectory {
+    stations: Vec<Station>,
+    partnerships: Vec<Partnership>,
+}
+
+impl ConfigDirectory {
+    /// The configuration's stations and partnerships.
+    pub fn new(config: &Config) -> Self {
+        ConfigDirectory {
+            stations: config.stations.clone(),
+            partnerships: config.partnerships.clone(),
+        }
+    }
+}
+
+impl PartnerDirectory for ConfigDirectory {
+    async fn station(&self, as2_id: &str) -> Result<Option<Station>> {
+        Ok(self.stations.iter().find(|s| s.as2_id == as2_id).cloned())
+    }
+
+    async fn partnership(&self, station: &str, partner: &str) -> Result<Option<Partnership>> {
+        Ok(self
+            .partnerships
+            .iter()
+            .find(|p| p.station == station && p.partner == partner)
+            .cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_file_and_checks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("mftg.toml");
+        std::fs::write(
+            &path,
+            r#"
+data_dir = "data"
+listen = "127.0.0.1:4999"
+
+[[station]]
+as2_id = "ALPHA"
+key_alias = "alpha"
+
+[[partnership]]
+station = "ALPHA"
+partner = "BETA"
+url = "http://127.0.0.1:4998/as2"
+certificate_alias = "beta"
+mdn = "async"
+"#,
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.data_dir, tmp.path().join("data"));
+        assert_eq!(c.partnerships[0].mdn, gateway::model::MdnMode::Async);
+        assert_eq!(c.partnerships[0].encryption.as_deref(), Some("aes256-cbc"));
+        c.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), c);
+        let mut bad = c.clone();
+        bad.partnerships[0].station = "NOPE".into();
+        assert!(bad.check().is_err());
+        let mut bad = c;
+        bad.partnerships[0].url = "ftp://x".into();
+        assert!(bad.check().is_err());
+    }
+}

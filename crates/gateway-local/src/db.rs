@@ -1,0 +1,486 @@
+//! The embedded database (SQLite, WAL): duplicate index, message log and job queue. Several
+//! processes may open it (the server and `mftg messages` at once); every rule that must be atomic
+//! is one transaction.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use gateway::model::{Job, MessageRecord};
+use gateway::ports::{Claim, Created, DuplicateIndex, JobQueue, MessageLog};
+use gateway::{GatewayError, Millis, Result};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+fn err(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::port("database", e)
+}
+
+fn core(message_id: &str) -> String {
+    as2::receive::message_id_core(message_id).to_string()
+}
+
+/// A job taken from the queue, to be acknowledged once done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// Its queue position.
+    pub seq: i64,
+    /// The job.
+    pub job: Job,
+}
+
+/// The SQLite database.
+#[derive(Debug)]
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS claims (
+                 station TEXT NOT NULL, partner TEXT NOT NULL, name TEXT NOT NULL,
+                 upload_id TEXT NOT NULL, record_id TEXT NOT NULL, accepted_at INTEGER NOT NULL,
+                 PRIMARY KEY (station, partner, name));
+             CREATE TABLE IF NOT EXISTS records (
+                 id TEXT PRIMARY KEY, direction TEXT NOT NULL, station TEXT NOT NULL,
+                 partner TEXT NOT NULL, message_id TEXT NOT NULL, revision INTEGER NOT NULL,
+                 json TEXT NOT NULL);
+             CREATE UNIQUE INDEX IF NOT EXISTS inbound_message_id
+                 ON records (station, partner, message_id) WHERE direction = 'inbox' AND message_id != '';
+             CREATE INDEX IF NOT EXISTS outbound_message_id
+                 ON records (station, partner, message_id) WHERE direction = 'outbox';
+             CREATE TABLE IF NOT EXISTS jobs (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT, due INTEGER NOT NULL,
+                 leased_until INTEGER, json TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due);",
+        )
+        .map_err(err)?;
+        Ok(Db {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes up to `max` jobs due at `now`, leasing them for `lease`: a job whose worker dies is
+    /// handed out again when its lease runs out, so nothing queued is lost across a crash.
+    pub fn take_due(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let rows: Vec<(i64, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT seq, json FROM jobs WHERE due <= ?1 AND (leased_until IS NULL OR leased_until < ?1)
+                     ORDER BY due, seq LIMIT ?2",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map(params![now.0, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(err)?;
+            rows.collect::<std::result::Result<_, _>>().map_err(err)?
+        };
+        let until = now.plus(lease).0;
+        let mut out = Vec::new();
+        for (seq, json) in rows {
+            tx.execute(
+                "UPDATE jobs SET leased_until = ?1 WHERE seq = ?2",
+                params![until, seq],
+            )
+            .map_err(err)?;
+            match serde_json::from_str(&json) {
+                Ok(job) => out.push(Leased { seq, job }),
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "unreadable job dropped");
+                    tx.execute("DELETE FROM jobs WHERE seq = ?1", params![seq])
+                        .map_err(err)?;
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// Removes a finished job.
+    pub fn ack(&self, seq: i64) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM jobs WHERE seq = ?1", params![seq])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Puts a job that failed for a passing reason back, due at `at`.
+    pub fn release(&self, seq: i64, at: Millis) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE jobs SET leased_until = NULL, due = ?1 WHERE seq = ?2",
+                params![at.0, seq],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Jobs waiting (leased or not).
+    pub fn pending_jobs(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))
+            .map_err(err)?;
+        Ok(n as usize)
+    }
+
+    fn record_from(json: &str) -> Result<MessageRecord> {
+        serde_json::from_str(json).map_err(err)
+    }
+}
+
+impl DuplicateIndex for Db {
+    async fn claim(
+        &self,
+        station: &str,
+        partner: &str,
+        name: &str,
+        upload_id: &str,
+        record_id: &str,
+        now: Millis,
+        window: Duration,
+    ) -> Result<Claim> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let existing: Option<(String, String, i64)> = tx
+            .query_row(
+                "SELECT upload_id, record_id, accepted_at FROM claims WHERE station = ?1 AND partner = ?2 AND name = ?3",
+                params![station, partner, name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        if let Some((upload, record, at)) = existing {
+            if upload == upload_id {
+                return Ok(Claim::Redelivery { record_id: record });
+            }
+            if now < Millis(at).plus(window) {
+                return Ok(Claim::Duplicate {
+                    accepted_at: Millis(at),
+                    record_id: record,
+                });
+            }
+        }
+        tx.execute(
+            "INSERT INTO claims (station, partner, name, upload_id, record_id, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (station, partner, name) DO UPDATE SET upload_id = ?4, record_id = ?5, accepted_at = ?6",
+            params![station, partner, name, upload_id, record_id, now.0],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Claim::Accepted)
+    }
+}
+
+impl MessageLog for Db {
+    async fn create(&self, record: &MessageRecord) -> Result<Created> {
+        let json = serde_json::to_string(record).map_err(err)?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO records (id, direction, station, partner, message_id, revision, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![
+                    record.id,
+                    record.direction.as_str(),
+                    record.station,
+                    record.partner,
+                    core(&record.message_id),
+                    record.revision as i64,
+                    json
+                ],
+            )
+            .map_err(err)?;
+        if inserted == 1 {
+            tx.commit().map_err(err)?;
+            return Ok(Created::New);
+        }
+        let existing: String = tx
+            .query_row(
+                "SELECT json FROM records WHERE id = ?1
+                 OR (direction = 'inbox' AND ?2 = 'inbox' AND station = ?3 AND partner = ?4 AND message_id = ?5 AND message_id != '')
+                 LIMIT 1",
+                params![record.id, record.direction.as_str(), record.station, record.partner, core(&record.message_id)],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        Ok(Created::Exists(Box::new(Db::record_from(&existing)?)))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<MessageRecord>> {
+        let json: Option<String> = self
+            .conn()
+            .query_row("SELECT json FROM records WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?;
+        json.map(|j| Db::record_from(&j)).transpose()
+    }
+
+    async fn update(&self, record: &mut MessageRecord) -> Result<()> {
+        let mut next = record.clone();
+        next.revision += 1;
+        let json = serde_json::to_string(&next).map_err(err)?;
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE records SET json = ?1, revision = ?2, message_id = ?3 WHERE id = ?4 AND revision = ?5",
+                params![json, next.revision as i64, core(&next.message_id), record.id, record.revision as i64],
+            )
+            .map_err(err)?;
+        if changed != 1 {
+            return Err(GatewayError::Conflict(format!(
+                "record {} changed or is gone",
+                record.id
+            )));
+        }
+        *record = next;
+        Ok(())
+    }
+
+    async fn find_outbound(
+        &self,
+        station: &str,
+        partner: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        let json: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT json FROM records WHERE direction = 'outbox' AND station = ?1 AND partner = ?2 AND message_id = ?3",
+                params![station, partner, core(message_id)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        json.map(|j| Db::record_from(&j)).transpose()
+    }
+
+    async fn list(
+        &self,
+        station: Option<&str>,
+        partner: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT json FROM records WHERE (?1 IS NULL OR station = ?1) AND (?2 IS NULL OR partner = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![station, partner, limit as i64], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for j in rows {
+            out.push(Db::record_from(&j.map_err(err)?)?);
+        }
+        Ok(out)
+    }
+}
+
+impl JobQueue for Db {
+    async fn enqueue(&self, job: Job, not_before: Millis) -> Result<()> {
+        let json = serde_json::to_string(&job).map_err(err)?;
+        self.conn()
+            .execute(
+                "INSERT INTO jobs (due, json) VALUES (?1, ?2)",
+                params![not_before.0, json],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway::layout::Direction;
+    use gateway::model::{Status, StatusChange};
+
+    fn rec(id: &str, dir: Direction, mid: &str) -> MessageRecord {
+        let mut r = MessageRecord::new(
+            id,
+            dir,
+            "A",
+            "B",
+            "f",
+            StatusChange::new(Millis(1), Status::Received, None),
+        );
+        r.message_id = mid.into();
+        r
+    }
+
+    #[tokio::test]
+    async fn records_claims_and_jobs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("x/db.sqlite")).unwrap();
+        assert_eq!(
+            db.create(&rec("1", Direction::Inbox, "<m1@x>"))
+                .await
+                .unwrap(),
+            Created::New
+        );
+        // The same inbound Message-ID, bracketed or not, is the same message.
+        match db
+            .create(&rec("2", Direction::Inbox, "m1@x"))
+            .await
+            .unwrap()
+        {
+            Created::Exists(r) => assert_eq!(r.id, "1"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            db.create(&rec("1", Direction::Outbox, "")).await.unwrap(),
+            Created::Exists(_)
+        ));
+        let mut r = db.get("1").await.unwrap().unwrap();
+        let mut stale = r.clone();
+        r.size = 5;
+        db.update(&mut r).await.unwrap();
+        assert_eq!(r.revision, 1);
+        assert!(matches!(
+            db.update(&mut stale).await,
+            Err(GatewayError::Conflict(_))
+        ));
+        let mut out = rec("3", Direction::Outbox, "");
+        db.create(&out).await.unwrap();
+        out.message_id = "<o1@a>".into();
+        db.update(&mut out).await.unwrap();
+        assert_eq!(
+            db.find_outbound("A", "B", "o1@a")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "3"
+        );
+        assert_eq!(
+            db.list(Some("A"), None, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["3", "1"]
+        );
+
+        let w = Duration::from_secs(100);
+        assert_eq!(
+            db.claim("A", "B", "n", "v1", "r1", Millis(0), w)
+                .await
+                .unwrap(),
+            Claim::Accepted
+        );
+        assert_eq!(
+            db.claim("A", "B", "n", "v1", "rX", Millis(5), w)
+                .await
+                .unwrap(),
+            Claim::Redelivery {
+                record_id: "r1".into()
+            }
+        );
+        assert_eq!(
+            db.claim("A", "B", "n", "v2", "rX", Millis(99_999), w)
+                .await
+                .unwrap(),
+            Claim::Duplicate {
+                accepted_at: Millis(0),
+                record_id: "r1".into()
+            }
+        );
+        assert_eq!(
+            db.claim("A", "B", "n", "v3", "r3", Millis(100_000), w)
+                .await
+                .unwrap(),
+            Claim::Accepted
+        );
+
+        db.enqueue(Job::Send { id: "a".into() }, Millis(10))
+            .await
+            .unwrap();
+        db.enqueue(Job::Send { id: "b".into() }, Millis(20))
+            .await
+            .unwrap();
+        assert!(db
+            .take_due(Millis(5), Duration::from_secs(1), 10)
+            .unwrap()
+            .is_empty());
+        let got = db.take_due(Millis(10), Duration::from_secs(1), 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(
+            db.take_due(Millis(20), Duration::from_secs(1), 10)
+                .unwrap()
+                .iter()
+                .all(|l| l.job != got[0].job),
+            "leased"
+        );
+        // The lease runs out: the job comes back (a worker died).
+        let again = db
+            .take_due(Millis(2000), Duration::from_secs(1), 10)
+            .unwrap();
+        assert_eq!(again.len(), 2);
+        for l in again {
+            db.ack(l.seq).unwrap();
+        }
+        assert_eq!(db.pending_jobs().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn claims_are_atomic_across_connections() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db.sqlite");
+        let dbs: Vec<_> = (0..8)
+            .map(|_| std::sync::Arc::new(Db::open(&path).unwrap()))
+            .collect();
+        let mut handles = Vec::new();
+        for (i, db) in dbs.into_iter().enumerate() {
+            handles.push(std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                rt.block_on(db.claim(
+                    "A",
+                    "B",
+                    "same.edi",
+                    &format!("v{i}"),
+                    &format!("r{i}"),
+                    Millis(0),
+                    Duration::from_secs(60),
+                ))
+                .unwrap()
+            }));
+        }
+        let claims: Vec<Claim> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            claims.iter().filter(|c| **c == Claim::Accepted).count(),
+            1,
+            "{claims:?}"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! The embedded single-machine gateway: the gateway domain over a data directory laid out like
+//! the bucket, SQLite for the duplicate index, message log and job queue, an HTTP endpoint for AS2
+//! messages and asynchronous receipts, an HTTP(S) client, and a watcher that treats files dropped
+//! in `AS2/send/<station>/<partner>/` as uploads.
+
+pub mod config;
+pub mod db;
+pub mod node;
+pub mod store;
+pub mod transport;
+
+pub use config::{Config, ConfigDirectory};
+pub use db::Db;
+pub use node::{LocalPorts, Node, Shutdown, SystemClock};
+pub use store::DirStore;
+pub use transport::{EnvSecrets, HttpTransport};

@@ -1,0 +1,321 @@
+//! A running embedded gateway: the AS2 endpoint, the send-folder watcher and the job worker,
+//! over a directory and SQLite.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap as HttpHeaders, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use gateway::keystore::{KeystorePasswords, StoreKeystore};
+use gateway::ports::{Clock, ObjectStore, Ports};
+use gateway::{Gateway, Millis, Origin, Result, Settings, UploadOutcome};
+use tokio::sync::watch;
+
+use crate::config::{Config, ConfigDirectory};
+use crate::db::Db;
+use crate::store::DirStore;
+use crate::transport::{EnvSecrets, HttpTransport};
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        let d = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Every port of the embedded gateway.
+#[derive(Debug)]
+pub struct LocalPorts {
+    store: DirStore,
+    db: Db,
+    directory: ConfigDirectory,
+    keys: StoreKeystore<DirStore, EnvSecrets>,
+    secrets: EnvSecrets,
+    transport: HttpTransport,
+    clock: SystemClock,
+}
+
+impl LocalPorts {
+    /// Ports for `config`: its data directory, its database, its stations and partnerships.
+    pub fn open(config: &Config) -> Result<Self> {
+        let store = DirStore::new(&config.data_dir)?;
+        let env = config.keystore_password_env.clone();
+        Ok(LocalPorts {
+            db: Db::open(&config.database())?,
+            directory: ConfigDirectory::new(config),
+            keys: StoreKeystore::new(
+                store.clone(),
+                EnvSecrets,
+                KeystorePasswords {
+                    identity: env.clone(),
+                    trust: env.clone(),
+                    https: env,
+                },
+            ),
+            store,
+            secrets: EnvSecrets,
+            transport: HttpTransport,
+            clock: SystemClock,
+        })
+    }
+
+    /// The database (for the job worker and the CLI).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl Ports for LocalPorts {
+    type Store = DirStore;
+    type Duplicates = Db;
+    type Log = Db;
+    type Directory = ConfigDirectory;
+    type Keys = StoreKeystore<DirStore, EnvSecrets>;
+    type Secrets = EnvSecrets;
+    type Transport = HttpTransport;
+    type Queue = Db;
+    type Clock = SystemClock;
+
+    fn store(&self) -> &DirStore {
+        &self.store
+    }
+    fn duplicates(&self) -> &Db {
+        &self.db
+    }
+    fn log(&self) -> &Db {
+        &self.db
+    }
+    fn directory(&self) -> &ConfigDirectory {
+        &self.directory
+    }
+    fn keys(&self) -> &Self::Keys {
+        &self.keys
+    }
+    fn secrets(&self) -> &EnvSecrets {
+        &self.secrets
+    }
+    fn transport(&self) -> &HttpTransport {
+        &self.transport
+    }
+    fn queue(&self) -> &Db {
+        &self.db
+    }
+    fn clock(&self) -> &SystemClock {
+        &self.clock
+    }
+}
+
+/// An embedded gateway, ready to serve.
+#[derive(Debug)]
+pub struct Node {
+    /// The gateway over the local ports.
+    pub gateway: Gateway<LocalPorts>,
+    /// Its configuration.
+    pub config: Config,
+}
+
+/// A request to stop, shared by the node's loops.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A trigger and the signal it sends.
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// Resolves when a stop is requested.
+    pub async fn requested(mut self) {
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+
+    fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+impl Node {
+    /// Opens the node's ports.
+    pub fn open(config: Config) -> Result<Self> {
+        let ports = LocalPorts::open(&config)?;
+        let settings = Settings {
+            duplicate_window: Duration::from_secs(config.duplicate_window_secs),
+            ..Settings::default()
+        };
+        Ok(Node {
+            gateway: Gateway { ports, settings },
+            config,
+        })
+    }
+
+    /// Serves until `shutdown`: the endpoint on the configured address, the watcher, the worker.
+    /// Jobs queued or in flight when the node last stopped are picked up again.
+    pub async fn serve(self: Arc<Self>, shutdown: Shutdown) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|e| {
+                gateway::GatewayError::port(
+                    "http",
+                    format!("cannot listen on {}: {e}", self.config.listen),
+                )
+            })?;
+        tracing::info!(address = %self.config.listen, data = %self.config.data_dir.display(), "AS2 endpoint listening");
+        let app = Router::new()
+            .route("/as2", post(receive))
+            .route("/", post(receive))
+            .route("/health", get(|| async { "ok\n" }))
+            .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
+            .with_state(self.clone());
+        let watcher = tokio::spawn(self.clone().watch(shutdown.clone()));
+        let worker = tokio::spawn(self.clone().work(shutdown.clone()));
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.requested())
+            .await
+            .map_err(|e| gateway::GatewayError::port("http", e));
+        let _ = watcher.await;
+        let _ = worker.await;
+        served
+    }
+
+    /// Runs due jobs until `shutdown`.
+    async fn work(self: Arc<Self>, shutdown: Shutdown) {
+        const LEASE: Duration = Duration::from_secs(300);
+        while !shutdown.is_requested() {
+            let now = self.gateway.ports.clock().now();
+            let jobs = match self.gateway.ports.db().take_due(now, LEASE, 16) {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(error = %e, "job queue");
+                    Vec::new()
+                }
+            };
+            if jobs.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            for leased in jobs {
+                let result = self.gateway.run_job(&leased.job).await;
+                let db = self.gateway.ports.db();
+                let done = match result {
+                    Ok(()) => db.ack(leased.seq),
+                    Err(gateway::GatewayError::NotFound(what)) => {
+                        tracing::warn!(job = ?leased.job, %what, "job for something that is gone");
+                        db.ack(leased.seq)
+                    }
+                    Err(e) => {
+                        // A port failed (disk, database): the job runs again shortly.
+                        tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");
+                        db.release(
+                            leased.seq,
+                            self.gateway
+                                .ports
+                                .clock()
+                                .now()
+                                .plus(Duration::from_secs(30)),
+                        )
+                    }
+                };
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "job queue");
+                }
+            }
+        }
+    }
+
+    /// Treats files that appear under `AS2/send/<station>/<partner>/` as uploads, once their size
+    /// and time have held still for one poll (an upload in progress is not sent half-written).
+    async fn watch(self: Arc<Self>, shutdown: Shutdown) {
+        let interval = Duration::from_millis(self.config.poll_interval_ms.max(50));
+        // key -> (etag seen on the last poll, whether it was already handled in that state)
+        let mut seen: HashMap<String, (String, bool)> = HashMap::new();
+        while !shutdown.is_requested() {
+            match self.gateway.ports.store().list(gateway::layout::SEND).await {
+                Ok(files) => {
+                    let mut next = HashMap::new();
+                    for (key, meta) in files {
+                        let name = key.rsplit('/').next().unwrap_or("");
+                        if name.starts_with('.')
+                            || name.ends_with(".filepart")
+                            || name.ends_with(".part")
+                        {
+                            continue; // an upload still being written, by common client conventions
+                        }
+                        let handled = match seen.get(&key) {
+                            Some((etag, handled)) if *etag == meta.etag => {
+                                *handled || self.upload(&key).await
+                            }
+                            _ => false,
+                        };
+                        next.insert(key, (meta.etag, handled));
+                    }
+                    seen = next;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot list the send folder"),
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Handles one upload; false when it failed and should be tried on a later poll.
+    async fn upload(&self, key: &str) -> bool {
+        match self.gateway.on_upload(key, Origin::Upload, None).await {
+            Ok(UploadOutcome::Ignored(why)) => {
+                tracing::debug!(key, %why, "not a send");
+                true
+            }
+            Ok(outcome) => {
+                tracing::info!(key, %outcome, "upload");
+                true
+            }
+            Err(e) => {
+                tracing::error!(key, error = %e, "upload failed; it stays in place and is tried again");
+                false
+            }
+        }
+    }
+}
+
+async fn receive(State(node): State<Arc<Node>>, headers: HttpHeaders, body: Bytes) -> Response {
+    let mut h = as2::HeaderMap::new();
+    for (name, value) in &headers {
+        h.append(
+            name.as_str(),
+            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        );
+    }
+    match node.gateway.on_post(&h, &body).await {
+        Ok(reply) => {
+            let mut response = Response::builder().status(
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            );
+            for f in reply.headers.iter() {
+                response = response.header(f.name.as_str(), f.value.as_str());
+            }
+            response
+                .body(axum::body::Body::from(reply.body))
+                .unwrap_or_else(|e| {
+                    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "receiving failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("receiving failed: {e}\n"),
+            )
+                .into_response()
+        }
+    }
+}
