@@ -5,7 +5,7 @@ export MFTG_TEST_PYTHON := $(PYTHON)
 
 .PHONY: run test bootstrap lint unit bench clean
 
-## run: the main job on the embedded default (today: an end-to-end AS2 exchange on this machine)
+## run: the main job on the embedded default: two gateways on 127.0.0.1 exchange EDI both ways
 run:
 	cargo run --quiet --release -p mftg-cli -- demo
 

@@ -26,14 +26,6 @@ pub fn parse(data: &[u8]) -> Result<(HeaderMap, &[u8]), String> {
     Ok((headers, &data[start + body_at..]))
 }
 
-/// Serialises headers and body as a capture.
-pub fn write(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let mut out = headers.to_bytes();
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,7 +35,8 @@ mod tests {
         let h: HeaderMap = [("AS2-From", "A"), ("Content-Type", "text/plain")]
             .into_iter()
             .collect();
-        let c = write(&h, b"body\r\n\r\nmore");
+        let mut c = h.to_bytes();
+        c.extend_from_slice(b"\r\nbody\r\n\r\nmore");
         let (h2, b) = parse(&c).unwrap();
         assert_eq!(h2, h);
         assert_eq!(b, b"body\r\n\r\nmore");

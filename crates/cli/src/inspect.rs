@@ -16,8 +16,11 @@ use crate::{capture, keyargs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The capture: raw HTTP headers, a blank line, then the body.
+    /// The capture: raw HTTP headers, a blank line, then the body. With --headers, the body alone.
     pub capture: PathBuf,
+    /// The HTTP headers, when they are stored apart from the body (AS2/headers/...).
+    #[arg(long)]
+    pub headers: Option<PathBuf>,
     /// Our private key (PEM or DER), to decrypt.
     #[arg(long)]
     pub key: Option<PathBuf>,
@@ -48,7 +51,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, String> {
-    let data = keyargs::read(&args.capture)?;
+    let data = match &args.headers {
+        Some(h) => {
+            let mut d = keyargs::read(h)?;
+            d.extend_from_slice(b"\r\n");
+            d.extend_from_slice(&keyargs::read(&args.capture)?);
+            d
+        }
+        None => keyargs::read(&args.capture)?,
+    };
     let (headers, body) = capture::parse(&data)?;
     let at = match &args.at {
         Some(s) => UnixTime::parse(s).ok_or_else(|| format!("cannot read --at {s:?}"))?,

@@ -4,6 +4,7 @@ mod capture;
 mod demo;
 mod inspect;
 mod keyargs;
+mod local;
 
 use std::process::ExitCode;
 
@@ -18,15 +19,53 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show what a captured AS2 message or MDN contains: layers, algorithms, signer, file, MIC.
+    /// Writes a starter configuration for one station.
+    Init(local::InitArgs),
+    /// Runs the gateway: the AS2 endpoint, the send-folder watcher and the sender.
+    Serve(local::ServeArgs),
+    /// Station keys and partner certificates (AS2/keystore/*.jks).
+    Keys {
+        #[command(subcommand)]
+        command: local::KeysCommand,
+    },
+    /// Partnerships in the configuration.
+    Partners {
+        #[command(subcommand)]
+        command: local::PartnersCommand,
+    },
+    /// Drops a file into AS2/send/<from>/<to>/ for the running gateway to send.
+    Send(local::SendArgs),
+    /// The message log.
+    Messages {
+        #[command(subcommand)]
+        command: local::MessagesCommand,
+    },
+    /// Shows what a captured AS2 message or MDN contains: layers, algorithms, signer, file, MIC.
     Inspect(Box<inspect::Args>),
-    /// Run a complete AS2 exchange between two throw-away stations on this machine.
+    /// Two gateways on this machine exchange EDI files both ways (what `make run` runs).
     Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
+        Command::Init(a) => local::init(a),
+        Command::Serve(a) => local::serve(a),
+        Command::Keys { command } => local::keys(command),
+        Command::Partners { command } => local::partners(command),
+        Command::Send(a) => local::send(a),
+        Command::Messages { command } => local::messages(command),
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
     };

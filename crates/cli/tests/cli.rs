@@ -35,25 +35,90 @@ fn field<'a>(out: &'a str, label: &str) -> &'a str {
 }
 
 #[test]
-fn demo_then_inspect_message_and_receipt() {
+fn demo_then_messages_keys_and_inspect() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let (code, out) = mftg(&["demo", "--out", d.to_str().unwrap()], &[]);
+    let pw = [("MFTG_DEMO_KEYSTORE_PASSWORD", "Demo-Keystore-1")];
+    let (code, out) = mftg(&["demo", "--dir", d.to_str().unwrap()], &pw);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("MIC matches"), "{out}");
+    assert!(
+        out.contains("All files delivered with verified receipts"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("(signed receipt: processed, MIC matches)")
+            .count(),
+        3,
+        "{out}"
+    );
 
+    let alpha = [
+        ("MFTG_CONFIG", p(d, "alpha/mftg.toml")),
+        ("MFTG_DEMO_KEYSTORE_PASSWORD", "Demo-Keystore-1".into()),
+    ];
+    let alpha: Vec<(&str, &str)> = alpha.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, out) = mftg(&["messages", "list"], &alpha);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches(" delivered ").count(), 2, "{out}");
+    assert_eq!(out.matches(" received ").count(), 1, "{out}");
+    let (code, out) = mftg(&["keys", "list"], &alpha);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("key  alpha") && out.contains("cert beta"),
+        "{out}"
+    );
+    let (_, alpha_pem) = mftg(&["keys", "export", "--alias", "alpha"], &alpha);
+    std::fs::write(d.join("alpha.crt"), &alpha_pem).unwrap();
+    let beta_cfg = p(d, "beta/mftg.toml");
+    let (_, beta_pem) = mftg(
+        &["keys", "export", "--alias", "beta", "--config", &beta_cfg],
+        &pw,
+    );
+    std::fs::write(d.join("beta.crt"), &beta_pem).unwrap();
+
+    // BETA's copy of ALPHA's first order, as received: stored body and headers, opened with
+    // BETA's keystore.
+    let inbox = d.join("beta/data/AS2/raw-message/BETA/ALPHA/inbox");
+    let folders: Vec<_> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(folders.len(), 2);
+    let dir = folders.iter().find(|f| {
+        let payload = d
+            .join("beta/data/AS2/files/BETA/ALPHA/inbox")
+            .join(f.file_name().unwrap());
+        payload.join("po-1001.x12").exists()
+    });
+    let folder = dir
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = p(
+        d,
+        &format!("beta/data/AS2/raw-message/BETA/ALPHA/inbox/{folder}/message.bin"),
+    );
+    let headers = p(
+        d,
+        &format!("beta/data/AS2/headers/BETA/ALPHA/inbox/{folder}/headers.txt"),
+    );
+    let keystore = p(d, "beta/data/AS2/keystore/identity.jks");
+    let args = [
+        "inspect",
+        &body,
+        "--headers",
+        &headers,
+        "--keystore",
+        &keystore,
+        "--keystore-password-env",
+        "MFTG_DEMO_KEYSTORE_PASSWORD",
+    ];
     let (code, out) = mftg(
-        &[
-            "inspect",
-            &p(d, "message.as2"),
-            "--key",
-            &p(d, "beta.key"),
-            "--cert",
-            &p(d, "beta.crt"),
-            "--partner-cert",
-            &p(d, "alpha.crt"),
-        ],
-        &[],
+        &[&args[..], &["--partner-cert", &p(d, "alpha.crt")]].concat(),
+        &pw,
     );
     assert_eq!(code, 0, "{out}");
     assert_eq!(field(&out, "from"), "ALPHA");
@@ -70,24 +135,10 @@ fn demo_then_inspect_message_and_receipt() {
     assert_eq!(field(&out, "verification"), "signature verified");
     let mic = field(&out, "mic").to_string();
 
-    // Without keys it still says what it can.
-    let (code, out) = mftg(&["inspect", &p(d, "message.as2")], &[]);
-    assert_eq!(code, 1, "{out}");
-    assert!(field(&out, "layer 1").contains("aes256-cbc"), "{out}");
-
     // The wrong partner certificate: the signature fails, the rest is still shown.
     let (code, out) = mftg(
-        &[
-            "inspect",
-            &p(d, "message.as2"),
-            "--key",
-            &p(d, "beta.key"),
-            "--cert",
-            &p(d, "beta.crt"),
-            "--partner-cert",
-            &p(d, "beta.crt"),
-        ],
-        &[],
+        &[&args[..], &["--partner-cert", &p(d, "beta.crt")]].concat(),
+        &pw,
     );
     assert_eq!(code, 1, "{out}");
     assert!(field(&out, "verification").starts_with("FAILED"), "{out}");
@@ -96,72 +147,60 @@ fn demo_then_inspect_message_and_receipt() {
         "processed/error: authentication-failed"
     );
     assert_eq!(field(&out, "filename"), "po-1001.x12");
+    // Without keys it still says what it can.
+    let (code, out) = mftg(&["inspect", &body, "--headers", &headers], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(field(&out, "layer 1").contains("aes256-cbc"), "{out}");
 
-    // The receipt, its signature and its MIC.
+    // ALPHA's stored copy of BETA's receipt for it: signature and MIC.
+    let receipts: Vec<_> = std::fs::read_dir(d.join("alpha/data/AS2/raw-mdn/incoming"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(receipts.len(), 2);
+    let matched = receipts.iter().filter(|r| {
+        let (code, out) = mftg(
+            &[
+                "inspect",
+                r.to_str().unwrap(),
+                "--partner-cert",
+                &p(d, "beta.crt"),
+                "--expect-mic",
+                &mic,
+            ],
+            &[],
+        );
+        code == 0
+            && field(&out, "mic check") == "matches"
+            && field(&out, "signature").starts_with("verified")
+    });
+    assert_eq!(
+        matched.count(),
+        1,
+        "exactly the receipt for po-1001 matches its MIC"
+    );
     let (code, out) = mftg(
         &[
             "inspect",
-            &p(d, "mdn.as2"),
-            "--partner-cert",
-            &p(d, "beta.crt"),
+            receipts[0].to_str().unwrap(),
             "--expect-mic",
-            &mic,
+            "AAAA, sha-256",
         ],
-        &[],
-    );
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(field(&out, "disposition"), "processed");
-    assert!(field(&out, "signature").starts_with("verified"), "{out}");
-    assert_eq!(field(&out, "mic check"), "matches");
-    let (code, out) = mftg(
-        &["inspect", &p(d, "mdn.as2"), "--expect-mic", "AAAA, sha-256"],
         &[],
     );
     assert_eq!(code, 1, "{out}");
     assert_eq!(field(&out, "mic check"), "MISMATCH");
     assert!(field(&out, "signature").contains("not checked"), "{out}");
 
-    // Keys from a PKCS#12 keystore whose password comes from the environment, never echoed.
-    let st = Command::new("openssl")
-        .args([
-            "pkcs12",
-            "-export",
-            "-in",
-            &p(d, "beta.crt"),
-            "-inkey",
-            &p(d, "beta.key"),
-            "-name",
-            "beta",
-            "-passout",
-            "env:P12PW",
-            "-out",
-            &p(d, "beta.p12"),
-        ])
-        .env("P12PW", "Hunter2-Keystore")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    // A wrong keystore password: refused, and no password is ever echoed.
     let (code, out) = mftg(
         &[
             "inspect",
-            &p(d, "message.as2"),
+            &body,
+            "--headers",
+            &headers,
             "--keystore",
-            &p(d, "beta.p12"),
-            "--keystore-password-env",
-            "KS_PW",
-            "--partner-cert",
-            &p(d, "alpha.crt"),
-        ],
-        &[("KS_PW", "Hunter2-Keystore")],
-    );
-    assert_eq!(code, 0, "{out}");
-    assert!(!out.contains("Hunter2"));
-    let (code, out) = mftg(
-        &[
-            "inspect",
-            &p(d, "message.as2"),
-            "--keystore",
-            &p(d, "beta.p12"),
+            &keystore,
             "--keystore-password-env",
             "KS_PW",
         ],
@@ -169,7 +208,7 @@ fn demo_then_inspect_message_and_receipt() {
     );
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("wrong password") && !out.contains("Hunter3"),
+        out.contains("wrong") && !out.contains("Hunter3") && !out.contains("Demo-Keystore"),
         "{out}"
     );
 }

@@ -112,6 +112,17 @@ impl Db {
         Ok(out)
     }
 
+    /// Frees every lease: called when the one process that works the queue starts, since any
+    /// lease then belongs to a process that died (its jobs run again at once).
+    pub fn reset_leases(&self) -> Result<usize> {
+        self.conn()
+            .execute(
+                "UPDATE jobs SET leased_until = NULL WHERE leased_until IS NOT NULL",
+                [],
+            )
+            .map_err(err)
+    }
+
     /// Removes a finished job.
     pub fn ack(&self, seq: i64) -> Result<()> {
         self.conn()

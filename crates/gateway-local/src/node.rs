@@ -171,7 +171,26 @@ impl Node {
                     format!("cannot listen on {}: {e}", self.config.listen),
                 )
             })?;
-        tracing::info!(address = %self.config.listen, data = %self.config.data_dir.display(), "AS2 endpoint listening");
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// [`Node::serve`] on a listener bound by the caller.
+    pub async fn serve_on(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: Shutdown,
+    ) -> Result<()> {
+        let address = listener
+            .local_addr()
+            .map_err(|e| gateway::GatewayError::port("http", e))?;
+        tracing::info!(%address, data = %self.config.data_dir.display(), "AS2 endpoint listening");
+        let resumed = self.gateway.ports.db().reset_leases()?;
+        if resumed > 0 {
+            tracing::info!(
+                jobs = resumed,
+                "resuming work left in flight by the last run"
+            );
+        }
         let app = Router::new()
             .route("/as2", post(receive))
             .route("/", post(receive))

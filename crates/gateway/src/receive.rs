@@ -99,7 +99,11 @@ impl<P: Ports> Gateway<P> {
             &envelope.to,
             &envelope.from,
             "",
-            StatusChange::new(now, Status::Received, Some("receiving".into())),
+            StatusChange::new(
+                now,
+                Status::Received,
+                Some("raw message and headers stored".into()),
+            ),
         );
         record.message_id = envelope.message_id.clone();
         record.raw_key = Some(paths.raw_message());

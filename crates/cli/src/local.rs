@@ -1,0 +1,532 @@
+//! The embedded gateway's commands: `init`, `serve`, `keys`, `partners`, `send`, `messages`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use as2::keys::{fingerprint, load_certificates, subject_name, Identity, Keystore};
+use gateway::layout::{check_as2_id, check_file_name, keystore as ks_paths};
+use gateway::model::{MdnMode, Partnership, Station};
+use gateway::ports::{Clock, MessageLog};
+use gateway_local::{Config, Db, Node, Shutdown, SystemClock};
+
+/// Where the configuration file is.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(long, short = 'c', env = "MFTG_CONFIG", default_value = "mftg.toml")]
+    pub config: PathBuf,
+}
+
+impl ConfigArg {
+    fn load(&self) -> Result<Config, String> {
+        Config::load(&self.config).map_err(|e| e.to_string())
+    }
+}
+
+fn now() -> as2::UnixTime {
+    SystemClock.now().unix()
+}
+
+// ------------------------------------------------------------------ init and serve
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Our station's AS2 ID.
+    #[arg(long)]
+    pub station: String,
+    /// The data directory (the bucket), relative to the configuration file.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Where the AS2 endpoint listens.
+    #[arg(long, default_value = "127.0.0.1:4080")]
+    pub listen: std::net::SocketAddr,
+    /// Our public AS2 URL, where partners send messages and asynchronous receipts.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+pub fn init(a: InitArgs) -> Result<ExitCode, String> {
+    check_as2_id(&a.station).map_err(|e| e.to_string())?;
+    if a.config.config.exists() {
+        return Err(format!("{} exists already", a.config.config.display()));
+    }
+    let mut c = Config::new(a.data_dir);
+    c.listen = a.listen;
+    let url = a.url.unwrap_or_else(|| format!("http://{}/as2", a.listen));
+    c.stations.push(Station {
+        as2_id: a.station.clone(),
+        key_alias: a.station.to_lowercase(),
+        mdn_url: Some(url.clone()),
+        mdn_email: None,
+        message_id_domain: format!("{}.mftg.local", a.station.to_lowercase().replace(' ', "-")),
+    });
+    c.save(&a.config.config).map_err(|e| e.to_string())?;
+    println!(
+        "Wrote {} for station {} (AS2 URL {url}).",
+        a.config.config.display(),
+        a.station
+    );
+    println!(
+        "Next: export {}=<a password>, then `mftg keys generate --alias {}`.",
+        c.keystore_password_env,
+        a.station.to_lowercase()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+pub fn serve(a: ServeArgs) -> Result<ExitCode, String> {
+    let config = a.config.load()?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let node = Arc::new(Node::open(config).map_err(|e| e.to_string())?);
+        let (stop, shutdown) = Shutdown::new();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("stopping");
+            let _ = stop.send(true);
+        });
+        node.serve(shutdown).await.map_err(|e| e.to_string())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------ keys
+
+#[derive(clap::Subcommand)]
+pub enum KeysCommand {
+    /// Generates a key and self-signed certificate for a station into identity.jks.
+    Generate {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The alias (a station's key_alias).
+        #[arg(long)]
+        alias: String,
+        /// The certificate's common name (default: the alias in capitals).
+        #[arg(long)]
+        cn: Option<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        /// RSA key size.
+        #[arg(long, default_value_t = 2048)]
+        bits: u32,
+    },
+    /// Prints a station's certificate (PEM), to give to partners.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The alias in identity.jks.
+        #[arg(long)]
+        alias: String,
+    },
+    /// Adds a partner's certificate (PEM or DER file) to trust.jks.
+    Trust {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The alias (a partnership's certificate_alias).
+        #[arg(long)]
+        alias: String,
+        /// The certificate file.
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Lists the keystores' entries.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn password(c: &Config) -> Result<String, String> {
+    std::env::var(&c.keystore_password_env)
+        .map_err(|_| format!("set {} to the keystore password", c.keystore_password_env))
+}
+
+fn keystore_file(c: &Config, key: &str) -> PathBuf {
+    c.data_dir.join(key)
+}
+
+fn load_keystore(path: &Path, password: &str) -> Result<Keystore, String> {
+    match std::fs::read(path) {
+        Ok(b) => Keystore::load(&b, password, None).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Keystore::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn save_keystore(path: &Path, ks: &Keystore, password: &str) -> Result<(), String> {
+    let bytes = ks.to_jks(password, now()).map_err(|e| e.to_string())?;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let tmp = path.with_extension("jks.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
+    match cmd {
+        KeysCommand::Generate {
+            config,
+            alias,
+            cn,
+            days,
+            bits,
+        } => {
+            let c = config.load()?;
+            let pw = password(&c)?;
+            let cn = cn.unwrap_or_else(|| alias.to_uppercase());
+            let id = Identity::generate_self_signed(&cn, bits, now(), days)
+                .map_err(|e| e.to_string())?;
+            let path = keystore_file(&c, ks_paths::IDENTITY);
+            let mut ks = load_keystore(&path, &pw)?;
+            ks.set_identity(&alias, &id);
+            save_keystore(&path, &ks, &pw)?;
+            println!(
+                "Generated {bits}-bit RSA key {alias:?} (CN={cn}, valid {days} days) in {}",
+                path.display()
+            );
+            println!("SHA-256 fingerprint {}", fingerprint(&id.certificate));
+            println!(
+                "Give partners its certificate: mftg keys export --alias {alias} > {alias}.crt"
+            );
+        }
+        KeysCommand::Export { config, alias } => {
+            let c = config.load()?;
+            let ks = load_keystore(&keystore_file(&c, ks_paths::IDENTITY), &password(&c)?)?;
+            let cert = ks.certificate(&alias).map_err(|e| e.to_string())?;
+            print!(
+                "{}",
+                String::from_utf8_lossy(&cert.to_pem().map_err(|e| e.to_string())?)
+            );
+        }
+        KeysCommand::Trust {
+            config,
+            alias,
+            cert,
+        } => {
+            let c = config.load()?;
+            let pw = password(&c)?;
+            let data = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+            let certs = load_certificates(&data).map_err(|e| e.to_string())?;
+            let path = keystore_file(&c, ks_paths::TRUST);
+            let mut ks = load_keystore(&path, &pw)?;
+            ks.set_certificate(&alias, &certs[0]);
+            save_keystore(&path, &ks, &pw)?;
+            println!(
+                "Trusting {} as {alias:?} ({})",
+                subject_name(&certs[0]),
+                fingerprint(&certs[0])
+            );
+        }
+        KeysCommand::List { config } => {
+            let c = config.load()?;
+            let pw = password(&c)?;
+            for key in [ks_paths::IDENTITY, ks_paths::TRUST, ks_paths::HTTPS] {
+                let ks = load_keystore(&keystore_file(&c, key), &pw)?;
+                println!("{key}:");
+                for e in ks.entries() {
+                    let kind = if e.has_private_key() { "key " } else { "cert" };
+                    println!(
+                        "  {kind} {:<16} {}  valid to {}",
+                        e.alias,
+                        subject_name(&e.certificate),
+                        e.certificate.not_after()
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------ partners
+
+#[derive(clap::Subcommand)]
+pub enum PartnersCommand {
+    /// Adds (or replaces) a partnership in the configuration file.
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Our station.
+        #[arg(long)]
+        station: String,
+        /// The partner's AS2 ID.
+        #[arg(long)]
+        partner: String,
+        /// The partner's AS2 URL.
+        #[arg(long)]
+        url: String,
+        /// Alias of the partner's certificate in trust.jks.
+        #[arg(long)]
+        cert_alias: String,
+        /// Receipts: sync, async or none.
+        #[arg(long, default_value = "sync")]
+        mdn: String,
+        /// Ask for unsigned receipts.
+        #[arg(long)]
+        unsigned_mdn: bool,
+        /// Cipher (aes256-cbc, aes128-gcm, 3des, ...), or none.
+        #[arg(long, default_value = "aes256-cbc")]
+        cipher: String,
+        /// Signing digest (sha-256, sha-1, ...), or none.
+        #[arg(long, default_value = "sha-256")]
+        digest: String,
+        /// Compression: before-signing, after-signing or none.
+        #[arg(long, default_value = "before-signing")]
+        compression: String,
+    },
+    /// Lists the partnerships.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
+    match cmd {
+        PartnersCommand::Add {
+            config,
+            station,
+            partner,
+            url,
+            cert_alias,
+            mdn,
+            unsigned_mdn,
+            cipher,
+            digest,
+            compression,
+        } => {
+            let mut c = config.load()?;
+            let mut p = Partnership::new(&station, &partner, &url, &cert_alias);
+            p.mdn = match mdn.as_str() {
+                "sync" => MdnMode::Sync,
+                "async" => MdnMode::Async,
+                "none" => MdnMode::None,
+                other => return Err(format!("--mdn {other:?}: sync, async or none")),
+            };
+            p.signed_mdn = !unsigned_mdn;
+            p.encryption = (cipher != "none").then_some(cipher);
+            p.signing = (digest != "none").then_some(digest);
+            p.compression = compression;
+            if let Some(e) = &p.encryption {
+                as2::algorithm::ContentEncryption::from_name(e)
+                    .ok_or_else(|| format!("unknown cipher {e:?}"))?;
+            }
+            if let Some(d) = &p.signing {
+                as2::algorithm::DigestAlgorithm::from_name(d)
+                    .ok_or_else(|| format!("unknown digest {d:?}"))?;
+            }
+            c.partnerships
+                .retain(|q| !(q.station == station && q.partner == partner));
+            c.partnerships.push(p);
+            c.check().map_err(|e| e.to_string())?;
+            c.save(&config.config).map_err(|e| e.to_string())?;
+            println!(
+                "Partnership {station} -> {partner} saved in {} (restart `mftg serve` to use it).",
+                config.config.display()
+            );
+        }
+        PartnersCommand::List { config } => {
+            let c = config.load()?;
+            for p in &c.partnerships {
+                println!(
+                    "{} -> {}  {}  cert {}  sign {}  encrypt {}  compress {}  mdn {}{}",
+                    p.station,
+                    p.partner,
+                    p.url,
+                    p.certificate_alias,
+                    p.signing.as_deref().unwrap_or("none"),
+                    p.encryption.as_deref().unwrap_or("none"),
+                    p.compression,
+                    match p.mdn {
+                        MdnMode::Sync => "sync",
+                        MdnMode::Async => "async",
+                        MdnMode::None => "none",
+                    },
+                    if p.signed_mdn { " (signed)" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------ send
+
+#[derive(clap::Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The file to send.
+    pub file: PathBuf,
+    /// Our station.
+    #[arg(long)]
+    pub from: String,
+    /// The partner.
+    #[arg(long)]
+    pub to: String,
+    /// The name to send it under (default: the file's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Drops the file into `AS2/send/<from>/<to>/`, as an SFTP user would; the running gateway
+/// picks it up.
+pub fn send(a: SendArgs) -> Result<ExitCode, String> {
+    let c = a.config.load()?;
+    let name = match a.name {
+        Some(n) => n,
+        None => a
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| format!("{} has no file name", a.file.display()))?,
+    };
+    for id in [&a.from, &a.to] {
+        check_as2_id(id).map_err(|e| e.to_string())?;
+    }
+    check_file_name(&name).map_err(|e| e.to_string())?;
+    let dir = c.data_dir.join("AS2/send").join(&a.from).join(&a.to);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
+    std::fs::copy(&a.file, &tmp).map_err(|e| format!("{}: {e}", a.file.display()))?;
+    let target = dir.join(&name);
+    std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    println!(
+        "Queued {} for {} -> {} ({}).",
+        name,
+        a.from,
+        a.to,
+        target.display()
+    );
+    println!("Follow it with: mftg messages list");
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------ messages
+
+#[derive(clap::Subcommand)]
+pub enum MessagesCommand {
+    /// Lists messages, newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this station's.
+        #[arg(long)]
+        station: Option<String>,
+        /// Only this partner's.
+        #[arg(long)]
+        partner: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Shows one message: status history, MIC, receipt, where its files are.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The message's id (its folder name, as `list` shows it).
+        id: String,
+    },
+}
+
+pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    match cmd {
+        MessagesCommand::List {
+            config,
+            station,
+            partner,
+            limit,
+        } => {
+            let c = config.load()?;
+            let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
+            let records = rt
+                .block_on(db.list(station.as_deref(), partner.as_deref(), limit))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<27} {:<6} {:<24} {:<22} {:<24} file",
+                "id", "dir", "station/partner", "status", "receipt"
+            );
+            for r in records {
+                println!(
+                    "{:<27} {:<6} {:<24} {:<22} {:<24} {}",
+                    r.id,
+                    r.direction.as_str(),
+                    format!("{}/{}", r.station, r.partner),
+                    r.status.as_str(),
+                    r.mdn
+                        .as_ref()
+                        .map_or("-".to_string(), |m| m.disposition.clone()),
+                    r.filename
+                );
+            }
+        }
+        MessagesCommand::Show { config, id } => {
+            let c = config.load()?;
+            let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
+            let r = rt
+                .block_on(db.get(&id))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no message {id}"))?;
+            println!("id           {}", r.id);
+            println!("direction    {}", r.direction);
+            println!("station      {}", r.station);
+            println!("partner      {}", r.partner);
+            println!(
+                "message-id   {}",
+                if r.message_id.is_empty() {
+                    "(not built yet)"
+                } else {
+                    &r.message_id
+                }
+            );
+            println!("file         {} ({} bytes)", r.filename, r.size);
+            println!("status       {}", r.status);
+            if let Some(m) = &r.mic {
+                println!("mic          {m}");
+            }
+            if let Some(m) = &r.mdn {
+                println!(
+                    "receipt      {} (signed: {}, MIC {})",
+                    m.disposition, m.signed, m.mic
+                );
+                println!("receipt file {}", c.data_dir.join(&m.key).display());
+            }
+            for (label, key) in [
+                ("payload", &r.payload_key),
+                ("raw message", &r.raw_key),
+                ("headers", &r.headers_key),
+            ] {
+                if let Some(k) = key {
+                    println!("{label:<12} {}", c.data_dir.join(k).display());
+                }
+            }
+            if r.attempts > 0 {
+                println!("attempts     {}", r.attempts);
+            }
+            println!("history:");
+            for h in &r.history {
+                println!(
+                    "  {}  {:<22} {}",
+                    h.at,
+                    h.status.as_str(),
+                    h.detail.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
