@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::error::Result;
+use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::layout::{self, Direction, MessagePaths, NotASend, SendKey};
 use crate::model::{Job, MessageRecord, Status, StatusChange};
@@ -193,7 +193,16 @@ impl<P: Ports> Gateway<P> {
         // leaves the file in one place or the other, and a redelivered event finishes the job.
         let paths = MessagePaths::new(&send.station, &send.partner, Direction::Outbox, &id)?;
         let outbox = paths.payload(&send.name)?;
-        store.copy(key, version.as_deref(), &outbox).await?;
+        match store.copy(key, version.as_deref(), &outbox).await {
+            Ok(_) => {}
+            // Another delivery of this event got here first and has moved the file.
+            Err(GatewayError::NotFound(_)) => {
+                return Ok(UploadOutcome::Ignored(
+                    "no longer there (already handled)".into(),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
         let mut record = MessageRecord::new(
             &id,
             Direction::Outbox,

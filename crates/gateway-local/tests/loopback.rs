@@ -1,0 +1,633 @@
+//! Embedded gateways end to end over 127.0.0.1: real directories, SQLite, HTTP and the watcher;
+//! partners that are down, slow, failing or answering garbage; a gateway killed mid-send.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use as2::keys::{Identity, Keystore};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use gateway::layout::{keystore as ks, Direction};
+use gateway::model::{MdnMode, MessageRecord, Partnership, Station, Status};
+use gateway::ports::MessageLog;
+use gateway::{Origin, UploadOutcome};
+use gateway_local::{Config, Node, Shutdown};
+
+const PASSWORD_ENV: &str = "MFTG_LOOPBACK_TEST_KEYSTORE";
+
+fn identity(id: &str) -> &'static Identity {
+    static A: OnceLock<Identity> = OnceLock::new();
+    static B: OnceLock<Identity> = OnceLock::new();
+    let cell = if id == "ALPHA" { &A } else { &B };
+    cell.get_or_init(|| {
+        Identity::generate_self_signed(id, 2048, as2::UnixTime(1_700_000_000), 3650).unwrap()
+    })
+}
+
+/// A configured station on disk, not yet running.
+struct Site {
+    id: &'static str,
+    config: Config,
+    root: PathBuf,
+}
+
+/// ALPHA and BETA configured for each other; `alpha_to` is the URL ALPHA sends to (BETA, or
+/// something standing in front of it).
+fn sites(
+    root: &Path,
+    alpha_port: u16,
+    beta_port: u16,
+    alpha_to: Option<String>,
+    tune: &dyn Fn(&mut Partnership),
+) -> (Site, Site) {
+    std::env::set_var(PASSWORD_ENV, "Loopback-Keystore-1");
+    let mk = |id: &'static str, port: u16, them: &'static str, url: String| {
+        let dir = root.join(id.to_lowercase());
+        let mut c = Config::new(dir.join("data"));
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.poll_interval_ms = 100;
+        c.keystore_password_env = PASSWORD_ENV.into();
+        c.stations.push(Station {
+            as2_id: id.into(),
+            key_alias: id.to_lowercase(),
+            mdn_url: Some(format!("http://127.0.0.1:{port}/as2")),
+            mdn_email: None,
+            message_id_domain: format!("{}.test", id.to_lowercase()),
+        });
+        let mut p = Partnership::new(id, them, &url, &them.to_lowercase());
+        p.retry.first_interval_secs = 1;
+        p.timeout_secs = 2;
+        tune(&mut p);
+        c.partnerships.push(p);
+        let mut identity_ks = Keystore::new();
+        identity_ks.set_identity(&id.to_lowercase(), identity(id));
+        let mut trust = Keystore::new();
+        trust.set_certificate(&them.to_lowercase(), &identity(them).certificate);
+        for (key, store) in [(ks::IDENTITY, identity_ks), (ks::TRUST, trust)] {
+            let path = c.data_dir.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(
+                path,
+                store
+                    .to_jks("Loopback-Keystore-1", as2::UnixTime(1_700_000_000))
+                    .unwrap(),
+            )
+            .unwrap();
+        }
+        Site {
+            id,
+            config: c,
+            root: dir,
+        }
+    };
+    let alpha = mk(
+        "ALPHA",
+        alpha_port,
+        "BETA",
+        alpha_to.unwrap_or(format!("http://127.0.0.1:{beta_port}/as2")),
+    );
+    let beta = mk(
+        "BETA",
+        beta_port,
+        "ALPHA",
+        format!("http://127.0.0.1:{alpha_port}/as2"),
+    );
+    (alpha, beta)
+}
+
+/// A node running on its own runtime, so it can be killed outright.
+struct Running {
+    node: Arc<Node>,
+    stop: tokio::sync::watch::Sender<bool>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Running {
+    fn start(site: &Site) -> Running {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let node = Arc::new(Node::open(site.config.clone()).unwrap());
+        let (stop, shutdown) = Shutdown::new();
+        let n = node.clone();
+        let listen = site.config.listen;
+        runtime.spawn(async move {
+            let listener = bind_retrying(listen).await;
+            n.serve_on(listener, shutdown).await.unwrap();
+        });
+        Running {
+            node,
+            stop,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Stops at once, whatever is in flight: a crash, as far as the data can tell.
+    fn kill(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+
+    fn records(&self) -> Vec<MessageRecord> {
+        let db = self.node.gateway.ports.db();
+        futures_lite(db.list(None, None, 100)).unwrap()
+    }
+}
+
+async fn bind_retrying(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..50 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot bind {addr}");
+}
+
+/// Runs a future that only touches SQLite (it never waits on anything else).
+fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn drop_file(site: &Site, name: &str, body: &[u8]) {
+    let p = site.config.partnerships[0].partner.clone();
+    let dir = site.config.data_dir.join("AS2/send").join(site.id).join(p);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!(".{name}.part"));
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(tmp, dir.join(name)).unwrap();
+}
+
+/// Waits (bounded) until `check` holds for the records of `r`.
+fn wait_for(
+    r: &Running,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&[MessageRecord]) -> bool,
+) -> Vec<MessageRecord> {
+    let start = Instant::now();
+    loop {
+        let records = r.records();
+        if check(&records) {
+            return records;
+        }
+        if start.elapsed() > limit {
+            panic!("{what}: not within {limit:?}: {records:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn outbound(records: &[MessageRecord]) -> Vec<&MessageRecord> {
+    records
+        .iter()
+        .filter(|r| r.direction == Direction::Outbox)
+        .collect()
+}
+
+fn inbound(records: &[MessageRecord]) -> Vec<&MessageRecord> {
+    records
+        .iter()
+        .filter(|r| r.direction == Direction::Inbox)
+        .collect()
+}
+
+fn delivered(records: &[MessageRecord]) -> bool {
+    let out = outbound(records);
+    !out.is_empty()
+        && out
+            .iter()
+            .all(|r| r.status == Status::Delivered || r.status == Status::Sent)
+}
+
+#[test]
+fn every_receipt_mode_over_loopback() {
+    for (mode, signed) in [
+        (MdnMode::Sync, true),
+        (MdnMode::Sync, false),
+        (MdnMode::Async, true),
+        (MdnMode::None, false),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = sites(tmp.path(), free_port(), free_port(), None, &|p| {
+            p.mdn = mode;
+            p.signed_mdn = signed;
+        });
+        let (ra, rb) = (Running::start(&a), Running::start(&b));
+        drop_file(&a, "order 7 ü.x12", b"ISA*00~\r\nIEA*1~\r\n");
+        let records = wait_for(&ra, "delivery", Duration::from_secs(20), delivered);
+        let r = outbound(&records)[0];
+        let want = if mode == MdnMode::None {
+            Status::Sent
+        } else {
+            Status::Delivered
+        };
+        assert_eq!(r.status, want, "{mode:?}: {:#?}", r.history);
+        if mode != MdnMode::None {
+            assert_eq!(r.mdn.as_ref().unwrap().signed, signed);
+            assert_eq!(r.mdn.as_ref().unwrap().mic, "matches");
+        }
+        let got = wait_for(&rb, "receipt", Duration::from_secs(10), |rs| {
+            inbound(rs).len() == 1
+        });
+        let key = inbound(&got)[0].payload_key.clone().unwrap();
+        assert!(key.ends_with("/order 7 ü.x12"), "{key}");
+        assert_eq!(
+            std::fs::read(b.config.data_dir.join(key)).unwrap(),
+            b"ISA*00~\r\nIEA*1~\r\n"
+        );
+        for dir in [
+            "AS2/raw-message/ALPHA/BETA/outbox",
+            "AS2/headers/ALPHA/BETA/outbox",
+            "AS2/files/ALPHA/BETA/outbox",
+        ] {
+            assert!(
+                a.config.data_dir.join(dir).read_dir().unwrap().count() == 1,
+                "{dir}"
+            );
+        }
+        assert!(
+            std::fs::read_dir(a.config.data_dir.join("AS2/send/ALPHA/BETA"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "send folder emptied"
+        );
+        ra.stop();
+        rb.stop();
+    }
+}
+
+#[test]
+fn partner_down_then_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    let ra = Running::start(&a);
+    drop_file(&a, "waits.x12", b"ISA~");
+    wait_for(&ra, "a failed attempt", Duration::from_secs(20), |rs| {
+        outbound(rs)
+            .first()
+            .is_some_and(|r| r.status == Status::Queued && r.attempts >= 1)
+    });
+    let rb = Running::start(&b);
+    let records = wait_for(
+        &ra,
+        "delivery once the partner is up",
+        Duration::from_secs(30),
+        delivered,
+    );
+    let r = outbound(&records)[0];
+    assert!(r.attempts >= 2, "{:#?}", r.history);
+    assert!(
+        r.history
+            .iter()
+            .any(|h| h.detail.as_deref().unwrap_or("").contains("cannot connect")),
+        "{:#?}",
+        r.history
+    );
+    assert_eq!(inbound(&rb.records()).len(), 1);
+    ra.stop();
+    rb.stop();
+}
+
+/// Stands in front of BETA: answers the first requests as `script` says, then passes them on.
+async fn front(
+    listener: tokio::net::TcpListener,
+    beta: String,
+    script: Vec<&'static str>,
+    seen: Arc<AtomicUsize>,
+) {
+    let script = Arc::new(script);
+    let app = axum::Router::new().route(
+        "/as2",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (script, seen, beta) = (script.clone(), seen.clone(), beta.clone());
+            async move {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                match script.get(n).copied().unwrap_or("forward") {
+                    "500" => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response()
+                    }
+                    "slow" => {
+                        tokio::time::sleep(Duration::from_secs(4)).await;
+                        (StatusCode::OK, "too late").into_response()
+                    }
+                    "garbage" => (StatusCode::OK, "<html>It works!</html>").into_response(),
+                    stall => {
+                        if stall == "stall-then-forward" {
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                        }
+                        let client = reqwest::Client::new();
+                        let mut rb = client.post(&beta).body(body.to_vec());
+                        for (k, v) in &headers {
+                            if k != "host" && k != "content-length" {
+                                rb = rb.header(k.as_str(), v.as_bytes());
+                            }
+                        }
+                        let resp = rb.send().await.unwrap();
+                        let status = resp.status().as_u16();
+                        let mut out = axum::http::Response::builder().status(status);
+                        for (k, v) in resp.headers() {
+                            if k != "content-length" && k != "transfer-encoding" {
+                                out = out.header(k.as_str(), v.as_bytes());
+                            }
+                        }
+                        out.body(axum::body::Body::from(resp.bytes().await.unwrap()))
+                            .unwrap()
+                    }
+                }
+            }
+        }),
+    );
+    axum::serve(listener, app).await.unwrap();
+}
+
+#[test]
+fn a_partner_that_fails_in_every_way_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (beta_port, front_port) = (free_port(), free_port());
+    let (a, b) = sites(
+        tmp.path(),
+        free_port(),
+        beta_port,
+        Some(format!("http://127.0.0.1:{front_port}/as2")),
+        &|p| p.retry.attempts = 6,
+    );
+    let seen = Arc::new(AtomicUsize::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(bind_retrying(
+        format!("127.0.0.1:{front_port}").parse().unwrap(),
+    ));
+    rt.spawn(front(
+        listener,
+        format!("http://127.0.0.1:{beta_port}/as2"),
+        vec!["500", "slow", "garbage"],
+        seen.clone(),
+    ));
+    let (ra, rb) = (Running::start(&a), Running::start(&b));
+    drop_file(&a, "flaky.x12", b"ISA~");
+    let records = wait_for(
+        &ra,
+        "delivery after 500, timeout, garbage",
+        Duration::from_secs(40),
+        delivered,
+    );
+    let r = outbound(&records)[0];
+    assert_eq!(r.attempts, 4, "{:#?}", r.history);
+    let details: Vec<&str> = r
+        .history
+        .iter()
+        .filter_map(|h| h.detail.as_deref())
+        .collect();
+    for expected in ["HTTP 500", "timed out", "not a receipt"] {
+        assert!(
+            details.iter().any(|d| d.contains(expected)),
+            "{expected}: {details:#?}"
+        );
+    }
+    assert_eq!(inbound(&rb.records()).len(), 1, "delivered once");
+    ra.stop();
+    rb.stop();
+    rt.shutdown_background();
+}
+
+#[test]
+fn a_gateway_killed_mid_send_finishes_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (beta_port, front_port) = (free_port(), free_port());
+    let (a, b) = sites(
+        tmp.path(),
+        free_port(),
+        beta_port,
+        Some(format!("http://127.0.0.1:{front_port}/as2")),
+        &|_| {},
+    );
+    let seen = Arc::new(AtomicUsize::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(bind_retrying(
+        format!("127.0.0.1:{front_port}").parse().unwrap(),
+    ));
+    rt.spawn(front(
+        listener,
+        format!("http://127.0.0.1:{beta_port}/as2"),
+        vec!["stall-then-forward"],
+        seen.clone(),
+    ));
+    let rb = Running::start(&b);
+    let ra = Running::start(&a);
+    drop_file(&a, "crash.x12", b"ISA~crash");
+    let start = Instant::now();
+    while seen.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the send never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The POST is on the wire; ALPHA dies before the answer comes back.
+    ra.kill();
+    let id = {
+        let db = gateway_local::Db::open(&a.config.database()).unwrap();
+        let rs = futures_lite(db.list(None, None, 10)).unwrap();
+        assert_eq!(rs[0].status, Status::Sending, "{:#?}", rs[0].history);
+        rs[0].id.clone()
+    };
+    let ra = Running::start(&a);
+    let records = wait_for(
+        &ra,
+        "delivery after the restart",
+        Duration::from_secs(30),
+        delivered,
+    );
+    let r = records.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert!(
+        seen.load(Ordering::SeqCst) >= 2,
+        "sent again after the restart"
+    );
+    let got = wait_for(&rb, "one delivery at BETA", Duration::from_secs(10), |rs| {
+        !inbound(rs).is_empty()
+    });
+    assert_eq!(
+        inbound(&got).len(),
+        1,
+        "the resend, with the same Message-ID, is not delivered twice"
+    );
+    assert_eq!(
+        std::fs::read_dir(b.config.data_dir.join("AS2/files/BETA/ALPHA/inbox"))
+            .unwrap()
+            .count(),
+        1
+    );
+    ra.stop();
+    rb.stop();
+    rt.shutdown_background();
+}
+
+#[test]
+fn the_same_name_twice_through_the_watcher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    let (ra, rb) = (Running::start(&a), Running::start(&b));
+    drop_file(&a, "twice.x12", b"first");
+    wait_for(&ra, "first", Duration::from_secs(20), delivered);
+    drop_file(&a, "twice.x12", b"second");
+    let records = wait_for(&ra, "duplicate", Duration::from_secs(20), |rs| {
+        rs.iter().any(|r| r.status == Status::Duplicate)
+    });
+    let dup = records
+        .iter()
+        .find(|r| r.status == Status::Duplicate)
+        .unwrap();
+    let kept = a.config.data_dir.join(dup.payload_key.as_ref().unwrap());
+    assert!(
+        kept.starts_with(a.config.data_dir.join("AS2/duplicate/ALPHA/BETA")),
+        "{}",
+        kept.display()
+    );
+    assert_eq!(std::fs::read(kept).unwrap(), b"second");
+    assert_eq!(inbound(&rb.records()).len(), 1);
+    ra.stop();
+    rb.stop();
+}
+
+#[test]
+fn twenty_concurrent_events_for_one_upload_send_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    let rb = Running::start(&b);
+    // ALPHA's ports without its watcher: twenty deliveries of one event, at once.
+    let node = Arc::new(Node::open(a.config.clone()).unwrap());
+    drop_file(&a, "once.x12", b"only once");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcomes: Vec<UploadOutcome> = rt.block_on(async {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                let n = node.clone();
+                tokio::spawn(async move {
+                    n.gateway
+                        .on_upload("AS2/send/ALPHA/BETA/once.x12", Origin::Upload, None)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    });
+    let ids: std::collections::HashSet<_> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            UploadOutcome::Queued { id } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, UploadOutcome::Queued { .. } | UploadOutcome::Ignored(_))),
+        "{outcomes:?}"
+    );
+    drop(rt);
+    let ra = Running::start(&a);
+    wait_for(&ra, "delivery", Duration::from_secs(20), delivered);
+    assert_eq!(outbound(&ra.records()).len(), 1);
+    let got = wait_for(&rb, "BETA", Duration::from_secs(10), |rs| {
+        !inbound(rs).is_empty()
+    });
+    assert_eq!(inbound(&got).len(), 1, "sent once");
+    ra.stop();
+    rb.stop();
+}
+
+#[test]
+fn posts_the_endpoint_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    let rb = Running::start(&b);
+    let url = format!("http://{}/as2", b.config.listen);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let post = |headers: Vec<(&str, &str)>, body: &'static [u8]| {
+        rt.block_on(async {
+            let mut req = reqwest::Client::new().post(&url).body(body);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            for _ in 0..50 {
+                if let Ok(r) = req.try_clone().unwrap().send().await {
+                    return (r.status().as_u16(), r.text().await.unwrap());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("endpoint never came up");
+        })
+    };
+    let (status, text) = post(vec![("Content-Type", "application/edi-x12")], b"ISA");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("AS2-From"), "{text}");
+    let (status, text) = post(
+        vec![
+            ("AS2-From", "MALLORY"),
+            ("AS2-To", "BETA"),
+            ("Message-ID", "<m@x>"),
+            ("Content-Type", "application/edi-x12"),
+        ],
+        b"ISA",
+    );
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("no partnership"), "{text}");
+    let rejected = b.config.data_dir.join("AS2/raw-message/_rejected");
+    assert_eq!(
+        std::fs::read_dir(rejected).unwrap().count(),
+        2,
+        "both kept, nothing else written"
+    );
+    assert!(!b.config.data_dir.join("AS2/files").exists());
+    let _ = &b.root;
+    rb.stop();
+}
