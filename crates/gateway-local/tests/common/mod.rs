@@ -1,0 +1,230 @@
+//! The embedded-gateway test harness: configured sites, nodes on their own runtimes (so they can
+//! be killed outright), bounded waits.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use as2::keys::{Identity, Keystore};
+use gateway::layout::{keystore as ks, Direction};
+use gateway::model::{MessageRecord, Partnership, Station, Status};
+use gateway::ports::MessageLog;
+use gateway_local::{Config, Node, Shutdown};
+
+pub const PASSWORD_ENV: &str = "MFTG_LOOPBACK_TEST_KEYSTORE";
+
+pub fn identity(id: &str) -> &'static Identity {
+    static A: OnceLock<Identity> = OnceLock::new();
+    static B: OnceLock<Identity> = OnceLock::new();
+    static C: OnceLock<Identity> = OnceLock::new();
+    let cell = match id {
+        "ALPHA" => &A,
+        "BETA" => &B,
+        _ => &C,
+    };
+    cell.get_or_init(|| {
+        Identity::generate_self_signed(id, 2048, as2::UnixTime(1_700_000_000), 3650).unwrap()
+    })
+}
+
+/// A configured station on disk, not yet running.
+pub struct Site {
+    pub id: &'static str,
+    pub config: Config,
+    pub root: PathBuf,
+}
+
+/// One station `id` listening on `port`, with one partnership to `them` at `url` whose
+/// certificate is `their_cert`.
+pub fn site(
+    root: &Path,
+    id: &'static str,
+    port: u16,
+    them: &str,
+    url: String,
+    their_cert: &openssl::x509::X509,
+    tune: &dyn Fn(&mut Partnership),
+) -> Site {
+    std::env::set_var(PASSWORD_ENV, "Loopback-Keystore-1");
+    let dir = root.join(id.to_lowercase());
+    let mut c = Config::new(dir.join("data"));
+    c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    c.poll_interval_ms = 100;
+    c.keystore_password_env = PASSWORD_ENV.into();
+    c.stations.push(Station {
+        as2_id: id.into(),
+        key_alias: id.to_lowercase(),
+        mdn_url: Some(format!("http://127.0.0.1:{port}/as2")),
+        mdn_email: None,
+        message_id_domain: format!("{}.test", id.to_lowercase()),
+    });
+    let mut p = Partnership::new(id, them, &url, &them.to_lowercase());
+    p.retry.first_interval_secs = 1;
+    p.timeout_secs = 2;
+    tune(&mut p);
+    c.partnerships.push(p);
+    let mut identity_ks = Keystore::new();
+    identity_ks.set_identity(&id.to_lowercase(), identity(id));
+    let mut trust = Keystore::new();
+    trust.set_certificate(&them.to_lowercase(), their_cert);
+    for (key, store) in [(ks::IDENTITY, identity_ks), (ks::TRUST, trust)] {
+        let path = c.data_dir.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let jks = store
+            .to_jks("Loopback-Keystore-1", as2::UnixTime(1_700_000_000))
+            .unwrap();
+        std::fs::write(path, jks).unwrap();
+    }
+    Site {
+        id,
+        config: c,
+        root: dir,
+    }
+}
+
+/// ALPHA and BETA configured for each other; `alpha_to` is the URL ALPHA sends to (BETA, or
+/// something standing in front of it).
+pub fn sites(
+    root: &Path,
+    alpha_port: u16,
+    beta_port: u16,
+    alpha_to: Option<String>,
+    tune: &dyn Fn(&mut Partnership),
+) -> (Site, Site) {
+    let alpha_url = alpha_to.unwrap_or(format!("http://127.0.0.1:{beta_port}/as2"));
+    let beta_cert = &identity("BETA").certificate;
+    let alpha = site(
+        root, "ALPHA", alpha_port, "BETA", alpha_url, beta_cert, tune,
+    );
+    let alpha_cert = &identity("ALPHA").certificate;
+    let back = format!("http://127.0.0.1:{alpha_port}/as2");
+    let beta = site(root, "BETA", beta_port, "ALPHA", back, alpha_cert, tune);
+    (alpha, beta)
+}
+
+/// A node running on its own runtime, so it can be killed outright.
+pub struct Running {
+    pub node: Arc<Node>,
+    stop: tokio::sync::watch::Sender<bool>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Running {
+    pub fn start(site: &Site) -> Running {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let node = Arc::new(Node::open(site.config.clone()).unwrap());
+        let (stop, shutdown) = Shutdown::new();
+        let n = node.clone();
+        let listen = site.config.listen;
+        runtime.spawn(async move {
+            let listener = bind_retrying(listen).await;
+            n.serve_on(listener, shutdown).await.unwrap();
+        });
+        Running {
+            node,
+            stop,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Stops at once, whatever is in flight: a crash, as far as the data can tell.
+    pub fn kill(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+
+    pub fn records(&self) -> Vec<MessageRecord> {
+        let db = self.node.gateway.ports.db();
+        futures_lite(db.list(None, None, 100)).unwrap()
+    }
+}
+
+pub async fn bind_retrying(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..50 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot bind {addr}");
+}
+
+/// Runs a future that only touches SQLite (it never waits on anything else).
+pub fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn drop_file(site: &Site, name: &str, body: &[u8]) {
+    let p = site.config.partnerships[0].partner.clone();
+    let dir = site.config.data_dir.join("AS2/send").join(site.id).join(p);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!(".{name}.part"));
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(tmp, dir.join(name)).unwrap();
+}
+
+/// Waits (bounded) until `check` holds for the records of `r`.
+pub fn wait_for(
+    r: &Running,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&[MessageRecord]) -> bool,
+) -> Vec<MessageRecord> {
+    let start = Instant::now();
+    loop {
+        let records = r.records();
+        if check(&records) {
+            return records;
+        }
+        if start.elapsed() > limit {
+            panic!("{what}: not within {limit:?}: {records:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn outbound(records: &[MessageRecord]) -> Vec<&MessageRecord> {
+    records
+        .iter()
+        .filter(|r| r.direction == Direction::Outbox)
+        .collect()
+}
+
+pub fn inbound(records: &[MessageRecord]) -> Vec<&MessageRecord> {
+    records
+        .iter()
+        .filter(|r| r.direction == Direction::Inbox)
+        .collect()
+}
+
+pub fn delivered(records: &[MessageRecord]) -> bool {
+    let out = outbound(records);
+    !out.is_empty()
+        && out
+            .iter()
+            .all(|r| r.status == Status::Delivered || r.status == Status::Sent)
+}

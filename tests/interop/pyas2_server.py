@@ -1,0 +1,144 @@
+"""A pyas2lib trading partner over HTTP, for the gateway's end-to-end tests.
+
+    python pyas2_server.py serve CONFIG.json        # receive messages and receipts until killed
+    python pyas2_server.py send CONFIG.json FILE    # send FILE to the gateway, print the result
+
+CONFIG.json: {"port", "dir", "name", "key", "cert", "partner": {"name", "cert", "url"},
+"mdn": "SYNC"|"ASYNC"}. What the server sees goes to <dir>/events.jsonl, one JSON object a line;
+received payloads to <dir>/received/. `send` records what it sent under <dir>/sent/ so the server
+can match the asynchronous receipt for it.
+"""
+import json
+import logging
+import pathlib
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pyas2lib import Mdn, Message, Organization, Partner
+
+logging.disable(logging.CRITICAL)
+
+
+def load(path):
+    cfg = json.loads(pathlib.Path(path).read_text())
+    d = pathlib.Path(cfg["dir"])
+    for sub in ("received", "sent"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    pem = pathlib.Path(cfg["cert"]).read_bytes() + pathlib.Path(cfg["key"]).read_bytes()
+    org = Organization(
+        as2_name=cfg["name"],
+        sign_key=pem,
+        decrypt_key=pem,
+        mdn_url=f"http://127.0.0.1:{cfg['port']}/as2",
+        domain="pyas2.test",
+    )
+    pcert = pathlib.Path(cfg["partner"]["cert"]).read_bytes()
+    partner = Partner(
+        as2_name=cfg["partner"]["name"],
+        verify_cert=pcert,
+        encrypt_cert=pcert,
+        sign=True,
+        digest_alg="sha256",
+        encrypt=True,
+        enc_alg="aes_256_cbc",
+        compress=True,
+        mdn_mode=cfg.get("mdn", "SYNC"),
+        mdn_digest_alg="sha256",
+    )
+    return cfg, d, org, partner
+
+
+def event(d, **kw):
+    with open(d / "events.jsonl", "a") as f:
+        f.write(json.dumps(kw) + "\n")
+
+
+def sent_message(d, org, partner, message_id):
+    path = d / "sent" / (message_id.strip("<>").replace("/", "_") + ".json")
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    m = Message(org, partner)
+    m.message_id = info["message_id"]
+    m.mic = info["mic"].encode() if info.get("mic") else None
+    return m
+
+
+def serve(cfg_path):
+    cfg, d, org, partner = load(cfg_path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            raw = b"".join(f"{k}: {v}\r\n".encode() for k, v in self.headers.items()) + b"\r\n" + body
+            mdn = Mdn()
+            status, detail = mdn.parse(raw, find_message_cb=lambda mid, _r: sent_message(d, org, partner, mid))
+            if detail != "mdn-not-found":
+                event(d, kind="mdn", status=status, detail=detail, original=mdn.orig_message_id)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            msg = Message()
+            status, (exc, _), mdn = msg.parse(raw, find_org_cb=lambda _i: org, find_partner_cb=lambda _i: partner)
+            name = None
+            if status == "processed":
+                name = msg.payload.get_filename() or "payload.bin"
+                (d / "received" / name).write_bytes(msg.content)
+            event(d, kind="message", status=status, error=str(exc) if exc else None,
+                  message_id=msg.message_id, filename=name, signed=msg.signed,
+                  encrypted=msg.encrypted, compressed=msg.compressed)
+            if mdn is None or mdn.mdn_mode == "ASYNC":
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if mdn is not None:
+                    threading.Thread(target=post_async_mdn, args=(d, mdn), daemon=True).start()
+                return
+            content = mdn.content
+            self.send_response(200)
+            for k, v in mdn.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+    server = ThreadingHTTPServer(("127.0.0.1", cfg["port"]), Handler)
+    event(d, kind="listening", port=cfg["port"])
+    server.serve_forever()
+
+
+def post_async_mdn(d, mdn):
+    req = urllib.request.Request(mdn.mdn_url, data=mdn.content, headers=dict(mdn.headers), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            event(d, kind="async-mdn-posted", status=r.status)
+    except Exception as e:  # reported, not raised: the test reads the events
+        event(d, kind="async-mdn-posted", status=None, error=str(e))
+
+
+def send(cfg_path, file):
+    cfg, d, org, partner = load(cfg_path)
+    path = pathlib.Path(file)
+    msg = Message(org, partner)
+    msg.build(path.read_bytes(), filename=path.name, disposition_notification_to="pyas2@pyas2.test")
+    (d / "sent" / (msg.message_id.replace("/", "_") + ".json")).write_text(
+        json.dumps({"message_id": msg.message_id, "mic": msg.mic.decode() if msg.mic else None}))
+    req = urllib.request.Request(cfg["partner"]["url"], data=msg.content, headers=dict(msg.headers), method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        body = r.read()
+        raw = b"".join(f"{k}: {v}\r\n".encode() for k, v in r.headers.items()) + b"\r\n" + body
+        result = {"http": r.status, "message_id": msg.message_id}
+        if cfg.get("mdn", "SYNC") == "SYNC":
+            status, detail = Mdn().parse(raw, find_message_cb=lambda _m, _r: msg)
+            result.update(mdn_status=status, mdn_detail=detail)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    {"serve": lambda: serve(sys.argv[2]), "send": lambda: send(sys.argv[2], sys.argv[3])}[sys.argv[1]]()
