@@ -143,7 +143,10 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
         p.retry.first_interval_secs = 2;
         me.config.partnerships.push(p);
         std::fs::create_dir_all(&me.dir).map_err(|e| e.to_string())?;
-        me.config
+        // Saved for looking around afterwards: the data directory relative to the file.
+        let mut saved = me.config.clone();
+        saved.data_dir = PathBuf::from("data");
+        saved
             .save(&me.dir.join("mftg.toml"))
             .map_err(|e| e.to_string())?;
     }
