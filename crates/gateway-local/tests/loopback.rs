@@ -423,3 +423,87 @@ fn posts_the_endpoint_refuses() {
     let _ = &b.root;
     rb.stop();
 }
+
+#[test]
+fn basic_auth_towards_the_partner() {
+    // BETA's front door wants "alpha:S3cret-Basic"; the password comes from a named variable.
+    std::env::set_var("MFTG_TEST_BETA_PASSWORD", "S3cret-Basic");
+    for (secret, want) in [
+        ("MFTG_TEST_BETA_PASSWORD", Status::Delivered),
+        ("MFTG_TEST_NO_SUCH_PASSWORD", Status::Failed),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (beta_port, front_port) = (free_port(), free_port());
+        let (a, b) = sites(
+            tmp.path(),
+            free_port(),
+            beta_port,
+            Some(format!("http://127.0.0.1:{front_port}/as2")),
+            &|p| {
+                p.auth = Some(gateway::model::BasicAuth {
+                    user: "alpha".into(),
+                    password_secret: secret.into(),
+                });
+                p.retry.attempts = 1;
+            },
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt.block_on(bind_retrying(
+            format!("127.0.0.1:{front_port}").parse().unwrap(),
+        ));
+        let beta_url = format!("http://127.0.0.1:{beta_port}/as2");
+        let app = axum::Router::new().route(
+            "/as2",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let beta_url = beta_url.clone();
+                async move {
+                    // "alpha:S3cret-Basic" in base64.
+                    if headers.get("authorization").map(|v| v.as_bytes())
+                        != Some(b"Basic YWxwaGE6UzNjcmV0LUJhc2lj".as_slice())
+                    {
+                        return (StatusCode::UNAUTHORIZED, "who are you?").into_response();
+                    }
+                    let mut rb = reqwest::Client::new().post(&beta_url).body(body.to_vec());
+                    for (k, v) in &headers {
+                        if k != "host" && k != "content-length" && k != "authorization" {
+                            rb = rb.header(k.as_str(), v.as_bytes());
+                        }
+                    }
+                    let resp = rb.send().await.unwrap();
+                    let mut out = axum::http::Response::builder().status(resp.status().as_u16());
+                    for (k, v) in resp.headers() {
+                        if k != "content-length" && k != "transfer-encoding" {
+                            out = out.header(k.as_str(), v.as_bytes());
+                        }
+                    }
+                    out.body(axum::body::Body::from(resp.bytes().await.unwrap()))
+                        .unwrap()
+                }
+            }),
+        );
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (ra, rb) = (Running::start(&a), Running::start(&b));
+        drop_file(&a, "auth.x12", b"ISA~");
+        let records = wait_for(&ra, "a final status", Duration::from_secs(20), |rs| {
+            outbound(rs).first().is_some_and(|r| r.status.is_final())
+        });
+        let r = outbound(&records)[0];
+        assert_eq!(r.status, want, "{secret}: {:#?}", r.history);
+        if want == Status::Failed {
+            assert!(
+                r.last_detail()
+                    .unwrap()
+                    .contains("MFTG_TEST_NO_SUCH_PASSWORD"),
+                "{:#?}",
+                r.history
+            );
+        }
+        ra.stop();
+        rb.stop();
+        rt.shutdown_background();
+    }
+}

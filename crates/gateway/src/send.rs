@@ -161,7 +161,16 @@ impl<P: Ports> Gateway<P> {
         })
         .await?;
 
-        let request = self.request(&loaded, built.headers, built.body).await?;
+        let request = match self.request(&loaded, built.headers, built.body).await {
+            Ok(r) => r,
+            // A missing password secret or TLS trust anchor: nothing a retry would fix.
+            Err(e @ (GatewayError::Config(_) | GatewayError::NotFound(_))) => {
+                return self
+                    .fail(&mut record, now, format!("cannot prepare the request: {e}"))
+                    .await;
+            }
+            Err(e) => return Err(e),
+        };
         let response = self.ports.transport().post(request).await;
         let now = self.ports.clock().now();
         let response = match response {
