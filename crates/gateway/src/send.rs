@@ -455,9 +455,23 @@ impl<P: Ports> Gateway<P> {
         };
         let (headers, at) = as2::mime::parse_header_block(&object.data, &Default::default())?;
         let loaded = self.load(&record.station, &record.partner).await?;
-        let mut request = self
+        let mut request = match self
             .request(&loaded, headers, object.data[at..].to_vec())
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e @ (GatewayError::Config(_) | GatewayError::NotFound(_))) => {
+                let now = self.ports.clock().now();
+                let status = record.status;
+                let note = format!("asynchronous receipt to {url} not sent: {e}");
+                return self
+                    .save(&mut record, |r| {
+                        r.set_status(status, now, Some(note.clone()))
+                    })
+                    .await;
+            }
+            Err(e) => return Err(e),
+        };
         request.url = url.clone();
         let result = self.ports.transport().post(request).await;
         let now = self.ports.clock().now();
