@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use gateway::model::{Job, MessageRecord};
-use gateway::ports::{Claim, Created, DuplicateIndex, JobQueue, MessageLog};
+use gateway::ports::{Claim, ClaimRecord, Created, DuplicateIndex, JobQueue, MessageLog};
 use gateway::{GatewayError, Millis, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -179,16 +179,14 @@ impl DuplicateIndex for Db {
             )
             .optional()
             .map_err(err)?;
-        if let Some((upload, record, at)) = existing {
-            if upload == upload_id {
-                return Ok(Claim::Redelivery { record_id: record });
-            }
-            if now < Millis(at).plus(window) {
-                return Ok(Claim::Duplicate {
-                    accepted_at: Millis(at),
-                    record_id: record,
-                });
-            }
+        let existing = existing.map(|(upload_id, record_id, at)| ClaimRecord {
+            upload_id,
+            record_id,
+            accepted_at: Millis(at),
+        });
+        let claim = Claim::judge(existing.as_ref(), upload_id, now, window);
+        if claim != Claim::Accepted {
+            return Ok(claim);
         }
         tx.execute(
             "INSERT INTO claims (station, partner, name, upload_id, record_id, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)

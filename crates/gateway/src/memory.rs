@@ -137,12 +137,13 @@ impl ObjectStore for MemoryStore {
     }
 }
 
+/// Station, partner and file name.
+type ClaimKey = (String, String, String);
+
 /// The duplicate window in memory.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDuplicates {
-    /// (station, partner, name) -> (upload id, record id, accepted at)
-    #[allow(clippy::type_complexity)]
-    claims: Arc<Mutex<HashMap<(String, String, String), (String, String, Millis)>>>,
+    claims: Arc<Mutex<HashMap<ClaimKey, ClaimRecord>>>,
 }
 
 impl DuplicateIndex for MemoryDuplicates {
@@ -158,21 +159,16 @@ impl DuplicateIndex for MemoryDuplicates {
     ) -> Result<Claim> {
         let mut claims = lock(&self.claims);
         let key = (station.to_string(), partner.to_string(), name.to_string());
-        if let Some((upload, record, at)) = claims.get(&key) {
-            if upload == upload_id {
-                return Ok(Claim::Redelivery {
-                    record_id: record.clone(),
-                });
-            }
-            if now < at.plus(window) {
-                return Ok(Claim::Duplicate {
-                    accepted_at: *at,
-                    record_id: record.clone(),
-                });
-            }
+        let claim = Claim::judge(claims.get(&key), upload_id, now, window);
+        if claim == Claim::Accepted {
+            let record = ClaimRecord {
+                upload_id: upload_id.into(),
+                record_id: record_id.into(),
+                accepted_at: now,
+            };
+            claims.insert(key, record);
         }
-        claims.insert(key, (upload_id.into(), record_id.into(), now));
-        Ok(Claim::Accepted)
+        Ok(claim)
     }
 }
 

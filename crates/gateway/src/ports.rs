@@ -92,6 +92,40 @@ pub enum Claim {
     },
 }
 
+/// What the duplicate index keeps per station, partner and file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRecord {
+    /// The accepted upload's version or etag.
+    pub upload_id: String,
+    /// Its message record.
+    pub record_id: String,
+    /// When it was accepted.
+    pub accepted_at: Millis,
+}
+
+impl Claim {
+    /// The rule, for adapters to apply inside their one atomic step: the same upload again is a
+    /// redelivery; another upload less than `window` after the accepted one is a duplicate;
+    /// anything else is accepted (and becomes the record the window runs from).
+    pub fn judge(
+        existing: Option<&ClaimRecord>,
+        upload_id: &str,
+        now: Millis,
+        window: Duration,
+    ) -> Claim {
+        match existing {
+            Some(c) if c.upload_id == upload_id => Claim::Redelivery {
+                record_id: c.record_id.clone(),
+            },
+            Some(c) if now < c.accepted_at.plus(window) => Claim::Duplicate {
+                accepted_at: c.accepted_at,
+                record_id: c.record_id.clone(),
+            },
+            _ => Claim::Accepted,
+        }
+    }
+}
+
 /// The same-name duplicate window (seed section 3.1). One atomic operation per upload.
 pub trait DuplicateIndex: Send + Sync {
     /// Claims `name` for `station`/`partner` on behalf of the upload `upload_id`, to be recorded
