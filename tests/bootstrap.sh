@@ -8,6 +8,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v keytool >/dev/null || need_apt+=(default-jre-headless)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -e /usr/include/openssl/cms.h ] || need_apt+=(libssl-dev)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v puttygen >/dev/null || need_apt+=(putty-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
