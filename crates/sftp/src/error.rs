@@ -27,6 +27,65 @@ pub enum SftpError {
     /// The cryptographic library failed.
     #[error("key generation failed: {0}")]
     Crypto(String),
+    /// The account ID cannot name a bucket (`mftg-<account-id>`).
+    #[error("account ID {account:?} is not allowed: {rule}")]
+    InvalidAccount {
+        /// The account ID as given (shortened).
+        account: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// SFTP is already enabled under this user name for this account.
+    #[error("SFTP is already enabled for user {0:?}; rotate its key, or disable it first")]
+    AlreadyEnabled(String),
+    /// The user name belongs to another account on the same server.
+    #[error("user name {0:?} is taken; choose another")]
+    NameTaken(String),
+    /// No SFTP user of this name belongs to the account.
+    #[error("account {account:?} has no SFTP user {username:?}")]
+    NotEnabled {
+        /// The account.
+        account: String,
+        /// The user name.
+        username: String,
+    },
+    /// The key given for a rotation is the one already installed.
+    #[error("that key ({0}) is already the user's key; a rotation needs a new one")]
+    SameKey(String),
+    /// The Transfer Family server cannot host key-based users for the gateway.
+    #[error("the SFTP server cannot be used: {0}")]
+    Server(String),
+    /// The Transfer Family API failed (network, permissions, throttling); worth retrying.
+    #[error("Transfer Family: {0}")]
+    Api(String),
+}
+
+impl SftpError {
+    /// A stable, machine-readable name for the error (the `error` field of a JSON reply).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SftpError::InvalidUsername { .. } => "invalid_username",
+            SftpError::InvalidPublicKey(_) => "invalid_public_key",
+            SftpError::PrivateKeyGiven => "private_key_given",
+            SftpError::Unsupported(_) => "unsupported",
+            SftpError::Crypto(_) => "crypto",
+            SftpError::InvalidAccount { .. } => "invalid_account",
+            SftpError::AlreadyEnabled(_) => "already_enabled",
+            SftpError::NameTaken(_) => "name_taken",
+            SftpError::NotEnabled { .. } => "not_enabled",
+            SftpError::SameKey(_) => "same_key",
+            SftpError::Server(_) => "server",
+            SftpError::Api(_) => "transfer_api",
+        }
+    }
+
+    /// Whether the request itself is at fault (retrying it unchanged cannot help).
+    pub fn is_request_error(&self) -> bool {
+        !matches!(
+            self,
+            SftpError::Crypto(_) | SftpError::Server(_) | SftpError::Api(_)
+        )
+    }
 }
 
 impl From<openssl::error::ErrorStack> for SftpError {

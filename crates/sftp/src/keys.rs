@@ -14,7 +14,7 @@ use crate::error::{Result, SftpError};
 use crate::ppk;
 
 /// The kinds of key we generate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyType {
     /// RSA of 2048, 3072 or 4096 bits.
     Rsa(u32),
@@ -25,6 +25,7 @@ pub enum KeyType {
     /// ECDSA on NIST P-521.
     EcdsaP521,
     /// Ed25519 (the default: small, fast, and what current clients prefer).
+    #[default]
     Ed25519,
 }
 
@@ -45,6 +46,26 @@ impl FromStr for KeyType {
                 )))
             }
         })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyType::Rsa(bits) => write!(f, "rsa-{bits}"),
+            KeyType::EcdsaP256 => f.write_str("ecdsa-p256"),
+            KeyType::EcdsaP384 => f.write_str("ecdsa-p384"),
+            KeyType::EcdsaP521 => f.write_str("ecdsa-p521"),
+            KeyType::Ed25519 => f.write_str("ed25519"),
+        }
     }
 }
 
@@ -77,6 +98,24 @@ impl FromStr for PrivateKeyFormat {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for PrivateKeyFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for PrivateKeyFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PrivateKeyFormat::OpenSsh => "openssh",
+            PrivateKeyFormat::PuttyV3 => "ppk3",
+            PrivateKeyFormat::PuttyV2 => "ppk2",
+        })
+    }
+}
+
 impl PrivateKeyFormat {
     /// The file name extension users expect.
     pub fn extension(self) -> &'static str {
@@ -91,9 +130,22 @@ impl PrivateKeyFormat {
 pub struct Secret(zeroize::Zeroizing<String>);
 
 impl Secret {
-    /// The key file's text, to hand to the user once.
+    /// Wraps a secret (a private key file's text, or a passphrase).
+    pub fn new(text: String) -> Self {
+        Secret(zeroize::Zeroizing::new(text))
+    }
+
+    /// The secret text, to hand to the user once (or to the key generator).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+// Deserialize only: a secret can come in with a request, but no serializer writes one out
+// unless a field asks for it by name (see `provision::Access`).
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
     }
 }
 
@@ -292,6 +344,14 @@ pub fn check_public_key(text: &str) -> Result<AcceptedKey> {
         bits,
         fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
     })
+}
+
+/// The `SHA256:...` fingerprint of a stored `authorized_keys` line, whatever its type; `None`
+/// if it cannot be read.
+pub fn fingerprint_of(line: &str) -> Option<String> {
+    PublicKey::from_openssh(line.trim())
+        .ok()
+        .map(|k| k.fingerprint(HashAlg::Sha256).to_string())
 }
 
 /// An RFC 4716 public key block as one OpenSSH line.

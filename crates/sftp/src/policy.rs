@@ -4,6 +4,38 @@
 
 use serde_json::{json, Value};
 
+use crate::error::{Result, SftpError};
+
+/// Checks an account ID: it names the bucket `mftg-<account-id>` and goes into the session
+/// policy's resource ARNs, so it must be a valid bucket name part and can hold no wildcard.
+pub fn check_account_id(account: &str) -> Result<()> {
+    let refuse = |rule| {
+        Err(SftpError::InvalidAccount {
+            account: account.chars().take(70).collect(),
+            rule,
+        })
+    };
+    if account.is_empty() {
+        return refuse("it is empty");
+    }
+    // S3 bucket names are at most 63 characters; "mftg-" takes 5.
+    if account.len() > 58 {
+        return refuse("it must be at most 58 characters long (the bucket name mftg-<account-id> has at most 63)");
+    }
+    if !account
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return refuse(
+            "only lowercase letters, digits and hyphens may be used (it is part of a bucket name)",
+        );
+    }
+    if account.ends_with('-') || account.contains("--") {
+        return refuse("it cannot end with a hyphen or contain two in a row (bucket naming rules)");
+    }
+    Ok(())
+}
+
 /// The account bucket: `mftg-<account-id>`.
 pub fn bucket(account_id: &str) -> String {
     format!("mftg-{account_id}")
@@ -89,6 +121,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn account_ids() {
+        for ok in ["123456789012", "acme", "a-1"] {
+            assert!(check_account_id(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("*", "lowercase letters"),
+            ("acme/*", "lowercase letters"),
+            ("Acme", "lowercase letters"),
+            ("a\"b", "lowercase letters"),
+            ("acme-", "end with a hyphen"),
+            ("a--b", "two in a row"),
+            (&"1".repeat(59), "at most 58"),
+        ] {
+            let e = check_account_id(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn exact_statements() {
         let p = session_policy("123456789012");
         assert_eq!(p["Version"], "2012-10-17");
@@ -117,6 +169,9 @@ mod tests {
         let text = p.to_string();
         assert!(!text.contains("s3:*") && !text.contains("\"*\""));
         assert!(serde_json::from_str::<Value>(&text).is_ok());
+        // Transfer Family takes session policies of up to 2048 characters, even for the longest
+        // account ID.
+        assert!(session_policy(&"9".repeat(58)).to_string().len() <= 2048);
         assert_eq!(home_mapping("1"), ("/".to_string(), "/mftg-1".to_string()));
         assert_eq!(
             connect_command(
