@@ -20,7 +20,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 unit:
-	cargo test --workspace
+	./tests/with-moto.sh cargo test --workspace
 
 ## bench: speed and memory against openssl cms and pyas2lib (writes docs/PERFORMANCE.md)
 bench: bootstrap

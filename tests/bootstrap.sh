@@ -25,14 +25,15 @@ done
 
 VENV=.venv
 STAMP="$VENV/.requirements.sha256"
-want=$(sha256sum tests/requirements.txt tests/interop/fix_oscrypto.py | sha256sum | cut -d' ' -f1)
+want=$(sha256sum tests/requirements.txt tests/interop/fix_oscrypto.py tests/interop/fix_moto.py | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
   "$VENV/bin/python" tests/interop/fix_oscrypto.py
+  "$VENV/bin/python" tests/interop/fix_moto.py
   echo "$want" > "$STAMP"
 fi
-"$VENV/bin/python" -c "import pyas2lib" || { echo "bootstrap: pyas2lib does not import" >&2; exit 1; }
+"$VENV/bin/python" -c "import pyas2lib, moto.server" || { echo "bootstrap: pyas2lib or moto does not import" >&2; exit 1; }
 echo "bootstrap: ok"

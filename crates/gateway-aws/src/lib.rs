@@ -1,0 +1,5 @@
+//! The gateway's AWS adapters. Each implements a port of the domain crates over an AWS SDK client
+//! and is tested against moto server (see `tests/`).
+
+pub mod config;
+pub mod transfer;

@@ -1,0 +1,143 @@
+//! Test support: the repository's test venv, and a moto server on 127.0.0.1 standing in for S3,
+//! DynamoDB, SQS and Transfer Family. Used by tests only.
+//!
+//! `make test` starts one moto server for the whole run and passes its URL in `MFTG_TEST_MOTO_URL`
+//! (see `tests/with-moto.sh`); a test run by hand without it starts its own and stops it when done.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is the failure report
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python of the test venv (made by `make test`), with pyas2lib and moto installed.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("MFTG_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (it creates the test venv), or set MFTG_TEST_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// A moto server: the one `make test` started, or one of our own.
+#[derive(Debug)]
+pub struct Moto {
+    url: String,
+    child: Option<Child>,
+}
+
+/// Credentials moto accepts (any will do; these name no real account).
+pub const ACCESS_KEY: &str = "testing";
+/// See [`ACCESS_KEY`].
+pub const SECRET_KEY: &str = "testing";
+/// The region tests use.
+pub const REGION: &str = "eu-west-1";
+
+impl Moto {
+    /// The shared server if `MFTG_TEST_MOTO_URL` names one, else a new one on a free port.
+    pub fn start() -> Moto {
+        if let Ok(url) = std::env::var("MFTG_TEST_MOTO_URL") {
+            if !url.is_empty() {
+                wait_ready(&url, None);
+                return Moto { url, child: None };
+            }
+        }
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("mftg-moto-{port}.log"));
+        let child = Command::new(python())
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("moto log"))
+            .stderr(Stdio::from(
+                std::fs::File::options()
+                    .append(true)
+                    .open(&log)
+                    .expect("moto log"),
+            ))
+            .spawn()
+            .expect("start moto server (make test installs it into .venv)");
+        let mut moto = Moto {
+            url: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+        };
+        let url = moto.url.clone();
+        wait_ready(&url, moto.child.as_mut());
+        moto
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A name no other test using the same server has: `<prefix>-<pid>-<n>`, lowercase.
+    pub fn unique(prefix: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Waits (at most 60 s) until the server answers `GET /moto-api/`.
+fn wait_ready(url: &str, mut child: Option<&mut Child>) {
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(c) = child.as_deref_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                panic!("moto server exited at start ({status}); see its log in the temp directory");
+            }
+        }
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = format!("GET /moto-api/ HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+            let mut head = [0u8; 12];
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_exact(&mut head).is_ok()
+                && head.ends_with(b"200")
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto server at {url} did not answer within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
