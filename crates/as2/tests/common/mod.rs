@@ -63,23 +63,8 @@ pub fn awkward_payload(len: usize) -> Vec<u8> {
     v
 }
 
-/// The repository root.
-pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The Python of the test venv (made by `make test`), with pyas2lib installed.
-pub fn python() -> std::path::PathBuf {
-    let p = std::env::var_os("MFTG_TEST_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `make test` (it creates the pyas2lib venv), or set MFTG_TEST_PYTHON",
-        p.display()
-    );
-    p
-}
+#[allow(unused_imports)] // not every test binary uses them
+pub use testkit::{python, repo_root};
 
 /// Runs a command to completion, killing it after `limit`; panics with its output on failure.
 pub fn run_bounded(
