@@ -5,6 +5,7 @@ mod demo;
 mod inspect;
 mod keyargs;
 mod local;
+mod sftp_access;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,11 @@ enum Command {
     Inspect(Box<inspect::Args>),
     /// Two gateways on this machine exchange EDI files both ways (what `make run` runs).
     Demo(demo::Args),
+    /// Customers' SFTP users on AWS Transfer Family: enable, rotate, describe, disable.
+    Sftp {
+        #[command(subcommand)]
+        command: sftp_access::SftpCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
         Command::Messages { command } => local::messages(command),
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
+        Command::Sftp { command } => sftp_access::run(command),
     };
     match result {
         Ok(code) => code,

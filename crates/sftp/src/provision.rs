@@ -530,6 +530,15 @@ fn summarize(k: &InstalledKey) -> KeySummary {
     }
 }
 
+/// The file name a generated private key is handed out under: `<user>_<type>` for OpenSSH (as
+/// `ssh-keygen` names keys), `<user>_<type>.ppk` for PuTTY.
+pub fn key_file_name(name: &str, key_type: KeyType, format: PrivateKeyFormat) -> String {
+    match format {
+        PrivateKeyFormat::OpenSsh => format!("{name}_{key_type}"),
+        _ => format!("{name}_{key_type}.{}", format.extension()),
+    }
+}
+
 fn make_key(name: &str, choice: KeyChoice) -> Result<NewKey> {
     match choice {
         KeyChoice::Existing { public_key } => {
@@ -557,10 +566,7 @@ fn make_key(name: &str, choice: KeyChoice) -> Result<NewKey> {
                 .next()
                 .unwrap_or("")
                 .to_string();
-            let file_name = match format {
-                PrivateKeyFormat::OpenSsh => format!("{name}_{key_type}"),
-                _ => format!("{name}_{key_type}.{}", format.extension()),
-            };
+            let file_name = key_file_name(name, key_type, format);
             Ok(NewKey {
                 summary: KeySummary {
                     id: String::new(),

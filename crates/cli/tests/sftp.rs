@@ -1,0 +1,286 @@
+//! `mftg sftp ...` against moto's Transfer API: key files checked with ssh-keygen, nothing secret
+//! printed, nothing left behind by a refused request.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use testkit::Moto;
+
+fn run<C: std::borrow::BorrowMut<Command>>(mut cmd: C) -> (i32, String) {
+    let cmd = cmd.borrow_mut();
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn line<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(label))
+        .map(|l| l[label.len()..].trim())
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
+}
+
+fn create_server(moto: &Moto) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conf = gateway_aws::config::load(&gateway_aws::config::Endpoint {
+            url: Some(moto.url().into()),
+            region: Some(testkit::REGION.into()),
+        })
+        .await;
+        aws_sdk_transfer::Client::new(&conf)
+            .create_server()
+            .send()
+            .await
+            .unwrap()
+            .server_id()
+            .to_string()
+    })
+}
+
+struct Sftp<'a> {
+    moto: &'a Moto,
+    server: String,
+}
+
+impl Sftp<'_> {
+    fn user_cmd(&self, action: &str, account: &str, user: &str, args: &[&str]) -> Command {
+        let mut c = self.cmd(&[action, "--account", account, "--user", user]);
+        c.args(args);
+        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mftg"));
+        c.arg("sftp")
+            .args(args)
+            .env("MFTG_SFTP_SERVER_ID", &self.server)
+            .env(
+                "MFTG_SFTP_USER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/mftg-sftp-user",
+            )
+            .env("AWS_ENDPOINT_URL", self.moto.url())
+            .env("AWS_REGION", testkit::REGION)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_PROFILE");
+        c
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn enable_rotate_describe_disable() {
+    let moto = Moto::start();
+    let s = Sftp {
+        server: create_server(&moto),
+        moto: &moto,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "Sesame Street 12\n").unwrap();
+    let user = Moto::unique("acme").replace('-', "_");
+
+    // Enable with a generated OpenSSH key, passphrase from a file.
+    let (code, out) = run(s
+        .user_cmd(
+            "enable",
+            "123456789012",
+            &user,
+            &["--generate", "ed25519", "--format", "openssh", "--out"],
+        )
+        .arg(&keys)
+        .arg("--passphrase-file")
+        .arg(&pass));
+    assert_eq!(code, 0, "{out}");
+    let key_file = keys.join(format!("{user}_ed25519"));
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o400
+    );
+    let private = std::fs::read_to_string(&key_file).unwrap();
+    assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    let longest = private.lines().max_by_key(|l| l.len()).unwrap();
+    assert!(
+        !out.contains(longest) && !out.contains("Sesame"),
+        "secrets printed:\n{out}"
+    );
+    let host = format!(
+        "{}.server.transfer.{}.amazonaws.com",
+        s.server,
+        testkit::REGION
+    );
+    assert_eq!(
+        line(&out, "connect:"),
+        format!("sftp -i {} {user}@{host}", key_file.display())
+    );
+    assert!(
+        line(&out, "private key:").contains("passphrase-protected"),
+        "{out}"
+    );
+    // ssh-keygen opens it with the passphrase and agrees on the fingerprint.
+    let (code, public) = run(Command::new("ssh-keygen")
+        .args(["-y", "-P", "Sesame Street 12", "-f"])
+        .arg(&key_file));
+    assert_eq!(code, 0, "{public}");
+    std::fs::write(tmp.path().join("gen.pub"), &public).unwrap();
+    let (_, listed) = run(Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(tmp.path().join("gen.pub")));
+    let fingerprint = line(&out, "key:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(listed.contains(&fingerprint), "{listed} vs {fingerprint}");
+
+    // Enabling again is refused, and leaves no key file behind.
+    let again = tmp.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let (code, out) = run(s
+        .user_cmd(
+            "enable",
+            "123456789012",
+            &user,
+            &["--generate", "ed25519", "--out"],
+        )
+        .arg(&again));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("already enabled"), "{out}");
+    assert!(files_in(&again).is_empty());
+    // So is writing over an existing key file, before anything is provisioned.
+    let (code, out) = run(s
+        .user_cmd(
+            "rotate",
+            "123456789012",
+            &user,
+            &["--generate", "ed25519", "--format", "openssh", "--out"],
+        )
+        .arg(&keys));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("cannot create") && out.contains("new file only"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), private);
+
+    // Rotate to a key made by ssh-keygen.
+    let own = tmp.path().join("own");
+    run(Command::new("ssh-keygen")
+        .args([
+            "-q", "-t", "rsa", "-b", "3072", "-N", "", "-C", "erp@acme", "-f",
+        ])
+        .arg(&own));
+    let (code, out) = run(s
+        .user_cmd("rotate", "123456789012", &user, &["--public-key"])
+        .arg(own.with_extension("pub")));
+    assert_eq!(code, 0, "{out}");
+    let (_, own_fp) = run(Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(own.with_extension("pub")));
+    let rotated_fp = line(&out, "key:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(own_fp.contains(&rotated_fp), "{own_fp} vs {out}");
+    assert_eq!(
+        out.matches("\nkey:").count(),
+        1,
+        "the old key is gone:\n{out}"
+    );
+
+    // Describe, as JSON.
+    let (code, out) = run(s.user_cmd("describe", "123456789012", &user, &["--json"]));
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["keys"][0]["fingerprint"], rotated_fp.as_str());
+    assert_eq!(
+        v["connect_command"],
+        format!("sftp -i <private-key> {user}@{host}")
+    );
+
+    // Another account cannot touch it.
+    let (code, out) = run(s.cmd(&["disable", "--account", "999999999999", "--user", &user]));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("has no SFTP user"), "{out}");
+
+    // Disable.
+    let (code, out) = run(s.cmd(&["disable", "--account", "123456789012", "--user", &user]));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("removed key:  {rotated_fp}")),
+        "{out}"
+    );
+    let (code, out) = run(s.cmd(&["describe", "--account", "123456789012", "--user", &user]));
+    assert_eq!(code, 2, "{out}");
+}
+
+#[test]
+fn refused_requests_say_why_and_leave_nothing() {
+    let moto = Moto::start();
+    let s = Sftp {
+        server: create_server(&moto),
+        moto: &moto,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let own = dir.join("own");
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&own));
+    let private = std::fs::read_to_string(&own).unwrap();
+    let own = own.to_str().unwrap();
+    let cases = [
+        (format!("enable --user -acme --generate ed25519 --out {}", dir.display()), "cannot start with a hyphen"),
+        (format!("enable --user acme --generate rsa-1024 --out {}", dir.display()), "use ed25519, rsa-2048"),
+        (format!("enable --user acme --generate ed25519 --passphrase-env MFTG_TEST_NO_SUCH_VAR --out {}", dir.display()), "MFTG_TEST_NO_SUCH_VAR is not set"),
+        // A private key given as the public one: refused, not echoed (checked below).
+        (format!("enable --user acme --public-key {own}"), "this is a private key"),
+        ("enable --user acme".to_string(), "--generate TYPE or --public-key FILE"),
+        (format!("enable --user acme --account Acme --public-key {own}.pub"), "lowercase letters"),
+    ];
+    for (args, expected) in &cases {
+        let mut cmd = s.cmd(&[]);
+        cmd.args(args.split(' '));
+        if !args.contains("--account") {
+            cmd.args(["--account", "123456789012"]);
+        }
+        let (code, out) = run(cmd);
+        assert_eq!(code, 2, "{args}: {out}");
+        assert!(out.contains(expected), "{args}: {out}");
+        assert!(!out.contains(private.lines().nth(1).unwrap()), "{out}");
+    }
+    // No role to give the user.
+    let mut cmd = s.cmd(&[
+        "enable",
+        "--account",
+        "123456789012",
+        "--user",
+        "acme",
+        "--public-key",
+    ]);
+    let (code, out) = run(cmd
+        .arg(format!("{own}.pub"))
+        .env_remove("MFTG_SFTP_USER_ROLE_ARN"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--role-arn"), "{out}");
+    // Nothing was written, nothing created.
+    let mut left = files_in(dir);
+    left.sort();
+    assert_eq!(left, ["own", "own.pub"]);
+}
