@@ -15,22 +15,13 @@ use sftp::provision::{Outcome, Provisioner, Request, Settings};
 
 use gateway_aws::transfer::TransferFamily;
 
-fn required(name: &str) -> Result<String, Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| format!("{name} is not set").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let server_id = required("MFTG_SFTP_SERVER_ID")?;
+    lambda_support::init_logging();
+    let server_id = lambda_support::required_env("MFTG_SFTP_SERVER_ID")?;
     let settings = Settings {
-        role_arn: required("MFTG_SFTP_USER_ROLE_ARN")?,
-        host: std::env::var("MFTG_SFTP_HOST")
-            .ok()
-            .filter(|h| !h.is_empty()),
+        role_arn: lambda_support::required_env("MFTG_SFTP_USER_ROLE_ARN")?,
+        host: lambda_support::optional_env("MFTG_SFTP_HOST"),
     };
     // AWS_ENDPOINT_URL, when set, points every client at an emulator.
     let conf = gateway_aws::config::load(&gateway_aws::config::Endpoint::default()).await;
