@@ -2,4 +2,5 @@
 //! and is tested against moto server (see `tests/`).
 
 pub mod config;
+pub mod s3;
 pub mod transfer;

@@ -1,0 +1,422 @@
+//! [`ObjectStore`] over one S3 bucket (the account bucket `mftg-<account-id>`, versioned).
+//! A move is a copy of the exact version followed by a delete of that version, so nothing is
+//! removed before its copy exists; objects over 5 GB are copied part by part.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::Client;
+use gateway::ports::{Object, ObjectMeta, ObjectStore};
+use gateway::Millis;
+use gateway::{GatewayError, Result};
+
+/// S3's limit for a single CopyObject.
+pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+/// One bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    multipart_copy_above: u64,
+    copy_part_size: u64,
+}
+
+impl S3Store {
+    /// The bucket `bucket`, through `client`.
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.into(),
+            multipart_copy_above: MAX_SINGLE_COPY,
+            copy_part_size: 512 * 1024 * 1024,
+        }
+    }
+
+    /// From an SDK configuration. Path-style addressing when an endpoint URL is set (emulators
+    /// have no per-bucket host names).
+    pub fn from_conf(conf: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+        let mut builder = aws_sdk_s3::config::Builder::from(conf);
+        if conf.endpoint_url().is_some() {
+            builder = builder.force_path_style(true);
+        }
+        Self::new(Client::from_conf(builder.build()), bucket)
+    }
+
+    /// Copies objects larger than `above` bytes in parts of `part` bytes (S3 itself allows single
+    /// copies up to 5 GB and parts of 5 MB to 5 GB; tests lower the threshold).
+    pub fn with_multipart_copy(mut self, above: u64, part: u64) -> Self {
+        self.multipart_copy_above = above;
+        self.copy_part_size = part.max(5 * 1024 * 1024);
+        self
+    }
+
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn copy_source(&self, key: &str, version: Option<&str>) -> String {
+        let mut s = format!("{}/{}", self.bucket, encode_key(key));
+        if let Some(v) = version {
+            s.push_str("?versionId=");
+            s.push_str(&encode_key(v));
+        }
+        s
+    }
+
+    async fn multipart_copy(
+        &self,
+        from: &str,
+        version: Option<&str>,
+        to: &str,
+        size: u64,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<ObjectMeta> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(to)
+            .set_metadata(Some(metadata.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| port("CreateMultipartUpload", to, e))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| GatewayError::port("s3", "CreateMultipartUpload: no upload id"))?
+            .to_string();
+        let result = self.copy_parts(from, version, to, size, &upload_id).await;
+        let parts = match result {
+            Ok(p) => p,
+            Err(e) => {
+                // Leave no half-made object (and no stored parts) behind.
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(to)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                return Err(e);
+            }
+        };
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(to)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| port("CompleteMultipartUpload", to, e))?;
+        Ok(ObjectMeta {
+            size,
+            etag: done
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+            version: done.version_id().map(str::to_string),
+            modified: now(),
+            metadata: metadata.clone(),
+        })
+    }
+
+    async fn copy_parts(
+        &self,
+        from: &str,
+        version: Option<&str>,
+        to: &str,
+        size: u64,
+        upload_id: &str,
+    ) -> Result<Vec<CompletedPart>> {
+        let mut parts = Vec::new();
+        let mut start = 0u64;
+        let mut number = 1i32;
+        while start < size {
+            let end = (start + self.copy_part_size).min(size) - 1;
+            let out = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(to)
+                .upload_id(upload_id)
+                .part_number(number)
+                .copy_source(self.copy_source(from, version))
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .send()
+                .await
+                .map_err(|e| port("UploadPartCopy", to, e))?;
+            let etag = out
+                .copy_part_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default()
+                .to_string();
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(etag)
+                    .build(),
+            );
+            start = end + 1;
+            number += 1;
+        }
+        Ok(parts)
+    }
+}
+
+fn now() -> Millis {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| Millis(d.as_millis() as i64))
+        .unwrap_or(Millis(0))
+}
+
+fn millis(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Millis {
+    t.and_then(|t| t.to_millis().ok()).map_or_else(now, Millis)
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/`.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    key: &str,
+    e: SdkError<E>,
+) -> GatewayError {
+    let detail = match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => DisplayErrorContext(&e).to_string(),
+    };
+    GatewayError::port("s3", format!("{op} {key}: {detail}"))
+}
+
+fn is_missing<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+    if matches!(e.code(), Some("NoSuchKey" | "NotFound" | "NoSuchVersion")) {
+        return true;
+    }
+    // HeadObject answers a bare 404.
+    matches!(e, SdkError::ServiceError(s) if s.raw().status().as_u16() == 404)
+}
+
+fn meta_from(
+    size: Option<i64>,
+    etag: Option<&str>,
+    version: Option<&str>,
+    modified: Option<&aws_sdk_s3::primitives::DateTime>,
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        size: size.unwrap_or_default().max(0) as u64,
+        etag: clean_etag(etag),
+        version: version.map(str::to_string),
+        modified: millis(modified),
+        metadata: metadata
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn clean_etag(e: Option<&str>) -> String {
+    e.unwrap_or_default().trim_matches('"').to_string()
+}
+
+impl ObjectStore for S3Store {
+    async fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<ObjectMeta> {
+        let size = data.len() as u64;
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(data))
+            .set_metadata((!metadata.is_empty()).then(|| metadata.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| port("PutObject", key, e))?;
+        Ok(ObjectMeta {
+            size,
+            etag: clean_etag(out.e_tag()),
+            version: out.version_id().map(str::to_string),
+            modified: now(),
+            metadata,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(port("GetObject", key, e)),
+        };
+        let meta = meta_from(
+            out.content_length(),
+            out.e_tag(),
+            out.version_id(),
+            out.last_modified(),
+            out.metadata(),
+        );
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| {
+                GatewayError::port("s3", format!("GetObject {key}: reading the body: {e}"))
+            })?
+            .into_bytes()
+            .to_vec();
+        Ok(Some(Object { data, meta }))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let out = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(port("HeadObject", key, e)),
+        };
+        Ok(Some(meta_from(
+            out.content_length(),
+            out.e_tag(),
+            out.version_id(),
+            out.last_modified(),
+            out.metadata(),
+        )))
+    }
+
+    async fn copy(&self, from: &str, version: Option<&str>, to: &str) -> Result<ObjectMeta> {
+        let mut head = self.client.head_object().bucket(&self.bucket).key(from);
+        if let Some(v) = version {
+            head = head.version_id(v);
+        }
+        let source = match head.send().await {
+            Ok(o) => o,
+            Err(e) if is_missing(&e) => return Err(GatewayError::NotFound(from.into())),
+            Err(e) => return Err(port("HeadObject", from, e)),
+        };
+        let size = source.content_length().unwrap_or_default().max(0) as u64;
+        let metadata: BTreeMap<String, String> = source
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        if size > self.multipart_copy_above {
+            return self
+                .multipart_copy(from, version, to, size, &metadata)
+                .await;
+        }
+        let out = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(self.copy_source(from, version))
+            .metadata_directive(MetadataDirective::Copy)
+            .send()
+            .await
+            .map_err(|e| port("CopyObject", to, e))?;
+        Ok(ObjectMeta {
+            size,
+            etag: clean_etag(out.copy_object_result().and_then(|r| r.e_tag())),
+            version: out.version_id().map(str::to_string),
+            modified: now(),
+            metadata,
+        })
+    }
+
+    async fn delete(&self, key: &str, version: Option<&str>) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| port("DeleteObject", key, e))?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port("ListObjectsV2", prefix, e))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                out.push((
+                    key.to_string(),
+                    ObjectMeta {
+                        size: o.size().unwrap_or_default().max(0) as u64,
+                        etag: clean_etag(o.e_tag()),
+                        version: None,
+                        modified: millis(o.last_modified()),
+                        metadata: BTreeMap::new(),
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_key;
+
+    #[test]
+    fn copy_source_keys_are_encoded_except_slashes() {
+        assert_eq!(
+            encode_key("AS2/send/ALPHA/BETA/order 1 ü+x?.edi"),
+            "AS2/send/ALPHA/BETA/order%201%20%C3%BC%2Bx%3F.edi"
+        );
+    }
+}
