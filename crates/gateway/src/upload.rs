@@ -31,6 +31,10 @@ pub struct UploadRef {
     pub etag: Option<String>,
     /// Size in bytes.
     pub size: Option<u64>,
+    /// S3's event sequencer: the same for a redelivered event, different for each write of a
+    /// key, so it tells uploads apart where there is no version id (identical content in an
+    /// unversioned bucket has one etag).
+    pub sequencer: Option<String>,
 }
 
 /// What happened to an upload.
@@ -108,6 +112,7 @@ impl<P: Ports> Gateway<P> {
                 let id = u
                     .version
                     .clone()
+                    .or(u.sequencer.clone())
                     .or(u.etag.clone())
                     .unwrap_or_else(|| current.upload_id());
                 (u.version, id, u.size.unwrap_or(current.size))

@@ -183,6 +183,7 @@ async fn upload(g: &Gateway<MemoryPorts>, name: &str, data: &[u8]) -> UploadOutc
             version: meta.version,
             etag: Some(meta.etag),
             size: Some(meta.size),
+            sequencer: None,
         }),
     )
     .await
@@ -426,6 +427,7 @@ async fn twenty_uploads_of_one_name_send_exactly_one() {
             version: meta.version,
             etag: Some(meta.etag),
             size: Some(meta.size),
+            sequencer: None,
         });
     }
     let mut outcomes = Vec::new();
@@ -487,6 +489,7 @@ async fn redelivered_event_does_not_send_twice() {
         version: meta.version.clone(),
         etag: Some(meta.etag.clone()),
         size: Some(4),
+        sequencer: None,
     };
     // A first run claimed the upload and died before moving it.
     let window = alpha.settings.duplicate_window;
@@ -887,4 +890,40 @@ async fn an_attempt_cut_off_midway_is_made_again() {
         .await
         .unwrap();
     assert_eq!(record(&alpha, &id).await.status, Status::Delivered);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn identical_uploads_without_versions_are_told_apart_by_the_sequencer() {
+    let (alpha, ..) = pair(&|_| {});
+    let key = "AS2/send/ALPHA/BETA/same.edi";
+    let mut outcomes = Vec::new();
+    for sequencer in ["0062E99A88DC407460", "0062E99A88DC4074FF"] {
+        let meta = alpha
+            .ports
+            .store
+            .put(key, b"identical".to_vec(), BTreeMap::new())
+            .await
+            .unwrap();
+        // As an unversioned bucket reports it: one etag for both, no version id.
+        let event = UploadRef {
+            version: None,
+            etag: Some(meta.etag),
+            size: Some(meta.size),
+            sequencer: Some(sequencer.into()),
+        };
+        outcomes.push(
+            alpha
+                .on_upload(key, Origin::Upload, Some(event))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        matches!(outcomes[0], UploadOutcome::Queued { .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], UploadOutcome::Duplicate { .. }),
+        "{outcomes:?}"
+    );
 }
