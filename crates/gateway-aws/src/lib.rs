@@ -2,5 +2,6 @@
 //! and is tested against moto server (see `tests/`).
 
 pub mod config;
+pub mod dynamo;
 pub mod s3;
 pub mod transfer;
