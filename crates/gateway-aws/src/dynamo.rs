@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -86,12 +86,7 @@ fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
     op: &str,
     e: &SdkError<E>,
 ) -> GatewayError {
-    let detail = match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => DisplayErrorContext(e).to_string(),
-    };
-    GatewayError::port("dynamodb", format!("{op}: {detail}"))
+    GatewayError::port("dynamodb", format!("{op}: {}", crate::error::describe(e)))
 }
 
 fn core(message_id: &str) -> String {

@@ -3,5 +3,8 @@
 
 pub mod config;
 pub mod dynamo;
+mod error;
 pub mod s3;
+pub mod secrets;
+pub mod sqs;
 pub mod transfer;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use aws_sdk_s3::Client;
@@ -209,12 +209,7 @@ fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
     key: &str,
     e: SdkError<E>,
 ) -> GatewayError {
-    let detail = match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => DisplayErrorContext(&e).to_string(),
-    };
-    GatewayError::port("s3", format!("{op} {key}: {detail}"))
+    GatewayError::port("s3", format!("{op} {key}: {}", crate::error::describe(&e)))
 }
 
 fn is_missing<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {

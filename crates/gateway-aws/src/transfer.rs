@@ -1,7 +1,7 @@
 //! [`TransferApi`] over AWS Transfer Family: one service-managed server, users with logical home
 //! directories and SSH keys.
 
-use aws_sdk_transfer::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_transfer::error::ProvideErrorMetadata;
 use aws_sdk_transfer::types::{HomeDirectoryMapEntry, HomeDirectoryType, Tag};
 use aws_sdk_transfer::Client;
 use sftp::provision::{ApiError, InstalledKey, NewUser, ServerInfo, TransferApi, UserInfo};
@@ -45,10 +45,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let code = e.code().map(str::to_string);
-    let text = match (&code, e.message()) {
-        (Some(c), Some(m)) => format!("{what}: {c}: {m}"),
-        _ => format!("{what}: {}", DisplayErrorContext(&e)),
-    };
+    let text = format!("{what}: {}", crate::error::describe(&e));
     match code.as_deref() {
         c if is_not_found(c) => ApiError::NotFound(text),
         Some("ResourceExistsException") => ApiError::Exists(text),

@@ -1,0 +1,168 @@
+//! [`JobQueue`] over SQS. A job is a JSON message `{"job": ..., "not_before": <ms>}`. SQS delays
+//! a message at most 15 minutes, so a job due later hops: the consumer finds it early, sends it
+//! again with the rest of the wait (up to 15 minutes more) and deletes the early copy. Failures
+//! of the consumer itself are left to the queue's redrive policy, which moves a message that
+//! keeps failing to the dead-letter queue; the sender also parks there the jobs of messages that
+//! failed for good, so they are seen (and alarmed on).
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::Client;
+use gateway::model::Job;
+use gateway::ports::JobQueue;
+use gateway::{GatewayError, Millis, Result};
+use serde::{Deserialize, Serialize};
+
+/// SQS's longest delivery delay.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// A job as it travels through the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedJob {
+    /// The job.
+    pub job: Job,
+    /// Not to be run before this time.
+    pub not_before: Millis,
+}
+
+impl QueuedJob {
+    /// Reads a message body; a body that is not a job is an error naming what is wrong.
+    pub fn parse(body: &str) -> Result<QueuedJob> {
+        serde_json::from_str(body)
+            .map_err(|e| GatewayError::port("sqs", format!("not a job message: {e}")))
+    }
+
+    /// The message body.
+    pub fn body(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| GatewayError::port("sqs", e))
+    }
+}
+
+/// The send queue (and its dead-letter queue).
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+    dead_letter_url: Option<String>,
+}
+
+fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    e: &SdkError<E>,
+) -> GatewayError {
+    GatewayError::port("sqs", format!("{op}: {}", crate::error::describe(e)))
+}
+
+fn system_now() -> Millis {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| Millis(d.as_millis() as i64))
+        .unwrap_or(Millis(0))
+}
+
+/// Whole seconds to wait from `now` until `at`, at most [`MAX_DELAY`].
+pub fn delay_seconds(now: Millis, at: Millis) -> i32 {
+    let ms = (at.0 - now.0).max(0);
+    let secs = (ms + 999) / 1000;
+    secs.min(MAX_DELAY.as_secs() as i64) as i32
+}
+
+impl SqsQueue {
+    /// The queue at `url`, with its dead-letter queue at `dead_letter_url`.
+    pub fn new(client: Client, url: impl Into<String>, dead_letter_url: Option<String>) -> Self {
+        SqsQueue {
+            client,
+            url: url.into(),
+            dead_letter_url,
+        }
+    }
+
+    /// From an SDK configuration.
+    pub fn from_conf(
+        conf: &aws_config::SdkConfig,
+        url: impl Into<String>,
+        dead_letter_url: Option<String>,
+    ) -> Self {
+        Self::new(Client::new(conf), url, dead_letter_url)
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The queue's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn send(&self, url: &str, body: String, delay: i32, reason: Option<&str>) -> Result<()> {
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .delay_seconds(delay);
+        if let Some(r) = reason {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(r.chars().take(1000).collect::<String>())
+                .build()
+                .map_err(|e| GatewayError::port("sqs", e))?;
+            req = req.message_attributes("reason", value);
+        }
+        req.send().await.map_err(|e| port("SendMessage", &e))?;
+        Ok(())
+    }
+
+    /// Sends an early job on: again, with the rest of its wait (at most 15 minutes).
+    pub async fn defer(&self, queued: &QueuedJob, now: Millis) -> Result<()> {
+        self.send(
+            &self.url,
+            queued.body()?,
+            delay_seconds(now, queued.not_before),
+            None,
+        )
+        .await
+    }
+
+    /// Parks a job in the dead-letter queue with the reason (a message that failed for good).
+    /// Without a dead-letter queue, nothing is done.
+    pub async fn park(&self, queued: &QueuedJob, reason: &str) -> Result<()> {
+        match &self.dead_letter_url {
+            Some(dlq) => self.send(dlq, queued.body()?, 0, Some(reason)).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl JobQueue for SqsQueue {
+    async fn enqueue(&self, job: Job, not_before: Millis) -> Result<()> {
+        let queued = QueuedJob { job, not_before };
+        let delay = delay_seconds(system_now(), not_before);
+        self.send(&self.url, queued.body()?, delay, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_whole_seconds_up_to_fifteen_minutes() {
+        let now = Millis(1_000_000);
+        assert_eq!(delay_seconds(now, Millis(999_000)), 0);
+        assert_eq!(delay_seconds(now, now), 0);
+        assert_eq!(delay_seconds(now, Millis(1_000_001)), 1);
+        assert_eq!(delay_seconds(now, Millis(1_030_000)), 30);
+        assert_eq!(delay_seconds(now, Millis(1_000_000 + 3_600_000)), 900);
+        let j = QueuedJob {
+            job: Job::Send { id: "x".into() },
+            not_before: now,
+        };
+        assert_eq!(QueuedJob::parse(&j.body().unwrap()).unwrap(), j);
+        assert!(QueuedJob::parse("{\"job\":{\"kind\":\"explode\"}}").is_err());
+    }
+}
