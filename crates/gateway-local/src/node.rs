@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -13,26 +13,15 @@ use axum::routing::{get, post};
 use axum::Router;
 use gateway::keystore::{KeystorePasswords, StoreKeystore};
 use gateway::ports::{Clock, ObjectStore, Ports};
-use gateway::{Gateway, Millis, Origin, Result, Settings, UploadOutcome};
+use gateway::{Gateway, Origin, Result, Settings, UploadOutcome};
 use tokio::sync::watch;
+
+pub use gateway::SystemClock;
 
 use crate::config::{Config, ConfigDirectory};
 use crate::db::Db;
 use crate::store::DirStore;
 use crate::transport::{EnvSecrets, HttpTransport};
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Millis {
-        let d = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    }
-}
 
 /// Every port of the embedded gateway.
 #[derive(Debug)]

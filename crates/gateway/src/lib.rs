@@ -20,5 +20,5 @@ pub use error::{GatewayError, Result};
 pub use gateway::{Gateway, Settings};
 pub use receive::HttpReply;
 pub use send::SendOutcome;
-pub use time::Millis;
+pub use time::{Millis, SystemClock};
 pub use upload::{Origin, UploadOutcome, UploadRef};

@@ -1,0 +1,84 @@
+//! The HTTP(S) client towards partners (reqwest over OpenSSL), shared by the embedded gateway
+//! and the Lambda functions.
+
+use gateway::model::TlsOptions;
+use gateway::ports::{As2Transport, HttpRequest, HttpResponse, TransportError};
+
+/// [`As2Transport`] with reqwest. Bodies always go with a Content-Length (some partners refuse
+/// chunked requests).
+#[derive(Debug, Clone, Default)]
+pub struct HttpTransport;
+
+impl HttpTransport {
+    fn client(
+        tls: &TlsOptions,
+        trust: &[openssl::x509::X509],
+    ) -> std::result::Result<reqwest::Client, TransportError> {
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("mftg/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none());
+        for cert in trust {
+            let der = cert
+                .to_der()
+                .map_err(|e| TransportError::Connect(e.to_string()))?;
+            let c = reqwest::Certificate::from_der(&der)
+                .map_err(|e| TransportError::Connect(e.to_string()))?;
+            b = b.add_root_certificate(c);
+        }
+        if tls.insecure_skip_verify {
+            tracing::warn!("TLS certificate verification is off for this partner");
+            b = b.danger_accept_invalid_certs(true);
+        }
+        b.build()
+            .map_err(|e| TransportError::Connect(e.to_string()))
+    }
+}
+
+impl As2Transport for HttpTransport {
+    async fn post(
+        &self,
+        request: HttpRequest,
+    ) -> std::result::Result<HttpResponse, TransportError> {
+        let client = Self::client(&request.tls, &request.trust)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        for h in request.headers.iter() {
+            let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|e| TransportError::Io(format!("header {}: {e}", h.name)))?;
+            let value = reqwest::header::HeaderValue::from_str(&h.value)
+                .map_err(|e| TransportError::Io(format!("header {}: {e}", h.name)))?;
+            headers.append(name, value);
+        }
+        let mut rb = client
+            .post(&request.url)
+            .headers(headers)
+            .timeout(request.timeout)
+            .body(request.body);
+        if let Some((user, password)) = &request.basic_auth {
+            rb = rb.basic_auth(user, Some(password));
+        }
+        let classify = |e: reqwest::Error| {
+            if e.is_timeout() {
+                TransportError::Timeout
+            } else if e.is_connect() {
+                TransportError::Connect(e.to_string())
+            } else {
+                TransportError::Io(e.to_string())
+            }
+        };
+        let response = rb.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let mut out = as2::HeaderMap::new();
+        for (name, value) in response.headers() {
+            out.append(
+                name.as_str(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            );
+        }
+        let body = response.bytes().await.map_err(classify)?.to_vec();
+        Ok(HttpResponse {
+            status,
+            headers: out,
+            body,
+        })
+    }
+}
