@@ -1,20 +1,21 @@
 //! [`Secrets`] from AWS Secrets Manager, or from SSM Parameter Store SecureStrings when the name
 //! starts with `ssm:` (`ssm:/mftg/keystore-password`). A value is fetched once and kept for the
-//! life of the execution environment; errors name the secret, never its value.
+//! life of the execution environment (clones share the cache); errors name the secret, never
+//! its value.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use gateway::ports::Secrets;
 use gateway::{GatewayError, Result};
 
 /// Secrets Manager and SSM, cached.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AwsSecrets {
     secrets: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
-    cache: Mutex<HashMap<String, String>>,
+    cache: Arc<Mutex<HashMap<String, String>>>,
 }
 
 fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
@@ -37,7 +38,7 @@ impl AwsSecrets {
         AwsSecrets {
             secrets: aws_sdk_secretsmanager::Client::new(conf),
             ssm: aws_sdk_ssm::Client::new(conf),
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
