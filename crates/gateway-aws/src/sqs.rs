@@ -131,10 +131,26 @@ impl SqsQueue {
     /// Parks a job in the dead-letter queue with the reason (a message that failed for good).
     /// Without a dead-letter queue, nothing is done.
     pub async fn park(&self, queued: &QueuedJob, reason: &str) -> Result<()> {
+        self.park_body(&queued.body()?, reason).await
+    }
+
+    /// Parks a message body as it came (one that is not even a job) with the reason.
+    pub async fn park_body(&self, body: &str, reason: &str) -> Result<()> {
         match &self.dead_letter_url {
-            Some(dlq) => self.send(dlq, queued.body()?, 0, Some(reason)).await,
-            None => Ok(()),
+            Some(dlq) => self.send(dlq, body.to_string(), 0, Some(reason)).await,
+            None => {
+                tracing::warn!(
+                    reason,
+                    "no dead-letter queue configured; the job is dropped"
+                );
+                Ok(())
+            }
         }
+    }
+
+    /// The dead-letter queue's URL.
+    pub fn dead_letter_url(&self) -> Option<&str> {
+        self.dead_letter_url.as_deref()
     }
 }
 

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is the failure report
 
+pub mod function_url;
 pub mod lambda;
 
 use std::io::{Read, Write};

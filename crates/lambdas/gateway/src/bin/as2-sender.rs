@@ -1,0 +1,20 @@
+//! `as2-sender`: batches from the send queue -> AS2 sends, asynchronous receipts, receipt
+//! deadlines; failures reported per message. See `gateway_lambdas::sender`.
+
+use gateway_lambdas::{aws_gateway, sender, Config};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_support::init_logging();
+    let config = Config::from_env().inspect_err(|e| tracing::error!("configuration: {e}"))?;
+    let gateway = aws_gateway(&config).await;
+    let gateway = &gateway;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        sender::handle(gateway, gateway.ports.sqs(), event.payload)
+            .await
+            .map_err(Diagnostic::from)
+    }))
+    .await
+}

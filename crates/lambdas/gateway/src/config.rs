@@ -1,0 +1,181 @@
+//! The functions' settings, from their environment (set by the SAM template or the CDK app).
+//!
+//! | Variable | Meaning | Default |
+//! |---|---|---|
+//! | `MFTG_BUCKET` | the account bucket | required |
+//! | `MFTG_TABLE_PREFIX` | tables `<prefix>-claims`, `-messages`, `-partners` | `mftg` |
+//! | `MFTG_CLAIMS_TABLE`, `MFTG_MESSAGES_TABLE`, `MFTG_PARTNERS_TABLE` | a table's own name | from the prefix |
+//! | `MFTG_QUEUE_URL` | the send queue | required |
+//! | `MFTG_DLQ_URL` | its dead-letter queue (failed jobs are parked there) | none |
+//! | `MFTG_IDENTITY_PASSWORD_SECRET` | secret with the password of `AS2/keystore/identity.jks` (`ssm:/name` for an SSM SecureString) | required |
+//! | `MFTG_TRUST_PASSWORD_SECRET` | the same for `trust.jks` | the identity's |
+//! | `MFTG_HTTPS_PASSWORD_SECRET` | the same for `https.jks` | the trust store's |
+//! | `MFTG_DUPLICATE_WINDOW_SECONDS` | same-name uploads within this are duplicates | 21600 (6 h) |
+//! | `MFTG_MAX_BODY_BYTES` | largest AS2 request `as2-receiver` takes (413 above) | 4500000 |
+//!
+//! Lambda refuses a synchronous request over 6 MB (6,291,456 bytes) before the function runs, and a
+//! binary body arrives base64-encoded (4 bytes for every 3), so about 4.5 MB of AS2 message is the
+//! most that can reach the receiver through a Function URL or API Gateway.
+
+use std::time::Duration;
+
+use gateway::keystore::KeystorePasswords;
+use gateway::Settings;
+use gateway_aws::dynamo::Tables;
+use gateway_aws::ports::AwsSettings;
+
+/// Default for `MFTG_MAX_BODY_BYTES`: the 6 MB payload limit less base64's growth and headers.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4_500_000;
+
+/// Everything a function needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the data is.
+    pub aws: AwsSettings,
+    /// The gateway's own settings.
+    pub gateway: Settings,
+    /// Largest request body the receiver accepts.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// From the process environment.
+    pub fn from_env() -> Result<Config, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From `lookup` (a variable's value by name); empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &str| get(name).ok_or_else(|| format!("{name} is not set"));
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("{name} must be a whole number, not {v:?}")),
+            }
+        };
+        let prefix = get("MFTG_TABLE_PREFIX").unwrap_or_else(|| "mftg".into());
+        let mut tables = Tables::with_prefix(&prefix);
+        if let Some(t) = get("MFTG_CLAIMS_TABLE") {
+            tables.claims = t;
+        }
+        if let Some(t) = get("MFTG_MESSAGES_TABLE") {
+            tables.messages = t;
+        }
+        if let Some(t) = get("MFTG_PARTNERS_TABLE") {
+            tables.partners = t;
+        }
+        let identity = required("MFTG_IDENTITY_PASSWORD_SECRET")?;
+        let trust = get("MFTG_TRUST_PASSWORD_SECRET").unwrap_or_else(|| identity.clone());
+        let https = get("MFTG_HTTPS_PASSWORD_SECRET").unwrap_or_else(|| trust.clone());
+        let window = number("MFTG_DUPLICATE_WINDOW_SECONDS", 6 * 3600)?;
+        if window == 0 {
+            return Err("MFTG_DUPLICATE_WINDOW_SECONDS must be at least 1".into());
+        }
+        let max_body = number("MFTG_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)?;
+        Ok(Config {
+            aws: AwsSettings {
+                bucket: required("MFTG_BUCKET")?,
+                tables,
+                queue_url: required("MFTG_QUEUE_URL")?,
+                dead_letter_url: get("MFTG_DLQ_URL"),
+                keystore_passwords: KeystorePasswords {
+                    identity,
+                    trust,
+                    https,
+                },
+            },
+            gateway: Settings {
+                duplicate_window: Duration::from_secs(window),
+                ..Settings::default()
+            },
+            max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|n| map.get(n).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("MFTG_BUCKET", "mftg-123456789012"),
+        (
+            "MFTG_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/mftg-send",
+        ),
+        ("MFTG_IDENTITY_PASSWORD_SECRET", "mftg/keystore"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = config(&BASE).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.aws.tables, Tables::with_prefix("mftg"));
+        assert_eq!(c.aws.keystore_passwords.trust, "mftg/keystore");
+        assert_eq!(c.aws.keystore_passwords.https, "mftg/keystore");
+        assert_eq!(c.aws.dead_letter_url, None);
+        assert_eq!(c.gateway.duplicate_window, Duration::from_secs(21600));
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn overrides() {
+        let mut vars = BASE.to_vec();
+        vars.extend([
+            ("MFTG_TABLE_PREFIX", "acme"),
+            ("MFTG_MESSAGES_TABLE", "acme-log"),
+            ("MFTG_TRUST_PASSWORD_SECRET", "ssm:/acme/trust"),
+            ("MFTG_DUPLICATE_WINDOW_SECONDS", "60"),
+            ("MFTG_MAX_BODY_BYTES", "1000"),
+            ("MFTG_DLQ_URL", "https://sqs/dlq"),
+        ]);
+        let c = config(&vars).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.aws.tables.claims, "acme-claims");
+        assert_eq!(c.aws.tables.messages, "acme-log");
+        assert_eq!(c.aws.keystore_passwords.trust, "ssm:/acme/trust");
+        assert_eq!(c.aws.keystore_passwords.https, "ssm:/acme/trust");
+        assert_eq!(c.gateway.duplicate_window, Duration::from_secs(60));
+        assert_eq!(c.max_body_bytes, 1000);
+        assert_eq!(c.aws.dead_letter_url.as_deref(), Some("https://sqs/dlq"));
+    }
+
+    #[test]
+    fn refusals_name_the_variable() {
+        for missing in [
+            "MFTG_BUCKET",
+            "MFTG_QUEUE_URL",
+            "MFTG_IDENTITY_PASSWORD_SECRET",
+        ] {
+            let vars: Vec<_> = BASE
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            assert_eq!(config(&vars).err(), Some(format!("{missing} is not set")));
+        }
+        let mut vars = BASE.to_vec();
+        vars.push(("MFTG_DUPLICATE_WINDOW_SECONDS", "6h"));
+        assert!(config(&vars)
+            .err()
+            .is_some_and(|e| e.contains("MFTG_DUPLICATE_WINDOW_SECONDS")));
+        let mut vars = BASE.to_vec();
+        vars.push(("MFTG_DUPLICATE_WINDOW_SECONDS", "0"));
+        assert!(config(&vars).is_err());
+        let mut vars = BASE.to_vec();
+        vars.push(("MFTG_BUCKET", "  "));
+        let vars: Vec<_> = vars.into_iter().skip(1).collect();
+        assert_eq!(config(&vars).err(), Some("MFTG_BUCKET is not set".into()));
+    }
+}

@@ -1,0 +1,173 @@
+//! `as2-sender`: a batch of jobs from the send queue. A job due later goes back on the queue
+//! with the rest of its wait; a send that ends `failed` (retry policy used up, the partner's
+//! refusal, the file gone) is parked in the dead-letter queue with its reason, where it is seen
+//! and alarmed on. A failure of the function's own services (S3, DynamoDB, SQS) reports the
+//! message as failed (`ReportBatchItemFailures`): only it comes back, after the visibility
+//! timeout, and the queue's redrive policy moves it aside if it keeps failing.
+
+use std::future::Future;
+
+use gateway::model::{Job, Status};
+use gateway::ports::{Clock, MessageLog, Ports};
+use gateway::{Gateway, GatewayError, Millis, SendOutcome};
+use gateway_aws::sqs::{QueuedJob, SqsQueue};
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::EventError;
+
+/// Where jobs go that are early or have failed for good.
+pub trait Parking {
+    /// Puts an early job back with the rest of its wait.
+    fn defer(&self, queued: &QueuedJob, now: Millis) -> impl Future<Output = gateway::Result<()>>;
+    /// Parks a message body in the dead-letter queue with the reason.
+    fn park(&self, body: &str, reason: &str) -> impl Future<Output = gateway::Result<()>>;
+}
+
+impl Parking for SqsQueue {
+    async fn defer(&self, queued: &QueuedJob, now: Millis) -> gateway::Result<()> {
+        SqsQueue::defer(self, queued, now).await
+    }
+
+    async fn park(&self, body: &str, reason: &str) -> gateway::Result<()> {
+        self.park_body(body, reason).await
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The job ran (the status it left the message in, for sends).
+    Ran(Option<Status>),
+    /// Too early: put back on the queue.
+    Deferred,
+    /// Parked in the dead-letter queue, for the reason given.
+    Parked(String),
+}
+
+/// Handles one message body.
+pub async fn handle_message<P: Ports, Q: Parking>(
+    gateway: &Gateway<P>,
+    parking: &Q,
+    body: &str,
+) -> Result<Handled, EventError> {
+    let queued = match QueuedJob::parse(body) {
+        Ok(q) => q,
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::error!(error = %reason, "not a job; parked in the dead-letter queue");
+            parking.park(body, &reason).await?;
+            return Ok(Handled::Parked(reason));
+        }
+    };
+    let now = gateway.ports.clock().now();
+    if queued.not_before.0 > now.0 + 1000 {
+        parking.defer(&queued, now).await?;
+        tracing::debug!(job = ?queued.job, "early; deferred");
+        return Ok(Handled::Deferred);
+    }
+    let id = queued.job.record_id().to_string();
+    let record = gateway.ports.log().get(&id).await?;
+    let (station, partner, message_id) = record
+        .as_ref()
+        .map(|r| (r.station.clone(), r.partner.clone(), r.message_id.clone()))
+        .unwrap_or_default();
+    let span = tracing::info_span!("job", id = %id, station = %station, partner = %partner);
+    run(
+        gateway,
+        parking,
+        body,
+        &queued,
+        record.is_some(),
+        message_id,
+    )
+    .instrument(span)
+    .await
+}
+
+async fn run<P: Ports, Q: Parking>(
+    gateway: &Gateway<P>,
+    parking: &Q,
+    body: &str,
+    queued: &QueuedJob,
+    known: bool,
+    message_id: String,
+) -> Result<Handled, EventError> {
+    let id = queued.job.record_id();
+    if !known {
+        let reason = format!("no message record {id}");
+        tracing::error!(job = ?queued.job, "{reason}; parked in the dead-letter queue");
+        parking.park(body, &reason).await?;
+        return Ok(Handled::Parked(reason));
+    }
+    match &queued.job {
+        Job::Send { id } => match gateway.send(id).await {
+            Ok(SendOutcome::Done(Status::Failed)) => {
+                let after = gateway.ports.log().get(id).await?;
+                let reason = after
+                    .as_ref()
+                    .and_then(|r| r.last_detail())
+                    .unwrap_or("failed")
+                    .to_string();
+                let message_id = after.map(|r| r.message_id).unwrap_or(message_id);
+                tracing::error!(%message_id, %reason, "send failed for good; the file stays in the outbox, the job is parked in the dead-letter queue");
+                parking.park(body, &reason).await?;
+                Ok(Handled::Parked(reason))
+            }
+            Ok(SendOutcome::Done(status)) => {
+                tracing::info!(status = status.as_str(), "sent");
+                Ok(Handled::Ran(Some(status)))
+            }
+            Ok(SendOutcome::Retrying { at, reason }) => {
+                tracing::warn!(%reason, retry_at = at.0, "attempt failed; another is queued");
+                Ok(Handled::Ran(Some(Status::Queued)))
+            }
+            Ok(SendOutcome::Skipped(status)) => {
+                tracing::info!(status = status.as_str(), "nothing to send");
+                Ok(Handled::Ran(Some(status)))
+            }
+            Err(e) => Err(failed(&queued.job, e)),
+        },
+        job => match gateway.run_job(job).await {
+            Ok(()) => Ok(Handled::Ran(None)),
+            Err(GatewayError::NotFound(what)) => {
+                tracing::warn!(job = ?job, %what, "job for something that is gone");
+                Ok(Handled::Ran(None))
+            }
+            Err(e) => Err(failed(job, e)),
+        },
+    }
+}
+
+fn failed(job: &Job, e: GatewayError) -> EventError {
+    tracing::error!(job = ?job, error = %e, "job failed; it comes back after the visibility timeout");
+    EventError::from(e)
+}
+
+/// Handles an SQS batch; the reply lists the messages to retry.
+pub async fn handle<P: Ports, Q: Parking>(
+    gateway: &Gateway<P>,
+    parking: &Q,
+    event: Value,
+) -> Result<Value, EventError> {
+    let list = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| EventError::malformed("not an SQS event (no Records list)"))?;
+    let mut failures = Vec::new();
+    for message in list {
+        let id = message
+            .get("messageId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| EventError::malformed("SQS record without messageId"))?;
+        let Some(body) = message.get("body").and_then(Value::as_str) else {
+            tracing::error!(message_id = id, "SQS record without a body");
+            failures.push(json!({"itemIdentifier": id}));
+            continue;
+        };
+        if handle_message(gateway, parking, body).await.is_err() {
+            failures.push(json!({"itemIdentifier": id}));
+        }
+    }
+    Ok(json!({"batchItemFailures": failures}))
+}
