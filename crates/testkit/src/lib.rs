@@ -8,6 +8,7 @@
 
 pub mod function_url;
 pub mod lambda;
+pub mod proxy;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
