@@ -56,9 +56,10 @@ fn partner_down_then_up() {
     let r = d.record(&id);
     assert!(r.attempts >= 3, "{r:#?}");
     assert!(
-        r.history
-            .iter()
-            .any(|h| h.detail.as_deref().is_some_and(|t| t.contains("attempt 1 failed: cannot connect"))),
+        r.history.iter().any(|h| h
+            .detail
+            .as_deref()
+            .is_some_and(|t| t.contains("attempt 1 failed: cannot connect"))),
         "{:#?}",
         r.history
     );
