@@ -3,14 +3,14 @@ SHELL := /bin/bash
 PYTHON := $(CURDIR)/.venv/bin/python
 export MFTG_TEST_PYTHON := $(PYTHON)
 
-.PHONY: run test bootstrap lint unit bench clean
+.PHONY: run test bootstrap lint unit infra bench clean
 
 ## run: the main job on the embedded default: two gateways on 127.0.0.1 exchange EDI both ways
 run:
 	cargo run --quiet --release -p mftg-cli -- demo
 
 ## test: install test tools, then format check, clippy and every test
-test: bootstrap lint unit
+test: bootstrap lint infra unit
 
 bootstrap:
 	./tests/bootstrap.sh
@@ -19,8 +19,12 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## infra: the SAM template through aws-sam-translator and cfn-lint, and its facts checked (offline)
+infra: bootstrap
+	$(PYTHON) tests/infra/check_sam.py
+
 unit:
-	./tests/with-moto.sh cargo test --workspace
+	./tests/with-moto.sh cargo test --workspace --no-fail-fast
 
 ## bench: speed and memory against openssl cms and pyas2lib (writes docs/PERFORMANCE.md)
 bench: bootstrap

@@ -1,6 +1,10 @@
-"""moto 5.2.5's Transfer mock returns SshPublicKeys[].DateImported as a string ("1795852536.85"),
-where AWS returns a number (epoch seconds); the AWS SDK for Rust then rejects the whole
-DescribeUser reply. Return it as a number. Idempotent; run after pip install."""
+"""Two fixes to moto 5.2.5, each making it behave as AWS does. Idempotent; run after pip install.
+
+1. The Transfer mock returns SshPublicKeys[].DateImported as a string ("1795852536.85"), where
+   AWS returns a number (epoch seconds); the AWS SDK for Rust then rejects the whole DescribeUser
+   reply. Return it as a number.
+2. DynamoDB conditional writes are not atomic under moto's threaded server (below).
+"""
 import importlib.util
 import pathlib
 import sys
@@ -17,3 +21,35 @@ if old in text:
     print("moto transfer DateImported: patched")
 elif new not in text:
     sys.exit(f"{path}: DateImported line not found; moto changed, update this fix")
+
+# DynamoDB applies each conditional write atomically; moto's threaded server runs requests on
+# several threads with no lock, so two racing conditional PutItems can both succeed (seen: 2 of
+# 50 claims accepted). Serialise moto's DynamoDB writes, as the real service behaves per item.
+models = pathlib.Path(spec.origin).parent / "dynamodb" / "models" / "__init__.py"
+marker = "# mftg: atomic DynamoDB writes"
+patch = f'''
+
+{marker} (tests/interop/fix_moto.py)
+import threading as _mftg_threading
+
+_MFTG_WRITE_LOCK = _mftg_threading.RLock()
+
+
+def _mftg_atomic(f):
+    def wrapped(*args, **kwargs):
+        with _MFTG_WRITE_LOCK:
+            return f(*args, **kwargs)
+
+    wrapped.__wrapped__ = f
+    return wrapped
+
+
+for _mftg_name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+    setattr(DynamoDBBackend, _mftg_name, _mftg_atomic(getattr(DynamoDBBackend, _mftg_name)))
+'''
+text = models.read_text()
+if marker not in text:
+    if "class DynamoDBBackend(" not in text:
+        sys.exit(f"{models}: DynamoDBBackend not found; moto changed, update this fix")
+    models.write_text(text + patch)
+    print("moto dynamodb writes: made atomic")
