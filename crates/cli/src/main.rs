@@ -2,6 +2,7 @@
 
 mod capture;
 mod demo;
+mod infra;
 mod inspect;
 mod keyargs;
 mod local;
@@ -50,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: sftp_access::SftpCommand,
     },
+    /// What the deployment templates install, for buckets made outside them.
+    Infra {
+        #[command(subcommand)]
+        command: infra::InfraCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
         Command::Sftp { command } => sftp_access::run(command),
+        Command::Infra { command } => infra::run(command),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod dynamo;
 mod error;
+pub mod lifecycle;
 pub mod ports;
 pub mod s3;
 pub mod secrets;

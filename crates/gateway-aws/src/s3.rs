@@ -64,6 +64,40 @@ impl S3Store {
         &self.client
     }
 
+    /// Creates the bucket in `region`, with versioning on when `versioned` (for tests and
+    /// emulators; deployments get theirs from the templates).
+    pub async fn create_bucket(&self, region: &str, versioned: bool) -> Result<()> {
+        use aws_sdk_s3::types::{
+            BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+            VersioningConfiguration,
+        };
+        let mut req = self.client.create_bucket().bucket(&self.bucket);
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        req.send()
+            .await
+            .map_err(|e| port("CreateBucket", &self.bucket, e))?;
+        if versioned {
+            self.client
+                .put_bucket_versioning()
+                .bucket(&self.bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| port("PutBucketVersioning", &self.bucket, e))?;
+        }
+        Ok(())
+    }
+
     fn copy_source(&self, key: &str, version: Option<&str>) -> String {
         let mut s = format!("{}/{}", self.bucket, encode_key(key));
         if let Some(v) = version {

@@ -18,28 +18,9 @@ pub async fn conf(moto: &Moto) -> aws_config::SdkConfig {
 pub async fn versioned_bucket(conf: &aws_config::SdkConfig) -> gateway_aws::s3::S3Store {
     let name = Moto::unique("mftg-test");
     let store = gateway_aws::s3::S3Store::from_conf(conf, &name);
-    let s3 = store.client();
-    s3.create_bucket()
-        .bucket(&name)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                    testkit::REGION,
-                ))
-                .build(),
-        )
-        .send()
+    store
+        .create_bucket(testkit::REGION, true)
         .await
-        .expect("create bucket");
-    s3.put_bucket_versioning()
-        .bucket(&name)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
+        .expect("create a versioned bucket");
     store
 }

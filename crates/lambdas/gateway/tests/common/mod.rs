@@ -98,34 +98,16 @@ impl Deployment {
         }));
         let bucket = Moto::unique("mftg");
         let prefix = Moto::unique("mftg");
-        let s3 = gateway_aws::s3::S3Store::from_conf(&conf, &bucket)
-            .client()
-            .clone();
+        let store = gateway_aws::s3::S3Store::from_conf(&conf, &bucket);
+        let s3 = store.client().clone();
         let sqs = aws_sdk_sqs::Client::new(&conf);
         let dynamo = Dynamo::from_conf(&conf, Tables::with_prefix(&prefix));
         let secret = format!("{prefix}/keystore-password");
         let (queue_url, dlq_url) = rt.block_on(async {
-            use aws_sdk_s3::types::*;
-            s3.create_bucket()
-                .bucket(&bucket)
-                .create_bucket_configuration(
-                    CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::from(testkit::REGION))
-                        .build(),
-                )
-                .send()
+            store
+                .create_bucket(testkit::REGION, true)
                 .await
-                .expect("create bucket");
-            s3.put_bucket_versioning()
-                .bucket(&bucket)
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("versioning");
+                .expect("bucket");
             dynamo.create_tables().await.expect("tables");
             let dlq = sqs
                 .create_queue()
