@@ -19,9 +19,9 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## infra: the SAM template through aws-sam-translator and cfn-lint, and its facts checked (offline)
+## infra: SAM (aws-sam-translator) and CDK (cdk synth + cdk-nag) templates, cfn-lint, facts, SAM = CDK (offline)
 infra: bootstrap
-	$(PYTHON) tests/infra/check_sam.py
+	$(PYTHON) tests/infra/check_templates.py
 
 unit:
 	./tests/with-moto.sh cargo test --workspace --no-fail-fast

@@ -10,6 +10,7 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -e /usr/include/openssl/cms.h ] || need_apt+=(libssl-dev)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v puttygen >/dev/null || need_apt+=(putty-tools)
+command -v node >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -36,4 +37,13 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$STAMP"
 fi
 "$VENV/bin/python" -c "import pyas2lib, moto.server" || { echo "bootstrap: pyas2lib or moto does not import" >&2; exit 1; }
+# The CDK app's packages, exactly as package-lock.json has them (aws-cdk-lib needs Node.js 20+).
+node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' \
+  || { echo "bootstrap: Node.js 20 or newer is needed for the CDK app (found $(node --version))" >&2; exit 1; }
+CDK=infra/cdk
+want_npm=$(sha256sum "$CDK/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$CDK/node_modules/.mftg-lock.sha256" 2>/dev/null)" != "$want_npm" ]; then
+  (cd "$CDK" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want_npm" > "$CDK/node_modules/.mftg-lock.sha256"
+fi
 echo "bootstrap: ok"
