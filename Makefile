@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON := $(CURDIR)/.venv/bin/python
 export MFTG_TEST_PYTHON := $(PYTHON)
 
-.PHONY: run test bootstrap lint unit infra bench clean
+.PHONY: run test bootstrap lint unit infra package deploy-sam deploy-cdk bench clean
 
 ## run: the main job on the embedded default: two gateways on 127.0.0.1 exchange EDI both ways
 run:
@@ -25,6 +25,25 @@ infra: bootstrap
 
 unit:
 	./tests/with-moto.sh cargo test --workspace --no-fail-fast
+
+## package: every Lambda for arm64 (cargo-lambda and Zig from the venv, OpenSSL built in) as
+## target/lambda/<name>/bootstrap.zip, which infra/sam and infra/cdk point at
+LAMBDAS := send-trigger as2-sender as2-receiver sftp-provisioner lifecycle-installer
+package: bootstrap
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
+		--features gateway-lambdas/vendored-openssl $(addprefix --bin ,$(LAMBDAS))
+
+## deploy-sam / deploy-cdk: deploy with AWS credentials (not run by the tests), e.g.
+##   make deploy-sam ACCOUNT_ID=123456789012 STACK=mftg
+ACCOUNT_ID ?=
+STACK ?= mftg
+deploy-sam: package
+	sam deploy --template-file infra/sam/template.yaml --stack-name $(STACK) --resolve-s3 \
+		--capabilities CAPABILITY_IAM --parameter-overrides AccountId=$(ACCOUNT_ID)
+deploy-cdk: package
+	cd infra/cdk && node_modules/.bin/tsc && node_modules/.bin/cdk deploy \
+		--parameters AccountId=$(ACCOUNT_ID) --require-approval never
 
 ## bench: speed and memory against openssl cms and pyas2lib (writes docs/PERFORMANCE.md)
 bench: bootstrap

@@ -12,6 +12,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import zipfile
 
 from cfnlint.decode import cfn_yaml
 from samtranslator.translator.transform import transform
@@ -49,9 +50,9 @@ def translate():
     for name, r in sam["Resources"].items():
         uri = r.get("Properties", {}).get("CodeUri")
         if isinstance(uri, str) and not uri.startswith("s3://"):
-            if not uri.startswith("../../target/lambda/"):
-                raise SystemExit(f"{name}: CodeUri {uri} is not a cargo lambda build directory")
-            r["Properties"]["CodeUri"] = f"s3://mftg-artifacts/{pathlib.PurePath(uri).name}.zip"
+            if not (uri.startswith("../../target/lambda/") and uri.endswith("/bootstrap.zip")):
+                raise SystemExit(f"{name}: CodeUri {uri} is not what `make package` writes")
+            r["Properties"]["CodeUri"] = f"s3://mftg-artifacts/{pathlib.PurePath(uri).parent.name}.zip"
     # Offline: the pseudo parameters come from here, not from a session with AWS.
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
     return sam, transform(sam, {}, NoManagedPolicies())
@@ -335,15 +336,16 @@ def mutations():
 
 
 def synth_cdk(out):
-    """`cdk synth` offline, without AWS credentials. The functions' code is `target/lambda`
-    when `make package` has built it, else a stand-in (synthesis only hashes the directory)."""
+    """`cdk synth` offline, without AWS credentials. The functions' code is what `make package`
+    wrote to `target/lambda` when it is there, else a stand-in (synthesis only hashes it)."""
     cdk = ROOT / "infra" / "cdk"
     code = ROOT / "target" / "lambda"
-    if not all((code / n / "bootstrap").exists() for n in FUNCTIONS):
+    if not all((code / n / "bootstrap.zip").exists() for n in FUNCTIONS):
         code = out / "lambda-standin"
         for n in FUNCTIONS:
             (code / n).mkdir(parents=True, exist_ok=True)
-            (code / n / "bootstrap").write_text("stand-in for synthesis; `make package` builds the real one\n")
+            with zipfile.ZipFile(code / n / "bootstrap.zip", "w") as z:
+                z.writestr("bootstrap", "stand-in for synthesis; `make package` builds the real one\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(CDK_DISABLE_VERSION_CHECK="1", CDK_DISABLE_CLI_TELEMETRY="true", CI="true")
     npx = str(cdk / "node_modules" / ".bin")

@@ -22,7 +22,7 @@ import * as transfer from "aws-cdk-lib/aws-transfer";
 import { Construct } from "constructs";
 
 export interface MftgStackProps extends StackProps {
-  /** Where `cargo lambda build` put the functions (`<dir>/<name>/bootstrap`). */
+  /** Where `make package` put the functions (`<dir>/<name>/bootstrap.zip`). */
   lambdaDir: string;
 }
 
@@ -221,7 +221,7 @@ export class MftgStack extends Stack {
         runtime: lambda.Runtime.PROVIDED_AL2023,
         architecture: lambda.Architecture.ARM_64,
         handler: "bootstrap",
-        code: lambda.Code.fromAsset(path.join(props.lambdaDir, name)),
+        code: lambda.Code.fromAsset(path.join(props.lambdaDir, name, "bootstrap.zip")),
         memorySize,
         timeout: Duration.seconds(timeout),
         loggingFormat: lambda.LoggingFormat.JSON,

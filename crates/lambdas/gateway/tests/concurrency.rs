@@ -78,6 +78,17 @@ fn fifty_concurrent_uploads_of_one_name_send_once() {
         jobs.extend(got);
     }
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    // Taken off the queue, as as2-sender would (else it shows again after the visibility timeout).
+    for job in &jobs {
+        d.rt.block_on(
+            d.sqs
+                .delete_message()
+                .queue_url(&d.queue_url)
+                .receipt_handle(job.receipt_handle().unwrap())
+                .send(),
+        )
+        .unwrap();
+    }
     assert_eq!(d.versions("AS2/send/"), 0);
     let duplicates = d.keys("AS2/duplicate/ALPHA/BETA/");
     assert_eq!(duplicates.len(), 49);
@@ -112,6 +123,6 @@ fn fifty_concurrent_uploads_of_one_name_send_once() {
     let mut again = d.function("send-trigger", "again", &[]);
     let out = trigger(&mut again, accepted);
     assert_ne!(out["outcome"], "queued", "{out}");
-    assert!(d.receive(&d.queue_url).is_empty());
+    assert!(d.receive(&d.queue_url).is_empty(), "no second job");
     assert_eq!(d.records().len(), 50);
 }
