@@ -66,23 +66,10 @@ pub async fn handle_message<P: Ports, Q: Parking>(
         tracing::debug!(job = ?queued.job, "early; deferred");
         return Ok(Handled::Deferred);
     }
-    let id = queued.job.record_id().to_string();
-    let record = gateway.ports.log().get(&id).await?;
-    let (station, partner, message_id) = record
-        .as_ref()
-        .map(|r| (r.station.clone(), r.partner.clone(), r.message_id.clone()))
-        .unwrap_or_default();
-    let span = tracing::info_span!("job", id = %id, station = %station, partner = %partner);
-    run(
-        gateway,
-        parking,
-        body,
-        &queued,
-        record.is_some(),
-        message_id,
-    )
-    .instrument(span)
-    .await
+    // The domain logs each attempt with the station, partner and Message-ID; the span adds the
+    // record to everything logged here.
+    let span = tracing::info_span!("job", id = %queued.job.record_id());
+    run(gateway, parking, body, &queued).instrument(span).await
 }
 
 async fn run<P: Ports, Q: Parking>(
@@ -90,16 +77,12 @@ async fn run<P: Ports, Q: Parking>(
     parking: &Q,
     body: &str,
     queued: &QueuedJob,
-    known: bool,
-    message_id: String,
 ) -> Result<Handled, EventError> {
-    let id = queued.job.record_id();
-    if !known {
-        let reason = format!("no message record {id}");
+    let park = |reason: String| async move {
         tracing::error!(job = ?queued.job, "{reason}; parked in the dead-letter queue");
         parking.park(body, &reason).await?;
-        return Ok(Handled::Parked(reason));
-    }
+        Ok::<_, EventError>(Handled::Parked(reason))
+    };
     match &queued.job {
         Job::Send { id } => match gateway.send(id).await {
             Ok(SendOutcome::Done(Status::Failed)) => {
@@ -109,10 +92,9 @@ async fn run<P: Ports, Q: Parking>(
                     .and_then(|r| r.last_detail())
                     .unwrap_or("failed")
                     .to_string();
-                let message_id = after.map(|r| r.message_id).unwrap_or(message_id);
-                tracing::error!(%message_id, %reason, "send failed for good; the file stays in the outbox, the job is parked in the dead-letter queue");
-                parking.park(body, &reason).await?;
-                Ok(Handled::Parked(reason))
+                let message_id = after.map(|r| r.message_id).unwrap_or_default();
+                tracing::error!(%message_id, "send failed for good; the file stays in the outbox");
+                park(reason).await
             }
             Ok(SendOutcome::Done(status)) => {
                 tracing::info!(status = status.as_str(), "sent");
@@ -126,14 +108,13 @@ async fn run<P: Ports, Q: Parking>(
                 tracing::info!(status = status.as_str(), "nothing to send");
                 Ok(Handled::Ran(Some(status)))
             }
+            // `send` reports only its record as not found (a missing payload fails the message).
+            Err(GatewayError::NotFound(_)) => park(format!("no message record {id}")).await,
             Err(e) => Err(failed(&queued.job, e)),
         },
         job => match gateway.run_job(job).await {
             Ok(()) => Ok(Handled::Ran(None)),
-            Err(GatewayError::NotFound(what)) => {
-                tracing::warn!(job = ?job, %what, "job for something that is gone");
-                Ok(Handled::Ran(None))
-            }
+            Err(GatewayError::NotFound(what)) => park(format!("{what} is gone")).await,
             Err(e) => Err(failed(job, e)),
         },
     }
