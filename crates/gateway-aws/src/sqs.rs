@@ -5,14 +5,14 @@
 //! keeps failing to the dead-letter queue; the sender also parks there the jobs of messages that
 //! failed for good, so they are seen (and alarmed on).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use gateway::model::Job;
-use gateway::ports::JobQueue;
-use gateway::{GatewayError, Millis, Result};
+use gateway::ports::{Clock, JobQueue};
+use gateway::{GatewayError, Millis, Result, SystemClock};
 use serde::{Deserialize, Serialize};
 
 /// SQS's longest delivery delay.
@@ -53,13 +53,6 @@ fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E>,
 ) -> GatewayError {
     GatewayError::port("sqs", format!("{op}: {}", crate::error::describe(e)))
-}
-
-fn system_now() -> Millis {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| Millis(d.as_millis() as i64))
-        .unwrap_or(Millis(0))
 }
 
 /// Whole seconds to wait from `now` until `at`, at most [`MAX_DELAY`].
@@ -157,7 +150,7 @@ impl SqsQueue {
 impl JobQueue for SqsQueue {
     async fn enqueue(&self, job: Job, not_before: Millis) -> Result<()> {
         let queued = QueuedJob { job, not_before };
-        let delay = delay_seconds(system_now(), not_before);
+        let delay = delay_seconds(SystemClock.now(), not_before);
         self.send(&self.url, queued.body()?, delay, None).await
     }
 }
