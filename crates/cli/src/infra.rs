@@ -40,8 +40,8 @@ pub fn run(command: InfraCommand) -> Result<ExitCode, String> {
                     region: a.region.clone().filter(|r| !r.is_empty()),
                 })
                 .await;
-                let s3 = gateway_aws::s3::S3Store::from_conf(&conf, &a.bucket);
-                let plan = gateway_aws::lifecycle::install(s3.client(), &a.bucket, !a.dry_run)
+                let s3 = gateway_aws::s3::client(&conf);
+                let plan = gateway_aws::lifecycle::install(&s3, &a.bucket, !a.dry_run)
                     .await
                     .map_err(|e| e.to_string())?;
                 print!("{plan}");

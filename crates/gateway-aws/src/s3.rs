@@ -25,6 +25,16 @@ pub struct S3Store {
     copy_part_size: u64,
 }
 
+/// An S3 client from an SDK configuration, with path-style addressing when an endpoint URL is
+/// set (emulators have no per-bucket host names).
+pub fn client(conf: &aws_config::SdkConfig) -> Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(conf);
+    if conf.endpoint_url().is_some() {
+        builder = builder.force_path_style(true);
+    }
+    Client::from_conf(builder.build())
+}
+
 impl S3Store {
     /// The bucket `bucket`, through `client`.
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
@@ -36,14 +46,9 @@ impl S3Store {
         }
     }
 
-    /// From an SDK configuration. Path-style addressing when an endpoint URL is set (emulators
-    /// have no per-bucket host names).
+    /// From an SDK configuration (see [`client`]).
     pub fn from_conf(conf: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
-        let mut builder = aws_sdk_s3::config::Builder::from(conf);
-        if conf.endpoint_url().is_some() {
-            builder = builder.force_path_style(true);
-        }
-        Self::new(Client::from_conf(builder.build()), bucket)
+        Self::new(client(conf), bucket)
     }
 
     /// Copies objects larger than `above` bytes in parts of `part` bytes (S3 itself allows single

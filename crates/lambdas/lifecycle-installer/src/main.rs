@@ -30,13 +30,10 @@ fn text<'a>(event: &'a Value, key: &str) -> &'a str {
     event.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-async fn outcome(s3: &aws_sdk_s3::Client, event: &Value) -> Result<Value, String> {
-    let kind = text(event, "RequestType");
-    let bucket = event
-        .pointer("/ResourceProperties/BucketName")
-        .and_then(Value::as_str)
-        .filter(|b| !b.is_empty())
-        .ok_or("the resource has no BucketName property")?;
+async fn outcome(s3: &aws_sdk_s3::Client, kind: &str, bucket: &str) -> Result<Value, String> {
+    if bucket.is_empty() {
+        return Err("the resource has no BucketName property".into());
+    }
     match kind {
         "Create" | "Update" => {
             let plan = gateway_aws::lifecycle::install(s3, bucket, true)
@@ -67,12 +64,20 @@ async fn handle(
     http: &reqwest::Client,
     event: Value,
 ) -> Result<Value, lambda_runtime::Diagnostic> {
+    // Nothing is touched for an event that cannot be answered.
+    let url = text(&event, "ResponseURL");
+    if url.is_empty() {
+        return Err(lambda_runtime::Diagnostic {
+            error_type: "malformed_event".into(),
+            error_message: "not a CloudFormation custom resource event (no ResponseURL)".into(),
+        });
+    }
     let bucket = event
         .pointer("/ResourceProperties/BucketName")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let result = outcome(s3, &event).await;
+    let result = outcome(s3, text(&event, "RequestType"), &bucket).await;
     let physical = match text(&event, "PhysicalResourceId") {
         "" => format!("mftg-lifecycle-{bucket}"),
         id => id.to_string(),
@@ -93,13 +98,6 @@ async fn handle(
             reply["Status"] = json!("FAILED");
             reply["Reason"] = json!(reason.chars().take(1000).collect::<String>());
         }
-    }
-    let url = text(&event, "ResponseURL");
-    if url.is_empty() {
-        return Err(lambda_runtime::Diagnostic {
-            error_type: "malformed_event".into(),
-            error_message: "not a CloudFormation custom resource event (no ResponseURL)".into(),
-        });
     }
     let body = reply.to_string();
     // The pre-signed URL is signed for an empty Content-Type.
