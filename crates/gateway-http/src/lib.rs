@@ -1,8 +1,10 @@
-//! The HTTP(S) client towards partners (reqwest over OpenSSL), shared by the embedded gateway
-//! and the Lambda functions.
+//! HTTP for the gateway, shared by the embedded gateway and the Lambda functions: the HTTP(S)
+//! client towards partners (reqwest over OpenSSL), and the conversions between the `http`
+//! crate's requests and responses and what the domain reads and answers.
 
 use gateway::model::TlsOptions;
 use gateway::ports::{As2Transport, HttpRequest, HttpResponse, TransportError};
+use gateway::HttpReply;
 
 /// [`As2Transport`] with reqwest. Bodies always go with a Content-Length (some partners refuse
 /// chunked requests).
@@ -81,4 +83,37 @@ impl As2Transport for HttpTransport {
             body,
         })
     }
+}
+
+/// An incoming request's headers as the AS2 engine reads them (values that are not UTF-8 are
+/// read lossily).
+pub fn as2_headers(headers: &http::HeaderMap) -> as2::HeaderMap {
+    let mut h = as2::HeaderMap::new();
+    for (name, value) in headers {
+        h.append(
+            name.as_str(),
+            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        );
+    }
+    h
+}
+
+/// The status and headers of the gateway's answer, for the HTTP response. A header HTTP cannot
+/// carry is left out, with a warning.
+pub fn reply_head(reply: &HttpReply) -> (http::StatusCode, http::HeaderMap) {
+    let status =
+        http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut headers = http::HeaderMap::new();
+    for f in reply.headers.iter() {
+        match (
+            http::HeaderName::from_bytes(f.name.as_bytes()),
+            http::HeaderValue::from_str(&f.value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => tracing::warn!(header = %f.name, "a reply header HTTP cannot carry; left out"),
+        }
+    }
+    (status, headers)
 }

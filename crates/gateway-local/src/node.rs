@@ -296,26 +296,14 @@ impl Node {
 }
 
 async fn receive(State(node): State<Arc<Node>>, headers: HttpHeaders, body: Bytes) -> Response {
-    let mut h = as2::HeaderMap::new();
-    for (name, value) in &headers {
-        h.append(
-            name.as_str(),
-            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-        );
-    }
-    match node.gateway.on_post(&h, &body).await {
+    match node
+        .gateway
+        .on_post(&gateway_http::as2_headers(&headers), &body)
+        .await
+    {
         Ok(reply) => {
-            let mut response = Response::builder().status(
-                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            );
-            for f in reply.headers.iter() {
-                response = response.header(f.name.as_str(), f.value.as_str());
-            }
-            response
-                .body(axum::body::Body::from(reply.body))
-                .unwrap_or_else(|e| {
-                    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
-                })
+            let (status, headers) = gateway_http::reply_head(&reply);
+            (status, headers, reply.body).into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "receiving failed");

@@ -9,7 +9,7 @@
 
 use gateway::ports::Ports;
 use gateway::{Gateway, HttpReply};
-use lambda_http::http::{HeaderMap, Method, StatusCode};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
@@ -22,31 +22,12 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     r
 }
 
-/// The request's headers as the AS2 engine reads them.
-pub fn as2_headers(headers: &HeaderMap) -> as2::HeaderMap {
-    let mut h = as2::HeaderMap::new();
-    for (name, value) in headers {
-        h.append(
-            name.as_str(),
-            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-        );
-    }
-    h
-}
-
 /// The gateway's reply as an HTTP response (a receipt goes back as bytes, exactly as built).
 pub fn response(reply: HttpReply) -> Response<Body> {
+    let (status, headers) = gateway_http::reply_head(&reply);
     let mut r = Response::new(Body::Binary(reply.body));
-    *r.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for f in reply.headers.iter() {
-        if let (Ok(name), Ok(value)) = (
-            lambda_http::http::HeaderName::from_bytes(f.name.as_bytes()),
-            lambda_http::http::HeaderValue::from_str(&f.value),
-        ) {
-            r.headers_mut().append(name, value);
-        }
-    }
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
     r
 }
 
@@ -107,7 +88,7 @@ pub async fn handle<P: Ports>(
             ),
         );
     }
-    let headers = as2_headers(request.headers());
+    let headers = gateway_http::as2_headers(request.headers());
     match gateway.on_post(&headers, body).await {
         Ok(reply) => {
             tracing::info!(%from, %message_id, status = reply.status, size = body.len(), "AS2 request");
