@@ -5,58 +5,11 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use gateway::model::{MdnMode, Status};
-use serde_json::Value;
-
-use testkit::{python, repo_root as repo};
-
-struct Py(Child);
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn events(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn wait_event(dir: &Path, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(e) = events(dir).into_iter().find(|e| f(e)) {
-            return e;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what}: {:#?}",
-            events(dir)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn pem(dir: &Path, name: &str, id: &as2::keys::Identity) -> (String, String) {
-    let (c, k) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&c, id.certificate.to_pem().unwrap()).unwrap();
-    std::fs::write(&k, id.private_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    (c.to_str().unwrap().into(), k.to_str().unwrap().into())
-}
+use testkit::pyas2::{self, Pyas2Partner};
 
 /// Text with CRLF line ends: pyas2lib rewrites bare LFs in non-binary parts.
 fn edi(n: u32) -> Vec<u8> {
@@ -70,9 +23,6 @@ fn trading_with_a_pyas2lib_partner() {
         let root = tmp.path();
         let (alpha_port, py_port) = (free_port(), free_port());
         let py_dir = root.join("pyas2");
-        std::fs::create_dir_all(&py_dir).unwrap();
-        let (py_cert, py_key) = pem(&py_dir, "pyas2", identity("PYAS2"));
-        let (alpha_cert, _) = pem(&py_dir, "alpha", identity("ALPHA"));
         let a = site(
             root,
             "ALPHA",
@@ -82,26 +32,24 @@ fn trading_with_a_pyas2lib_partner() {
             &identity("PYAS2").certificate,
             &|p| p.mdn = mode,
         );
-        let config = serde_json::json!({
-            "port": py_port,
-            "dir": py_dir,
-            "name": "PYAS2",
-            "cert": py_cert,
-            "key": py_key,
-            "partner": {"name": "ALPHA", "cert": alpha_cert, "url": format!("http://127.0.0.1:{alpha_port}/as2")},
-            "mdn": py_mode,
-        });
-        let cfg = py_dir.join("config.json");
-        std::fs::write(&cfg, config.to_string()).unwrap();
-        let script = repo().join("tests/interop/pyas2_server.py");
-        let _server = Py(Command::new(python())
-            .arg(&script)
-            .arg("serve")
-            .arg(&cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap());
-        wait_event(&py_dir, "pyas2lib listening", |e| e["kind"] == "listening");
+        let py_id = identity("PYAS2");
+        let alpha_cert = identity("ALPHA").certificate.to_pem().unwrap();
+        let alpha_url = format!("http://127.0.0.1:{alpha_port}/as2");
+        let py = Pyas2Partner::start(
+            &py_dir,
+            "PYAS2",
+            (
+                &py_id.certificate.to_pem().unwrap(),
+                &py_id.private_key.private_key_to_pem_pkcs8().unwrap(),
+            ),
+            py_port,
+            &pyas2::Station {
+                as2_id: "ALPHA",
+                cert_pem: &alpha_cert,
+                url: &alpha_url,
+            },
+            py_mode,
+        );
         let ra = Running::start(&a);
 
         // ALPHA -> pyas2lib: signed, compressed, encrypted; pyas2lib's receipt verified here.
@@ -124,7 +72,7 @@ fn trading_with_a_pyas2lib_partner() {
             (mdn.disposition.as_str(), mdn.signed, mdn.mic.as_str()),
             ("processed", true, "matches")
         );
-        let got = wait_event(&py_dir, "pyas2lib got it", |e| e["kind"] == "message");
+        let got = py.wait_event("pyas2lib got it", |e| e["kind"] == "message");
         assert_eq!(got["status"], "processed", "{got}");
         assert_eq!(
             (
@@ -142,34 +90,7 @@ fn trading_with_a_pyas2lib_partner() {
         // pyas2lib -> ALPHA; pyas2lib verifies our receipt (in the response, or POSTed back).
         let file = py_dir.join("asn-from-pyas2.x12");
         std::fs::write(&file, edi(2)).unwrap();
-        let mut child = Command::new(python())
-            .arg(&script)
-            .arg("send")
-            .arg(&cfg)
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "pyas2lib send hung"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        assert!(status.success(), "{out}");
-        let result: Value = serde_json::from_str(out.trim()).unwrap();
+        let result = py.send(&file);
         assert_eq!(result["http"], 200, "{result}");
         if mode == MdnMode::Sync {
             assert_eq!(
@@ -177,9 +98,7 @@ fn trading_with_a_pyas2lib_partner() {
                 "pyas2lib on our receipt: {result}"
             );
         } else {
-            let e = wait_event(&py_dir, "our async receipt at pyas2lib", |e| {
-                e["kind"] == "mdn"
-            });
+            let e = py.wait_event("our async receipt at pyas2lib", |e| e["kind"] == "mdn");
             assert_eq!(e["status"], "processed", "pyas2lib on our receipt: {e}");
         }
         let records = wait_for(

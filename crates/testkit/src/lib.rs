@@ -9,6 +9,7 @@
 pub mod function_url;
 pub mod lambda;
 pub mod proxy;
+pub mod pyas2;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,6 +17,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1")
+        .local_addr()
+        .expect("address")
+        .port()
+}
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -105,13 +115,6 @@ impl Drop for Moto {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 /// Waits (at most 60 s) until the server answers `GET /moto-api/`.

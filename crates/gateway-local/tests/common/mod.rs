@@ -170,13 +170,7 @@ pub fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use testkit::free_port;
 
 pub fn drop_file(site: &Site, name: &str, body: &[u8]) {
     let p = site.config.partnerships[0].partner.clone();

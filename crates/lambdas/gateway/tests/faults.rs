@@ -39,7 +39,7 @@ fn partner_down_then_up() {
         |d| d.record(&id).attempts >= 2,
     );
     assert_eq!(d.record(&id).status, Status::Queued);
-    let py = Pyas2::start(
+    let py = pyas2(
         &tmp.path().join("py"),
         "PYAS2",
         port,
@@ -109,7 +109,7 @@ fn aws_unreachable_mid_run() {
     let d = Deployment::new();
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _py = Pyas2::start(
+    let _py = pyas2(
         &tmp.path().join("py"),
         "PYAS2",
         port,

@@ -22,7 +22,7 @@ fn trading_with_a_pyas2lib_partner() {
         let receiver = FunctionUrl::start(d.function("as2-receiver", "receiver", &[]));
         let our_url = format!("{}/as2", receiver.url());
         let port = free_port();
-        let py = Pyas2::start(
+        let py = pyas2(
             &tmp.path().join("pyas2"),
             "PYAS2",
             port,

@@ -6,8 +6,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,7 +18,10 @@ use gateway::model::{MessageRecord, Partnership, Station};
 use gateway::ports::MessageLog;
 use gateway_aws::dynamo::{Dynamo, Tables};
 use serde_json::{json, Value};
+#[allow(unused_imports)] // not every test binary needs it
+pub use testkit::free_port;
 use testkit::lambda::LambdaEmulator;
+use testkit::pyas2::{self, Pyas2Partner};
 use testkit::{repo_root, Moto};
 
 pub const KEYSTORE_PASSWORD: &str = "Lambda-Keystore-1";
@@ -36,14 +38,6 @@ pub fn identity(id: &str) -> &'static Identity {
     ));
     cells.push((id.to_string(), made));
     made
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A sample event from `events/`.
@@ -463,110 +457,33 @@ pub fn trigger(function: &mut LambdaEmulator, event: &Value) -> Value {
     reply["records"][0].clone()
 }
 
-/// A pyas2lib partner over HTTP (tests/interop/pyas2_server.py).
-pub struct Pyas2 {
-    child: Child,
-    pub dir: PathBuf,
-    pub config: PathBuf,
-    pub port: u16,
-}
-
-impl Drop for Pyas2 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pem(dir: &Path, name: &str, id: &Identity) -> (String, String) {
-    let (c, k) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
+/// pyas2lib as `name` on `port`, trading with our `station` at `url`.
+pub fn pyas2(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    station: &str,
+    url: &str,
+    mdn: &str,
+) -> Pyas2Partner {
+    let id = identity(name);
+    let (cert, key) = (
+        id.certificate.to_pem().unwrap(),
+        id.private_key.private_key_to_pem_pkcs8().unwrap(),
     );
-    std::fs::write(&c, id.certificate.to_pem().unwrap()).unwrap();
-    std::fs::write(&k, id.private_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    (c.to_str().unwrap().into(), k.to_str().unwrap().into())
-}
-
-impl Pyas2 {
-    /// pyas2lib as `name` on `port`, trading with our `station` at `url`.
-    pub fn start(dir: &Path, name: &str, port: u16, station: &str, url: &str, mdn: &str) -> Pyas2 {
-        std::fs::create_dir_all(dir).unwrap();
-        let (cert, key) = pem(dir, name, identity(name));
-        let (station_cert, _) = pem(dir, station, identity(station));
-        let config = json!({
-            "port": port, "dir": dir, "name": name, "cert": cert, "key": key,
-            "partner": {"name": station, "cert": station_cert, "url": url},
-            "mdn": mdn,
-        });
-        let path = dir.join("config.json");
-        std::fs::write(&path, config.to_string()).unwrap();
-        let child = Command::new(testkit::python())
-            .arg(repo_root().join("tests/interop/pyas2_server.py"))
-            .arg("serve")
-            .arg(&path)
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let p = Pyas2 {
-            child,
-            dir: dir.to_path_buf(),
-            config: path,
-            port,
-        };
-        p.wait_event("listening", |e| e["kind"] == "listening");
-        p
-    }
-
-    pub fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    pub fn wait_event(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            if let Some(e) = self.events().into_iter().find(|e| f(e)) {
-                return e;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{what}: {:#?}",
-                self.events()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// pyas2lib sends `file` to our station; returns its report.
-    pub fn send(&self, file: &Path) -> Value {
-        let mut child = Command::new(testkit::python())
-            .arg(repo_root().join("tests/interop/pyas2_server.py"))
-            .arg("send")
-            .arg(&self.config)
-            .arg(file)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "pyas2lib send hung"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-        assert!(status.success(), "pyas2lib send: {out}");
-        serde_json::from_str(out.trim()).unwrap()
-    }
+    let station_cert = identity(station).certificate.to_pem().unwrap();
+    Pyas2Partner::start(
+        dir,
+        name,
+        (&cert, &key),
+        port,
+        &pyas2::Station {
+            as2_id: station,
+            cert_pem: &station_cert,
+            url,
+        },
+        mdn,
+    )
 }
 
 /// X12 text with CRLF line ends (pyas2lib rewrites bare LFs in non-binary parts).

@@ -1,0 +1,138 @@
+//! A pyas2lib trading partner over HTTP (`tests/interop/pyas2_server.py`): started on a port,
+//! its events read back, and files sent from it to our station. Stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Who pyas2lib trades with.
+#[derive(Debug, Clone)]
+pub struct Station<'a> {
+    /// Our AS2 ID.
+    pub as2_id: &'a str,
+    /// Our certificate (PEM).
+    pub cert_pem: &'a [u8],
+    /// Where pyas2lib sends to.
+    pub url: &'a str,
+}
+
+/// The running partner.
+#[derive(Debug)]
+pub struct Pyas2Partner {
+    child: Child,
+    /// Its directory: `events.jsonl`, `received/`, `stderr.log`.
+    pub dir: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+}
+
+impl Drop for Pyas2Partner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn script() -> PathBuf {
+    crate::repo_root().join("tests/interop/pyas2_server.py")
+}
+
+impl Pyas2Partner {
+    /// pyas2lib as `name` (key and certificate in PEM) on 127.0.0.1:`port`, in `dir`, with
+    /// receipts `mdn` (`SYNC` or `ASYNC`); returns once it listens.
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        (cert_pem, key_pem): (&[u8], &[u8]),
+        port: u16,
+        station: &Station,
+        mdn: &str,
+    ) -> Pyas2Partner {
+        std::fs::create_dir_all(dir).expect("partner dir");
+        let file = |n: &str, data: &[u8]| {
+            let p = dir.join(n);
+            std::fs::write(&p, data).expect("PEM file");
+            p
+        };
+        let config = json!({
+            "port": port, "dir": dir, "name": name,
+            "cert": file("partner.crt", cert_pem), "key": file("partner.key", key_pem),
+            "partner": {"name": station.as2_id, "cert": file("station.crt", station.cert_pem), "url": station.url},
+            "mdn": mdn,
+        });
+        let path = dir.join("config.json");
+        std::fs::write(&path, config.to_string()).expect("config");
+        let child = Command::new(crate::python())
+            .arg(script())
+            .arg("serve")
+            .arg(&path)
+            .stderr(std::fs::File::create(dir.join("stderr.log")).expect("stderr.log"))
+            .spawn()
+            .expect("start pyas2lib");
+        let p = Pyas2Partner {
+            child,
+            dir: dir.to_path_buf(),
+            config: path,
+        };
+        p.wait_event("pyas2lib listening", |e| e["kind"] == "listening");
+        p
+    }
+
+    /// What it has seen so far, one JSON object each.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits (at most 30 s) for an event `f` accepts.
+    pub fn wait_event(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| f(e)) {
+                return e;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{what}: {:#?}\nstderr: {}",
+                self.events(),
+                std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// pyas2lib sends `file` to the station (at most 90 s); returns its report
+    /// (`http`, `message_id`, and for synchronous receipts `mdn_status`, `mdn_detail`).
+    pub fn send(&self, file: &Path) -> Value {
+        let mut child = Command::new(crate::python())
+            .arg(script())
+            .arg("send")
+            .arg(&self.config)
+            .arg(file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("pyas2lib send");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "pyas2lib send hung"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut out = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut o, &mut out);
+        }
+        assert!(status.success(), "pyas2lib send: {out}");
+        serde_json::from_str(out.trim()).expect("pyas2lib's report")
+    }
+}
