@@ -30,6 +30,13 @@ LIFECYCLE = {
 }
 NEVER_EXPIRE = ("AS2/send/", "AS2/duplicate/", "AS2/keystore/")
 DATA_SERVICES = ("s3:", "dynamodb:", "sqs:", "secretsmanager:", "transfer:")
+# Deployment-wide defaults for stations and partnerships that set none: variable -> parameter.
+DEFAULTS = {
+    "MFTG_MESSAGE_ID_DOMAIN": "MessageIdDomain",
+    "MFTG_RETRY_ATTEMPTS": "RetryAttempts",
+    "MFTG_RETRY_INTERVAL_SECONDS": "RetryIntervalSeconds",
+    "MFTG_RETRY_MAX_INTERVAL_SECONDS": "RetryMaxIntervalSeconds",
+}
 
 
 class NoManagedPolicies:
@@ -218,6 +225,22 @@ def check(cfn, fail):
     if "As2EndpointUrl" not in cfn.get("Outputs", {}):
         fail("no output with the AS2 endpoint URL")
 
+    # Deployment-wide defaults reach the gateway's functions; the sender asks partners for
+    # asynchronous receipts at the public URL: the As2Url parameter when set, else the Function URL.
+    def env(name):
+        return functions[name][1]["Properties"].get("Environment", {}).get("Variables", {})
+    for name in ("send-trigger", "as2-sender", "as2-receiver"):
+        for var, param in DEFAULTS.items():
+            if env(name).get(var) != {"Ref": param}:
+                fail(f"{name}: {var} is {env(name).get(var)}, not parameter {param}")
+    url_ids = list(resources(cfn, "AWS::Lambda::Url"))
+    public = env("as2-sender").get("MFTG_AS2_URL")
+    branches = public.get("Fn::If", []) if isinstance(public, dict) else []
+    if len(url_ids) != 1 or branches[1:] != [{"Ref": "As2Url"}, {"Fn::GetAtt": [url_ids[0], "FunctionUrl"]}]:
+        fail(f"as2-sender: MFTG_AS2_URL is {public}, not As2Url or else the Function URL")
+    elif cfn.get("Conditions", {}).get(branches[0]) != {"Fn::Not": [{"Fn::Equals": [{"Ref": "As2Url"}, ""]}]}:
+        fail(f"condition {branches[0]} is not 'As2Url is set'")
+
     # Least privilege: no wildcard actions on data services anywhere; our roles name resources.
     ours = {f["Properties"]["Role"]["Fn::GetAtt"][0] for _, f in functions.values()}
     ours |= {lid for lid, r in resources(cfn, "AWS::IAM::Role").items() if mentions(r["Properties"].get("AssumeRolePolicyDocument"), "transfer.amazonaws.com")}
@@ -278,7 +301,9 @@ def summary(cfn):
         "types": types, "lifecycle": rules, "functions": fns, "tables": tables, "queues": queues,
         "notifications": sorted(n["Event"] for n in bucket_notifications(cfn, bucket)),
         "sftp": {k: server.get(k) for k in ("Domain", "EndpointType", "IdentityProviderType", "Protocols")},
-        "parameters": sorted(cfn.get("Parameters", {}).keys() - {"BootstrapVersion"}),
+        "parameters": {k: {a: str(v.get(a)) for a in ("Type", "Default", "MinValue", "MaxValue", "AllowedPattern", "AllowedValues")}
+                       for k, v in cfn.get("Parameters", {}).items() if k != "BootstrapVersion"},
+        "conditions": {k: v for k, v in cfn.get("Conditions", {}).items() if k != "CDKMetadataAvailable"},
         "outputs": sorted(cfn.get("Outputs", {}).keys()),
     }
 
@@ -320,6 +345,13 @@ def mutations():
     def x86(c):
         our_functions(c)["as2-sender"][1]["Properties"]["Architectures"] = ["x86_64"]
 
+    def no_retry_default(c):
+        our_functions(c)["as2-sender"][1]["Properties"]["Environment"]["Variables"].pop("MFTG_RETRY_ATTEMPTS")
+
+    def function_url_only(c):
+        env = our_functions(c)["as2-sender"][1]["Properties"]["Environment"]["Variables"]
+        env["MFTG_AS2_URL"] = env["MFTG_AS2_URL"]["Fn::If"][2]
+
     def passwords(c):
         next(v for v in c["Resources"].values() if v["Type"] == "AWS::Transfer::Server")["Properties"]["IdentityProviderType"] = "API_GATEWAY"
 
@@ -332,6 +364,8 @@ def mutations():
         "dynamodb:* allowed": wildcard,
         "x86_64": x86,
         "password identities": passwords,
+        "sender without the retry default": no_retry_default,
+        "custom AS2 URL ignored": function_url_only,
     }
 
 

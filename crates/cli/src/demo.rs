@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use as2::keys::{Identity, Keystore};
 use gateway::layout::{keystore as ks_paths, Direction};
-use gateway::model::{MdnMode, MessageRecord, Partnership, Station, Status};
+use gateway::model::{MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status};
 use gateway::ports::{Clock, MessageLog};
 use gateway_local::{Config, Node, Shutdown, SystemClock};
 
@@ -97,7 +97,7 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
             key_alias: id.to_lowercase(),
             mdn_url: Some(format!("http://{addr}/as2")),
             mdn_email: None,
-            message_id_domain: format!("{}.example", id.to_lowercase()),
+            message_id_domain: Some(format!("{}.example", id.to_lowercase())),
         });
         let identity =
             Identity::generate_self_signed(id, 2048, now, 365).map_err(|e| e.to_string())?;
@@ -140,7 +140,10 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
         } else {
             MdnMode::Async
         };
-        p.retry.first_interval_secs = 2;
+        p.retry = Some(RetryPolicy {
+            first_interval_secs: 2,
+            ..RetryPolicy::default()
+        });
         me.config.partnerships.push(p);
         std::fs::create_dir_all(&me.dir).map_err(|e| e.to_string())?;
         // Saved for looking around afterwards: the data directory relative to the file.

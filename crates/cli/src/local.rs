@@ -61,7 +61,10 @@ pub fn init(a: InitArgs) -> Result<ExitCode, String> {
         key_alias: a.station.to_lowercase(),
         mdn_url: Some(url.clone()),
         mdn_email: None,
-        message_id_domain: format!("{}.mftg.local", a.station.to_lowercase().replace(' ', "-")),
+        message_id_domain: Some(format!(
+            "{}.mftg.local",
+            a.station.to_lowercase().replace(' ', "-")
+        )),
     });
     c.save(&a.config.config).map_err(|e| e.to_string())?;
     println!(

@@ -272,14 +272,33 @@ async fn the_partner_directory() {
         key_alias: "alpha".into(),
         mdn_url: Some("https://as2.alpha.example/as2".into()),
         mdn_email: None,
-        message_id_domain: "alpha.example".into(),
+        message_id_domain: Some("alpha.example".into()),
     };
     d.put_station(&station).await.unwrap();
     let mut p = Partnership::new("ALPHA", "BETA", "https://beta.example/as2", "beta");
-    p.retry.attempts = 7;
+    p.retry = Some(gateway::model::RetryPolicy {
+        attempts: 7,
+        ..Default::default()
+    });
     d.put_partnership(&p).await.unwrap();
     assert_eq!(d.station("ALPHA").await.unwrap(), Some(station));
     assert_eq!(d.partnership("ALPHA", "BETA").await.unwrap(), Some(p));
+    // What a station or partnership leaves unset stays unset, for the deployment's defaults.
+    let bare = Station {
+        as2_id: "OMEGA".into(),
+        key_alias: "omega".into(),
+        mdn_url: None,
+        mdn_email: None,
+        message_id_domain: None,
+    };
+    d.put_station(&bare).await.unwrap();
+    assert_eq!(d.station("OMEGA").await.unwrap(), Some(bare));
+    let q = Partnership::new("OMEGA", "BETA", "https://beta.example/as2", "beta");
+    d.put_partnership(&q).await.unwrap();
+    assert_eq!(
+        d.partnership("OMEGA", "BETA").await.unwrap().unwrap().retry,
+        None
+    );
     assert_eq!(d.partnership("ALPHA", "GAMMA").await.unwrap(), None);
     assert_eq!(d.station("BETA").await.unwrap(), None);
 }

@@ -1,9 +1,10 @@
-//! `mftg.toml`: where the data lives, where to listen, the stations and partnerships.
+//! `mftg.toml`: where the data lives, where to listen, the defaults, the stations and
+//! partnerships.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use gateway::model::{Partnership, Station};
+use gateway::model::{self, Defaults, Partnership, Station};
 use gateway::ports::PartnerDirectory;
 use gateway::{GatewayError, Result};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ pub struct Config {
     /// Environment variable holding the keystore password (identity, trust and https).
     #[serde(default = "default_password_env")]
     pub keystore_password_env: String,
+    /// `[defaults]`: the Message-ID domain, receipt URL and retry policy of stations and
+    /// partnerships that do not set their own.
+    #[serde(default)]
+    pub defaults: Defaults,
     /// Our stations.
     #[serde(default, rename = "station")]
     pub stations: Vec<Station>,
@@ -62,6 +67,7 @@ impl Config {
             poll_interval_ms: default_poll(),
             max_body_bytes: default_max_body(),
             keystore_password_env: default_password_env(),
+            defaults: Defaults::default(),
             stations: Vec::new(),
             partnerships: Vec::new(),
         }
@@ -90,8 +96,19 @@ impl Config {
 
     /// Checks what can be checked without the keystore.
     pub fn check(&self) -> Result<()> {
+        let invalid = |what: String| move |e: String| GatewayError::Config(format!("{what}: {e}"));
+        self.defaults
+            .check()
+            .map_err(invalid("[defaults]".into()))?;
         for s in &self.stations {
             gateway::layout::check_as2_id(&s.as2_id)?;
+            let what = || format!("station {}", s.as2_id);
+            if let Some(domain) = &s.message_id_domain {
+                model::check_domain(domain).map_err(invalid(what()))?;
+            }
+            if let Some(url) = &s.mdn_url {
+                model::check_url(url).map_err(invalid(what()))?;
+            }
         }
         for p in &self.partnerships {
             gateway::layout::check_as2_id(&p.partner)?;
@@ -106,6 +123,12 @@ impl Config {
                     "partner {} URL {:?} is not http(s)",
                     p.partner, p.url
                 )));
+            }
+            if let Some(retry) = &p.retry {
+                retry.check().map_err(invalid(format!(
+                    "partnership {} -> {}",
+                    p.station, p.partner
+                )))?;
             }
         }
         Ok(())
@@ -186,8 +209,68 @@ mdn = "async"
         let mut bad = c.clone();
         bad.partnerships[0].station = "NOPE".into();
         assert!(bad.check().is_err());
-        let mut bad = c;
+        let mut bad = c.clone();
         bad.partnerships[0].url = "ftp://x".into();
         assert!(bad.check().is_err());
+        assert_eq!(c.defaults, Defaults::default());
+    }
+
+    #[test]
+    fn defaults_section() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("mftg.toml");
+        let file = |defaults: &str| {
+            format!(
+                "data_dir = \"data\"\n\n[defaults]\n{defaults}\n\n[[station]]\n\
+                 as2_id = \"ALPHA\"\nkey_alias = \"alpha\"\n"
+            )
+        };
+        std::fs::write(
+            &path,
+            file(
+                "message_id_domain = \"edi.acme.example\"\n\
+                 mdn_url = \"https://as2.acme.example/as2\"\n\
+                 retry = { attempts = 3, first_interval_secs = 60 }",
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.defaults.message_id_domain, "edi.acme.example");
+        assert_eq!(
+            c.defaults.mdn_url.as_deref(),
+            Some("https://as2.acme.example/as2")
+        );
+        assert_eq!(
+            c.defaults.retry,
+            gateway::model::RetryPolicy {
+                attempts: 3,
+                first_interval_secs: 60,
+                max_interval_secs: 3600,
+            }
+        );
+        assert_eq!(c.stations[0].message_id_domain, None);
+        c.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), c);
+
+        for (bad, why) in [
+            ("message_id_domain = \"acme example\"", "not a domain"),
+            ("mdn_url = \"as2.acme.example\"", "not an http"),
+            (
+                "retry = { attempts = 0, first_interval_secs = 1 }",
+                "at least 1 attempt",
+            ),
+            ("retries = 3", "unknown field"),
+        ] {
+            std::fs::write(&path, file(bad)).unwrap();
+            let e = Config::load(&path).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let mut bad = c.clone();
+        bad.stations[0].message_id_domain = Some("a@b".into());
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("station ALPHA"));
     }
 }

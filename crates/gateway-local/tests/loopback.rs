@@ -169,7 +169,7 @@ fn a_partner_that_fails_in_every_way_first() {
         free_port(),
         beta_port,
         Some(format!("http://127.0.0.1:{front_port}/as2")),
-        &|p| p.retry.attempts = 6,
+        &|p| p.retry = Some(quick_retries(6)),
     );
     let seen = Arc::new(AtomicUsize::new(0));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -444,7 +444,7 @@ fn basic_auth_towards_the_partner() {
                     user: "alpha".into(),
                     password_secret: secret.into(),
                 });
-                p.retry.attempts = 1;
+                p.retry = Some(quick_retries(1));
             },
         );
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -12,7 +12,7 @@ use as2::receive::Policy;
 use openssl::x509::X509;
 
 use crate::error::{GatewayError, Result};
-use crate::model::{MdnMode, MessageRecord, Partnership, Station};
+use crate::model::{Defaults, MdnMode, MessageRecord, Partnership, RetryPolicy, Station};
 use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
 
 /// Gateway-wide settings.
@@ -24,6 +24,8 @@ pub struct Settings {
     pub reporting_ua: String,
     /// Largest payload a compressed message may inflate to.
     pub max_decompressed_size: u64,
+    /// What stations and partnerships that do not set their own take.
+    pub defaults: Defaults,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             duplicate_window: Duration::from_secs(6 * 3600),
             reporting_ua: format!("mftg/{}", env!("CARGO_PKG_VERSION")),
             max_decompressed_size: 1 << 30,
+            defaults: Defaults::default(),
         }
     }
 }
@@ -47,8 +50,13 @@ pub struct Gateway<P: Ports> {
 
 /// A partnership with what it needs from the keystore, loaded once per message.
 pub(crate) struct Loaded {
+    /// The station, its receipt URL filled in from the defaults when it has none.
     pub(crate) station: Station,
     pub(crate) partnership: Partnership,
+    /// The station's Message-ID domain, or the deployment's.
+    pub(crate) message_id_domain: String,
+    /// The partnership's retry policy, or the deployment's.
+    pub(crate) retry: RetryPolicy,
     pub(crate) identity: Identity,
     pub(crate) partner_cert: X509,
 }
@@ -69,7 +77,7 @@ impl<P: Ports> Gateway<P> {
             partner: partner.into(),
         };
         let dir = self.ports.directory();
-        let station_cfg = dir.station(station).await?.ok_or_else(unknown)?;
+        let mut station_cfg = dir.station(station).await?.ok_or_else(unknown)?;
         let partnership = dir
             .partnership(station, partner)
             .await?
@@ -80,9 +88,20 @@ impl<P: Ports> Gateway<P> {
             .keys()
             .partner_certificate(&partnership.certificate_alias)
             .await?;
+        let defaults = &self.settings.defaults;
+        if station_cfg.mdn_url.is_none() {
+            station_cfg.mdn_url = defaults.mdn_url.clone();
+        }
+        let message_id_domain = station_cfg
+            .message_id_domain
+            .clone()
+            .unwrap_or_else(|| defaults.message_id_domain.clone());
+        let retry = partnership.retry.unwrap_or(defaults.retry);
         Ok(Loaded {
             station: station_cfg,
             partnership,
+            message_id_domain,
+            retry,
             identity,
             partner_cert,
         })
@@ -175,7 +194,8 @@ impl Loaded {
             MdnMode::Async => {
                 let url = self.station.mdn_url.clone().ok_or_else(|| {
                     GatewayError::Config(format!(
-                        "station {} has no mdn_url, which asynchronous receipts need",
+                        "station {} has no mdn_url and the deployment sets no default one; \
+                         asynchronous receipts need it",
                         self.station.as2_id
                     ))
                 })?;

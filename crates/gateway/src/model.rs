@@ -16,19 +16,106 @@ pub struct Station {
     pub as2_id: String,
     /// Alias of our key in `AS2/keystore/identity.jks`.
     pub key_alias: String,
-    /// Where partners POST asynchronous receipts for messages we send.
-    #[serde(default)]
+    /// Where partners POST asynchronous receipts for messages we send; `None` takes the
+    /// deployment's [`Defaults::mdn_url`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdn_url: Option<String>,
     /// `Disposition-Notification-To` value (an address or our AS2 ID).
     #[serde(default)]
     pub mdn_email: Option<String>,
-    /// The part of our Message-IDs after the `@`.
-    #[serde(default = "default_domain")]
-    pub message_id_domain: String,
+    /// The part of our Message-IDs after the `@`; `None` takes the deployment's
+    /// [`Defaults::message_id_domain`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id_domain: Option<String>,
 }
 
+/// What a deployment sets once for every station and partnership that does not set its own:
+/// template parameters on AWS, `[defaults]` in `mftg.toml` for the embedded gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// The part of Message-IDs after the `@`.
+    #[serde(default = "default_domain")]
+    pub message_id_domain: String,
+    /// Our public AS2 URL, where partners POST asynchronous receipts.
+    #[serde(default)]
+    pub mdn_url: Option<String>,
+    /// Retries for what we send.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+/// The Message-ID domain when nothing else names one.
+pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = "mftg.local";
+
 fn default_domain() -> String {
-    "mftg.local".into()
+    DEFAULT_MESSAGE_ID_DOMAIN.into()
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            message_id_domain: default_domain(),
+            mdn_url: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl Defaults {
+    /// Checks the values make sense: a domain that fits in a Message-ID, an http(s) URL, a
+    /// retry policy that tries at least once.
+    pub fn check(&self) -> Result<(), String> {
+        check_domain(&self.message_id_domain)?;
+        if let Some(url) = &self.mdn_url {
+            check_url(url)?;
+        }
+        self.retry.check()
+    }
+}
+
+/// Whether `domain` can follow the `@` of a Message-ID (RFC 5322 `dot-atom-text`, which is what
+/// partner products parse).
+pub fn check_domain(domain: &str) -> Result<(), String> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{domain:?} is not a domain name (letters, digits, '-', '_' and dots) for Message-IDs"
+        ))
+    }
+}
+
+/// Whether `url` can be a receipt URL: `http://` or `https://` with a host.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if is_http_url(url) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?} is not an http:// or https:// URL with a host"
+        ))
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    !host.is_empty() && !host.starts_with(':') && !url.chars().any(char::is_whitespace)
 }
 
 /// When and how often a send is tried again.
@@ -58,6 +145,20 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Checks the policy tries at least once and waits at most as long as its longest wait.
+    pub fn check(&self) -> Result<(), String> {
+        if self.attempts == 0 {
+            return Err("a retry policy needs at least 1 attempt".into());
+        }
+        if self.first_interval_secs > self.max_interval_secs {
+            return Err(format!(
+                "the first retry interval ({} s) is longer than the longest ({} s)",
+                self.first_interval_secs, self.max_interval_secs
+            ));
+        }
+        Ok(())
+    }
+
     /// The wait after failed attempt number `attempt` (1-based), or `None` when none are left.
     pub fn delay_after(&self, attempt: u32) -> Option<Duration> {
         if attempt >= self.attempts {
@@ -144,9 +245,9 @@ pub struct Partnership {
     /// Write algorithm names as `sha1`/`sha256` instead of `sha-1`/`sha-256` (older products).
     #[serde(default)]
     pub compact_algorithm_names: bool,
-    /// Retries for what we send.
-    #[serde(default)]
-    pub retry: RetryPolicy,
+    /// Retries for what we send; `None` takes the deployment's [`Defaults::retry`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
     /// Content-Type of what we send.
     #[serde(default = "default_content_type")]
     pub content_type: String,
@@ -216,7 +317,7 @@ impl Partnership {
             signed_mdn: true,
             mic_algorithm: default_mic(),
             compact_algorithm_names: false,
-            retry: RetryPolicy::default(),
+            retry: None,
             content_type: default_content_type(),
             auth: None,
             tls: TlsOptions::default(),
@@ -462,6 +563,61 @@ mod tests {
         assert_eq!(p.delay_after(4), None);
         let one = RetryPolicy { attempts: 1, ..p };
         assert_eq!(one.delay_after(1), None);
+    }
+
+    #[test]
+    fn retry_policies_that_cannot_work_are_refused() {
+        assert!(RetryPolicy::default().check().is_ok());
+        let none = RetryPolicy {
+            attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert!(none.check().unwrap_err().contains("at least 1 attempt"));
+        let upside_down = RetryPolicy {
+            attempts: 3,
+            first_interval_secs: 600,
+            max_interval_secs: 60,
+        };
+        assert!(upside_down.check().unwrap_err().contains("longer than"));
+    }
+
+    #[test]
+    fn defaults_that_cannot_work_are_refused() {
+        for bad_domain in ["", "a b.example", "x@y", "<id>", "a..b", "ex\u{e4}mple.de"] {
+            let d = Defaults {
+                message_id_domain: bad_domain.into(),
+                ..Defaults::default()
+            };
+            assert!(d.check().is_err(), "{bad_domain:?} accepted");
+        }
+        for bad_url in [
+            "ftp://x.example/",
+            "as2.example.com/as2",
+            "https:///as2",
+            "",
+        ] {
+            let d = Defaults {
+                mdn_url: Some(bad_url.into()),
+                ..Defaults::default()
+            };
+            let e = d.check().unwrap_err();
+            assert!(e.contains("not an http"), "{bad_url:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn stations_and_partnerships_without_their_own_values_take_the_defaults() {
+        let s: Station = serde_json::from_str(r#"{"as2_id":"A","key_alias":"a"}"#).unwrap();
+        assert_eq!((s.mdn_url, s.message_id_domain), (None, None));
+        // Written back, unset values stay unset (so a later default still applies).
+        let p = Partnership::new("A", "B", "http://b", "b");
+        let json = serde_json::to_value(&p).unwrap();
+        assert!(json.get("retry").is_none(), "{json}");
+        let d: Defaults =
+            serde_json::from_str(r#"{"retry":{"attempts":2,"first_interval_secs":5}}"#).unwrap();
+        assert_eq!(d.message_id_domain, DEFAULT_MESSAGE_ID_DOMAIN);
+        assert_eq!(d.retry.max_interval_secs, 3600);
+        assert!(serde_json::from_str::<Defaults>(r#"{"retries":{}}"#).is_err());
     }
 
     #[test]

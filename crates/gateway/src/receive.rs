@@ -173,8 +173,7 @@ impl<P: Ports> Gateway<P> {
             return Ok(HttpReply::text(200, "received; no receipt was requested"));
         };
         let opts = loaded.mdn_options(&self.settings.reporting_ua);
-        let receipt_id =
-            as2::message::new_message_id(&loaded.station.message_id_domain, now.unix());
+        let receipt_id = as2::message::new_message_id(&loaded.message_id_domain, now.unix());
         let receipt = mdn::build(
             &envelope,
             &disposition,
@@ -260,7 +259,7 @@ impl<P: Ports> Gateway<P> {
         }
         let now = self.ports.clock().now();
         let opts: MdnOptions = loaded.mdn_options(&self.settings.reporting_ua);
-        let id = as2::message::new_message_id(&loaded.station.message_id_domain, now.unix());
+        let id = as2::message::new_message_id(&loaded.message_id_domain, now.unix());
         let receipt = mdn::build(
             envelope,
             &Disposition::duplicate_document(),

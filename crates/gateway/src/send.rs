@@ -106,8 +106,7 @@ impl<P: Ports> Gateway<P> {
             Err(e) => return self.fail(&mut record, now, e.to_string()).await,
         };
         if record.message_id.is_empty() {
-            record.message_id =
-                message::new_message_id(&loaded.station.message_id_domain, now.unix());
+            record.message_id = message::new_message_id(&loaded.message_id_domain, now.unix());
         }
         let built = message::build(
             &opts,
@@ -295,7 +294,7 @@ impl<P: Ports> Gateway<P> {
         reason: String,
     ) -> Result<SendOutcome> {
         let attempt = record.attempts;
-        match loaded.partnership.retry.delay_after(attempt) {
+        match loaded.retry.delay_after(attempt) {
             Some(delay) => {
                 let at = now.plus(delay);
                 let detail = format!("attempt {attempt} failed: {reason}; next attempt at {at}");
@@ -482,7 +481,7 @@ impl<P: Ports> Gateway<P> {
             Err(e) => Some(e.to_string()),
         };
         let attempt = attempt + 1;
-        let note = match (&failure, loaded.partnership.retry.delay_after(attempt)) {
+        let note = match (&failure, loaded.retry.delay_after(attempt)) {
             (None, _) => format!("asynchronous receipt delivered to {url}"),
             (Some(why), Some(delay)) => {
                 self.ports

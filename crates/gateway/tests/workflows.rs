@@ -14,7 +14,9 @@ use std::time::Duration;
 use as2::keys::Identity;
 use gateway::layout::Direction;
 use gateway::memory::{FnTransport, MemoryPorts};
-use gateway::model::{Job, MdnMode, MessageRecord, Partnership, Station, Status};
+use gateway::model::{
+    Defaults, Job, MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status,
+};
 use gateway::ports::{Clock, HttpResponse, MessageLog, ObjectStore, TransportError};
 use gateway::{Gateway, Millis, Origin, SendOutcome, UploadOutcome, UploadRef};
 
@@ -108,7 +110,7 @@ fn gateway(
         key_alias: "me".into(),
         mdn_url: Some(format!("http://{me}.example/as2")),
         mdn_email: None,
-        message_id_domain: format!("{}.example", me.to_lowercase()),
+        message_id_domain: Some(format!("{}.example", me.to_lowercase())),
     });
     let mut p = Partnership::new(me, them, &format!("http://{them}.example/as2"), "them");
     tune(&mut p);
@@ -606,7 +608,12 @@ async fn what_is_not_a_send() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn retries_back_off_and_keep_the_message_id() {
-    let (alpha, beta, to_beta, _) = pair(&|p| p.retry.first_interval_secs = 30);
+    let (alpha, beta, to_beta, _) = pair(&|p| {
+        p.retry = Some(RetryPolicy {
+            first_interval_secs: 30,
+            ..RetryPolicy::default()
+        })
+    });
     to_beta.next(&[Wire::Refused, Wire::Http500, Wire::Timeout, Wire::Garbage]);
     let id = queued_id(&upload(&alpha, "r.edi", b"retry me").await);
     let mut waits = Vec::new();
@@ -646,8 +653,11 @@ async fn retries_back_off_and_keep_the_message_id() {
 #[tokio::test(flavor = "current_thread")]
 async fn gives_up_after_the_policy_and_keeps_the_file() {
     let (alpha, _, to_beta, _) = pair(&|p| {
-        p.retry.attempts = 3;
-        p.retry.first_interval_secs = 10;
+        p.retry = Some(RetryPolicy {
+            attempts: 3,
+            first_interval_secs: 10,
+            ..RetryPolicy::default()
+        });
     });
     to_beta.next(&[Wire::Refused; 3]);
     let id = queued_id(&upload(&alpha, "down.edi", b"partner is down").await);
@@ -669,6 +679,95 @@ async fn gives_up_after_the_policy_and_keeps_the_file() {
         b"partner is down"
     );
     assert!(alpha.ports.queue.pending().is_empty());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn deployment_defaults_fill_what_stations_and_partnerships_leave_out() {
+    let script = Arc::<Mutex<VecDeque<Wire>>>::default();
+    let mut alpha = gateway(
+        "ALPHA",
+        "BETA",
+        transport(Arc::default(), script.clone()),
+        &|p| p.mdn = MdnMode::Async,
+    );
+    alpha.ports.directory.add_station(Station {
+        as2_id: "ALPHA".into(),
+        key_alias: "me".into(),
+        mdn_url: None,
+        mdn_email: None,
+        message_id_domain: None,
+    });
+    alpha.settings.defaults = Defaults {
+        message_id_domain: "edi.example".into(),
+        mdn_url: Some("https://as2.edi.example/".into()),
+        retry: RetryPolicy {
+            attempts: 2,
+            first_interval_secs: 7,
+            max_interval_secs: 60,
+        },
+    };
+    script
+        .lock()
+        .unwrap()
+        .extend([Wire::Refused, Wire::Refused]);
+    let id = queued_id(&upload(&alpha, "d.edi", b"defaults").await);
+    assert_eq!(drain(&alpha).await, 1);
+    let (at, _) = alpha.ports.queue.pending().into_iter().next().unwrap();
+    assert_eq!(at.since(alpha.ports.clock.now()).as_secs(), 7);
+    alpha.ports.clock.advance(Duration::from_secs(7));
+    assert_eq!(drain(&alpha).await, 1);
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.last_detail()
+            .unwrap()
+            .contains("gave up after 2 attempts"),
+        "{:#?}",
+        r.history
+    );
+    let requests = alpha.ports.transport.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    let header = |name: &str| requests[0].headers.get(name).unwrap().to_string();
+    assert!(
+        header("Message-ID").ends_with("@edi.example>"),
+        "{}",
+        header("Message-ID")
+    );
+    assert_eq!(
+        header("Receipt-Delivery-Option"),
+        "https://as2.edi.example/"
+    );
+
+    // The station's and the partnership's own values win over the defaults.
+    let script = Arc::<Mutex<VecDeque<Wire>>>::default();
+    let mut alpha = gateway(
+        "ALPHA",
+        "BETA",
+        transport(Arc::default(), script.clone()),
+        &|p| {
+            p.mdn = MdnMode::Async;
+            p.retry = Some(RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            });
+        },
+    );
+    alpha.settings.defaults = Defaults {
+        message_id_domain: "edi.example".into(),
+        mdn_url: Some("https://as2.edi.example/".into()),
+        retry: RetryPolicy::default(),
+    };
+    script.lock().unwrap().push_back(Wire::Refused);
+    let id = queued_id(&upload(&alpha, "own.edi", b"own values").await);
+    drain(&alpha).await;
+    assert_eq!(record(&alpha, &id).await.status, Status::Failed);
+    let requests = alpha.ports.transport.requests.lock().unwrap().clone();
+    let header = |name: &str| requests[0].headers.get(name).unwrap().to_string();
+    assert!(header("Message-ID").ends_with("@alpha.example>"));
+    assert_eq!(
+        header("Receipt-Delivery-Option"),
+        "http://ALPHA.example/as2"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -2,9 +2,11 @@
 // compares the two), built with the CDK.
 import * as path from "path";
 import {
+  CfnCondition,
   CfnOutput,
   CfnParameter,
   Duration,
+  Fn,
   RemovalPolicy,
   Stack,
   StackProps,
@@ -88,6 +90,44 @@ export class MftgStack extends Stack {
       maxValue: 4700000,
       description: "Largest AS2 request as2-receiver takes; Lambda's own limit is 6 MB after base64.",
     }).valueAsString;
+    const as2Url = new CfnParameter(this, "As2Url", {
+      type: "String",
+      default: "",
+      allowedPattern: "^(https?://[^\\s]+)?$",
+      description:
+        "Our public AS2 URL when a custom domain fronts as2-receiver; partners are asked to POST asynchronous receipts there. Empty for the receiver's Function URL.",
+    }).valueAsString;
+    const messageIdDomain = new CfnParameter(this, "MessageIdDomain", {
+      type: "String",
+      default: "mftg.local",
+      allowedPattern: "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$",
+      description: "The part of our Message-IDs after the @, for stations that name none.",
+    }).valueAsString;
+    const retryAttempts = new CfnParameter(this, "RetryAttempts", {
+      type: "Number",
+      default: 5,
+      minValue: 1,
+      maxValue: 100,
+      description:
+        "Attempts per AS2 send in all, for partnerships without their own retry policy.",
+    }).valueAsString;
+    const retryInterval = new CfnParameter(this, "RetryIntervalSeconds", {
+      type: "Number",
+      default: 30,
+      minValue: 1,
+      maxValue: 86400,
+      description: "Wait before a send's second attempt; each further wait doubles.",
+    }).valueAsString;
+    const retryMaxInterval = new CfnParameter(this, "RetryMaxIntervalSeconds", {
+      type: "Number",
+      default: 3600,
+      minValue: 1,
+      maxValue: 86400,
+      description: "Longest wait between two attempts (at least RetryIntervalSeconds).",
+    }).valueAsString;
+    const hasAs2Url = new CfnCondition(this, "HasAs2Url", {
+      expression: Fn.conditionNot(Fn.conditionEquals(as2Url, "")),
+    });
     const senderConcurrency = new CfnParameter(this, "SenderConcurrency", {
       type: "Number",
       default: 10,
@@ -212,6 +252,10 @@ export class MftgStack extends Stack {
       MFTG_IDENTITY_PASSWORD_SECRET: secretName,
       MFTG_DUPLICATE_WINDOW_SECONDS: duplicateWindow,
       MFTG_MAX_BODY_BYTES: maxBody,
+      MFTG_MESSAGE_ID_DOMAIN: messageIdDomain,
+      MFTG_RETRY_ATTEMPTS: retryAttempts,
+      MFTG_RETRY_INTERVAL_SECONDS: retryInterval,
+      MFTG_RETRY_MAX_INTERVAL_SECONDS: retryMaxInterval,
     };
     const fn = (
       id: string,
@@ -334,6 +378,9 @@ export class MftgStack extends Stack {
       authType: lambda.FunctionUrlAuthType.NONE,
       invokeMode: lambda.InvokeMode.BUFFERED,
     });
+    // Where partners POST asynchronous receipts: the custom domain's URL, or the Function URL.
+    const publicUrl = Fn.conditionIf(hasAs2Url.logicalId, as2Url, url.url).toString();
+    sender.addEnvironment("MFTG_AS2_URL", publicUrl);
 
     // SFTP.
     const server = new transfer.CfnServer(this, "SftpServer", {
@@ -442,6 +489,10 @@ export class MftgStack extends Stack {
     new CfnOutput(this, "BucketName", { value: bucket.bucketName });
     new CfnOutput(this, "As2EndpointUrl", {
       description: "The URL partners send AS2 messages and asynchronous receipts to.",
+      value: publicUrl,
+    });
+    new CfnOutput(this, "As2FunctionUrl", {
+      description: "as2-receiver's own Function URL (the origin behind a custom domain).",
       value: url.url,
     });
     new CfnOutput(this, "SendQueueUrl", { value: queue.queueUrl });

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use as2::keys::{Identity, Keystore};
 use gateway::layout::{keystore as ks, Direction};
-use gateway::model::{MessageRecord, Partnership, Station, Status};
+use gateway::model::{MessageRecord, Partnership, RetryPolicy, Station, Status};
 use gateway::ports::MessageLog;
 use gateway_local::{Config, Node, Shutdown};
 
@@ -52,15 +52,16 @@ pub fn site(
     c.listen = format!("127.0.0.1:{port}").parse().unwrap();
     c.poll_interval_ms = 100;
     c.keystore_password_env = PASSWORD_ENV.into();
+    // Quick retries (1 s, 2 s, ...) for partnerships without their own policy.
+    c.defaults.retry.first_interval_secs = 1;
     c.stations.push(Station {
         as2_id: id.into(),
         key_alias: id.to_lowercase(),
         mdn_url: Some(format!("http://127.0.0.1:{port}/as2")),
         mdn_email: None,
-        message_id_domain: format!("{}.test", id.to_lowercase()),
+        message_id_domain: Some(format!("{}.test", id.to_lowercase())),
     });
     let mut p = Partnership::new(id, them, &url, &them.to_lowercase());
-    p.retry.first_interval_secs = 1;
     p.timeout_secs = 2;
     tune(&mut p);
     c.partnerships.push(p);
@@ -80,6 +81,15 @@ pub fn site(
         id,
         config: c,
         root: dir,
+    }
+}
+
+/// A partnership's own policy: `attempts` in all, 1 s apart at first.
+pub fn quick_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        attempts,
+        first_interval_secs: 1,
+        ..RetryPolicy::default()
     }
 }
 

@@ -12,6 +12,11 @@
 //! | `MFTG_HTTPS_PASSWORD_SECRET` | the same for `https.jks` | the trust store's |
 //! | `MFTG_DUPLICATE_WINDOW_SECONDS` | same-name uploads within this are duplicates | 21600 (6 h) |
 //! | `MFTG_MAX_BODY_BYTES` | largest AS2 request `as2-receiver` takes (413 above) | 4500000 |
+//! | `MFTG_AS2_URL` | our public AS2 URL: where partners POST asynchronous receipts, for stations that name none | none |
+//! | `MFTG_MESSAGE_ID_DOMAIN` | the part of Message-IDs after the `@`, for stations that name none | `mftg.local` |
+//! | `MFTG_RETRY_ATTEMPTS` | attempts per send in all, for partnerships without their own retry policy | 5 |
+//! | `MFTG_RETRY_INTERVAL_SECONDS` | wait before the second attempt (each further wait doubles) | 30 |
+//! | `MFTG_RETRY_MAX_INTERVAL_SECONDS` | longest wait between two attempts | 3600 |
 //!
 //! Lambda refuses a synchronous request over 6 MB (6,291,456 bytes) before the function runs, and a
 //! binary body arrives base64-encoded (4 bytes for every 3), so about 4.5 MB of AS2 message is the
@@ -20,6 +25,7 @@
 use std::time::Duration;
 
 use gateway::keystore::KeystorePasswords;
+use gateway::model::{self, Defaults, RetryPolicy};
 use gateway::Settings;
 use gateway_aws::dynamo::Tables;
 use gateway_aws::ports::AwsSettings;
@@ -76,6 +82,40 @@ impl Config {
             return Err("MFTG_DUPLICATE_WINDOW_SECONDS must be at least 1".into());
         }
         let max_body = number("MFTG_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)?;
+        let defaults = {
+            fn named(name: &'static str) -> impl Fn(String) -> String {
+                move |e| format!("{name}: {e}")
+            }
+            let mdn_url = get("MFTG_AS2_URL").map(|u| u.trim().to_string());
+            if let Some(url) = &mdn_url {
+                model::check_url(url).map_err(named("MFTG_AS2_URL"))?;
+            }
+            let message_id_domain = match get("MFTG_MESSAGE_ID_DOMAIN") {
+                Some(d) => d.trim().to_string(),
+                None => Defaults::default().message_id_domain,
+            };
+            model::check_domain(&message_id_domain).map_err(named("MFTG_MESSAGE_ID_DOMAIN"))?;
+            let fallback = RetryPolicy::default();
+            let attempts = number("MFTG_RETRY_ATTEMPTS", fallback.attempts.into())?;
+            let retry = RetryPolicy {
+                attempts: u32::try_from(attempts)
+                    .map_err(|_| format!("MFTG_RETRY_ATTEMPTS is too large ({attempts})"))?,
+                first_interval_secs: number(
+                    "MFTG_RETRY_INTERVAL_SECONDS",
+                    fallback.first_interval_secs,
+                )?,
+                max_interval_secs: number(
+                    "MFTG_RETRY_MAX_INTERVAL_SECONDS",
+                    fallback.max_interval_secs,
+                )?,
+            };
+            retry.check().map_err(named("MFTG_RETRY_*"))?;
+            Defaults {
+                message_id_domain,
+                mdn_url,
+                retry,
+            }
+        };
         Ok(Config {
             aws: AwsSettings {
                 bucket: required("MFTG_BUCKET")?,
@@ -90,6 +130,7 @@ impl Config {
             },
             gateway: Settings {
                 duplicate_window: Duration::from_secs(window),
+                defaults,
                 ..Settings::default()
             },
             max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
@@ -128,6 +169,7 @@ mod tests {
         assert_eq!(c.aws.dead_letter_url, None);
         assert_eq!(c.gateway.duplicate_window, Duration::from_secs(21600));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.gateway.defaults, Defaults::default());
     }
 
     #[test]
@@ -140,6 +182,11 @@ mod tests {
             ("MFTG_DUPLICATE_WINDOW_SECONDS", "60"),
             ("MFTG_MAX_BODY_BYTES", "1000"),
             ("MFTG_DLQ_URL", "https://sqs/dlq"),
+            ("MFTG_AS2_URL", "https://as2.acme.example/"),
+            ("MFTG_MESSAGE_ID_DOMAIN", "acme.example"),
+            ("MFTG_RETRY_ATTEMPTS", "8"),
+            ("MFTG_RETRY_INTERVAL_SECONDS", "60"),
+            ("MFTG_RETRY_MAX_INTERVAL_SECONDS", "7200"),
         ]);
         let c = config(&vars).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.aws.tables.claims, "acme-claims");
@@ -149,6 +196,18 @@ mod tests {
         assert_eq!(c.gateway.duplicate_window, Duration::from_secs(60));
         assert_eq!(c.max_body_bytes, 1000);
         assert_eq!(c.aws.dead_letter_url.as_deref(), Some("https://sqs/dlq"));
+        assert_eq!(
+            c.gateway.defaults,
+            Defaults {
+                message_id_domain: "acme.example".into(),
+                mdn_url: Some("https://as2.acme.example/".into()),
+                retry: RetryPolicy {
+                    attempts: 8,
+                    first_interval_secs: 60,
+                    max_interval_secs: 7200,
+                },
+            }
+        );
     }
 
     #[test]
@@ -173,6 +232,24 @@ mod tests {
         let mut vars = BASE.to_vec();
         vars.push(("MFTG_DUPLICATE_WINDOW_SECONDS", "0"));
         assert!(config(&vars).is_err());
+        for (name, bad) in [
+            ("MFTG_AS2_URL", "as2.acme.example/as2"),
+            ("MFTG_MESSAGE_ID_DOMAIN", "acme example"),
+            ("MFTG_MESSAGE_ID_DOMAIN", "<acme.example>"),
+            ("MFTG_RETRY_ATTEMPTS", "0"),
+            ("MFTG_RETRY_ATTEMPTS", "99999999999"),
+            ("MFTG_RETRY_ATTEMPTS", "-1"),
+            ("MFTG_RETRY_INTERVAL_SECONDS", "7201"),
+            ("MFTG_RETRY_MAX_INTERVAL_SECONDS", "10"),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.push((name, bad));
+            let e = config(&vars).expect_err(bad);
+            // A value that is not a number names its variable; a policy that cannot work
+            // names the policy.
+            let policy = name.starts_with("MFTG_RETRY_") && e.starts_with("MFTG_RETRY_*: ");
+            assert!(e.starts_with(name) || policy, "{name}={bad}: {e}");
+        }
         let mut vars = BASE.to_vec();
         vars.push(("MFTG_BUCKET", "  "));
         let vars: Vec<_> = vars.into_iter().skip(1).collect();

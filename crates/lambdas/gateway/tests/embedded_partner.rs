@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use as2::keys::Keystore;
 use common::*;
 use gateway::layout::{keystore as ks, Direction};
-use gateway::model::{MdnMode, MessageRecord, Partnership, Station, Status};
+use gateway::model::{MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status};
 use gateway::ports::MessageLog;
 use gateway_local::{Config, Node, Shutdown};
 use testkit::function_url::FunctionUrl;
@@ -38,11 +38,14 @@ impl Embedded {
             key_alias: "beta".into(),
             mdn_url: Some(format!("http://127.0.0.1:{port}/as2")),
             mdn_email: None,
-            message_id_domain: "beta.example".into(),
+            message_id_domain: Some("beta.example".into()),
         });
         let mut p = Partnership::new("BETA", "ALPHA", alpha_url, "alpha");
         p.mdn = mode;
-        p.retry.first_interval_secs = 1;
+        p.retry = Some(RetryPolicy {
+            first_interval_secs: 1,
+            ..RetryPolicy::default()
+        });
         p.timeout_secs = 30;
         c.partnerships.push(p);
         let mut identities = Keystore::new();

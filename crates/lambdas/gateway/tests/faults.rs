@@ -9,16 +9,24 @@ use std::time::Duration;
 
 use common::*;
 use gateway::layout::{Direction, MessagePaths};
-use gateway::model::Status;
+use gateway::model::{RetryPolicy, Status};
 use serde_json::{json, Value};
 use testkit::proxy::CuttableProxy;
 
 const KEY: &str = "AS2/send/ALPHA/PYAS2/invoice-7.x12";
 
-fn setup(d: &Deployment, url: &str, attempts: u32) {
+/// ALPHA and its partner at `url`, with a retry policy of `attempts` quick attempts of its own,
+/// or (`None`) the deployment's.
+fn setup(d: &Deployment, url: &str, attempts: Option<u32>) {
     d.keystores(&["ALPHA"], &["PYAS2"]);
     d.station("ALPHA", None);
-    d.partnership("ALPHA", "PYAS2", url, |p| p.retry.attempts = attempts);
+    d.partnership("ALPHA", "PYAS2", url, |p| {
+        p.retry = attempts.map(|attempts| RetryPolicy {
+            attempts,
+            first_interval_secs: 1,
+            max_interval_secs: 60,
+        })
+    });
 }
 
 #[test]
@@ -26,7 +34,7 @@ fn partner_down_then_up() {
     let d = Deployment::new();
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    setup(&d, &format!("http://127.0.0.1:{port}/as2"), 6);
+    setup(&d, &format!("http://127.0.0.1:{port}/as2"), Some(6));
     let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
     let mut sender = d.function("as2-sender", "sender", &[]);
     let out = trigger(&mut trigger_fn, &d.upload(KEY, &edi(7)));
@@ -77,9 +85,10 @@ fn partner_down_then_up() {
 fn partner_down_for_good() {
     let d = Deployment::new();
     let port = free_port();
-    setup(&d, &format!("http://127.0.0.1:{port}/as2"), 2);
+    // The deployment's retry policy (template parameter RetryAttempts), not the partnership's.
+    setup(&d, &format!("http://127.0.0.1:{port}/as2"), None);
     let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
-    let mut sender = d.function("as2-sender", "sender", &[]);
+    let mut sender = d.function("as2-sender", "sender", &[("MFTG_RETRY_ATTEMPTS", "2")]);
     let out = trigger(&mut trigger_fn, &d.upload(KEY, &edi(8)));
     let id = out["id"].as_str().unwrap().to_string();
     d.pump_until(&mut sender, "giving up", Duration::from_secs(30), |d| {
@@ -117,7 +126,7 @@ fn aws_unreachable_mid_run() {
         "http://127.0.0.1:9/",
         "SYNC",
     );
-    setup(&d, &format!("http://127.0.0.1:{port}/as2"), 3);
+    setup(&d, &format!("http://127.0.0.1:{port}/as2"), Some(3));
     let proxy = CuttableProxy::start(d.moto.url());
     let via = [("AWS_ENDPOINT_URL", proxy.url())];
     let via: Vec<(&str, &str)> = via.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -161,7 +170,7 @@ fn aws_unreachable_mid_run() {
 #[test]
 fn payload_gone_and_jobs_that_make_no_sense() {
     let d = Deployment::new();
-    setup(&d, "http://127.0.0.1:9/as2", 3);
+    setup(&d, "http://127.0.0.1:9/as2", Some(3));
     let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
     let mut sender = d.function("as2-sender", "sender", &[]);
     let out = trigger(&mut trigger_fn, &d.upload(KEY, &edi(10)));
@@ -225,7 +234,7 @@ fn payload_gone_and_jobs_that_make_no_sense() {
 #[test]
 fn events_that_make_no_sense() {
     let d = Deployment::new();
-    setup(&d, "http://127.0.0.1:9/as2", 3);
+    setup(&d, "http://127.0.0.1:9/as2", Some(3));
     let mut f = d.function("send-trigger", "trigger", &[]);
     let mut malformed = |event: Value| {
         let e = f.invoke(&event, Duration::from_secs(30)).unwrap_err();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use as2::keys::Identity;
 use gateway::memory::{FnTransport, MemoryPorts};
-use gateway::model::{Job, Partnership, Station, Status};
+use gateway::model::{Job, Partnership, RetryPolicy, Station, Status};
 use gateway::ports::{HttpResponse, MessageLog, ObjectStore, TransportError};
 use gateway::{Gateway, Millis};
 use gateway_aws::sqs::QueuedJob;
@@ -57,11 +57,14 @@ fn gateway(partner_up: bool) -> Gateway<MemoryPorts> {
         key_alias: "alpha".into(),
         mdn_url: None,
         mdn_email: None,
-        message_id_domain: "alpha.example".into(),
+        message_id_domain: Some("alpha.example".into()),
     });
     let mut p = Partnership::new("ALPHA", "BETA", "http://beta.example/as2", "beta");
     p.mdn = gateway::model::MdnMode::None;
-    p.retry.attempts = 1;
+    p.retry = Some(RetryPolicy {
+        attempts: 1,
+        ..RetryPolicy::default()
+    });
     ports.directory.add_partnership(p);
     let id =
         Identity::generate_self_signed("ALPHA", 2048, as2::UnixTime(1_700_000_000), 3650).unwrap();

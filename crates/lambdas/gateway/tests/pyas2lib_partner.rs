@@ -19,8 +19,18 @@ fn trading_with_a_pyas2lib_partner() {
     for (mode, py_mode) in [(MdnMode::Sync, "SYNC"), (MdnMode::Async, "ASYNC")] {
         let d = Deployment::new();
         let tmp = tempfile::tempdir().unwrap();
-        let receiver = FunctionUrl::start(d.function("as2-receiver", "receiver", &[]));
+        // The station names neither a receipt URL nor a Message-ID domain: the deployment's
+        // (template parameters As2Url and MessageIdDomain) apply.
+        let receiver = FunctionUrl::start(d.function(
+            "as2-receiver",
+            "receiver",
+            &[("MFTG_MESSAGE_ID_DOMAIN", "alpha.example")],
+        ));
         let our_url = format!("{}/as2", receiver.url());
+        let defaults = [
+            ("MFTG_AS2_URL", our_url.as_str()),
+            ("MFTG_MESSAGE_ID_DOMAIN", "alpha.example"),
+        ];
         let port = free_port();
         let py = pyas2(
             &tmp.path().join("pyas2"),
@@ -31,7 +41,7 @@ fn trading_with_a_pyas2lib_partner() {
             py_mode,
         );
         d.keystores(&["ALPHA"], &["PYAS2"]);
-        d.station("ALPHA", Some(our_url.clone()));
+        d.station("ALPHA", None);
         d.partnership(
             "ALPHA",
             "PYAS2",
@@ -41,7 +51,7 @@ fn trading_with_a_pyas2lib_partner() {
             },
         );
         let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
-        let mut sender = d.function("as2-sender", "sender", &[]);
+        let mut sender = d.function("as2-sender", "sender", &defaults);
 
         // ALPHA -> pyas2lib: the upload, as S3 announces it (key with spaces and brackets).
         // (pyas2lib cannot read an RFC 2231 filename parameter, so no non-ASCII name here.)
@@ -86,6 +96,17 @@ fn trading_with_a_pyas2lib_partner() {
             assert!(
                 d.get(&k).is_some_and(|b| !b.is_empty()),
                 "{mode:?}: {k} missing"
+            );
+        }
+        let headers = String::from_utf8(d.get(&paths.headers()).unwrap()).unwrap();
+        assert!(
+            record.message_id.ends_with("@alpha.example>") && headers.contains(&record.message_id),
+            "{mode:?}: the deployment's Message-ID domain: {headers}"
+        );
+        if mode == MdnMode::Async {
+            assert!(
+                headers.contains(&format!("Receipt-Delivery-Option: {our_url}")),
+                "{mode:?}: the deployment's AS2 URL: {headers}"
             );
         }
         let got = py.wait_event("pyas2lib got it", |e| e["kind"] == "message");

@@ -166,6 +166,8 @@ impl Deployment {
             ("MFTG_QUEUE_URL", &self.queue_url),
             ("MFTG_DLQ_URL", &self.dlq_url),
             ("MFTG_IDENTITY_PASSWORD_SECRET", &self.secret),
+            // Quick retries (1 s, 2 s, ...) for partnerships without their own policy.
+            ("MFTG_RETRY_INTERVAL_SECONDS", "1"),
             ("RUST_LOG", "info"),
         ]
         .into_iter()
@@ -193,6 +195,8 @@ impl Deployment {
         LambdaEmulator::start(Path::new(binary), &env, &dir)
     }
 
+    /// A station with the receipt URL `mdn_url`, or the deployment's (`MFTG_AS2_URL`), and the
+    /// deployment's Message-ID domain.
     pub fn station(&self, id: &str, mdn_url: Option<String>) {
         self.rt
             .block_on(self.dynamo.put_station(&Station {
@@ -200,12 +204,12 @@ impl Deployment {
                 key_alias: id.to_lowercase(),
                 mdn_url,
                 mdn_email: None,
-                message_id_domain: format!("{}.example", id.to_lowercase()),
+                message_id_domain: None,
             }))
             .unwrap();
     }
 
-    /// A partnership with quick retries (1 s, 2 s, ...) and a short timeout.
+    /// A partnership with a short timeout; its retry policy is the deployment's (see `env`).
     pub fn partnership(
         &self,
         station: &str,
@@ -214,7 +218,6 @@ impl Deployment {
         tune: impl Fn(&mut Partnership),
     ) {
         let mut p = Partnership::new(station, partner, url, &partner.to_lowercase());
-        p.retry.first_interval_secs = 1;
         p.timeout_secs = 5;
         tune(&mut p);
         self.rt.block_on(self.dynamo.put_partnership(&p)).unwrap();
