@@ -31,7 +31,7 @@ unit:
 LAMBDAS := send-trigger as2-sender as2-receiver sftp-provisioner lifecycle-installer
 package: bootstrap
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --profile lambda --arm64 --output-format zip \
 		--features gateway-lambdas/vendored-openssl $(addprefix --bin ,$(LAMBDAS))
 
 ## deploy-sam / deploy-cdk: deploy with AWS credentials (not run by the tests), e.g.
@@ -42,7 +42,7 @@ deploy-sam: package
 	sam deploy --template-file infra/sam/template.yaml --stack-name $(STACK) --resolve-s3 \
 		--capabilities CAPABILITY_IAM --parameter-overrides AccountId=$(ACCOUNT_ID)
 deploy-cdk: package
-	cd infra/cdk && node_modules/.bin/tsc && node_modules/.bin/cdk deploy \
+	cd infra/cdk && node_modules/.bin/tsc && node_modules/.bin/cdk deploy -c stackName=$(STACK) \
 		--parameters AccountId=$(ACCOUNT_ID) --require-approval never
 
 ## bench: speed and memory against openssl cms and pyas2lib (writes docs/PERFORMANCE.md)

@@ -10,6 +10,7 @@ Exits non-zero with every failed check listed.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import zipfile
@@ -19,6 +20,7 @@ from samtranslator.translator.transform import transform
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "sam" / "template.yaml"
+EXAMPLE = ROOT / "infra" / "examples" / "existing-bucket-lifecycle.yaml"
 
 # The seed's lifecycle rules (section 2.2): prefix -> (days to noncurrent, noncurrent days).
 LIFECYCLE = {
@@ -405,6 +407,33 @@ def check_nag(report, fail):
                 fail(f"{v.get('ruleName')} acknowledged without a reason")
 
 
+def check_example(templates, fail):
+    """The example stack's Custom::MftgLifecycle reaches the installer both deployments export,
+    with the properties the installer reads (those of the sample event it is tested with)."""
+    example = plain(cfn_yaml.load(str(EXAMPLE)))
+    sample = json.loads((ROOT / "events" / "lifecycle-installer" / "create.json").read_text())
+    customs = [r["Properties"] for r in example["Resources"].values() if r["Type"] == "Custom::MftgLifecycle"]
+    if len(customs) != 1:
+        fail(f"example: {len(customs)} Custom::MftgLifecycle resources")
+        return
+    props = customs[0]
+    if sorted(props) != sorted(sample["ResourceProperties"]):
+        fail(f"example: properties {sorted(props)}, the installer reads {sorted(sample['ResourceProperties'])}")
+    if props.get("ServiceToken") != {"Fn::ImportValue": {"Fn::Sub": "${MftgStackName}-LifecycleInstallerArn"}}:
+        fail(f"example: ServiceToken {props.get('ServiceToken')}")
+    pattern = example["Parameters"]["BucketName"].get("AllowedPattern", "")
+    if not re.fullmatch(pattern, sample["ResourceProperties"]["BucketName"]) or re.fullmatch(pattern, "other-bucket"):
+        fail(f"example: BucketName pattern {pattern!r} does not admit exactly mftg-* buckets")
+    for name, cfn in templates:
+        out = cfn.get("Outputs", {}).get("LifecycleInstallerArn", {})
+        export = json.dumps(out.get("Export"))
+        if "AWS::StackName" not in export or "-LifecycleInstallerArn" not in export:
+            fail(f"{name}: LifecycleInstallerArn is not exported as <stack>-LifecycleInstallerArn: {export}")
+        installer = our_functions(cfn).get("lifecycle-installer", ("",))[0]
+        if not points_at(out.get("Value"), installer):
+            fail(f"{name}: LifecycleInstallerArn is {out.get('Value')}")
+
+
 def lint(target, fail, ignore=()):
     extra = ["--ignore-checks", *ignore] if ignore else []
     r = subprocess.run([str(ROOT / ".venv" / "bin" / "cfn-lint"), *extra, "--", str(target)], capture_output=True, text=True)
@@ -429,7 +458,8 @@ def main():
             check(broken, found.append)
             if not found:
                 failures.append(f"{name}: the checks do not notice: {what}")
-    for target in (TEMPLATE, out / "sam.json"):
+    check_example((("SAM", sam), ("CDK", cdk)), failures.append)
+    for target in (TEMPLATE, out / "sam.json", EXAMPLE):
         lint(target, failures.append)
     # W3005: the CDK itself writes DependsOn on a role it also references (harmless, not ours).
     lint(out / "cdk.out" / "Mftg.template.json", failures.append, ignore=("W3005",))

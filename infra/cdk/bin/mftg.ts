@@ -6,6 +6,8 @@ import { MftgStack } from "../lib/mftg-stack";
 
 const app = new App();
 new MftgStack(app, "Mftg", {
+  // The same stack name as `make deploy-sam` uses by default (STACK=mftg).
+  stackName: app.node.tryGetContext("stackName") ?? "mftg",
   description:
     "mftg, an AS2 gateway with SFTP integration (same resources as infra/sam/template.yaml)",
   lambdaDir: app.node.tryGetContext("lambdaDir") ?? "../../target/lambda",

@@ -2,6 +2,7 @@
 // compares the two), built with the CDK.
 import * as path from "path";
 import {
+  Aws,
   CfnCondition,
   CfnOutput,
   CfnParameter,
@@ -503,6 +504,7 @@ export class MftgStack extends Stack {
     new CfnOutput(this, "LifecycleInstallerArn", {
       description: "ServiceToken for Custom::MftgLifecycle resources (property BucketName).",
       value: installer.functionArn,
+      exportName: `${Aws.STACK_NAME}-LifecycleInstallerArn`,
     });
   }
 }
