@@ -7,7 +7,7 @@ export MFTG_TEST_PYTHON := $(PYTHON)
 
 ## run: the main job on the embedded default: two gateways on 127.0.0.1 exchange EDI both ways
 run:
-	cargo run --quiet --release -p mftg-cli -- demo
+	cargo run --quiet --release -p mftg-cli --no-default-features -- demo
 
 ## test: install test tools, then format check, clippy and every test
 test: bootstrap lint infra unit
@@ -18,6 +18,7 @@ bootstrap:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p mftg-cli --no-default-features -- -D warnings
 
 ## infra: SAM (aws-sam-translator) and CDK (cdk synth + cdk-nag) templates, cfn-lint, facts, SAM = CDK (offline)
 infra: bootstrap

@@ -2,10 +2,12 @@
 
 mod capture;
 mod demo;
+#[cfg(feature = "aws")]
 mod infra;
 mod inspect;
 mod keyargs;
 mod local;
+#[cfg(feature = "aws")]
 mod sftp_access;
 
 use std::process::ExitCode;
@@ -47,11 +49,13 @@ enum Command {
     /// Two gateways on this machine exchange EDI files both ways (what `make run` runs).
     Demo(demo::Args),
     /// Customers' SFTP users on AWS Transfer Family: enable, rotate, describe, disable.
+    #[cfg(feature = "aws")]
     Sftp {
         #[command(subcommand)]
         command: sftp_access::SftpCommand,
     },
     /// What the deployment templates install, for buckets made outside them.
+    #[cfg(feature = "aws")]
     Infra {
         #[command(subcommand)]
         command: infra::InfraCommand,
@@ -81,7 +85,9 @@ fn main() -> ExitCode {
         Command::Messages { command } => local::messages(command),
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
+        #[cfg(feature = "aws")]
         Command::Sftp { command } => sftp_access::run(command),
+        #[cfg(feature = "aws")]
         Command::Infra { command } => infra::run(command),
     };
     match result {
