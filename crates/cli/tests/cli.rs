@@ -3,35 +3,23 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use as2::keys::Identity;
 use as2::message::{self, MessageOptions, Payload, Signing};
 use as2::UnixTime;
+use testkit::field;
 
 fn mftg(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_mftg"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    testkit::run(
+        Command::new(env!("CARGO_BIN_EXE_mftg"))
+            .args(args)
+            .envs(env.iter().copied()),
+    )
 }
 
 fn p(dir: &Path, f: &str) -> String {
     dir.join(f).to_str().unwrap().to_string()
-}
-
-fn field<'a>(out: &'a str, label: &str) -> &'a str {
-    out.lines()
-        .find(|l| l.starts_with(label))
-        .map(|l| l[label.len()..].trim())
-        .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
 }
 
 #[test]

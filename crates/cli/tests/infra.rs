@@ -7,19 +7,13 @@ use std::process::Command;
 use testkit::Moto;
 
 fn mftg(moto: &Moto, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mftg"))
-        .args(args)
-        .args(["--endpoint-url", moto.url(), "--region", testkit::REGION])
-        .env("AWS_ACCESS_KEY_ID", testkit::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", testkit::SECRET_KEY)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    testkit::run(
+        Command::new(env!("CARGO_BIN_EXE_mftg"))
+            .args(args)
+            .args(["--endpoint-url", moto.url(), "--region", testkit::REGION])
+            .env("AWS_ACCESS_KEY_ID", testkit::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", testkit::SECRET_KEY),
+    )
 }
 
 #[test]

@@ -7,24 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use testkit::Moto;
+use testkit::{field as line, Moto};
 
 fn run<C: std::borrow::BorrowMut<Command>>(mut cmd: C) -> (i32, String) {
-    let cmd = cmd.borrow_mut();
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
-fn line<'a>(out: &'a str, label: &str) -> &'a str {
-    out.lines()
-        .find(|l| l.starts_with(label))
-        .map(|l| l[label.len()..].trim())
-        .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
+    testkit::run(cmd.borrow_mut())
 }
 
 fn create_server(moto: &Moto) -> String {
