@@ -436,7 +436,7 @@ pub(crate) fn as2_headers(
     headers.append("AS2-To", quote_as2_id(to));
     headers.append("Message-ID", message_id.to_string());
     headers.append("Date", format_rfc2822(now));
-    headers.append("Subject", subject.replace(['\r', '\n'], " "));
+    headers.append("Subject", mime::encode_header_text(subject));
     headers.append("MIME-Version", "1.0");
     headers
 }
@@ -650,6 +650,17 @@ fn mic_algorithms(opts: &MessageOptions) -> Vec<DigestAlgorithm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_stay_ascii_and_the_subject_reads_back() {
+        let subject = "AS2 message PO 2026 \u{e9}t\u{e9} (1).x12";
+        let h = as2_headers("ALPHA", "BETA", "<m@x>", UnixTime(1_700_000_000), subject);
+        for (name, value) in h.iter().map(|f| (f.name.as_str(), f.value.as_str())) {
+            assert!(value.is_ascii(), "{name}: {value}");
+        }
+        let e = crate::receive::Envelope::from_headers(&h).unwrap();
+        assert_eq!(e.subject.as_deref(), Some(subject));
+    }
 
     #[test]
     fn as2_id_quoting() {

@@ -395,6 +395,34 @@ fn decode_charset(charset: &str, bytes: &[u8]) -> String {
     }
 }
 
+/// Header text (a `Subject`) as it may travel in HTTP and MIME headers: printable ASCII is kept as
+/// it is (line breaks become spaces); anything else becomes RFC 2047 `=?UTF-8?B?...?=` words of at
+/// most 75 characters, split between characters. HTTP header values must not carry raw UTF-8:
+/// HTTP libraries refuse it and partner products (pyas2lib among them) fail on it.
+pub fn encode_header_text(text: &str) -> String {
+    let text = text.replace(['\r', '\n'], " ");
+    let plain = text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\t');
+    if plain && !text.contains("=?") {
+        return text;
+    }
+    // 45 bytes of UTF-8 are 60 of base64; with `=?UTF-8?B?` and `?=` a word is 72 characters.
+    const CHUNK: usize = 45;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut words = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + CHUNK).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        words.push(format!("=?UTF-8?B?{}?=", engine.encode(&text[start..end])));
+        start = end;
+    }
+    words.join(" ")
+}
+
 /// Decodes RFC 2047 encoded words (`=?UTF-8?B?...?=`, `=?ISO-8859-1?Q?...?=`); other text is kept.
 pub fn decode_encoded_words(s: &str) -> String {
     let mut out = String::new();
@@ -941,6 +969,31 @@ mod tests {
         let long = format!("{}.x12", "\u{e9}".repeat(300));
         let s = sanitize_filename(&long).unwrap();
         assert!(s.len() <= 200 && s.ends_with(".x12"));
+    }
+
+    #[test]
+    fn header_text_is_ascii_and_decodes_back() {
+        assert_eq!(
+            encode_header_text("AS2 message po-1.x12"),
+            "AS2 message po-1.x12"
+        );
+        assert_eq!(encode_header_text("a\r\nb"), "a  b");
+        for text in [
+            "AS2 message PO 2026 \u{e9}t\u{e9} (1).x12",
+            "\u{8acb}\u{6c42}\u{66f8}.edi \u{1f4e6}",
+            &"\u{fc}ber ".repeat(40),
+            "looks like =?UTF-8?B?eA==?= already",
+        ] {
+            let encoded = encode_header_text(text);
+            assert!(
+                encoded
+                    .bytes()
+                    .all(|b| (0x21..0x7f).contains(&b) || b == b' '),
+                "{encoded}"
+            );
+            assert!(encoded.split(' ').all(|w| w.len() <= 75), "{encoded}");
+            assert_eq!(decode_encoded_words(&encoded), text);
+        }
     }
 
     #[test]

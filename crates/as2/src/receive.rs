@@ -28,7 +28,7 @@ pub struct Envelope {
     pub from: String,
     /// `AS2-To` (our station), unquoted.
     pub to: String,
-    /// `Subject`, if any.
+    /// `Subject`, if any, RFC 2047 encoded words decoded.
     pub subject: Option<String>,
     /// `AS2-Version`, if any.
     pub as2_version: Option<String>,
@@ -66,7 +66,7 @@ impl Envelope {
             message_id,
             from,
             to,
-            subject: h.get("Subject").map(str::to_string),
+            subject: h.get("Subject").map(crate::mime::decode_encoded_words),
             as2_version: h.get("AS2-Version").map(str::to_string),
             mdn: MdnRequest::from_headers(h),
         })
