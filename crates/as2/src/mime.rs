@@ -764,15 +764,47 @@ pub fn quote_param(value: &str) -> String {
     }
 }
 
-/// `attachment; filename="..."`, adding an RFC 2231 `filename*` for non-ASCII names.
+/// ASCII spellings of U+00C0 to U+017F (Latin-1 letters and Latin Extended-A): the letter without
+/// its accents, `ss` for `ß`, `AE` for `Æ`; `_` for the two signs among them.
+const LATIN_ASCII: [&str; 192] = [
+    "A", "A", "A", "A", "A", "A", "AE", "C", "E", "E", "E", "E", "I", "I", "I", "I", // U+00C0
+    "D", "N", "O", "O", "O", "O", "O", "_", "O", "U", "U", "U", "U", "Y", "Th",
+    "ss", // U+00D0
+    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i", // U+00E0
+    "d", "n", "o", "o", "o", "o", "o", "_", "o", "u", "u", "u", "u", "y", "th", "y", // U+00F0
+    "A", "a", "A", "a", "A", "a", "C", "c", "C", "c", "C", "c", "C", "c", "D", "d", // U+0100
+    "D", "d", "E", "e", "E", "e", "E", "e", "E", "e", "E", "e", "G", "g", "G", "g", // U+0110
+    "G", "g", "G", "g", "H", "h", "H", "h", "I", "i", "I", "i", "I", "i", "I", "i", // U+0120
+    "I", "i", "IJ", "ij", "J", "j", "K", "k", "k", "L", "l", "L", "l", "L", "l",
+    "L", // U+0130
+    "l", "L", "l", "N", "n", "N", "n", "N", "n", "n", "N", "n", "O", "o", "O", "o", // U+0140
+    "O", "o", "OE", "oe", "R", "r", "R", "r", "R", "r", "S", "s", "S", "s", "S",
+    "s", // U+0150
+    "S", "s", "T", "t", "T", "t", "T", "t", "U", "u", "U", "u", "U", "u", "U", "u", // U+0160
+    "U", "u", "U", "u", "W", "w", "Y", "y", "Y", "Z", "z", "Z", "z", "Z", "z", "s", // U+0170
+];
+
+/// `name` in ASCII for partners that read only the plain `filename`: accented Latin letters lose
+/// their accents, other non-ASCII characters become `_`.
+pub fn ascii_filename(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match u32::from(c) {
+            0..=0x7f => out.push(c),
+            code @ 0xc0..=0x17f => out.push_str(LATIN_ASCII[(code - 0xc0) as usize]),
+            _ => out.push('_'),
+        }
+    }
+    out
+}
+
+/// `attachment; filename="..."`, adding an RFC 2231 `filename*` for non-ASCII names (the plain
+/// `filename` then carries [`ascii_filename`], which is all some partners read).
 pub fn attachment_disposition(filename: &str) -> String {
     if filename.is_ascii() {
         format!("attachment; filename={}", quote_param(filename))
     } else {
-        let ascii: String = filename
-            .chars()
-            .map(|c| if c.is_ascii() { c } else { '_' })
-            .collect();
+        let ascii = ascii_filename(filename);
         let encoded: String = filename
             .bytes()
             .map(|b| {
@@ -994,6 +1026,25 @@ mod tests {
             assert!(encoded.split(' ').all(|w| w.len() <= 75), "{encoded}");
             assert_eq!(decode_encoded_words(&encoded), text);
         }
+    }
+
+    #[test]
+    fn ascii_file_names() {
+        assert_eq!(
+            ascii_filename("PO 2026 \u{e9}t\u{e9} (1).x12"),
+            "PO 2026 ete (1).x12"
+        );
+        assert_eq!(
+            ascii_filename("Stra\u{df}e \u{c6}\u{f8} \u{141}\u{f3}d\u{17a}.edi"),
+            "Strasse AEo Lodz.edi"
+        );
+        assert_eq!(ascii_filename("\u{8acb}\u{6c42}.edi \u{d7}"), "__.edi _");
+        assert_eq!(ascii_filename("plain.x12"), "plain.x12");
+        let d = attachment_disposition("r\u{e9}sum\u{e9}.edi");
+        assert!(
+            d.starts_with("attachment; filename=resume.edi; filename*=UTF-8''"),
+            "{d}"
+        );
     }
 
     #[test]

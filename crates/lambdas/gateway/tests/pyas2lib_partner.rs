@@ -112,9 +112,9 @@ fn trading_with_a_pyas2lib_partner() {
         let got = py.wait_event("pyas2lib got it", |e| e["kind"] == "message");
         assert_eq!(got["status"], "processed", "{got}");
         assert_eq!(
-            // Python's email package reads the plain `filename`, our ASCII stand-in, not the
+            // Python's email package reads the plain `filename`, our ASCII spelling, not the
             // RFC 2231 `filename*` with the real name.
-            std::fs::read(py.dir.join("received").join("PO 2026 _t_ (1).x12")).unwrap(),
+            std::fs::read(py.dir.join("received").join("PO 2026 ete (1).x12")).unwrap(),
             edi(1)
         );
 
