@@ -251,6 +251,9 @@ impl OutboundMessage {
     }
 }
 
+/// The Message-ID domain when none is given.
+pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = "mftg.local";
+
 /// A new unique Message-ID in angle brackets: `<mftg-20261128054703-9f86d081884c7d65@domain>`.
 pub fn new_message_id(domain: &str, now: UnixTime) -> String {
     let mut r = [0u8; 8];
@@ -259,7 +262,7 @@ pub fn new_message_id(domain: &str, now: UnixTime) -> String {
         r = [0; 8];
     }
     let domain = if domain.trim().is_empty() {
-        "mftg.local"
+        DEFAULT_MESSAGE_ID_DOMAIN
     } else {
         domain.trim()
     };

@@ -118,12 +118,7 @@ impl Config {
                     p.station, p.partner
                 )));
             }
-            if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
-                return Err(GatewayError::Config(format!(
-                    "partner {} URL {:?} is not http(s)",
-                    p.partner, p.url
-                )));
-            }
+            model::check_url(&p.url).map_err(invalid(format!("partner {}", p.partner)))?;
             if let Some(retry) = &p.retry {
                 retry.check().map_err(invalid(format!(
                     "partnership {} -> {}",

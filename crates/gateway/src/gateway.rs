@@ -50,9 +50,10 @@ pub struct Gateway<P: Ports> {
 
 /// A partnership with what it needs from the keystore, loaded once per message.
 pub(crate) struct Loaded {
-    /// The station, its receipt URL filled in from the defaults when it has none.
     pub(crate) station: Station,
     pub(crate) partnership: Partnership,
+    /// The station's receipt URL, or the deployment's.
+    pub(crate) mdn_url: Option<String>,
     /// The station's Message-ID domain, or the deployment's.
     pub(crate) message_id_domain: String,
     /// The partnership's retry policy, or the deployment's.
@@ -77,7 +78,7 @@ impl<P: Ports> Gateway<P> {
             partner: partner.into(),
         };
         let dir = self.ports.directory();
-        let mut station_cfg = dir.station(station).await?.ok_or_else(unknown)?;
+        let station_cfg = dir.station(station).await?.ok_or_else(unknown)?;
         let partnership = dir
             .partnership(station, partner)
             .await?
@@ -89,9 +90,10 @@ impl<P: Ports> Gateway<P> {
             .partner_certificate(&partnership.certificate_alias)
             .await?;
         let defaults = &self.settings.defaults;
-        if station_cfg.mdn_url.is_none() {
-            station_cfg.mdn_url = defaults.mdn_url.clone();
-        }
+        let mdn_url = station_cfg
+            .mdn_url
+            .clone()
+            .or_else(|| defaults.mdn_url.clone());
         let message_id_domain = station_cfg
             .message_id_domain
             .clone()
@@ -100,6 +102,7 @@ impl<P: Ports> Gateway<P> {
         Ok(Loaded {
             station: station_cfg,
             partnership,
+            mdn_url,
             message_id_domain,
             retry,
             identity,
@@ -192,7 +195,7 @@ impl Loaded {
             MdnMode::None => None,
             MdnMode::Sync => Some(MdnRequest::sync(return_to, &micalgs, self.name_style())),
             MdnMode::Async => {
-                let url = self.station.mdn_url.clone().ok_or_else(|| {
+                let url = self.mdn_url.clone().ok_or_else(|| {
                     GatewayError::Config(format!(
                         "station {} has no mdn_url and the deployment sets no default one; \
                          asynchronous receipts need it",

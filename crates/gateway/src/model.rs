@@ -45,8 +45,8 @@ pub struct Defaults {
     pub retry: RetryPolicy,
 }
 
-/// The Message-ID domain when nothing else names one.
-pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = "mftg.local";
+/// The Message-ID domain when nothing else names one (the AS2 engine's).
+pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = as2::message::DEFAULT_MESSAGE_ID_DOMAIN;
 
 fn default_domain() -> String {
     DEFAULT_MESSAGE_ID_DOMAIN.into()
@@ -94,7 +94,8 @@ pub fn check_domain(domain: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `url` can be a receipt URL: `http://` or `https://` with a host.
+/// Whether `url` can be an AS2 URL (a partner's, or ours for receipts): `http://` or `https://`
+/// with a host.
 pub fn check_url(url: &str) -> Result<(), String> {
     if is_http_url(url) {
         Ok(())

@@ -90,10 +90,10 @@ impl Config {
             if let Some(url) = &mdn_url {
                 model::check_url(url).map_err(named("MFTG_AS2_URL"))?;
             }
-            let message_id_domain = match get("MFTG_MESSAGE_ID_DOMAIN") {
-                Some(d) => d.trim().to_string(),
-                None => Defaults::default().message_id_domain,
-            };
+            let message_id_domain = get("MFTG_MESSAGE_ID_DOMAIN")
+                .map_or(model::DEFAULT_MESSAGE_ID_DOMAIN.into(), |d| {
+                    d.trim().to_string()
+                });
             model::check_domain(&message_id_domain).map_err(named("MFTG_MESSAGE_ID_DOMAIN"))?;
             let fallback = RetryPolicy::default();
             let attempts = number("MFTG_RETRY_ATTEMPTS", fallback.attempts.into())?;
