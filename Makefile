@@ -34,7 +34,7 @@ package: bootstrap
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --profile lambda --arm64 --output-format zip \
 		--features gateway-lambdas/vendored-openssl $(addprefix --bin ,$(LAMBDAS))
-	$(PYTHON) tests/infra/check_package.py
+	$(PYTHON) tests/infra/check_package.py $(LAMBDAS)
 
 ## deploy-sam / deploy-cdk: deploy with AWS credentials (not run by the tests), e.g.
 ##   make deploy-sam ACCOUNT_ID=123456789012 STACK=mftg

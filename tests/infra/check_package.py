@@ -3,11 +3,10 @@ one executable `bootstrap`, an arm64 (aarch64) ELF without symbols or debug info
 needs nothing from the provided.al2023 image but glibc (OpenSSL is built in) and no glibc newer
 than the image's 2.34.
 
-    python tests/infra/check_package.py
+    python tests/infra/check_package.py NAME...   # the functions `make package` built
 
 Exits non-zero with every failed check listed; prints each zip's size.
 """
-import io
 import pathlib
 import re
 import struct
@@ -17,7 +16,6 @@ import tempfile
 import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FUNCTIONS = ("send-trigger", "as2-sender", "as2-receiver", "sftp-provisioner", "lifecycle-installer")
 GLIBC_LIBS = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libgcc_s.so.1",
               "ld-linux-aarch64.so.1"}
 AL2023_GLIBC = (2, 34)
@@ -63,8 +61,11 @@ def check(name, fail):
 
 
 def main():
+    names = sys.argv[1:]
+    if not names:
+        raise SystemExit(__doc__)
     failures = []
-    for name in FUNCTIONS:
+    for name in names:
         check(name, failures.append)
     if failures:
         print("\n".join(f"FAIL {f}" for f in failures))

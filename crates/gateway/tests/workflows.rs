@@ -681,23 +681,21 @@ async fn gives_up_after_the_policy_and_keeps_the_file() {
     assert!(alpha.ports.queue.pending().is_empty());
 }
 
+/// ALPHA on its own: its requests meet `wires` and nothing behind them.
+fn alone(wires: &[Wire], tune: &dyn Fn(&mut Partnership)) -> Gateway<MemoryPorts> {
+    let script = Arc::new(Mutex::new(wires.iter().copied().collect::<VecDeque<_>>()));
+    gateway("ALPHA", "BETA", transport(Arc::default(), script), tune)
+}
+
+/// Header `name` of the first request `g` made.
+fn first_request_header(g: &Gateway<MemoryPorts>, name: &str) -> String {
+    let requests = g.ports.transport.requests.lock().unwrap();
+    requests[0].headers.get(name).unwrap().to_string()
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn deployment_defaults_fill_what_stations_and_partnerships_leave_out() {
-    let script = Arc::<Mutex<VecDeque<Wire>>>::default();
-    let mut alpha = gateway(
-        "ALPHA",
-        "BETA",
-        transport(Arc::default(), script.clone()),
-        &|p| p.mdn = MdnMode::Async,
-    );
-    alpha.ports.directory.add_station(Station {
-        as2_id: "ALPHA".into(),
-        key_alias: "me".into(),
-        mdn_url: None,
-        mdn_email: None,
-        message_id_domain: None,
-    });
-    alpha.settings.defaults = Defaults {
+    let defaults = Defaults {
         message_id_domain: "edi.example".into(),
         mdn_url: Some("https://as2.edi.example/".into()),
         retry: RetryPolicy {
@@ -706,10 +704,15 @@ async fn deployment_defaults_fill_what_stations_and_partnerships_leave_out() {
             max_interval_secs: 60,
         },
     };
-    script
-        .lock()
-        .unwrap()
-        .extend([Wire::Refused, Wire::Refused]);
+    let mut alpha = alone(&[Wire::Refused, Wire::Refused], &|p| p.mdn = MdnMode::Async);
+    alpha.ports.directory.add_station(Station {
+        as2_id: "ALPHA".into(),
+        key_alias: "me".into(),
+        mdn_url: None,
+        mdn_email: None,
+        message_id_domain: None,
+    });
+    alpha.settings.defaults = defaults.clone();
     let id = queued_id(&upload(&alpha, "d.edi", b"defaults").await);
     assert_eq!(drain(&alpha).await, 1);
     let (at, _) = alpha.ports.queue.pending().into_iter().next().unwrap();
@@ -725,47 +728,29 @@ async fn deployment_defaults_fill_what_stations_and_partnerships_leave_out() {
         "{:#?}",
         r.history
     );
-    let requests = alpha.ports.transport.requests.lock().unwrap().clone();
-    assert_eq!(requests.len(), 2);
-    let header = |name: &str| requests[0].headers.get(name).unwrap().to_string();
-    assert!(
-        header("Message-ID").ends_with("@edi.example>"),
-        "{}",
-        header("Message-ID")
-    );
+    assert_eq!(alpha.ports.transport.requests.lock().unwrap().len(), 2);
+    let message_id = first_request_header(&alpha, "Message-ID");
+    assert!(message_id.ends_with("@edi.example>"), "{message_id}");
     assert_eq!(
-        header("Receipt-Delivery-Option"),
+        first_request_header(&alpha, "Receipt-Delivery-Option"),
         "https://as2.edi.example/"
     );
 
     // The station's and the partnership's own values win over the defaults.
-    let script = Arc::<Mutex<VecDeque<Wire>>>::default();
-    let mut alpha = gateway(
-        "ALPHA",
-        "BETA",
-        transport(Arc::default(), script.clone()),
-        &|p| {
-            p.mdn = MdnMode::Async;
-            p.retry = Some(RetryPolicy {
-                attempts: 1,
-                ..RetryPolicy::default()
-            });
-        },
-    );
-    alpha.settings.defaults = Defaults {
-        message_id_domain: "edi.example".into(),
-        mdn_url: Some("https://as2.edi.example/".into()),
-        retry: RetryPolicy::default(),
-    };
-    script.lock().unwrap().push_back(Wire::Refused);
+    let mut alpha = alone(&[Wire::Refused], &|p| {
+        p.mdn = MdnMode::Async;
+        p.retry = Some(RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        });
+    });
+    alpha.settings.defaults = defaults;
     let id = queued_id(&upload(&alpha, "own.edi", b"own values").await);
     drain(&alpha).await;
     assert_eq!(record(&alpha, &id).await.status, Status::Failed);
-    let requests = alpha.ports.transport.requests.lock().unwrap().clone();
-    let header = |name: &str| requests[0].headers.get(name).unwrap().to_string();
-    assert!(header("Message-ID").ends_with("@alpha.example>"));
+    assert!(first_request_header(&alpha, "Message-ID").ends_with("@alpha.example>"));
     assert_eq!(
-        header("Receipt-Delivery-Option"),
+        first_request_header(&alpha, "Receipt-Delivery-Option"),
         "http://ALPHA.example/as2"
     );
 }

@@ -331,6 +331,19 @@ impl Deployment {
         self.s3_event("ObjectCreated:Put", key, &version, &etag, body.len())
     }
 
+    /// Takes `m` off the send queue, as an event source mapping does after a success.
+    pub fn delete(&self, m: &Message) {
+        self.rt
+            .block_on(
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send(),
+            )
+            .unwrap();
+    }
+
     /// Messages waiting in `queue` (at most 10), waiting up to a second for some.
     pub fn receive(&self, queue: &str) -> Vec<Message> {
         self.rt
@@ -409,15 +422,7 @@ impl Deployment {
             .collect();
         for m in &messages {
             if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-                self.rt
-                    .block_on(
-                        self.sqs
-                            .delete_message()
-                            .queue_url(&self.queue_url)
-                            .receipt_handle(m.receipt_handle().unwrap())
-                            .send(),
-                    )
-                    .unwrap();
+                self.delete(m);
             }
         }
         (messages.len(), failed)
