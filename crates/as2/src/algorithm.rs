@@ -133,9 +133,20 @@ impl fmt::Display for DigestAlgorithm {
 
 impl FromStr for DigestAlgorithm {
     type Err = Error;
+    /// Any digest, MD5 included (it may name a MIC); see [`DigestAlgorithm::can_sign`].
     fn from_str(s: &str) -> Result<Self, Error> {
-        Self::from_name(s).ok_or_else(|| Error::UnsupportedAlgorithm(format!("digest {s:?}")))
+        Self::from_name(s).ok_or_else(|| {
+            Error::UnsupportedAlgorithm(format!(
+                "digest {s:?} (accepted: {})",
+                accepted(Self::ALL.iter().map(|d| d.name(NameStyle::Hyphenated)))
+            ))
+        })
     }
+}
+
+/// `a, b, c`: the accepted names of something, for error messages and help texts.
+pub fn accepted<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names.into_iter().collect::<Vec<_>>().join(", ")
 }
 
 /// A content-encryption algorithm for enveloped data.
@@ -245,7 +256,12 @@ impl fmt::Display for ContentEncryption {
 impl FromStr for ContentEncryption {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        Self::from_name(s).ok_or_else(|| Error::UnsupportedAlgorithm(format!("cipher {s:?}")))
+        Self::from_name(s).ok_or_else(|| {
+            Error::UnsupportedAlgorithm(format!(
+                "cipher {s:?} (accepted: {})",
+                accepted(Self::ALL.iter().map(|c| c.name()))
+            ))
+        })
     }
 }
 
@@ -400,6 +416,9 @@ mod tests {
             assert_eq!(ContentEncryption::from_name(c.name()), Some(c));
             assert_eq!(ContentEncryption::from_oid(c.oid()), Some(c));
         }
-        assert!("rc2".parse::<ContentEncryption>().is_err());
+        let e = "rc2".parse::<ContentEncryption>().unwrap_err().to_string();
+        assert!(e.contains("\"rc2\"") && e.contains("aes256-gcm"), "{e}");
+        let e = "sha3".parse::<DigestAlgorithm>().unwrap_err().to_string();
+        assert!(e.contains("sha-1, sha-224, sha-256"), "{e}");
     }
 }

@@ -32,6 +32,49 @@ pub enum Compression {
     AfterSigning,
 }
 
+impl Compression {
+    /// Every choice, in the order help texts list them.
+    pub const ALL: [Compression; 3] = [
+        Compression::None,
+        Compression::BeforeSigning,
+        Compression::AfterSigning,
+    ];
+
+    /// `none`, `before-signing` or `after-signing`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::BeforeSigning => "before-signing",
+            Compression::AfterSigning => "after-signing",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = Error;
+    /// Our names, and OpenAS2's `compress-before-signing` / `compress-after-signing`.
+    fn from_str(s: &str) -> Result<Self> {
+        let n = crate::algorithm::normalize_name(s);
+        Ok(match n.strip_prefix("compress").unwrap_or(&n) {
+            "none" | "off" | "no" => Compression::None,
+            "beforesigning" | "before" => Compression::BeforeSigning,
+            "aftersigning" | "after" => Compression::AfterSigning,
+            _ => {
+                return Err(Error::Config(format!(
+                    "compression {s:?} (accepted: {})",
+                    crate::algorithm::accepted(Self::ALL.iter().map(|c| c.name()))
+                )))
+            }
+        })
+    }
+}
+
 /// Transfer encoding of the inner MIME parts (the HTTP body itself is always binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyEncoding {
@@ -663,6 +706,19 @@ mod tests {
         }
         let e = crate::receive::Envelope::from_headers(&h).unwrap();
         assert_eq!(e.subject.as_deref(), Some(subject));
+    }
+
+    #[test]
+    fn compression_names() {
+        for c in Compression::ALL {
+            assert_eq!(c.name().parse::<Compression>().unwrap(), c);
+        }
+        assert_eq!(
+            "compress-before-signing".parse::<Compression>().unwrap(),
+            Compression::BeforeSigning
+        );
+        let e = "sometimes".parse::<Compression>().unwrap_err().to_string();
+        assert!(e.contains("none, before-signing, after-signing"), "{e}");
     }
 
     #[test]

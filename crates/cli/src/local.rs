@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use as2::algorithm::{ContentEncryption, DigestAlgorithm};
 use as2::keys::{fingerprint, load_certificates, subject_name, Identity, Keystore};
+use as2::message::Compression;
 use gateway::layout::{check_as2_id, check_file_name, keystore as ks_paths};
 use gateway::model::{MdnMode, Partnership, Station};
 use gateway::ports::{Clock, MessageLog};
@@ -272,21 +274,31 @@ pub enum PartnersCommand {
         /// Alias of the partner's certificate in trust.jks.
         #[arg(long)]
         cert_alias: String,
-        /// Receipts: sync, async or none.
-        #[arg(long, default_value = "sync")]
-        mdn: String,
+        /// How receipts come back.
+        #[arg(long, default_value = "sync", value_parser = crate::named::mdn_mode())]
+        mdn: MdnMode,
         /// Ask for unsigned receipts.
         #[arg(long)]
         unsigned_mdn: bool,
-        /// Cipher (aes256-cbc, aes128-gcm, 3des, ...), or none.
-        #[arg(long, default_value = "aes256-cbc")]
-        cipher: String,
-        /// Signing digest (sha-256, sha-1, ...), or none.
-        #[arg(long, default_value = "sha-256")]
-        digest: String,
-        /// Compression: before-signing, after-signing or none.
-        #[arg(long, default_value = "before-signing")]
-        compression: String,
+        /// The MIC algorithm the receipt is asked for.
+        #[arg(long, default_value = "sha-256", value_parser = crate::named::mic_algorithm())]
+        mic_alg: DigestAlgorithm,
+        /// Encryption of what we send (aliases such as 3des and aes256 are read too). The
+        /// AES-GCM ciphers are not read by pyas2lib-based partners (django-pyas2).
+        #[arg(long, default_value = "aes256-cbc", value_parser = crate::named::cipher())]
+        cipher: crate::named::OrNone<ContentEncryption>,
+        /// RSAES-OAEP key transport instead of PKCS#1 v1.5.
+        #[arg(long)]
+        oaep: bool,
+        /// Signing digest of what we send.
+        #[arg(long, default_value = "sha-256", value_parser = crate::named::signing_digest())]
+        digest: crate::named::OrNone<DigestAlgorithm>,
+        /// RSASSA-PSS signatures instead of PKCS#1 v1.5.
+        #[arg(long)]
+        pss: bool,
+        /// Compression of what we send, and where it goes relative to the signature.
+        #[arg(long, default_value = "before-signing", value_parser = crate::named::compression())]
+        compression: Compression,
     },
     /// Lists the partnerships.
     List {
@@ -305,29 +317,29 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
             cert_alias,
             mdn,
             unsigned_mdn,
+            mic_alg,
             cipher,
+            oaep,
             digest,
+            pss,
             compression,
         } => {
             let mut c = config.load()?;
             let mut p = Partnership::new(&station, &partner, &url, &cert_alias);
-            p.mdn = match mdn.as_str() {
-                "sync" => MdnMode::Sync,
-                "async" => MdnMode::Async,
-                "none" => MdnMode::None,
-                other => return Err(format!("--mdn {other:?}: sync, async or none")),
-            };
+            p.mdn = mdn;
             p.signed_mdn = !unsigned_mdn;
-            p.encryption = (cipher != "none").then_some(cipher);
-            p.signing = (digest != "none").then_some(digest);
+            p.mic_algorithm = mic_alg;
+            p.encryption = cipher.0;
+            p.oaep = oaep;
+            p.signing = digest.0;
+            p.pss = pss;
             p.compression = compression;
-            if let Some(e) = &p.encryption {
-                as2::algorithm::ContentEncryption::from_name(e)
-                    .ok_or_else(|| format!("unknown cipher {e:?}"))?;
-            }
-            if let Some(d) = &p.signing {
-                as2::algorithm::DigestAlgorithm::from_name(d)
-                    .ok_or_else(|| format!("unknown digest {d:?}"))?;
+            if let Some(gcm) = cipher.0.filter(|c| c.is_authenticated()) {
+                eprintln!(
+                    "mftg: note: {} is AES-GCM, which pyas2lib-based partners (django-pyas2) cannot \
+                     decrypt; they answer `processed` without a MIC. Use aes256-cbc with them.",
+                    gcm.name()
+                );
             }
             c.partnerships
                 .retain(|q| !(q.station == station && q.partner == partner));
@@ -348,14 +360,10 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
                     p.partner,
                     p.url,
                     p.certificate_alias,
-                    p.signing.as_deref().unwrap_or("none"),
-                    p.encryption.as_deref().unwrap_or("none"),
+                    p.signing.map_or("none".into(), |d| d.to_string()),
+                    p.encryption.map_or("none", |c| c.name()),
                     p.compression,
-                    match p.mdn {
-                        MdnMode::Sync => "sync",
-                        MdnMode::Async => "async",
-                        MdnMode::None => "none",
-                    },
+                    p.mdn.as_str(),
                     if p.signed_mdn { " (signed)" } else { "" }
                 );
             }

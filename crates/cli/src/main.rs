@@ -7,6 +7,7 @@ mod infra;
 mod inspect;
 mod keyargs;
 mod local;
+mod named;
 #[cfg(feature = "aws")]
 mod sftp_access;
 

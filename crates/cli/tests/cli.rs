@@ -286,3 +286,92 @@ fn bad_captures_and_arguments() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("UNSET_VAR_X is not set"), "{out}");
 }
+
+#[test]
+fn partners_add_writes_every_security_level_and_refuses_unknown_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = p(tmp.path(), "mftg.toml");
+    let env = [("MFTG_CONFIG", cfg.as_str())];
+    let (code, out) = mftg(&["init", "--station", "ALPHA"], &env);
+    assert_eq!(code, 0, "{out}");
+    let add = |partner: &str, extra: &[&str]| {
+        let mut args = vec![
+            "partners",
+            "add",
+            "--station",
+            "ALPHA",
+            "--partner",
+            partner,
+            "--url",
+            "http://127.0.0.1:9/as2",
+            "--cert-alias",
+            "x",
+        ];
+        args.extend_from_slice(extra);
+        mftg(&args, &env)
+    };
+    for (partner, extra) in [
+        (
+            "PLAIN",
+            &[
+                "--cipher",
+                "none",
+                "--digest",
+                "none",
+                "--compression",
+                "none",
+            ][..],
+        ),
+        ("SIGNED", &["--cipher", "none"][..]),
+        ("ENCRYPTED", &["--digest", "none", "--cipher", "3des"][..]),
+        ("BOTH", &["--mic-alg", "sha-512", "--mdn", "async"][..]),
+    ] {
+        let (code, out) = add(partner, extra);
+        assert_eq!(code, 0, "{partner}: {out}");
+    }
+    let (code, out) = mftg(&["partners", "list"], &env);
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "ALPHA -> PLAIN  http://127.0.0.1:9/as2  cert x  sign none  encrypt none  compress none",
+        "ALPHA -> SIGNED  http://127.0.0.1:9/as2  cert x  sign sha-256  encrypt none",
+        "ALPHA -> ENCRYPTED  http://127.0.0.1:9/as2  cert x  sign none  encrypt 3des-cbc",
+        "ALPHA -> BOTH  http://127.0.0.1:9/as2  cert x  sign sha-256  encrypt aes256-cbc  compress before-signing  mdn async",
+    ] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("encryption = \"none\""), "{text}");
+
+    let (code, out) = add("GCM", &["--cipher", "aes256-gcm"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pyas2lib"), "the GCM caveat: {out}");
+    let (code, out) = add("BAD", &["--cipher", "aes512"]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("\"aes512\"") && out.contains("none, 3des-cbc, aes128-cbc"),
+        "{out}"
+    );
+    let (code, out) = add("BAD", &["--digest", "md5"]);
+    assert_ne!(code, 0, "MD5 cannot sign: {out}");
+    let (_, help) = mftg(&["partners", "add", "--help"], &[]);
+    assert!(
+        help.contains("possible values: none, 3des-cbc, aes128-cbc")
+            && help.contains("before-signing, after-signing"),
+        "{help}"
+    );
+
+    // A typo in the file is refused at start-up, with the line and the accepted values.
+    std::fs::write(
+        &cfg,
+        text.replace("encryption = \"none\"", "encryption = \"aes-512\""),
+    )
+    .unwrap();
+    let (code, out) = mftg(&["partners", "list"], &env);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("line ")
+            && out.contains("encryption: \"aes-512\"")
+            && out.contains("accepted: none"),
+        "{out}"
+    );
+}

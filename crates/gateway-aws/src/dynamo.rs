@@ -115,6 +115,18 @@ fn decode<T: serde::de::DeserializeOwned>(
         .map_err(|e| GatewayError::port("dynamodb", format!("{what}: unreadable doc: {e}")))
 }
 
+/// A station or partnership item: a doc the gateway cannot use (an algorithm it does not know, a
+/// misspelt field) is a configuration error naming the item, so what is sent with it fails with
+/// that reason instead of being retried.
+fn decode_setting<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    what: &str,
+) -> Result<T> {
+    let doc = get_s(item, "doc")
+        .ok_or_else(|| GatewayError::Config(format!("{what}: item without doc")))?;
+    serde_json::from_str(doc).map_err(|e| GatewayError::Config(format!("{what}: {e}")))
+}
+
 fn encode<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| GatewayError::port("dynamodb", e))
 }
@@ -580,7 +592,7 @@ impl PartnerDirectory for Dynamo {
     async fn station(&self, as2_id: &str) -> Result<Option<Station>> {
         self.get_item(&self.tables.partners, &format!("station#{as2_id}"))
             .await?
-            .map(|item| decode(&item, "station"))
+            .map(|item| decode_setting(&item, &format!("station {as2_id}")))
             .transpose()
     }
 
@@ -590,7 +602,7 @@ impl PartnerDirectory for Dynamo {
             &format!("partnership#{station}/{partner}"),
         )
         .await?
-        .map(|item| decode(&item, "partnership"))
+        .map(|item| decode_setting(&item, &format!("partnership {station} -> {partner}")))
         .transpose()
     }
 }

@@ -9,6 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use gateway::layout::Direction;
 use gateway::model::{MessageRecord, Partnership, Station, Status, StatusChange};
 use gateway::ports::{Claim, Created, DuplicateIndex, MessageLog, PartnerDirectory};
@@ -301,4 +302,32 @@ async fn the_partner_directory() {
     );
     assert_eq!(d.partnership("ALPHA", "GAMMA").await.unwrap(), None);
     assert_eq!(d.station("BETA").await.unwrap(), None);
+
+    // Plain: neither signed nor encrypted nor compressed, and it reads back that way.
+    let mut plain = Partnership::new("ALPHA", "PLAIN", "https://plain.example/as2", "plain");
+    (plain.encryption, plain.signing) = (None, None);
+    plain.compression = as2::message::Compression::None;
+    d.put_partnership(&plain).await.unwrap();
+    assert_eq!(d.partnership("ALPHA", "PLAIN").await.unwrap(), Some(plain));
+
+    // An item written by hand with a cipher the gateway does not know: refused when read, as a
+    // configuration error naming the partnership, the field and what is accepted.
+    let doc = r#"{"station":"ALPHA","partner":"TYPO","url":"https://t.example/as2","certificate_alias":"t","encryption":"aes-512-cbc"}"#;
+    d.client()
+        .put_item()
+        .table_name(&d.tables().partners)
+        .item("pk", AttributeValue::S("partnership#ALPHA/TYPO".into()))
+        .item("doc", AttributeValue::S(doc.into()))
+        .send()
+        .await
+        .unwrap();
+    match d.partnership("ALPHA", "TYPO").await {
+        Err(GatewayError::Config(e)) => assert!(
+            e.contains("ALPHA -> TYPO")
+                && e.contains("encryption: \"aes-512-cbc\"")
+                && e.contains("accepted: none, 3des-cbc"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }

@@ -9,8 +9,10 @@ use gateway::ports::PartnerDirectory;
 use gateway::{GatewayError, Result};
 use serde::{Deserialize, Serialize};
 
-/// The embedded gateway's configuration.
+/// The embedded gateway's configuration. Unknown settings are refused (a misspelt one would
+/// otherwise be ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// The directory laid out like the bucket (relative paths are relative to the config file).
     pub data_dir: PathBuf,
@@ -198,7 +200,10 @@ mdn = "async"
         let c = Config::load(&path).unwrap();
         assert_eq!(c.data_dir, tmp.path().join("data"));
         assert_eq!(c.partnerships[0].mdn, gateway::model::MdnMode::Async);
-        assert_eq!(c.partnerships[0].encryption.as_deref(), Some("aes256-cbc"));
+        assert_eq!(
+            c.partnerships[0].encryption,
+            Some(as2::algorithm::ContentEncryption::Aes256Cbc)
+        );
         c.save(&path).unwrap();
         assert_eq!(Config::load(&path).unwrap(), c);
         let mut bad = c.clone();

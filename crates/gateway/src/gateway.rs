@@ -2,12 +2,10 @@
 
 use std::time::Duration;
 
-use as2::algorithm::{
-    ContentEncryption, DigestAlgorithm, KeyTransport, NameStyle, SignatureScheme,
-};
+use as2::algorithm::{KeyTransport, NameStyle, SignatureScheme};
 use as2::keys::Identity;
 use as2::mdn::{MdnOptions, MdnRequest};
-use as2::message::{Compression, Encryption, MessageOptions, Signing};
+use as2::message::{Encryption, MessageOptions, Signing};
 use as2::receive::Policy;
 use openssl::x509::X509;
 
@@ -135,10 +133,6 @@ impl<P: Ports> Gateway<P> {
     }
 }
 
-fn config(what: &str, value: &str) -> GatewayError {
-    GatewayError::Config(format!("unsupported {what} {value:?}"))
-}
-
 impl Loaded {
     pub(crate) fn name_style(&self) -> NameStyle {
         if self.partnership.compact_algorithm_names {
@@ -153,15 +147,10 @@ impl Loaded {
         let p = &self.partnership;
         let mut opts = MessageOptions::new(&self.station.as2_id, &p.partner);
         opts.subject = subject.to_string();
-        opts.compression = match p.compression.as_str() {
-            "none" => Compression::None,
-            "before-signing" => Compression::BeforeSigning,
-            "after-signing" => Compression::AfterSigning,
-            other => return Err(config("compression", other)),
-        };
-        if let Some(d) = &p.signing {
+        opts.compression = p.compression;
+        if let Some(digest) = p.signing {
             let mut s = Signing::new(self.identity.clone());
-            s.digest = DigestAlgorithm::from_name(d).ok_or_else(|| config("signing digest", d))?;
+            s.digest = digest;
             s.scheme = if p.pss {
                 SignatureScheme::RsaPss
             } else {
@@ -170,9 +159,9 @@ impl Loaded {
             s.micalg_style = self.name_style();
             opts.signing = Some(s);
         }
-        if let Some(c) = &p.encryption {
+        if let Some(cipher) = p.encryption {
             let mut e = Encryption::new(self.partner_cert.clone());
-            e.cipher = ContentEncryption::from_name(c).ok_or_else(|| config("cipher", c))?;
+            e.cipher = cipher;
             e.key_transport = if p.oaep {
                 KeyTransport::RsaOaep
             } else {
@@ -181,8 +170,7 @@ impl Loaded {
             opts.encryption = Some(e);
         }
         let micalgs = if p.signed_mdn {
-            vec![DigestAlgorithm::from_name(&p.mic_algorithm)
-                .ok_or_else(|| config("MIC algorithm", &p.mic_algorithm))?]
+            vec![p.mic_algorithm]
         } else {
             Vec::new()
         };

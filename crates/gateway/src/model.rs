@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use as2::algorithm::{ContentEncryption, DigestAlgorithm};
+use as2::message::Compression;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::Direction;
@@ -11,6 +13,7 @@ use crate::time::Millis;
 
 /// One of our AS2 identities.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Station {
     /// Our AS2 ID.
     pub as2_id: String,
@@ -187,6 +190,17 @@ pub enum MdnMode {
     Async,
 }
 
+impl MdnMode {
+    /// `none`, `sync` or `async`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MdnMode::None => "none",
+            MdnMode::Sync => "sync",
+            MdnMode::Async => "async",
+        }
+    }
+}
+
 /// HTTP basic authentication towards a partner. The password is named, not stored: it comes from
 /// the environment (embedded) or a secret store (AWS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,8 +222,10 @@ pub struct TlsOptions {
     pub insecure_skip_verify: bool,
 }
 
-/// Everything about one trading partner of one station.
+/// Everything about one trading partner of one station. Unknown fields are refused: a misspelt
+/// setting would otherwise be ignored and its default used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Partnership {
     /// Our station's AS2 ID.
     pub station: String,
@@ -219,21 +235,21 @@ pub struct Partnership {
     pub url: String,
     /// Alias of the partner's certificate in `AS2/keystore/trust.jks`.
     pub certificate_alias: String,
-    /// Cipher for what we send (`aes256-cbc`, `3des`, `aes128-gcm`, ...); `None` sends unencrypted.
-    #[serde(default = "default_cipher")]
-    pub encryption: Option<String>,
+    /// Cipher for what we send; `None` (written `"none"`) sends unencrypted. Left out, AES-256-CBC.
+    #[serde(default = "default_cipher", with = "named::cipher")]
+    pub encryption: Option<ContentEncryption>,
     /// RSAES-OAEP instead of PKCS#1 v1.5 key transport.
     #[serde(default)]
     pub oaep: bool,
-    /// Signing digest (`sha-256`, `sha1`, ...); `None` sends unsigned.
-    #[serde(default = "default_digest")]
-    pub signing: Option<String>,
+    /// Signing digest; `None` (written `"none"`) sends unsigned. Left out, SHA-256.
+    #[serde(default = "default_digest", with = "named::signing")]
+    pub signing: Option<DigestAlgorithm>,
     /// RSASSA-PSS instead of PKCS#1 v1.5 signatures.
     #[serde(default)]
     pub pss: bool,
-    /// `none`, `before-signing` or `after-signing`.
-    #[serde(default = "default_compression")]
-    pub compression: String,
+    /// Compression and where it goes relative to the signature. Left out, before signing.
+    #[serde(default = "default_compression", with = "named::compression")]
+    pub compression: Compression,
     /// How receipts come back.
     #[serde(default)]
     pub mdn: MdnMode,
@@ -241,8 +257,8 @@ pub struct Partnership {
     #[serde(default = "yes")]
     pub signed_mdn: bool,
     /// MIC algorithm to ask the receipt for (`sha-256` unless the partner needs another).
-    #[serde(default = "default_mic")]
-    pub mic_algorithm: String,
+    #[serde(default = "default_mic", with = "named::mic")]
+    pub mic_algorithm: DigestAlgorithm,
     /// Write algorithm names as `sha1`/`sha256` instead of `sha-1`/`sha-256` (older products).
     #[serde(default)]
     pub compact_algorithm_names: bool,
@@ -275,17 +291,17 @@ pub struct Partnership {
     pub timeout_secs: u64,
 }
 
-fn default_cipher() -> Option<String> {
-    Some("aes256-cbc".into())
+fn default_cipher() -> Option<ContentEncryption> {
+    Some(ContentEncryption::Aes256Cbc)
 }
-fn default_digest() -> Option<String> {
-    Some("sha-256".into())
+fn default_digest() -> Option<DigestAlgorithm> {
+    Some(DigestAlgorithm::Sha256)
 }
-fn default_compression() -> String {
-    "before-signing".into()
+fn default_compression() -> Compression {
+    Compression::BeforeSigning
 }
-fn default_mic() -> String {
-    "sha-256".into()
+fn default_mic() -> DigestAlgorithm {
+    DigestAlgorithm::Sha256
 }
 fn default_content_type() -> String {
     as2::message::DEFAULT_CONTENT_TYPE.into()
@@ -547,6 +563,164 @@ impl Job {
     }
 }
 
+/// The algorithm settings of a partnership as they are written (`mftg.toml`, DynamoDB items): the
+/// engine's names, `"none"` for none, read through the engine's own `FromStr`. A name that is not
+/// accepted is refused with the field's name and the accepted values, so a typo stops the
+/// gateway at start-up instead of failing every message later.
+mod named {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::*;
+
+    /// Reads a name; JSON `null` (what an unset `Option` was written as) is `None` too.
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Option::<String>::deserialize(d)
+    }
+
+    fn is_none(name: &str) -> bool {
+        name.trim().eq_ignore_ascii_case("none")
+    }
+
+    fn refuse<E: serde::de::Error>(field: &str, name: &str, accepted: String) -> E {
+        E::custom(format!(
+            "{field}: {name:?} is not accepted here; accepted: {accepted}"
+        ))
+    }
+
+    fn optional<'de, D, T>(
+        d: D,
+        field: &str,
+        accepted: String,
+        ok: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+    {
+        match read(d)? {
+            None => Ok(None),
+            Some(n) if is_none(&n) => Ok(None),
+            Some(n) => match n.parse::<T>() {
+                Ok(v) if ok(&v) => Ok(Some(v)),
+                _ => Err(refuse(field, &n, accepted)),
+            },
+        }
+    }
+
+    fn write_optional<S: Serializer, T: Display>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&v.to_string()),
+            None => s.serialize_str("none"),
+        }
+    }
+
+    /// The names a field accepts, `none` first.
+    pub(crate) fn with_none(names: impl IntoIterator<Item = &'static str>) -> String {
+        as2::algorithm::accepted(std::iter::once("none").chain(names))
+    }
+
+    /// Ciphers.
+    pub(crate) fn ciphers() -> String {
+        with_none(ContentEncryption::ALL.iter().map(|c| c.name()))
+    }
+
+    /// Digests a message can be signed with (MD5 cannot).
+    pub(crate) fn signing_digests() -> String {
+        with_none(
+            DigestAlgorithm::ALL
+                .iter()
+                .filter(|d| d.can_sign())
+                .map(|d| d.name(as2::algorithm::NameStyle::Hyphenated)),
+        )
+    }
+
+    pub(crate) mod cipher {
+        use super::*;
+        pub(crate) fn serialize<S: Serializer>(
+            v: &Option<ContentEncryption>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            write_optional(v, s)
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<ContentEncryption>, D::Error> {
+            optional(d, "encryption", ciphers(), |_| true)
+        }
+    }
+
+    pub(crate) mod signing {
+        use super::*;
+        pub(crate) fn serialize<S: Serializer>(
+            v: &Option<DigestAlgorithm>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            write_optional(v, s)
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DigestAlgorithm>, D::Error> {
+            optional(d, "signing", signing_digests(), |d: &DigestAlgorithm| {
+                d.can_sign()
+            })
+        }
+    }
+
+    pub(crate) mod compression {
+        use super::*;
+        pub(crate) fn serialize<S: Serializer>(v: &Compression, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(v.name())
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Compression, D::Error> {
+            let accepted = || as2::algorithm::accepted(Compression::ALL.iter().map(|c| c.name()));
+            match read(d)? {
+                None => Ok(Compression::None),
+                Some(n) => n.parse().map_err(|_| refuse("compression", &n, accepted())),
+            }
+        }
+    }
+
+    pub(crate) mod mic {
+        use super::*;
+        pub(crate) fn serialize<S: Serializer>(
+            v: &DigestAlgorithm,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&v.to_string())
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<DigestAlgorithm, D::Error> {
+            let accepted = || {
+                as2::algorithm::accepted(
+                    DigestAlgorithm::ALL
+                        .iter()
+                        .map(|d| d.name(as2::algorithm::NameStyle::Hyphenated)),
+                )
+            };
+            let n = read(d)?.ok_or_else(|| D::Error::custom("mic_algorithm: a name is needed"))?;
+            n.parse()
+                .map_err(|_| refuse("mic_algorithm", &n, accepted()))
+        }
+    }
+}
+
+/// The names `encryption` accepts (`none` first), for help texts.
+pub fn accepted_ciphers() -> String {
+    named::ciphers()
+}
+
+/// The names `signing` accepts (`none` first), for help texts.
+pub fn accepted_signing_digests() -> String {
+    named::signing_digests()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +793,60 @@ mod tests {
         assert_eq!(d.message_id_domain, DEFAULT_MESSAGE_ID_DOMAIN);
         assert_eq!(d.retry.max_interval_secs, 3600);
         assert!(serde_json::from_str::<Defaults>(r#"{"retries":{}}"#).is_err());
+    }
+
+    #[test]
+    fn security_levels_are_typed_and_none_is_explicit() {
+        let base = r#""station":"A","partner":"B","url":"http://b","certificate_alias":"b""#;
+        let read = |extra: &str| serde_json::from_str::<Partnership>(&format!("{{{base}{extra}}}"));
+        let plain =
+            read(r#","encryption":"none","signing":"NONE","compression":"none","mdn":"none""#)
+                .unwrap();
+        assert_eq!(
+            (
+                plain.encryption,
+                plain.signing,
+                plain.compression,
+                plain.mdn
+            ),
+            (None, None, Compression::None, MdnMode::None)
+        );
+        // Written back, "none" stays none (an omitted field would read back as the default).
+        let json = serde_json::to_value(&plain).unwrap();
+        assert_eq!(
+            (&json["encryption"], &json["signing"], &json["compression"]),
+            (&"none".into(), &"none".into(), &"none".into())
+        );
+        assert_eq!(serde_json::from_value::<Partnership>(json).unwrap(), plain);
+        // What an unset Option used to be written as in DynamoDB items.
+        let old = read(r#","encryption":null,"signing":null"#).unwrap();
+        assert_eq!((old.encryption, old.signing), (None, None));
+        // Other spellings partners' documentation uses.
+        let p = read(r#","encryption":"3DES","signing":"SHA1","mic_algorithm":"sha512","compression":"compress-after-signing""#).unwrap();
+        assert_eq!(p.encryption, Some(ContentEncryption::TripleDesCbc));
+        assert_eq!(p.signing, Some(DigestAlgorithm::Sha1));
+        assert_eq!(p.mic_algorithm, DigestAlgorithm::Sha512);
+        assert_eq!(p.compression, Compression::AfterSigning);
+
+        for (bad, field, accepted) in [
+            (
+                r#","encryption":"aes512""#,
+                "encryption",
+                "none, 3des-cbc, aes128-cbc",
+            ),
+            (r#","signing":"md5""#, "signing", "none, sha-1, sha-224"),
+            (
+                r#","compression":"yes""#,
+                "compression",
+                "none, before-signing, after-signing",
+            ),
+            (r#","mic_algorithm":"sha3""#, "mic_algorithm", "md5, sha-1"),
+            (r#","mdn":"later""#, "later", "sync"),
+            (r#","singing":"sha-256""#, "singing", "signing"),
+        ] {
+            let e = read(bad).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains(accepted), "{bad}: {e}");
+        }
     }
 
     #[test]
