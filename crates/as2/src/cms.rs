@@ -1,6 +1,7 @@
 //! CMS (RFC 5652) operations AS2 needs: detached signatures, enveloped data, and zlib
 //! compressed data (RFC 3274), with errors in AS2 terms.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use openssl::x509::{X509Ref, X509};
@@ -283,6 +284,41 @@ pub fn sign_detached(
     )?)
 }
 
+/// Which form of the signed bytes a signature verified over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedForm {
+    /// The bytes exactly as received.
+    AsReceived,
+    /// Bare LFs turned into CRLF throughout: the MIME canonical form of a text part.
+    Canonical,
+    /// The part's headers in CRLF form, its body exactly as received: a binary part that passed
+    /// through something that turned its header CRLFs into LFs (Mendelson captures; what
+    /// pyas2lib's binary canonicalisation signs).
+    CanonicalHeaders,
+}
+
+impl SignedForm {
+    /// `content` in this form (borrowed when nothing changes).
+    pub fn apply(self, content: &[u8]) -> Cow<'_, [u8]> {
+        match self {
+            SignedForm::AsReceived => Cow::Borrowed(content),
+            SignedForm::Canonical => crate::mime::canonicalize(content),
+            SignedForm::CanonicalHeaders => {
+                let Some(end) = crate::mime::header_block_end(content) else {
+                    return Cow::Borrowed(content);
+                };
+                match crate::mime::canonicalize(&content[..end]) {
+                    Cow::Borrowed(_) => Cow::Borrowed(content),
+                    Cow::Owned(mut head) => {
+                        head.extend_from_slice(&content[end..]);
+                        Cow::Owned(head)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A signature that verified.
 #[derive(Debug, Clone)]
 pub struct VerifiedSignature {
@@ -292,21 +328,21 @@ pub struct VerifiedSignature {
     pub scheme: Option<SignatureScheme>,
     /// The partner certificate that verified it.
     pub signer: X509,
-    /// True when only the CRLF-canonicalised content verified.
-    pub canonicalized: bool,
+    /// The form of the content that verified.
+    pub form: SignedForm,
 }
 
 /// Verifies a detached signature over `content` with one of `trusted` (the partner's configured
 /// certificates; a certificate inside the signature is never trusted on its own).
 ///
-/// The content is tried as received first, then with bare LFs turned into CRLF if
-/// `try_canonical` is set. Errors distinguish an unknown signer, a bad signature
+/// The content is tried as received first, then in each of `alternatives` in order (those that
+/// change nothing are skipped). Errors distinguish an unknown signer, a bad signature
 /// (authentication-failed) and altered content (integrity-check-failed).
 pub fn verify_detached(
     signature_der: &[u8],
     content: &[u8],
     trusted: &[X509],
-    try_canonical: bool,
+    alternatives: &[SignedForm],
 ) -> Result<VerifiedSignature> {
     check_size(content.len())?;
     let info = inspect_signed(signature_der)?;
@@ -332,7 +368,7 @@ pub fn verify_detached(
             digest,
             content,
             trusted,
-            try_canonical,
+            alternatives,
             signed_by,
         );
     }
@@ -354,28 +390,42 @@ pub fn verify_detached(
         });
     }
     let found = |data: &[u8]| ffi::verify_detached(signature_der, data, trusted, true).ok();
+    let verified = |signer, form| VerifiedSignature {
+        digest,
+        scheme: info.scheme,
+        signer,
+        form,
+    };
     if let Some(signer) = found(content) {
-        return Ok(VerifiedSignature {
-            digest,
-            scheme: info.scheme,
-            signer,
-            canonicalized: false,
-        });
+        return Ok(verified(signer, SignedForm::AsReceived));
     }
-    if try_canonical {
-        let canonical = crate::mime::canonicalize(content);
-        if canonical.as_ref() != content {
-            if let Some(signer) = found(&canonical) {
-                return Ok(VerifiedSignature {
-                    digest,
-                    scheme: info.scheme,
-                    signer,
-                    canonicalized: true,
-                });
+    for &form in alternatives {
+        if let Cow::Owned(other) = form.apply(content) {
+            if let Some(signer) = found(&other) {
+                return Ok(verified(signer, form));
             }
         }
     }
     Err(Error::IntegrityCheckFailed)
+}
+
+/// The first form of `content` (as received, then `alternatives`) that `matches` accepts.
+fn first_form(
+    content: &[u8],
+    alternatives: &[SignedForm],
+    matches: impl Fn(&[u8]) -> Result<bool>,
+) -> Result<Option<SignedForm>> {
+    if matches(content)? {
+        return Ok(Some(SignedForm::AsReceived));
+    }
+    for &form in alternatives {
+        if let Cow::Owned(other) = form.apply(content) {
+            if matches(&other)? {
+                return Ok(Some(form));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// RSASSA-PSS whose AlgorithmIdentifier omits the (mandatory) parameters, as pyas2lib writes it.
@@ -386,7 +436,7 @@ fn verify_pss_without_params(
     digest: DigestAlgorithm,
     content: &[u8],
     trusted: &[X509],
-    try_canonical: bool,
+    alternatives: &[SignedForm],
     signed_by: impl Fn() -> String,
 ) -> Result<VerifiedSignature> {
     use openssl::hash::hash;
@@ -423,19 +473,14 @@ fn verify_pss_without_params(
     }
     let expected = message_digest_attribute(&attrs)
         .ok_or_else(|| Error::AuthenticationFailed("no message-digest attribute".into()))?;
-    let matches = |data: &[u8]| hash(md, data).map(|d| d.as_ref() == expected.as_slice());
-    let canonicalized = if matches(content)? {
-        false
-    } else if try_canonical && matches(&crate::mime::canonicalize(content))? {
-        true
-    } else {
-        return Err(Error::IntegrityCheckFailed);
-    };
+    let matches =
+        |data: &[u8]| -> Result<bool> { Ok(hash(md, data)?.as_ref() == expected.as_slice()) };
+    let form = first_form(content, alternatives, matches)?.ok_or(Error::IntegrityCheckFailed)?;
     Ok(VerifiedSignature {
         digest,
         scheme: Some(SignatureScheme::RsaPss),
         signer: cert.clone(),
-        canonicalized,
+        form,
     })
 }
 
@@ -1244,11 +1289,11 @@ mod tests {
                     &sig,
                     b"content\r\n",
                     std::slice::from_ref(&a.certificate),
-                    true,
+                    &[SignedForm::Canonical],
                 )
                 .unwrap();
                 assert_eq!(v.digest, d);
-                assert!(!v.canonicalized);
+                assert_eq!(v.form, SignedForm::AsReceived);
             }
         }
     }
@@ -1266,7 +1311,7 @@ mod tests {
         .unwrap();
         let trusted = [a.certificate.clone()];
         assert!(matches!(
-            verify_detached(&sig, b"line\r\nX", &trusted, true),
+            verify_detached(&sig, b"line\r\nX", &trusted, &[SignedForm::Canonical]),
             Err(Error::IntegrityCheckFailed)
         ));
         assert!(matches!(
@@ -1274,22 +1319,41 @@ mod tests {
                 &sig,
                 b"line\r\n",
                 std::slice::from_ref(&b.certificate),
-                true
+                &[SignedForm::Canonical]
             ),
             Err(Error::UnknownSigner(_))
         ));
         assert!(matches!(
-            verify_detached(&sig, b"line\r\n", &[], true),
+            verify_detached(&sig, b"line\r\n", &[], &[SignedForm::Canonical]),
             Err(Error::UnknownSigner(_))
         ));
         assert!(matches!(
-            verify_detached(&sig[..50], b"line\r\n", &trusted, true),
+            verify_detached(&sig[..50], b"line\r\n", &trusted, &[SignedForm::Canonical]),
             Err(Error::MalformedCms { .. })
         ));
         // Canonical retry: signed over CRLF, received with bare LF.
-        let v = verify_detached(&sig, b"line\n", &trusted, true).unwrap();
-        assert!(v.canonicalized);
-        assert!(verify_detached(&sig, b"line\n", &trusted, false).is_err());
+        let v = verify_detached(&sig, b"line\n", &trusted, &[SignedForm::Canonical]).unwrap();
+        assert_eq!(v.form, SignedForm::Canonical);
+        assert!(verify_detached(&sig, b"line\n", &trusted, &[]).is_err());
+
+        // A binary part whose header CRLFs became LFs on the way, body untouched (bare LFs
+        // and all): only the canonical-headers form verifies.
+        let part = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\nbin\nary\x00\n";
+        let sig = sign_detached(
+            part,
+            &a,
+            DigestAlgorithm::Sha256,
+            SignatureScheme::RsaPkcs1v15,
+        )
+        .unwrap();
+        let captured = b"Content-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n\nbin\nary\x00\n";
+        assert!(matches!(
+            verify_detached(&sig, captured, &trusted, &[SignedForm::Canonical]),
+            Err(Error::IntegrityCheckFailed)
+        ));
+        let v = verify_detached(&sig, captured, &trusted, &[SignedForm::CanonicalHeaders]).unwrap();
+        assert_eq!(v.form, SignedForm::CanonicalHeaders);
+        assert_eq!(SignedForm::CanonicalHeaders.apply(captured).as_ref(), part);
     }
 
     #[test]

@@ -412,7 +412,12 @@ pub fn parse(
         let signature = match certificates {
             None => MdnSignature::NotChecked,
             Some(certs) => {
-                let v = cms::verify_detached(&sig_der, signed_bytes, certs, true)?;
+                let v = cms::verify_detached(
+                    &sig_der,
+                    signed_bytes,
+                    certs,
+                    &[cms::SignedForm::Canonical],
+                )?;
                 if let Some(t) = at {
                     check_validity(&v.signer, t)?;
                 }

@@ -555,16 +555,28 @@ pub fn build(
     let head = head_bytes(&payload_headers);
 
     let mic_algorithms = mic_algorithms(opts);
-    // MIC over the payload entity, or over the content alone for a plain message (RFC 4130 7.3.1,
-    // RFC 5402 section 4.1); a signed message's MIC is taken below over the signed entity.
+    // Unsigned: the MIC is over the payload entity, headers and all, when it is encrypted, and
+    // over the content alone when it is not (RFC 4130 7.3.1; compression does not count, as
+    // OpenAS2 has it). Receivers disagree about compressed-only messages, so a receipt with
+    // the other form is accepted too. A signed message's MIC is taken below.
     let mut mics = None;
     if opts.signing.is_none() {
-        let mut md = MultiDigest::new(&mic_algorithms)?;
-        if wrapped {
-            md.update(&head)?;
-        }
-        md.update(&body)?;
-        mics = Some(md.finish()?);
+        let mut content = MultiDigest::new(&mic_algorithms)?;
+        content.update(payload.data)?;
+        let content = content.finish()?;
+        mics = Some(if wrapped {
+            let mut entity = MultiDigest::new(&mic_algorithms)?;
+            entity.update(&head)?;
+            entity.update(&body)?;
+            let entity = entity.finish()?;
+            if opts.encryption.is_some() {
+                entity.into_iter().chain(content).collect()
+            } else {
+                content.into_iter().chain(entity).collect()
+            }
+        } else {
+            content
+        });
     }
 
     // `None` while the current entity is still the payload's (head + body, not yet copied).
@@ -580,22 +592,26 @@ pub fn build(
     if let Some(signing) = &opts.signing {
         let entity = materialize(part.take()).buf;
         let sig = cms::sign_detached(&entity, &signing.identity, signing.digest, signing.scheme)?;
-        // The signature already digested the entity: its messageDigest is the MIC. Only the other
-        // algorithms the receipt may use need a pass of their own.
-        let mut all = match cms::signed_content_digest(&sig) {
-            Some(d) => vec![Mic::from_digest(signing.digest, &d)],
-            None => Vec::new(),
-        };
+        // The signature already digested the entity: its messageDigest is one MIC. Only the
+        // other algorithms the receipt may use need a pass of their own.
+        let signed_with =
+            cms::signed_content_digest(&sig).map(|d| Mic::from_digest(signing.digest, &d));
         let rest: Vec<_> = mic_algorithms
             .iter()
             .copied()
-            .filter(|a| all.first().is_none_or(|m| m.algorithm != *a))
+            .filter(|a| signed_with.as_ref().is_none_or(|m| m.algorithm != *a))
             .collect();
+        let mut computed = signed_with.into_iter().collect::<Vec<_>>();
         if !rest.is_empty() {
             let mut md = MultiDigest::new(&rest)?;
             md.update(&entity)?;
-            all.extend(md.finish()?);
+            computed.extend(md.finish()?);
         }
+        // In the order of `mic_algorithms`: the one the receipt should carry first.
+        let all: Vec<Mic> = mic_algorithms
+            .iter()
+            .filter_map(|a| computed.iter().find(|m| m.algorithm == *a).cloned())
+            .collect();
         mics = Some(all);
         let (content_type, buf, body_offset) = multipart_signed(
             entity,
@@ -668,7 +684,9 @@ pub fn build(
     })
 }
 
-/// The MIC algorithm first, then any others the receipt request names.
+/// The MIC algorithms a receipt may use, the one it should use first: the first requested one we
+/// support (RFC 4130 7.3.1; OpenAS2, Mendelson), else the signing digest (else SHA-256), then the
+/// signing digest (pyas2lib answers in it whatever was asked), then the other requested ones.
 fn mic_algorithms(opts: &MessageOptions) -> Vec<DigestAlgorithm> {
     let requested: Vec<DigestAlgorithm> = opts
         .mdn
@@ -681,15 +699,18 @@ fn mic_algorithms(opts: &MessageOptions) -> Vec<DigestAlgorithm> {
                 .collect()
         })
         .unwrap_or_default();
-    let primary = match &opts.signing {
-        Some(s) => s.digest,
-        None => requested
-            .first()
-            .copied()
-            .unwrap_or(DigestAlgorithm::Sha256),
-    };
-    let mut all = vec![primary];
-    all.extend(requested.into_iter().filter(|a| *a != primary));
+    let chosen =
+        crate::mic::choose_algorithm(requested.iter().map(|d| d.name(NameStyle::Hyphenated)));
+    let signing = opts.signing.as_ref().map(|s| s.digest);
+    let mut all = Vec::new();
+    for a in chosen.into_iter().chain(signing).chain(requested) {
+        if !all.contains(&a) {
+            all.push(a);
+        }
+    }
+    if all.is_empty() {
+        all.push(DigestAlgorithm::Sha256);
+    }
     all
 }
 

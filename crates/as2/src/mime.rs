@@ -108,7 +108,7 @@ pub fn parse_header_block(raw: &[u8], limits: &Limits) -> Result<(HeaderMap, usi
     let mut current: Option<(String, Vec<u8>)> = None;
     let finish = |headers: &mut HeaderMap, cur: Option<(String, Vec<u8>)>| {
         if let Some((name, value)) = cur {
-            let value = String::from_utf8_lossy(&value).trim().to_string();
+            let value = header_text(&value).trim().to_string();
             headers.append(name, value);
         }
     };
@@ -173,6 +173,30 @@ pub fn parse_header_block(raw: &[u8], limits: &Limits) -> Result<(HeaderMap, usi
             }
         }
         pos = next;
+    }
+}
+
+/// Where the body of an entity starts: just after the first empty line (CRLF or LF line ends).
+/// `None` when there is no empty line.
+pub fn header_block_end(raw: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    while pos < raw.len() {
+        let line_end = memchr::memchr(b'\n', &raw[pos..]).map(|i| pos + i)?;
+        let line = &raw[pos..line_end];
+        if line.is_empty() || line == b"\r" {
+            return Some(line_end + 1);
+        }
+        pos = line_end + 1;
+    }
+    None
+}
+
+/// A header value's text: UTF-8 when the bytes are valid UTF-8 (what most products send for a
+/// non-ASCII file name), else ISO-8859-1 (what Java's HTTP clients write). Never lossy.
+pub fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::ops::Range;
 use openssl::x509::X509;
 
 use crate::algorithm::{ContentEncryption, DigestAlgorithm};
-use crate::cms::{self, ContentKind};
+use crate::cms::{self, ContentKind, SignedForm};
 use crate::error::{Error, Result};
 use crate::headers::HeaderMap;
 use crate::keys::{check_validity, subject_name, Identity};
@@ -111,6 +111,48 @@ impl KeyLookup for StaticKeys {
     }
 }
 
+/// Which algorithm the MIC of a signed message's receipt is computed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReceiptMic {
+    /// The first algorithm of the sender's `signed-receipt-micalg` that we support, else the
+    /// signature's digest (RFC 4130 section 7.3.1): what OpenAS2, Mendelson and other
+    /// BouncyCastle-based products compare against, algorithm and value.
+    #[default]
+    Requested,
+    /// The signature's digest, whatever was asked: pyas2lib (django-pyas2) keeps the MIC of what
+    /// it signed in its signing digest and compares only the value.
+    SignatureDigest,
+}
+
+impl ReceiptMic {
+    /// `requested` or `signature`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReceiptMic::Requested => "requested",
+            ReceiptMic::SignatureDigest => "signature",
+        }
+    }
+}
+
+impl fmt::Display for ReceiptMic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ReceiptMic {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match crate::algorithm::normalize_name(s).as_str() {
+            "requested" | "micalg" => Ok(ReceiptMic::Requested),
+            "signature" | "signaturedigest" | "signing" => Ok(ReceiptMic::SignatureDigest),
+            _ => Err(Error::Config(format!(
+                "receipt MIC algorithm {s:?} (accepted: requested, signature)"
+            ))),
+        }
+    }
+}
+
 /// What a partnership accepts.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -130,6 +172,8 @@ pub struct Policy {
     pub max_layers: usize,
     /// Do not verify signatures (inspection tools only; never for receiving).
     pub skip_signature_verification: bool,
+    /// The algorithm of the MIC a signed message's receipt carries.
+    pub receipt_mic: ReceiptMic,
 }
 
 impl Default for Policy {
@@ -143,6 +187,7 @@ impl Default for Policy {
             limits: Limits::default(),
             max_layers: 8,
             skip_signature_verification: false,
+            receipt_mic: ReceiptMic::Requested,
         }
     }
 }
@@ -204,14 +249,25 @@ struct Current<'a> {
 }
 
 impl<'a> Current<'a> {
-    fn from_owned(data: Vec<u8>, limits: &Limits) -> Result<Self> {
-        let (headers, body_offset) = mime::parse_header_block(&data, limits)?;
+    /// The content of a decrypted or inflated layer: a MIME entity, or (Mendelson, encrypted but
+    /// neither signed nor compressed) the bare payload with no MIME headers at all, which then
+    /// takes its type and name from `outer`, the headers of the layer that held it.
+    fn from_content(data: Vec<u8>, outer: &HeaderMap, limits: &Limits) -> Result<Self> {
         let len = data.len();
+        if starts_as_mime(&data, limits) {
+            let (headers, body_offset) = mime::parse_header_block(&data, limits)?;
+            return Ok(Current {
+                data: Cow::Owned(data),
+                headers,
+                entity: Some(0..len),
+                body: body_offset..len,
+            });
+        }
         Ok(Current {
             data: Cow::Owned(data),
-            headers,
-            entity: Some(0..len),
-            body: body_offset..len,
+            headers: bare_payload_headers(outer),
+            entity: None,
+            body: 0..len,
         })
     }
 
@@ -249,6 +305,12 @@ pub fn open(
     let mut signed_mic: Option<Mic> = None;
     let mut signer = None;
     let mut any_binary = false;
+    // The first MIC algorithm of `signed-receipt-micalg` that we support (RFC 4130 7.3.1).
+    let requested_mic = envelope
+        .mdn
+        .as_ref()
+        .and_then(|r| r.signed.as_ref())
+        .and_then(|s| mic::choose_algorithm(s.micalgs.iter().map(String::as_str)));
     for depth in 0.. {
         if depth > policy.max_layers {
             return Err(Error::TooDeeplyNested(policy.max_layers));
@@ -268,13 +330,29 @@ pub fn open(
                         cipher: d.cipher,
                         key_transport: d.key_transport,
                     });
-                    cur = Current::from_owned(d.content, &policy.limits)?;
+                    cur = Current::from_content(d.content, &cur.headers, &policy.limits)?;
                 }
                 ContentKind::CompressedData => {
-                    let inflated = cms::decompress(&der, policy.max_decompressed_size)?;
+                    // The limit is on the payload: the part's own headers come on top.
+                    let allowance = policy.limits.max_header_bytes as u64;
+                    let inflated = cms::decompress(
+                        &der,
+                        policy.max_decompressed_size.saturating_add(allowance),
+                    )
+                    .map_err(|e| match e {
+                        Error::DecompressionLimit { .. } => Error::DecompressionLimit {
+                            limit: policy.max_decompressed_size,
+                        },
+                        e => e,
+                    })?;
                     drop(der);
                     layers.push(Layer::Compressed);
-                    cur = Current::from_owned(inflated, &policy.limits)?;
+                    cur = Current::from_content(inflated, &cur.headers, &policy.limits)?;
+                    if cur.body.len() as u64 > policy.max_decompressed_size {
+                        return Err(Error::DecompressionLimit {
+                            limit: policy.max_decompressed_size,
+                        });
+                    }
                 }
                 ContentKind::SignedData => {
                     return Err(Error::UnsupportedAlgorithm(
@@ -307,31 +385,47 @@ pub fn open(
             let signed_bytes = &cur.data[signed.clone()];
             let inner = Entity::parse(signed_bytes, &policy.limits)?;
             let binary = inner.transfer_encoding() == Some(TransferEncoding::Binary);
-            let (digest, scheme, who, canonical) = if policy.skip_signature_verification {
+            // As received first; then a binary part with its headers in CRLF form (its body is
+            // never touched), then the whole part in canonical form.
+            let forms: &[SignedForm] = if binary {
+                &[SignedForm::CanonicalHeaders, SignedForm::Canonical]
+            } else {
+                &[SignedForm::Canonical]
+            };
+            let (digest, scheme, who, form) = if policy.skip_signature_verification {
                 let info = cms::inspect_signed(&sig)?;
                 let digest = info.digest.ok_or_else(|| {
                     Error::UnsupportedAlgorithm(format!("signature digest {}", info.digest_oid))
                 })?;
-                (digest, info.scheme, None, !binary)
+                let form = if binary {
+                    SignedForm::AsReceived
+                } else {
+                    SignedForm::Canonical
+                };
+                (digest, info.scheme, None, form)
             } else {
                 let v = cms::verify_detached(
                     &sig,
                     signed_bytes,
                     &keys.partner_certificates(&envelope.from),
-                    true,
+                    forms,
                 )?;
                 if policy.check_certificate_validity {
                     check_validity(&v.signer, at)?;
                 }
-                (v.digest, v.scheme, Some(v.signer), v.canonicalized)
+                (v.digest, v.scheme, Some(v.signer), v.form)
             };
             check_digest(digest, policy)?;
-            // MIC over the signed entity exactly as verified (RFC 4130 section 7.3.1). A verified
-            // signature's messageDigest is that digest already; an unverified one is recomputed.
+            // MIC over the signed entity in the form that verified (RFC 4130 section 7.3.1), in
+            // the algorithm the receipt request asks for, else the signature's. A verified
+            // signature's messageDigest is that digest already.
+            let alg = match policy.receipt_mic {
+                ReceiptMic::Requested => requested_mic.unwrap_or(digest),
+                ReceiptMic::SignatureDigest => digest,
+            };
             signed_mic = Some(match (&who, cms::signed_content_digest(&sig)) {
-                (Some(_), Some(d)) => Mic::from_digest(digest, &d),
-                _ if canonical => Mic::compute(digest, &mime::canonicalize(signed_bytes))?,
-                _ => Mic::compute(digest, signed_bytes)?,
+                (Some(_), Some(d)) if alg == digest => Mic::from_digest(digest, &d),
+                _ => Mic::compute(alg, &form.apply(signed_bytes))?,
             });
             layers.push(Layer::Signed {
                 digest,
@@ -375,19 +469,19 @@ pub fn open(
     let mic = match signed_mic {
         Some(m) => m,
         None => {
-            let alg = envelope
-                .mdn
-                .as_ref()
-                .and_then(|r| r.signed.as_ref())
-                .and_then(|s| mic::choose_algorithm(s.micalgs.iter().map(String::as_str)))
-                .unwrap_or(DigestAlgorithm::Sha256);
-            if layers.is_empty() {
-                // Neither signed nor encrypted nor compressed: the content only.
-                Mic::compute(alg, entity.body())?
-            } else if any_binary {
-                Mic::compute(alg, entity.raw)?
+            let alg = requested_mic.unwrap_or(DigestAlgorithm::Sha256);
+            if encrypted_seen {
+                // Encrypted, unsigned: the decrypted MIME entity, headers and all (for a bare
+                // payload, which has none, the payload).
+                if any_binary {
+                    Mic::compute(alg, entity.raw)?
+                } else {
+                    Mic::compute(alg, &mime::canonicalize(entity.raw))?
+                }
             } else {
-                Mic::compute(alg, &mime::canonicalize(entity.raw))?
+                // Neither signed nor encrypted (compressed or not): the content only, as
+                // OpenAS2 computes it (RFC 4130 7.3.1; RFC 5402 leaves compression out of it).
+                unsigned_content_mic(alg, &entity)?
             }
         }
     };
@@ -426,6 +520,71 @@ pub fn open(
         mic,
         signer,
     })
+}
+
+/// The MIC of an entity's content alone: transfer encoding removed, and text encodings (7bit,
+/// 8bit, quoted-printable) in canonical form.
+fn unsigned_content_mic(alg: DigestAlgorithm, entity: &Entity<'_>) -> Result<Mic> {
+    let content = entity.decoded_body()?;
+    match entity.transfer_encoding() {
+        Some(
+            TransferEncoding::SevenBit
+            | TransferEncoding::EightBit
+            | TransferEncoding::QuotedPrintable,
+        ) => Mic::compute(alg, &mime::canonicalize(&content)),
+        _ => Mic::compute(alg, &content),
+    }
+}
+
+/// Whether `data` starts as a MIME entity does: among the header-shaped lines it begins with
+/// (before an empty line or a line that is no header) at least one is a `Content-*` field or
+/// `MIME-Version`. EDI that happens to hold a colon on its first line is not.
+fn starts_as_mime(data: &[u8], limits: &Limits) -> bool {
+    let window = &data[..data.len().min(limits.max_header_bytes)];
+    for line in window.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            continue;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return false;
+        };
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic()) {
+            return false;
+        }
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if name.starts_with("content-") || name == "mime-version" {
+            return true;
+        }
+    }
+    false
+}
+
+/// Headers for a bare payload: the outer part's type unless it is the S/MIME wrapper's, and its
+/// file name unless it names the wrapper (`smime.p7m`).
+fn bare_payload_headers(outer: &HeaderMap) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let ct = outer.get("Content-Type").map(ContentType::parse);
+    let keep_type = ct.as_ref().is_some_and(|c| {
+        !c.is_pkcs7_mime() && !c.is("multipart/signed") && c.mime_type.contains('/')
+    });
+    let content_type = match (keep_type, outer.get("Content-Type")) {
+        (true, Some(v)) => v.to_string(),
+        _ => "application/octet-stream".to_string(),
+    };
+    h.append("Content-Type", content_type);
+    h.append("Content-Transfer-Encoding", "binary");
+    if let Some(d) = outer.get("Content-Disposition") {
+        let name = mime::Params::parse_after_value(d).get("filename");
+        if name.is_some_and(|n| !n.to_ascii_lowercase().starts_with("smime.")) {
+            h.append("Content-Disposition", d.to_string());
+        }
+    }
+    h
 }
 
 fn pkcs7_kind(ct: &ContentType, der: &[u8]) -> Result<ContentKind> {

@@ -111,7 +111,15 @@ fn exercise(headers: &HeaderMap, body: &[u8]) {
     let _ = cms::inspect_enveloped(body);
     let _ = cms::decompress(body, 1 << 20);
     let _ = cms::decrypt(body, std::slice::from_ref(beta()));
-    let _ = cms::verify_detached(body, b"x", std::slice::from_ref(&alpha().certificate), true);
+    let _ = cms::verify_detached(
+        body,
+        b"x",
+        std::slice::from_ref(&alpha().certificate),
+        &[
+            cms::SignedForm::Canonical,
+            cms::SignedForm::CanonicalHeaders,
+        ],
+    );
 }
 
 #[derive(Debug, Clone)]

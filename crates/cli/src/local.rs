@@ -299,6 +299,10 @@ pub enum PartnersCommand {
         /// Compression of what we send, and where it goes relative to the signature.
         #[arg(long, default_value = "before-signing", value_parser = crate::named::compression())]
         compression: Compression,
+        /// The MIC algorithm of our receipts for the partner's signed messages: the one it asks
+        /// for, or its signature's digest (pyas2lib and django-pyas2 partners need `signature`).
+        #[arg(long, default_value = "requested", value_parser = crate::named::receipt_mic())]
+        receipt_mic: as2::receive::ReceiptMic,
     },
     /// Lists the partnerships.
     List {
@@ -323,6 +327,7 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
             digest,
             pss,
             compression,
+            receipt_mic,
         } => {
             let mut c = config.load()?;
             let mut p = Partnership::new(&station, &partner, &url, &cert_alias);
@@ -334,6 +339,7 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
             p.signing = digest.0;
             p.pss = pss;
             p.compression = compression;
+            p.receipt_mic = receipt_mic;
             if let Some(gcm) = cipher.0.filter(|c| c.is_authenticated()) {
                 eprintln!(
                     "mftg: note: {} is AES-GCM, which pyas2lib-based partners (django-pyas2) cannot \

@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 
 use as2::algorithm::{ContentEncryption, DigestAlgorithm, NameStyle};
 use as2::message::Compression;
+use as2::receive::ReceiptMic;
 use clap::builder::{PossibleValue, TypedValueParser};
 use gateway::model::MdnMode;
 
@@ -121,5 +122,13 @@ pub fn mdn_mode() -> Choice<MdnMode> {
             "none" => Some(MdnMode::None),
             _ => None,
         },
+    }
+}
+
+/// Which algorithm our receipts' MIC is in.
+pub fn receipt_mic() -> Choice<ReceiptMic> {
+    Choice {
+        names: vec!["requested", "signature"],
+        parse: |s| s.parse().ok(),
     }
 }

@@ -71,10 +71,7 @@ impl As2Transport for HttpTransport {
         let status = response.status().as_u16();
         let mut out = as2::HeaderMap::new();
         for (name, value) in response.headers() {
-            out.append(
-                name.as_str(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            );
+            out.append(name.as_str(), as2::mime::header_text(value.as_bytes()));
         }
         let body = response.bytes().await.map_err(classify)?.to_vec();
         Ok(HttpResponse {
@@ -85,15 +82,12 @@ impl As2Transport for HttpTransport {
     }
 }
 
-/// An incoming request's headers as the AS2 engine reads them (values that are not UTF-8 are
-/// read lossily).
+/// An incoming request's headers as the AS2 engine reads them (8-bit values as UTF-8 when they
+/// are UTF-8, else as ISO-8859-1: a file name in a header is never mangled).
 pub fn as2_headers(headers: &http::HeaderMap) -> as2::HeaderMap {
     let mut h = as2::HeaderMap::new();
     for (name, value) in headers {
-        h.append(
-            name.as_str(),
-            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-        );
+        h.append(name.as_str(), as2::mime::header_text(value.as_bytes()));
     }
     h
 }

@@ -28,6 +28,11 @@ pub struct Config {
     /// Largest request body the endpoint accepts, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Largest payload a compressed message may inflate to, in bytes (its MIME headers not
+    /// counted); a message past it is refused with `decompression-failed` as soon as inflating
+    /// passes it.
+    #[serde(default = "default_max_decompressed")]
+    pub max_decompressed_bytes: u64,
     /// Environment variable holding the keystore password (identity, trust and https).
     #[serde(default = "default_password_env")]
     pub keystore_password_env: String,
@@ -55,6 +60,9 @@ fn default_poll() -> u64 {
 fn default_max_body() -> usize {
     512 * 1024 * 1024
 }
+fn default_max_decompressed() -> u64 {
+    gateway::DEFAULT_MAX_DECOMPRESSED_BYTES
+}
 fn default_password_env() -> String {
     "MFTG_KEYSTORE_PASSWORD".into()
 }
@@ -68,6 +76,7 @@ impl Config {
             duplicate_window_secs: default_window(),
             poll_interval_ms: default_poll(),
             max_body_bytes: default_max_body(),
+            max_decompressed_bytes: default_max_decompressed(),
             keystore_password_env: default_password_env(),
             defaults: Defaults::default(),
             stations: Vec::new(),

@@ -141,6 +141,7 @@ impl Node {
         let ports = LocalPorts::open(&config)?;
         let settings = Settings {
             duplicate_window: Duration::from_secs(config.duplicate_window_secs),
+            max_decompressed_size: config.max_decompressed_bytes,
             defaults: config.defaults.clone(),
             ..Settings::default()
         };

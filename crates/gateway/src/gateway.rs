@@ -13,6 +13,10 @@ use crate::error::{GatewayError, Result};
 use crate::model::{Defaults, MdnMode, MessageRecord, Partnership, RetryPolicy, Station};
 use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
 
+/// The largest payload a compressed message may inflate to unless the deployment says otherwise:
+/// 1 GiB (the whole payload is held in memory while it is checked).
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+
 /// Gateway-wide settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -20,7 +24,8 @@ pub struct Settings {
     pub duplicate_window: Duration,
     /// `Reporting-UA` of our receipts.
     pub reporting_ua: String,
-    /// Largest payload a compressed message may inflate to.
+    /// Largest payload a compressed message may inflate to (its MIME headers not counted);
+    /// inflating stops as soon as it is passed.
     pub max_decompressed_size: u64,
     /// What stations and partnerships that do not set their own take.
     pub defaults: Defaults,
@@ -31,7 +36,7 @@ impl Default for Settings {
         Settings {
             duplicate_window: Duration::from_secs(6 * 3600),
             reporting_ua: format!("mftg/{}", env!("CARGO_PKG_VERSION")),
-            max_decompressed_size: 1 << 30,
+            max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_BYTES,
             defaults: Defaults::default(),
         }
     }
@@ -209,6 +214,7 @@ impl Loaded {
             allow_legacy_algorithms: self.partnership.allow_legacy_algorithms,
             check_certificate_validity: true,
             max_decompressed_size,
+            receipt_mic: self.partnership.receipt_mic,
             ..Policy::default()
         }
     }

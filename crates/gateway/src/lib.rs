@@ -17,7 +17,7 @@ mod time;
 mod upload;
 
 pub use error::{GatewayError, Result};
-pub use gateway::{Gateway, Settings};
+pub use gateway::{Gateway, Settings, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use receive::HttpReply;
 pub use send::SendOutcome;
 pub use time::{Millis, SystemClock};

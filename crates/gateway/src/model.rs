@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use as2::algorithm::{ContentEncryption, DigestAlgorithm};
 use as2::message::Compression;
+use as2::receive::ReceiptMic;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::Direction;
@@ -259,6 +260,12 @@ pub struct Partnership {
     /// MIC algorithm to ask the receipt for (`sha-256` unless the partner needs another).
     #[serde(default = "default_mic", with = "named::mic")]
     pub mic_algorithm: DigestAlgorithm,
+    /// The algorithm of the MIC in our receipts for signed messages from the partner: the one its
+    /// request asks for (RFC 4130; OpenAS2, Mendelson and other BouncyCastle-based products), or
+    /// its signature's digest (`signature`: pyas2lib and django-pyas2, which compare only the
+    /// value against a MIC in their signing digest).
+    #[serde(default, with = "named::receipt_mic")]
+    pub receipt_mic: ReceiptMic,
     /// Write algorithm names as `sha1`/`sha256` instead of `sha-1`/`sha-256` (older products).
     #[serde(default)]
     pub compact_algorithm_names: bool,
@@ -333,6 +340,7 @@ impl Partnership {
             mdn: MdnMode::Sync,
             signed_mdn: true,
             mic_algorithm: default_mic(),
+            receipt_mic: ReceiptMic::Requested,
             compact_algorithm_names: false,
             retry: None,
             content_type: default_content_type(),
@@ -682,6 +690,21 @@ mod named {
             match read(d)? {
                 None => Ok(Compression::None),
                 Some(n) => n.parse().map_err(|_| refuse("compression", &n, accepted())),
+            }
+        }
+    }
+
+    pub(crate) mod receipt_mic {
+        use super::*;
+        pub(crate) fn serialize<S: Serializer>(v: &ReceiptMic, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(v.name())
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ReceiptMic, D::Error> {
+            match read(d)? {
+                None => Ok(ReceiptMic::Requested),
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| refuse("receipt_mic", &n, "requested, signature".into())),
             }
         }
     }

@@ -398,9 +398,16 @@ impl<P: Ports> Gateway<P> {
                 Status::DeliveredWithWarning,
                 "processed, but the receipt is unsigned although a signed one was asked for".into(),
             ),
-            (Disposition::Processed, MicCheck::Missing) if record.mic.is_some() && signed => {
+            (Disposition::Processed, MicCheck::Missing)
+                if signed && loaded.partnership.signing.is_some() =>
+            {
                 (Status::DeliveredWithWarning, "processed, but the receipt carries no MIC".into())
             }
+            // pyas2lib, for one, returns no MIC for a message it could not check a signature of.
+            (Disposition::Processed, MicCheck::Missing) => (
+                Status::Delivered,
+                "processed (the receipt carries no MIC, as is common for unsigned messages)".into(),
+            ),
             (Disposition::Processed, _) => (Status::Delivered, "processed".into()),
             (Disposition::Warning(w), _) => (Status::DeliveredWithWarning, format!("processed/warning: {w}")),
             (d, _) => (Status::Failed, format!("the partner reports {d}")),

@@ -12,6 +12,7 @@
 //! | `MFTG_HTTPS_PASSWORD_SECRET` | the same for `https.jks` | the trust store's |
 //! | `MFTG_DUPLICATE_WINDOW_SECONDS` | same-name uploads within this are duplicates | 21600 (6 h) |
 //! | `MFTG_MAX_BODY_BYTES` | largest AS2 request `as2-receiver` takes (413 above) | 4500000 |
+//! | `MFTG_MAX_DECOMPRESSED_BYTES` | largest payload a compressed message may inflate to (`decompression-failed` past it) | 1073741824 (1 GiB) |
 //! | `MFTG_AS2_URL` | our public AS2 URL: where partners POST asynchronous receipts, for stations that name none | none |
 //! | `MFTG_MESSAGE_ID_DOMAIN` | the part of Message-IDs after the `@`, for stations that name none | `mftg.local` |
 //! | `MFTG_RETRY_ATTEMPTS` | attempts per send in all, for partnerships without their own retry policy | 5 |
@@ -82,6 +83,13 @@ impl Config {
             return Err("MFTG_DUPLICATE_WINDOW_SECONDS must be at least 1".into());
         }
         let max_body = number("MFTG_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)?;
+        let max_decompressed = number(
+            "MFTG_MAX_DECOMPRESSED_BYTES",
+            gateway::DEFAULT_MAX_DECOMPRESSED_BYTES,
+        )?;
+        if max_decompressed == 0 {
+            return Err("MFTG_MAX_DECOMPRESSED_BYTES must be at least 1".into());
+        }
         let defaults = {
             fn named(name: &'static str) -> impl Fn(String) -> String {
                 move |e| format!("{name}: {e}")
@@ -130,6 +138,7 @@ impl Config {
             },
             gateway: Settings {
                 duplicate_window: Duration::from_secs(window),
+                max_decompressed_size: max_decompressed,
                 defaults,
                 ..Settings::default()
             },
@@ -169,6 +178,7 @@ mod tests {
         assert_eq!(c.aws.dead_letter_url, None);
         assert_eq!(c.gateway.duplicate_window, Duration::from_secs(21600));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.gateway.max_decompressed_size, 1 << 30);
         assert_eq!(c.gateway.defaults, Defaults::default());
     }
 
@@ -181,6 +191,7 @@ mod tests {
             ("MFTG_TRUST_PASSWORD_SECRET", "ssm:/acme/trust"),
             ("MFTG_DUPLICATE_WINDOW_SECONDS", "60"),
             ("MFTG_MAX_BODY_BYTES", "1000"),
+            ("MFTG_MAX_DECOMPRESSED_BYTES", "52428800"),
             ("MFTG_DLQ_URL", "https://sqs/dlq"),
             ("MFTG_AS2_URL", "https://as2.acme.example/"),
             ("MFTG_MESSAGE_ID_DOMAIN", "acme.example"),
@@ -195,6 +206,7 @@ mod tests {
         assert_eq!(c.aws.keystore_passwords.https, "ssm:/acme/trust");
         assert_eq!(c.gateway.duplicate_window, Duration::from_secs(60));
         assert_eq!(c.max_body_bytes, 1000);
+        assert_eq!(c.gateway.max_decompressed_size, 50 << 20);
         assert_eq!(c.aws.dead_letter_url.as_deref(), Some("https://sqs/dlq"));
         assert_eq!(
             c.gateway.defaults,
@@ -241,6 +253,8 @@ mod tests {
             ("MFTG_RETRY_ATTEMPTS", "-1"),
             ("MFTG_RETRY_INTERVAL_SECONDS", "7201"),
             ("MFTG_RETRY_MAX_INTERVAL_SECONDS", "10"),
+            ("MFTG_MAX_DECOMPRESSED_BYTES", "0"),
+            ("MFTG_MAX_DECOMPRESSED_BYTES", "1 GiB"),
         ] {
             let mut vars = BASE.to_vec();
             vars.push((name, bad));
