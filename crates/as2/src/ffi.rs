@@ -6,7 +6,8 @@
 //! - CMS decryption into a Rust `Vec` through a small write-only BIO, so the plaintext is not held
 //!   twice (OpenSSL's memory BIO would have to be copied out).
 //! - Walking every bag of a PKCS#12 file (`PKCS12_parse` returns only the first key, but keystores
-//!   made by `keytool` may hold several aliases).
+//!   made by `keytool` may hold several aliases), with the parts OpenSSL cannot decrypt (RC2)
+//!   decrypted by `pkcs12` and read back with `ASN1_item_d2i`.
 //!
 //! Each function owns every pointer it creates and frees it on all paths; nothing here outlives
 //! the call except values handed to the `openssl` crate's owning types.
@@ -30,6 +31,8 @@ enum CMS_SignerInfo {}
 enum PKCS12_SAFEBAG {}
 #[allow(non_camel_case_types)]
 enum PKCS7 {}
+#[allow(non_camel_case_types)]
+enum ASN1_ITEM {}
 
 extern "C" {
     fn CMS_add1_signer(
@@ -69,6 +72,14 @@ extern "C" {
     fn PKCS12_mac_present(p12: *const sys::PKCS12) -> c_int;
     fn PKCS12_SAFEBAG_free(bag: *mut PKCS12_SAFEBAG);
     fn PKCS7_free(p7: *mut PKCS7);
+    fn i2d_PKCS7(p7: *const PKCS7, out: *mut *mut u8) -> c_int;
+    fn PKCS12_SAFEBAGS_it() -> *const ASN1_ITEM;
+    fn ASN1_item_d2i(
+        val: *mut *mut c_void,
+        input: *mut *const u8,
+        len: c_long,
+        it: *const ASN1_ITEM,
+    ) -> *mut c_void;
 }
 
 const RSA_PSS_SALTLEN_DIGEST: c_int = -1;
@@ -391,24 +402,40 @@ pub(crate) enum P12Bag {
     Cert(Option<String>, X509),
 }
 
-/// Checks the MAC (if any) and returns every key and certificate bag, with friendly names.
+/// Why the bags of a PKCS#12 file could not be read.
+pub(crate) enum P12Failure {
+    /// The integrity MAC does not verify: the password is wrong (or the file was altered).
+    Mac,
+    /// A part could not be decrypted or read.
+    Bags(ErrorStack),
+}
+
+/// Checks the MAC (if any) and returns every key and certificate bag, with friendly names. An
+/// encrypted part OpenSSL cannot decrypt (its legacy algorithms) is handed to `legacy` as the
+/// DER of its ContentInfo; what it returns is read as the part's SafeContents.
 pub(crate) fn pkcs12_bags(
     p12: &openssl::pkcs12::Pkcs12Ref,
     password: &str,
-) -> Result<Vec<P12Bag>, ErrorStack> {
-    let pass = std::ffi::CString::new(password).map_err(|_| ErrorStack::get())?;
-    let passlen = c_int::try_from(password.len()).map_err(|_| ErrorStack::get())?;
+    legacy: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+) -> Result<Vec<P12Bag>, P12Failure> {
+    let bags_err = |_| P12Failure::Bags(ErrorStack::get());
+    let pass = std::ffi::CString::new(password).map_err(bags_err)?;
+    let passlen =
+        c_int::try_from(password.len()).map_err(|_| P12Failure::Bags(ErrorStack::get()))?;
     let p12ptr = p12.as_ptr();
     let mut out = Vec::new();
-    // SAFETY: every stack returned by an unpack call is owned here and freed with its elements'
-    // own free function; bags borrowed from those stacks are not used after the free.
+    // SAFETY: every stack returned by an unpack or d2i call is owned here and freed with its
+    // elements' own free function; bags borrowed from those stacks are not used after the free;
+    // the DER written by i2d_PKCS7 is freed with OPENSSL_free.
     unsafe {
-        if PKCS12_mac_present(p12ptr) == 1 {
-            check(PKCS12_verify_mac(p12ptr, pass.as_ptr(), passlen))?;
+        if PKCS12_mac_present(p12ptr) == 1 && PKCS12_verify_mac(p12ptr, pass.as_ptr(), passlen) != 1
+        {
+            let _ = ErrorStack::get();
+            return Err(P12Failure::Mac);
         }
         let safes = PKCS12_unpack_authsafes(p12ptr);
         if safes.is_null() {
-            return Err(ErrorStack::get());
+            return Err(P12Failure::Bags(ErrorStack::get()));
         }
         let mut result = Ok(());
         for i in 0..sys::OPENSSL_sk_num(safes) {
@@ -418,15 +445,21 @@ pub(crate) fn pkcs12_bags(
                 bags = PKCS12_unpack_p7encdata(p7, pass.as_ptr(), passlen);
             }
             if bags.is_null() {
-                result = Err(ErrorStack::get());
-                break;
+                let failure = ErrorStack::get();
+                bags = p7_der(p7)
+                    .and_then(|der| legacy(&der))
+                    .map_or(ptr::null_mut(), |plain| safe_contents(&plain));
+                if bags.is_null() {
+                    result = Err(P12Failure::Bags(failure));
+                    break;
+                }
             }
             // Errors left by the first unpack attempt are not failures.
             let _ = ErrorStack::get();
             let r = collect_bags(bags, &pass, passlen, &mut out, 0);
             free_bag_stack(bags);
             if let Err(e) = r {
-                result = Err(e);
+                result = Err(P12Failure::Bags(e));
                 break;
             }
         }
@@ -434,6 +467,31 @@ pub(crate) fn pkcs12_bags(
         result?;
     }
     Ok(out)
+}
+
+/// The DER of a PKCS7 structure.
+unsafe fn p7_der(p7: *mut PKCS7) -> Option<Vec<u8>> {
+    let mut buf: *mut u8 = ptr::null_mut();
+    let len = i2d_PKCS7(p7, &mut buf);
+    if len <= 0 || buf.is_null() {
+        return None;
+    }
+    let der = std::slice::from_raw_parts(buf, len as usize).to_vec();
+    sys::CRYPTO_free(
+        buf as *mut c_void,
+        concat!(file!(), "\0").as_ptr() as *const c_char,
+        line!() as c_int,
+    );
+    Some(der)
+}
+
+/// A SafeContents DER as a stack of bags (null when it does not parse).
+unsafe fn safe_contents(der: &[u8]) -> *mut sys::OPENSSL_STACK {
+    let Ok(len) = c_long::try_from(der.len()) else {
+        return ptr::null_mut();
+    };
+    let mut p = der.as_ptr();
+    ASN1_item_d2i(ptr::null_mut(), &mut p, len, PKCS12_SAFEBAGS_it()) as *mut sys::OPENSSL_STACK
 }
 
 unsafe fn free_bag_stack(st: *mut sys::OPENSSL_STACK) {

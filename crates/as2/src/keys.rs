@@ -56,11 +56,16 @@ impl Identity {
         })
     }
 
-    /// Loads a PEM or DER certificate file and a PEM or DER private key file.
+    /// Loads a PEM or DER certificate file and a PEM or DER private key file (they may be the
+    /// same PEM file). The certificate that matches the key is ours; any others are its chain.
     pub fn from_pem_or_der(cert: &[u8], key: &[u8], passphrase: Option<&str>) -> Result<Self> {
-        let mut certs = load_certificates(cert)?;
         let key = load_private_key(key, passphrase)?;
-        let first = certs.remove(0);
+        let mut certs = load_certificates(cert)?;
+        let ours = certs
+            .iter()
+            .position(|c| c.public_key().is_ok_and(|p| p.public_eq(&key)))
+            .unwrap_or(0);
+        let first = certs.remove(ours);
         Identity::new(first, key, certs)
     }
 
@@ -228,11 +233,22 @@ impl Keystore {
     pub fn load_pkcs12(data: &[u8], password: &str) -> Result<Self> {
         let p12 = Pkcs12::from_der(data)
             .map_err(|e| Error::Key(format!("not a PKCS#12 file: {}", first_reason(&e))))?;
-        let bags = crate::ffi::pkcs12_bags(&p12, password).map_err(|e| {
-            Error::Key(format!(
-                "cannot open the PKCS#12 keystore (wrong password or unsupported protection): {}",
+        let legacy = |p7: &[u8]| crate::pkcs12::decrypt_rc2_encrypted_data(p7, password);
+        let protection = || {
+            crate::pkcs12::describe(data)
+                .map(|d| format!(" (protected with {d})"))
+                .unwrap_or_default()
+        };
+        let bags = crate::ffi::pkcs12_bags(&p12, password, &legacy).map_err(|e| match e {
+            crate::ffi::P12Failure::Mac => Error::Key(
+                "cannot open the PKCS#12 keystore: wrong password (its integrity check does not verify)"
+                    .into(),
+            ),
+            crate::ffi::P12Failure::Bags(e) => Error::Key(format!(
+                "cannot open the PKCS#12 keystore: unsupported protection{}: {}",
+                protection(),
                 first_reason(&e)
-            ))
+            )),
         })?;
         let mut keys = Vec::new();
         let mut certs = Vec::new();

@@ -25,6 +25,7 @@ pub mod mdn;
 pub mod message;
 pub mod mic;
 pub mod mime;
+mod pkcs12;
 pub mod receive;
 mod time;
 

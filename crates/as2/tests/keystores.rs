@@ -26,6 +26,13 @@ fn keytool(dir: &Path, args: &[&str]) {
     );
 }
 
+fn openssl_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    run_bounded(
+        Command::new("openssl").current_dir(dir).args(args),
+        Duration::from_secs(60),
+    )
+}
+
 fn genkey(
     dir: &Path,
     store: &str,
@@ -285,10 +292,7 @@ fn openssl_pem_der_and_pkcs12_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let run = |args: &[&str]| {
-        run_bounded(
-            Command::new("openssl").current_dir(dir).args(args),
-            Duration::from_secs(60),
-        );
+        openssl_in(dir, args);
     };
     run(&[
         "req",
@@ -451,4 +455,124 @@ fn jks_we_write_is_read_by_keytool_and_by_us() {
     assert_eq!(back.entries().len(), 3);
     assert!(back.identity("ALPHA").is_ok());
     assert!(Keystore::load(&bytes, "Wrong-Pass", None).is_err());
+}
+
+/// PKCS#12 as older tools write it: certificates under pbeWithSHA1And40BitRC2-CBC, the key under
+/// 3DES (Java keytool before 8u301, Windows exports; `openssl pkcs12 -legacy` and keytool's
+/// `keystore.pkcs12.legacy` write the same). OpenSSL 3 opens these only with its legacy provider.
+#[test]
+fn legacy_pkcs12_from_old_keytool_and_openssl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let openssl = |args: &[&str]| openssl_in(dir, args);
+    keytool(
+        dir,
+        &[
+            "-J-Dkeystore.pkcs12.legacy",
+            "-genkeypair",
+            "-alias",
+            "old-java",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-dname",
+            "CN=OLDJAVA",
+            "-validity",
+            "30",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            "old.p12",
+            "-storepass",
+            STORE_PASS,
+            "-keypass",
+            STORE_PASS,
+        ],
+    );
+    let (crt, key) = write_pem(dir, "alpha", alpha());
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-legacy",
+        "-in",
+        crt.to_str().unwrap(),
+        "-inkey",
+        key.to_str().unwrap(),
+        "-name",
+        "windows-export",
+        "-passout",
+        &format!("pass:{STORE_PASS}"),
+        "-out",
+        "win.pfx",
+    ]);
+    for (file, alias, cn) in [
+        ("old.p12", "old-java", "OLDJAVA"),
+        ("win.pfx", "windows-export", "ALPHA"),
+    ] {
+        let data = std::fs::read(dir.join(file)).unwrap();
+        // What the file holds, as openssl itself reports it.
+        let info = openssl(&[
+            "pkcs12",
+            "-info",
+            "-noout",
+            "-legacy",
+            "-in",
+            file,
+            "-passin",
+            &format!("pass:{STORE_PASS}"),
+        ]);
+        let info = String::from_utf8_lossy(&info.stderr).into_owned()
+            + &String::from_utf8_lossy(&info.stdout);
+        assert!(
+            info.contains("pbeWithSHA1And40BitRC2-CBC"),
+            "{file}: {info}"
+        );
+        let ks = Keystore::load(&data, STORE_PASS, None).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let id = ks.identity(alias).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            as2::keys::subject_name(&id.certificate).contains(cn),
+            "{file}"
+        );
+        exchange(&id, &id, &id.certificate);
+
+        // A wrong password is told apart from a protection we cannot open.
+        let e = Keystore::load(&data, "not-the-password", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wrong password"), "{file}: {e}");
+        assert!(!e.contains(STORE_PASS), "{e}");
+    }
+
+    // RC4, which nothing here decrypts: the error names the protection found.
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-legacy",
+        "-certpbe",
+        "PBE-SHA1-RC4-128",
+        "-keypbe",
+        "PBE-SHA1-3DES",
+        "-in",
+        crt.to_str().unwrap(),
+        "-inkey",
+        key.to_str().unwrap(),
+        "-passout",
+        &format!("pass:{STORE_PASS}"),
+        "-out",
+        "rc4.p12",
+    ]);
+    let e = Keystore::load(
+        &std::fs::read(dir.join("rc4.p12")).unwrap(),
+        STORE_PASS,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("unsupported protection")
+            && e.contains("certificates under pbeWithSHA1And128BitRC4")
+            && e.contains("key under pbeWithSHA1And3-KeyTripleDES-CBC"),
+        "{e}"
+    );
 }

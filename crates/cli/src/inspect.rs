@@ -24,7 +24,7 @@ pub struct Args {
     /// Our private key (PEM or DER), to decrypt.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Our certificate (PEM or DER), to go with --key.
+    /// Our certificate (PEM or DER), to go with --key (not needed when the --key PEM holds it).
     #[arg(long)]
     pub cert: Option<PathBuf>,
     /// Environment variable holding the --key passphrase.

@@ -38,8 +38,23 @@ pub fn identity(
                     .map_err(|e| e.to_string())?,
             );
         }
+        // A PEM file holding the key and its certificate (and perhaps the chain).
+        (Some(k), None) => {
+            let pass = secret_from_env(key_pass_env)?;
+            let data = read(k)?;
+            if load_certificates(&data).is_err() {
+                return Err(format!(
+                    "{} holds no certificate: give the key's certificate with --cert",
+                    k.display()
+                ));
+            }
+            out.push(
+                Identity::from_pem_or_der(&data, &data, pass.as_deref())
+                    .map_err(|e| format!("{}: {e}", k.display()))?,
+            );
+        }
         (None, None) => {}
-        _ => return Err("--key and --cert go together".into()),
+        (None, Some(_)) => return Err("--cert goes with --key (our private key)".into()),
     }
     if let Some(path) = keystore {
         let pass = secret_from_env(store_pass_env)?.unwrap_or_default();

@@ -256,6 +256,51 @@ fn inspect_at_a_given_time() {
 }
 
 #[test]
+fn inspect_with_one_pem_holding_the_key_and_its_certificate() {
+    // As `openssl req -x509 -nodes` and many partner tools write them: key and certificate (and
+    // here a second, unrelated certificate first) in one file.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=BETA", "-days", "3",
+        ])
+        .arg("-keyout")
+        .arg(d.join("beta.key"))
+        .arg("-out")
+        .arg(d.join("beta.crt"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let other = Identity::generate_self_signed("OTHER", 2048, UnixTime(1_790_000_000), 10).unwrap();
+    let mut bundle = other.certificate.to_pem().unwrap();
+    bundle.extend(std::fs::read(d.join("beta.key")).unwrap());
+    bundle.extend(std::fs::read(d.join("beta.crt")).unwrap());
+    std::fs::write(d.join("beta.pem"), &bundle).unwrap();
+    let cert = as2::keys::load_certificates(&std::fs::read(d.join("beta.crt")).unwrap()).unwrap();
+    let mut opts = MessageOptions::new("ALPHA", "BETA");
+    opts.encryption = Some(message::Encryption::new(cert[0].clone()));
+    let m = message::build(
+        &opts,
+        &Payload::new(b"ISA~", Some("x.x12")),
+        "<pem@alpha>",
+        UnixTime(1_790_000_000),
+    )
+    .unwrap();
+    let mut capture = m.headers.to_bytes();
+    capture.extend_from_slice(b"\r\n");
+    capture.extend_from_slice(&m.body);
+    std::fs::write(d.join("m.as2"), capture).unwrap();
+    let (code, out) = mftg(
+        &["inspect", &p(d, "m.as2"), "--key", &p(d, "beta.pem")],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(field(&out, "filename"), "x.x12");
+}
+
+#[test]
 fn bad_captures_and_arguments() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -271,7 +316,13 @@ fn bad_captures_and_arguments() {
     assert!(out.contains("missing required header AS2-From"), "{out}");
     let (code, out) = mftg(&["inspect", &p(d, "noas2"), "--key", &p(d, "noas2")], &[]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("--key and --cert go together"), "{out}");
+    assert!(
+        out.contains("holds no certificate: give the key's certificate with --cert"),
+        "{out}"
+    );
+    let (code, out) = mftg(&["inspect", &p(d, "noas2"), "--cert", &p(d, "noas2")], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--cert goes with --key"), "{out}");
     let (code, out) = mftg(
         &[
             "inspect",
