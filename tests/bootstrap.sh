@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v keytool >/dev/null || need_apt+=(default-jre-headless)
+# javac and Debian's BouncyCastle and JavaMail jars: the Java AS2 partner (tests/interop/java).
+command -v javac >/dev/null || need_apt+=(default-jdk-headless)
+for pkg in libbcprov-java libbcpkix-java libbcutil-java libbcmail-java libmail-java libactivation-java; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -e /usr/include/openssl/cms.h ] || need_apt+=(libssl-dev)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)

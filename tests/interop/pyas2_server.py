@@ -1,12 +1,16 @@
 """A pyas2lib trading partner over HTTP, for the gateway's end-to-end tests.
 
-    python pyas2_server.py serve CONFIG.json        # receive messages and receipts until killed
-    python pyas2_server.py send CONFIG.json FILE    # send FILE to the gateway, print the result
+    python pyas2_server.py serve CONFIG.json                  # receive until killed
+    python pyas2_server.py send CONFIG.json FILE [PROFILE]    # send FILE to the gateway, print the result
 
 CONFIG.json: {"port", "dir", "name", "key", "cert", "partner": {"name", "cert", "url"},
-"mdn": "SYNC"|"ASYNC"}. What the server sees goes to <dir>/events.jsonl, one JSON object a line;
-received payloads to <dir>/received/. `send` records what it sent under <dir>/sent/ so the server
-can match the asynchronous receipt for it.
+"mdn": "SYNC"|"ASYNC", "profiles": {AS2 ID: {"sign", "digest", "encrypt", "cipher", "compress",
+"mdn", "mdn_digest"}}}. pyas2lib answers as whatever AS2 ID it is sent to; a profile (by that
+ID, default `name`) says what it expects from the partner and how it sends as that ID (signed
+SHA-256, AES-256, compressed and a signed receipt unless the profile says otherwise). What the
+server sees goes to <dir>/events.jsonl, one JSON object a line; received payloads to
+<dir>/received/<AS2 ID>/. `send` records what it sent under <dir>/sent/ so the server can match
+the asynchronous receipt for it.
 """
 import json
 import logging
@@ -26,28 +30,43 @@ def load(path):
     d = pathlib.Path(cfg["dir"])
     for sub in ("received", "sent"):
         (d / sub).mkdir(parents=True, exist_ok=True)
+    return cfg, d
+
+
+def profile(cfg, as2_id):
+    p = {"sign": True, "digest": "sha256", "encrypt": True, "cipher": "aes_256_cbc",
+         "compress": True, "mdn": cfg.get("mdn", "SYNC"), "mdn_digest": "sha256"}
+    p.update(cfg.get("profiles", {}).get(as2_id, {}))
+    return p
+
+
+def org(cfg, as2_id):
     pem = pathlib.Path(cfg["cert"]).read_bytes() + pathlib.Path(cfg["key"]).read_bytes()
-    org = Organization(
-        as2_name=cfg["name"],
+    return Organization(
+        as2_name=as2_id,
         sign_key=pem,
         decrypt_key=pem,
         mdn_url=f"http://127.0.0.1:{cfg['port']}/as2",
         domain="pyas2.test",
     )
+
+
+def partner(cfg, as2_id):
+    """The gateway's station, as pyas2lib playing `as2_id` trades with it."""
+    p = profile(cfg, as2_id)
     pcert = pathlib.Path(cfg["partner"]["cert"]).read_bytes()
-    partner = Partner(
+    return Partner(
         as2_name=cfg["partner"]["name"],
         verify_cert=pcert,
         encrypt_cert=pcert,
-        sign=True,
-        digest_alg="sha256",
-        encrypt=True,
-        enc_alg="aes_256_cbc",
-        compress=True,
-        mdn_mode=cfg.get("mdn", "SYNC"),
-        mdn_digest_alg="sha256",
+        sign=p["sign"],
+        digest_alg=p["digest"],
+        encrypt=p["encrypt"],
+        enc_alg=p["cipher"],
+        compress=p["compress"],
+        mdn_mode=p["mdn"],
+        mdn_digest_alg=p["mdn_digest"],
     )
-    return cfg, d, org, partner
 
 
 def event(d, **kw):
@@ -55,19 +74,19 @@ def event(d, **kw):
         f.write(json.dumps(kw) + "\n")
 
 
-def sent_message(d, org, partner, message_id):
+def sent_message(cfg, d, message_id):
     path = d / "sent" / (message_id.strip("<>").replace("/", "_") + ".json")
     if not path.exists():
         return None
     info = json.loads(path.read_text())
-    m = Message(org, partner)
+    m = Message(org(cfg, info["as2_id"]), partner(cfg, info["as2_id"]))
     m.message_id = info["message_id"]
     m.mic = info["mic"].encode() if info.get("mic") else None
     return m
 
 
 def serve(cfg_path):
-    cfg, d, org, partner = load(cfg_path)
+    cfg, d = load(cfg_path)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -77,7 +96,7 @@ def serve(cfg_path):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             raw = b"".join(f"{k}: {v}\r\n".encode() for k, v in self.headers.items()) + b"\r\n" + body
             mdn = Mdn()
-            status, detail = mdn.parse(raw, find_message_cb=lambda mid, _r: sent_message(d, org, partner, mid))
+            status, detail = mdn.parse(raw, find_message_cb=lambda mid, _r: sent_message(cfg, d, mid))
             if detail != "mdn-not-found":
                 event(d, kind="mdn", status=status, detail=detail, original=mdn.orig_message_id)
                 self.send_response(200)
@@ -85,14 +104,18 @@ def serve(cfg_path):
                 self.end_headers()
                 return
             msg = Message()
-            status, (exc, _), mdn = msg.parse(raw, find_org_cb=lambda _i: org, find_partner_cb=lambda _i: partner)
+            status, (exc, _), mdn = msg.parse(
+                raw, find_org_partner_cb=lambda to, frm: (org(cfg, to), partner(cfg, to)))
             name = None
+            to = msg.receiver.as2_name if msg.receiver else None
             if status == "processed":
                 name = msg.payload.get_filename() or "payload.bin"
-                (d / "received" / name).write_bytes(msg.content)
+                (d / "received" / to).mkdir(parents=True, exist_ok=True)
+                (d / "received" / to / name).write_bytes(msg.content)
             event(d, kind="message", status=status, error=str(exc) if exc else None,
-                  message_id=msg.message_id, filename=name, signed=msg.signed,
-                  encrypted=msg.encrypted, compressed=msg.compressed)
+                  message_id=msg.message_id, to=to, filename=name, signed=msg.signed,
+                  encrypted=msg.encrypted, compressed=msg.compressed,
+                  mic=msg.mic.decode() if msg.mic else None, digest=msg.digest_alg)
             if mdn is None or mdn.mdn_mode == "ASYNC":
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -122,23 +145,27 @@ def post_async_mdn(d, mdn):
         event(d, kind="async-mdn-posted", status=None, error=str(e))
 
 
-def send(cfg_path, file):
-    cfg, d, org, partner = load(cfg_path)
+def send(cfg_path, file, as2_id=None):
+    cfg, d = load(cfg_path)
+    as2_id = as2_id or cfg["name"]
     path = pathlib.Path(file)
-    msg = Message(org, partner)
+    msg = Message(org(cfg, as2_id), partner(cfg, as2_id))
     msg.build(path.read_bytes(), filename=path.name, disposition_notification_to="pyas2@pyas2.test")
     (d / "sent" / (msg.message_id.replace("/", "_") + ".json")).write_text(
-        json.dumps({"message_id": msg.message_id, "mic": msg.mic.decode() if msg.mic else None}))
+        json.dumps({"message_id": msg.message_id, "as2_id": as2_id,
+                    "mic": msg.mic.decode() if msg.mic else None}))
     req = urllib.request.Request(cfg["partner"]["url"], data=msg.content, headers=dict(msg.headers), method="POST")
     with urllib.request.urlopen(req, timeout=60) as r:
         body = r.read()
         raw = b"".join(f"{k}: {v}\r\n".encode() for k, v in r.headers.items()) + b"\r\n" + body
-        result = {"http": r.status, "message_id": msg.message_id}
-        if cfg.get("mdn", "SYNC") == "SYNC":
+        result = {"http": r.status, "message_id": msg.message_id,
+                  "mic": msg.mic.decode() if msg.mic else None}
+        if profile(cfg, as2_id)["mdn"] == "SYNC":
             status, detail = Mdn().parse(raw, find_message_cb=lambda _m, _r: msg)
             result.update(mdn_status=status, mdn_detail=detail)
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    {"serve": lambda: serve(sys.argv[2]), "send": lambda: send(sys.argv[2], sys.argv[3])}[sys.argv[1]]()
+    {"serve": lambda: serve(sys.argv[2]),
+     "send": lambda: send(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)}[sys.argv[1]]()

@@ -16,6 +16,36 @@ fn edi(n: u32) -> Vec<u8> {
     format!("ISA*00*          *00*          *ZZ*PYAS2*ZZ*ALPHA*{n:09}~\r\nST*850*0001~\r\nBEG*00*SA*PO-{n}~\r\nSE*3*0001~\r\nIEA*1*{n:09}~\r\n").into_bytes()
 }
 
+/// pyas2lib as PYAS2 (and the AS2 IDs of `profiles`) on `port`, trading with ALPHA on
+/// `alpha_port`, receipts `mode`.
+fn start_pyas2(
+    dir: &std::path::Path,
+    port: u16,
+    alpha_port: u16,
+    mode: &str,
+    profiles: serde_json::Value,
+) -> Pyas2Partner {
+    let py_id = identity("PYAS2");
+    let alpha_cert = identity("ALPHA").certificate.to_pem().unwrap();
+    let alpha_url = format!("http://127.0.0.1:{alpha_port}/as2");
+    Pyas2Partner::start_with_profiles(
+        dir,
+        "PYAS2",
+        (
+            &py_id.certificate.to_pem().unwrap(),
+            &py_id.private_key.private_key_to_pem_pkcs8().unwrap(),
+        ),
+        port,
+        &pyas2::Station {
+            as2_id: "ALPHA",
+            cert_pem: &alpha_cert,
+            url: &alpha_url,
+        },
+        mode,
+        profiles,
+    )
+}
+
 #[test]
 fn trading_with_a_pyas2lib_partner() {
     for (mode, py_mode) in [(MdnMode::Sync, "SYNC"), (MdnMode::Async, "ASYNC")] {
@@ -32,24 +62,7 @@ fn trading_with_a_pyas2lib_partner() {
             &identity("PYAS2").certificate,
             &|p| p.mdn = mode,
         );
-        let py_id = identity("PYAS2");
-        let alpha_cert = identity("ALPHA").certificate.to_pem().unwrap();
-        let alpha_url = format!("http://127.0.0.1:{alpha_port}/as2");
-        let py = Pyas2Partner::start(
-            &py_dir,
-            "PYAS2",
-            (
-                &py_id.certificate.to_pem().unwrap(),
-                &py_id.private_key.private_key_to_pem_pkcs8().unwrap(),
-            ),
-            py_port,
-            &pyas2::Station {
-                as2_id: "ALPHA",
-                cert_pem: &alpha_cert,
-                url: &alpha_url,
-            },
-            py_mode,
-        );
+        let py = start_pyas2(&py_dir, py_port, alpha_port, py_mode, serde_json::json!({}));
         let ra = Running::start(&a);
 
         // ALPHA -> pyas2lib: signed, compressed, encrypted; pyas2lib's receipt verified here.
@@ -83,7 +96,7 @@ fn trading_with_a_pyas2lib_partner() {
             (Some(true), Some(true), Some(true))
         );
         assert_eq!(
-            std::fs::read(py_dir.join("received/po-to-pyas2.x12")).unwrap(),
+            std::fs::read(py_dir.join("received/PYAS2/po-to-pyas2.x12")).unwrap(),
             edi(1)
         );
 
@@ -116,4 +129,193 @@ fn trading_with_a_pyas2lib_partner() {
         );
         ra.stop();
     }
+}
+
+/// Every security level pyas2lib offers, both ways, and receipts asked in another algorithm than
+/// the signature's: pyas2lib compares only the MIC's value, against one in its signing digest.
+#[test]
+fn every_security_level_and_the_requested_mic_with_pyas2lib() {
+    use as2::algorithm::DigestAlgorithm;
+    use as2::message::Compression;
+    use as2::receive::ReceiptMic;
+    use serde_json::json;
+
+    // (AS2 ID pyas2lib plays, signed, encrypted, compressed, signing digest, receipt MIC
+    // algorithm asked for, our receipt_mic setting, what pyas2lib says of our receipt)
+    let levels = [
+        (
+            "PY-PLAIN",
+            false,
+            false,
+            false,
+            "sha256",
+            "sha256",
+            ReceiptMic::Requested,
+            "processed",
+        ),
+        (
+            "PY-Z",
+            false,
+            false,
+            true,
+            "sha256",
+            "sha256",
+            ReceiptMic::Requested,
+            "processed",
+        ),
+        (
+            "PY-SIGNED",
+            true,
+            false,
+            false,
+            "sha256",
+            "sha256",
+            ReceiptMic::Requested,
+            "processed",
+        ),
+        (
+            "PY-ENCRYPTED",
+            false,
+            true,
+            false,
+            "sha256",
+            "sha256",
+            ReceiptMic::Requested,
+            "processed",
+        ),
+        (
+            "PY-ENCRYPTED-Z",
+            false,
+            true,
+            true,
+            "sha256",
+            "sha256",
+            ReceiptMic::Requested,
+            "processed",
+        ),
+        (
+            "PY-SHA1-ASKS-SHA256",
+            true,
+            true,
+            true,
+            "sha1",
+            "sha256",
+            ReceiptMic::SignatureDigest,
+            "processed",
+        ),
+        // The RFC's choice (the algorithm asked for) is not what pyas2lib compares against.
+        (
+            "PY-SHA1-RFC",
+            true,
+            true,
+            false,
+            "sha1",
+            "sha512",
+            ReceiptMic::Requested,
+            "processed/warning",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (alpha_port, py_port) = (free_port(), free_port());
+    let py_url = format!("http://127.0.0.1:{py_port}/as2");
+    let mut a = site(
+        root,
+        "ALPHA",
+        alpha_port,
+        "PYAS2",
+        py_url.clone(),
+        &identity("PYAS2").certificate,
+        &|_| {},
+    );
+    let template = a.config.partnerships.remove(0);
+    let mut profiles = serde_json::Map::new();
+    for (id, sign, encrypt, compress, digest, asks, receipt_mic, _) in levels {
+        let mut p = template.clone();
+        p.partner = id.into();
+        p.signing = sign.then(|| DigestAlgorithm::from_name(digest).unwrap());
+        p.encryption = encrypt.then_some(as2::algorithm::ContentEncryption::Aes256Cbc);
+        p.compression = if compress {
+            Compression::BeforeSigning
+        } else {
+            Compression::None
+        };
+        p.mic_algorithm = DigestAlgorithm::from_name(asks).unwrap();
+        p.receipt_mic = receipt_mic;
+        a.config.partnerships.push(p);
+        profiles.insert(
+            id.into(),
+            json!({"sign": sign, "digest": digest, "encrypt": encrypt, "compress": compress,
+                   "mdn": "SYNC", "mdn_digest": asks}),
+        );
+    }
+    let py_dir = root.join("pyas2");
+    let py = start_pyas2(&py_dir, py_port, alpha_port, "SYNC", profiles.into());
+    let ra = Running::start(&a);
+
+    // ALPHA -> pyas2lib, at every level: pyas2lib's receipt (with its MIC, or none for an
+    // unsigned message, which pyas2lib never computes one for) is accepted.
+    for (n, (id, ..)) in levels.iter().enumerate() {
+        drop_file_to(&a, id, "po.x12", &edi(n as u32));
+    }
+    let records = wait_for(&ra, "every level sent", Duration::from_secs(60), |rs| {
+        let out = outbound(rs);
+        out.len() == levels.len() && out.iter().all(|r| r.status.is_final())
+    });
+    for (n, (id, sign, encrypt, compress, ..)) in levels.iter().enumerate() {
+        let r = outbound(&records)
+            .into_iter()
+            .find(|r| r.partner == *id)
+            .unwrap();
+        assert_eq!(r.status, Status::Delivered, "{id}: {:#?}", r.history);
+        let mdn = r.mdn.clone().unwrap();
+        let mic = if *sign { "matches" } else { "missing" };
+        assert_eq!((mdn.signed, mdn.mic.as_str()), (true, mic), "{id}");
+        let got = py.wait_event(id, |e| {
+            e["kind"] == "message" && e["message_id"] == r.message_id.trim_matches(['<', '>'])
+        });
+        assert_eq!(got["status"], "processed", "{id}: {got}");
+        assert_eq!(
+            (
+                got["signed"].as_bool(),
+                got["encrypted"].as_bool(),
+                got["compressed"].as_bool()
+            ),
+            (Some(*sign), Some(*encrypt), Some(*compress)),
+            "{id}: {got}"
+        );
+        assert_eq!(
+            std::fs::read(py_dir.join("received").join(id).join("po.x12")).unwrap(),
+            edi(n as u32),
+            "{id}"
+        );
+    }
+
+    // pyas2lib -> ALPHA, at every level; pyas2lib checks our receipt.
+    for (n, (id, .., verdict)) in levels.iter().enumerate() {
+        let file = py_dir.join(format!("asn-{n}.x12"));
+        std::fs::write(&file, edi(100 + n as u32)).unwrap();
+        let result = py.send_as(&file, Some(id));
+        assert_eq!(result["http"], 200, "{id}: {result}");
+        assert_eq!(
+            result["mdn_status"], *verdict,
+            "{id}: pyas2lib on our receipt: {result}"
+        );
+    }
+    let records = wait_for(&ra, "every level received", Duration::from_secs(20), |rs| {
+        inbound(rs).len() == levels.len()
+    });
+    for (n, (id, ..)) in levels.iter().enumerate() {
+        let r = inbound(&records)
+            .into_iter()
+            .find(|r| r.partner == *id)
+            .unwrap();
+        assert_eq!(r.status, Status::Received, "{id}: {:#?}", r.history);
+        assert_eq!(
+            std::fs::read(a.config.data_dir.join(r.payload_key.as_ref().unwrap())).unwrap(),
+            edi(100 + n as u32),
+            "{id}"
+        );
+    }
+    ra.stop();
 }

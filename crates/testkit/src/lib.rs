@@ -7,18 +7,51 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is the failure report
 
 pub mod function_url;
+pub mod java;
 pub mod lambda;
 pub mod proxy;
 pub mod pyas2;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
+/// The `events.jsonl` a test partner (pyas2lib, Java) writes, one JSON object a line.
+pub fn events(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits (at most `limit`) for an event of a test partner in `dir` that `f` accepts; panics with
+/// every event and the partner's `stderr.log` otherwise.
+pub fn wait_event(
+    dir: &Path,
+    what: &str,
+    limit: Duration,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(e) = events(dir).into_iter().find(|e| f(e)) {
+            return e;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: {:#?}\nstderr: {}",
+            events(dir),
+            std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind 127.0.0.1")

@@ -45,10 +45,25 @@ impl Pyas2Partner {
     pub fn start(
         dir: &Path,
         name: &str,
+        keys: (&[u8], &[u8]),
+        port: u16,
+        station: &Station,
+        mdn: &str,
+    ) -> Pyas2Partner {
+        Self::start_with_profiles(dir, name, keys, port, station, mdn, json!({}))
+    }
+
+    /// [`Pyas2Partner::start`], with `profiles`: for an AS2 ID pyas2lib answers to (and sends
+    /// as), what it expects and how it sends (`sign`, `digest`, `encrypt`, `cipher`, `compress`,
+    /// `mdn`, `mdn_digest`; see tests/interop/pyas2_server.py).
+    pub fn start_with_profiles(
+        dir: &Path,
+        name: &str,
         (cert_pem, key_pem): (&[u8], &[u8]),
         port: u16,
         station: &Station,
         mdn: &str,
+        profiles: Value,
     ) -> Pyas2Partner {
         std::fs::create_dir_all(dir).expect("partner dir");
         let file = |n: &str, data: &[u8]| {
@@ -61,6 +76,7 @@ impl Pyas2Partner {
             "cert": file("partner.crt", cert_pem), "key": file("partner.key", key_pem),
             "partner": {"name": station.as2_id, "cert": file("station.crt", station.cert_pem), "url": station.url},
             "mdn": mdn,
+            "profiles": profiles,
         });
         let path = dir.join("config.json");
         std::fs::write(&path, config.to_string()).expect("config");
@@ -82,41 +98,28 @@ impl Pyas2Partner {
 
     /// What it has seen so far, one JSON object each.
     pub fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        crate::events(&self.dir)
     }
 
     /// Waits (at most 30 s) for an event `f` accepts.
     pub fn wait_event(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            if let Some(e) = self.events().into_iter().find(|e| f(e)) {
-                return e;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{what}: {:#?}\nstderr: {}",
-                self.events(),
-                std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::wait_event(&self.dir, what, Duration::from_secs(30), f)
     }
 
     /// pyas2lib sends `file` to the station (at most 90 s); returns its report
-    /// (`http`, `message_id`, and for synchronous receipts `mdn_status`, `mdn_detail`).
+    /// (`http`, `message_id`, `mic`, and for synchronous receipts `mdn_status`, `mdn_detail`).
     pub fn send(&self, file: &Path) -> Value {
-        let mut child = Command::new(crate::python())
-            .arg(script())
-            .arg("send")
-            .arg(&self.config)
-            .arg(file)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("pyas2lib send");
+        self.send_as(file, None)
+    }
+
+    /// [`Pyas2Partner::send`] as the AS2 ID of a profile (`AS2-From`), sent as it says.
+    pub fn send_as(&self, file: &Path, as2_id: Option<&str>) -> Value {
+        let mut cmd = Command::new(crate::python());
+        cmd.arg(script()).arg("send").arg(&self.config).arg(file);
+        if let Some(id) = as2_id {
+            cmd.arg(id);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("pyas2lib send");
         let start = Instant::now();
         let status = loop {
             if let Some(s) = child.try_wait().expect("wait") {

@@ -183,8 +183,17 @@ pub fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
 pub use testkit::free_port;
 
 pub fn drop_file(site: &Site, name: &str, body: &[u8]) {
-    let p = site.config.partnerships[0].partner.clone();
-    let dir = site.config.data_dir.join("AS2/send").join(site.id).join(p);
+    drop_file_to(site, &site.config.partnerships[0].partner, name, body);
+}
+
+/// Puts a file in `AS2/send/<station>/<partner>/` as an upload would: written aside, renamed in.
+pub fn drop_file_to(site: &Site, partner: &str, name: &str, body: &[u8]) {
+    let dir = site
+        .config
+        .data_dir
+        .join("AS2/send")
+        .join(site.id)
+        .join(partner);
     std::fs::create_dir_all(&dir).unwrap();
     let tmp = dir.join(format!(".{name}.part"));
     std::fs::write(&tmp, body).unwrap();

@@ -114,7 +114,7 @@ fn trading_with_a_pyas2lib_partner() {
         assert_eq!(
             // Python's email package reads the plain `filename`, our ASCII spelling, not the
             // RFC 2231 `filename*` with the real name.
-            std::fs::read(py.dir.join("received").join("PO 2026 ete (1).x12")).unwrap(),
+            std::fs::read(py.dir.join("received/PYAS2").join("PO 2026 ete (1).x12")).unwrap(),
             edi(1)
         );
 
