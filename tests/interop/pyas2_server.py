@@ -2,10 +2,11 @@
 
     python pyas2_server.py serve CONFIG.json                  # receive until killed
     python pyas2_server.py send CONFIG.json FILE [PROFILE]    # send FILE to the gateway, print the result
+    python pyas2_server.py send-many CONFIG.json LIST.json    # [{"file", "as2_id", "content_type"}], a result a line
 
 CONFIG.json: {"port", "dir", "name", "key", "cert", "partner": {"name", "cert", "url"},
-"mdn": "SYNC"|"ASYNC", "profiles": {AS2 ID: {"sign", "digest", "encrypt", "cipher", "compress",
-"mdn", "mdn_digest"}}}. pyas2lib answers as whatever AS2 ID it is sent to; a profile (by that
+"mdn": "SYNC"|"ASYNC", "profiles": {AS2 ID: {"sign", "digest", "sign_alg", "encrypt", "cipher",
+"key_enc_alg", "compress", "mdn", "mdn_digest"}}}. pyas2lib answers as whatever AS2 ID it is sent to; a profile (by that
 ID, default `name`) says what it expects from the partner and how it sends as that ID (signed
 SHA-256, AES-256, compressed and a signed receipt unless the profile says otherwise). What the
 server sees goes to <dir>/events.jsonl, one JSON object a line; received payloads to
@@ -34,8 +35,9 @@ def load(path):
 
 
 def profile(cfg, as2_id):
-    p = {"sign": True, "digest": "sha256", "encrypt": True, "cipher": "aes_256_cbc",
-         "compress": True, "mdn": cfg.get("mdn", "SYNC"), "mdn_digest": "sha256"}
+    p = {"sign": True, "digest": "sha256", "sign_alg": "rsassa_pkcs1v15", "encrypt": True,
+         "cipher": "aes_256_cbc", "key_enc_alg": "rsaes_pkcs1v15", "compress": True,
+         "mdn": cfg.get("mdn", "SYNC"), "mdn_digest": "sha256"}
     p.update(cfg.get("profiles", {}).get(as2_id, {}))
     return p
 
@@ -61,8 +63,10 @@ def partner(cfg, as2_id):
         encrypt_cert=pcert,
         sign=p["sign"],
         digest_alg=p["digest"],
+        sign_alg=p["sign_alg"],
         encrypt=p["encrypt"],
         enc_alg=p["cipher"],
+        key_enc_alg=p["key_enc_alg"],
         compress=p["compress"],
         mdn_mode=p["mdn"],
         mdn_digest_alg=p["mdn_digest"],
@@ -147,10 +151,27 @@ def post_async_mdn(d, mdn):
 
 def send(cfg_path, file, as2_id=None):
     cfg, d = load(cfg_path)
+    print(json.dumps(send_one(cfg, d, file, as2_id)))
+
+
+def send_many(cfg_path, list_path):
+    """Sends each {"file", "as2_id"} of the list in one process; prints a JSON report a line."""
+    cfg, d = load(cfg_path)
+    for item in json.loads(pathlib.Path(list_path).read_text()):
+        try:
+            result = send_one(cfg, d, item["file"], item["as2_id"], item.get("content_type"))
+        except Exception as e:  # each send reports its own failure
+            result = {"error": f"{type(e).__name__}: {e}"}
+        result["as2_id"] = item["as2_id"]
+        print(json.dumps(result), flush=True)
+
+
+def send_one(cfg, d, file, as2_id, content_type=None):
     as2_id = as2_id or cfg["name"]
     path = pathlib.Path(file)
     msg = Message(org(cfg, as2_id), partner(cfg, as2_id))
-    msg.build(path.read_bytes(), filename=path.name, disposition_notification_to="pyas2@pyas2.test")
+    msg.build(path.read_bytes(), filename=path.name, disposition_notification_to="pyas2@pyas2.test",
+              content_type=content_type or "application/edi-consent")
     (d / "sent" / (msg.message_id.replace("/", "_") + ".json")).write_text(
         json.dumps({"message_id": msg.message_id, "as2_id": as2_id,
                     "mic": msg.mic.decode() if msg.mic else None}))
@@ -163,9 +184,10 @@ def send(cfg_path, file, as2_id=None):
         if profile(cfg, as2_id)["mdn"] == "SYNC":
             status, detail = Mdn().parse(raw, find_message_cb=lambda _m, _r: msg)
             result.update(mdn_status=status, mdn_detail=detail)
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
     {"serve": lambda: serve(sys.argv[2]),
-     "send": lambda: send(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)}[sys.argv[1]]()
+     "send": lambda: send(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None),
+     "send-many": lambda: send_many(sys.argv[2], sys.argv[3])}[sys.argv[1]]()

@@ -112,6 +112,49 @@ impl Pyas2Partner {
         self.send_as(file, None)
     }
 
+    /// Sends each `(file, AS2 ID, content type)` in one pyas2lib process (at most `limit` in
+    /// all); returns a report each, in order (as [`Pyas2Partner::send`], or `error`). pyas2lib
+    /// sends `application/octet-stream` as binary and canonicalises the line ends of the rest.
+    pub fn send_many(&self, items: &[(PathBuf, String, String)], limit: Duration) -> Vec<Value> {
+        let list: Vec<Value> = items
+            .iter()
+            .map(|(f, id, ct)| json!({"file": f, "as2_id": id, "content_type": ct}))
+            .collect();
+        let path = self.dir.join("send-list.json");
+        std::fs::write(&path, Value::from(list).to_string()).expect("send list");
+        let mut child = Command::new(crate::python())
+            .arg(script())
+            .arg("send-many")
+            .arg(&self.config)
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("pyas2lib send-many");
+        let mut out = String::new();
+        let mut stdout = child.stdout.take().expect("stdout");
+        let start = Instant::now();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+            s
+        });
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!("pyas2lib send-many did not finish within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        out.push_str(&reader.join().unwrap_or_default());
+        assert!(status.success(), "pyas2lib send-many: {out}");
+        out.lines()
+            .map(|l| serde_json::from_str(l).expect("pyas2lib's report"))
+            .collect()
+    }
+
     /// [`Pyas2Partner::send`] as the AS2 ID of a profile (`AS2-From`), sent as it says.
     pub fn send_as(&self, file: &Path, as2_id: Option<&str>) -> Value {
         let mut cmd = Command::new(crate::python());

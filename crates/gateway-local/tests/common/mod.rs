@@ -2,6 +2,8 @@
 //! be killed outright), bounded waits.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod matrix;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
