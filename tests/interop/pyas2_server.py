@@ -4,7 +4,7 @@
     python pyas2_server.py send CONFIG.json FILE [PROFILE]    # send FILE to the gateway, print the result
     python pyas2_server.py send-many CONFIG.json LIST.json    # [{"file", "as2_id", "content_type"}], a result a line
 
-CONFIG.json: {"port", "dir", "name", "key", "cert", "partner": {"name", "cert", "url"},
+CONFIG.json: {"port", "dir", "name", "key", "cert", "partner": {"name", "cert", "url", "trust"},
 "mdn": "SYNC"|"ASYNC", "profiles": {AS2 ID: {"sign", "digest", "sign_alg", "encrypt", "cipher",
 "key_enc_alg", "compress", "mdn", "mdn_digest"}}}. pyas2lib answers as whatever AS2 ID it is sent to; a profile (by that
 ID, default `name`) says what it expects from the partner and how it sends as that ID (signed
@@ -16,6 +16,7 @@ the asynchronous receipt for it.
 import json
 import logging
 import pathlib
+import ssl
 import sys
 import threading
 import urllib.request
@@ -176,7 +177,8 @@ def send_one(cfg, d, file, as2_id, content_type=None):
         json.dumps({"message_id": msg.message_id, "as2_id": as2_id,
                     "mic": msg.mic.decode() if msg.mic else None}))
     req = urllib.request.Request(cfg["partner"]["url"], data=msg.content, headers=dict(msg.headers), method="POST")
-    with urllib.request.urlopen(req, timeout=60) as r:
+    tls = ssl.create_default_context(cafile=cfg["partner"]["trust"]) if cfg["partner"].get("trust") else None
+    with urllib.request.urlopen(req, timeout=60, context=tls) as r:
         body = r.read()
         raw = b"".join(f"{k}: {v}\r\n".encode() for k, v in r.headers.items()) + b"\r\n" + body
         result = {"http": r.status, "message_id": msg.message_id,

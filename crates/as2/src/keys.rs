@@ -76,6 +76,19 @@ impl Identity {
         not_before: UnixTime,
         days: u32,
     ) -> Result<Self> {
+        Self::generate_self_signed_for(common_name, &[], bits, not_before, days)
+    }
+
+    /// [`Identity::generate_self_signed`] with subject alternative names (DNS names, or IP
+    /// addresses), which TLS clients check the host they connect to against: for an HTTPS
+    /// listener's certificate.
+    pub fn generate_self_signed_for(
+        common_name: &str,
+        alt_names: &[&str],
+        bits: u32,
+        not_before: UnixTime,
+        days: u32,
+    ) -> Result<Self> {
         let rsa = Rsa::generate(bits)?;
         let key = PKey::from_rsa(rsa)?;
         let mut name = X509NameBuilder::new()?;
@@ -95,6 +108,20 @@ impl Identity {
         b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
         b.append_extension(ski)?;
+        if !alt_names.is_empty() {
+            let mut san = openssl::x509::extension::SubjectAlternativeName::new();
+            for n in alt_names {
+                if n.parse::<std::net::IpAddr>().is_ok() {
+                    san.ip(n);
+                } else {
+                    san.dns(n);
+                }
+            }
+            let san = san
+                .build(&b.x509v3_context(None, None))
+                .map_err(|e| Error::Key(format!("invalid subject alternative names: {e}")))?;
+            b.append_extension(san)?;
+        }
         b.sign(&key, MessageDigest::sha256())?;
         Identity::new(b.build(), key, Vec::new())
     }

@@ -48,6 +48,9 @@ pub struct InitArgs {
     /// Our public AS2 URL, where partners send messages and asynchronous receipts.
     #[arg(long)]
     pub url: Option<String>,
+    /// Also serve the AS2 endpoint over HTTPS here (TLS 1.2 and 1.3, the key of https.jks).
+    #[arg(long)]
+    pub https_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn init(a: InitArgs) -> Result<ExitCode, String> {
@@ -57,7 +60,14 @@ pub fn init(a: InitArgs) -> Result<ExitCode, String> {
     }
     let mut c = Config::new(a.data_dir);
     c.listen = a.listen;
-    let url = a.url.unwrap_or_else(|| format!("http://{}/as2", a.listen));
+    c.https = a.https_listen.map(|listen| gateway_local::HttpsConfig {
+        listen,
+        alias: None,
+    });
+    let url = a.url.unwrap_or_else(|| match a.https_listen {
+        Some(h) => format!("https://{h}/as2"),
+        None => format!("http://{}/as2", a.listen),
+    });
     c.stations.push(Station {
         as2_id: a.station.clone(),
         key_alias: a.station.to_lowercase(),
@@ -79,6 +89,12 @@ pub fn init(a: InitArgs) -> Result<ExitCode, String> {
         c.keystore_password_env,
         a.station.to_lowercase()
     );
+    if let Some(h) = a.https_listen {
+        println!(
+            "The HTTPS listener ({h}) needs a key: `mftg keys generate --alias https --store https \
+             --cn <your host name>` or `mftg keys import --alias https --store https --key ... --cert ...`."
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -108,7 +124,8 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, String> {
 
 #[derive(clap::Subcommand)]
 pub enum KeysCommand {
-    /// Generates a key and self-signed certificate for a station into identity.jks.
+    /// Generates a key and self-signed certificate: a station's (identity.jks), or the HTTPS
+    /// listener's (--store https).
     Generate {
         #[command(flatten)]
         config: ConfigArg,
@@ -118,37 +135,102 @@ pub enum KeysCommand {
         /// The certificate's common name (default: the alias in capitals).
         #[arg(long)]
         cn: Option<String>,
+        /// A host name or IP address the certificate is for (repeatable; an HTTPS listener's
+        /// certificate needs the names partners connect to; default: the common name).
+        #[arg(long)]
+        san: Vec<String>,
         /// Validity in days.
         #[arg(long, default_value_t = 730)]
         days: u32,
         /// RSA key size.
         #[arg(long, default_value_t = 2048)]
         bits: u32,
+        /// The keystore.
+        #[arg(long, value_enum, default_value_t = Store::Identity)]
+        store: Store,
     },
-    /// Prints a station's certificate (PEM), to give to partners.
+    /// Imports a key and its certificate made elsewhere (PEM or DER files, or an entry of a
+    /// PKCS#12/JKS file, legacy PKCS#12 from old keytool and Windows exports included).
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The alias to store it under.
+        #[arg(long)]
+        alias: String,
+        /// The private key (PEM or DER; a PEM may hold the certificate too).
+        #[arg(long, conflicts_with = "from")]
+        key: Option<PathBuf>,
+        /// Its certificate (and chain), PEM or DER.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Environment variable holding the --key passphrase.
+        #[arg(long)]
+        key_passphrase_env: Option<String>,
+        /// A PKCS#12 or JKS file to take the key entry from.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// The entry of --from (default: its only key entry).
+        #[arg(long)]
+        from_alias: Option<String>,
+        /// Environment variable holding the --from file's password.
+        #[arg(long)]
+        from_password_env: Option<String>,
+        /// The keystore.
+        #[arg(long, value_enum, default_value_t = Store::Identity)]
+        store: Store,
+    },
+    /// Prints a certificate (PEM): a station's, to give to partners, or the HTTPS listener's.
     Export {
         #[command(flatten)]
         config: ConfigArg,
-        /// The alias in identity.jks.
+        /// The alias.
         #[arg(long)]
         alias: String,
+        /// The keystore.
+        #[arg(long, value_enum, default_value_t = Store::Identity)]
+        store: Store,
     },
-    /// Adds a partner's certificate (PEM or DER file) to trust.jks.
+    /// Adds a certificate (PEM or DER file): a partner's to trust.jks, or (--store https) a TLS
+    /// trust anchor or a partner's TLS client certificate to https.jks.
     Trust {
         #[command(flatten)]
         config: ConfigArg,
-        /// The alias (a partnership's certificate_alias).
+        /// The alias (a partnership's certificate_alias, tls.ca_alias or client_certificate_alias).
         #[arg(long)]
         alias: String,
         /// The certificate file.
         #[arg(long)]
         cert: PathBuf,
+        /// The keystore.
+        #[arg(long, value_enum, default_value_t = Store::Trust)]
+        store: Store,
     },
     /// Lists the keystores' entries.
     List {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+/// One of the keystores of `AS2/keystore/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Store {
+    /// identity.jks: station keys.
+    Identity,
+    /// trust.jks: partner certificates.
+    Trust,
+    /// https.jks: the HTTPS listener's key, TLS trust anchors, partners' TLS client certificates.
+    Https,
+}
+
+impl Store {
+    fn path(self) -> &'static str {
+        match self {
+            Store::Identity => ks_paths::IDENTITY,
+            Store::Trust => ks_paths::TRUST,
+            Store::Https => ks_paths::HTTPS,
+        }
+    }
 }
 
 fn password(c: &Config) -> Result<String, String> {
@@ -184,15 +266,21 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             config,
             alias,
             cn,
+            san,
             days,
             bits,
+            store,
         } => {
             let c = config.load()?;
             let pw = password(&c)?;
             let cn = cn.unwrap_or_else(|| alias.to_uppercase());
-            let id = Identity::generate_self_signed(&cn, bits, now(), days)
+            let mut names: Vec<&str> = san.iter().map(String::as_str).collect();
+            if names.is_empty() && store == Store::Https {
+                names.push(&cn);
+            }
+            let id = Identity::generate_self_signed_for(&cn, &names, bits, now(), days)
                 .map_err(|e| e.to_string())?;
-            let path = keystore_file(&c, ks_paths::IDENTITY);
+            let path = keystore_file(&c, store.path());
             let mut ks = load_keystore(&path, &pw)?;
             ks.set_identity(&alias, &id);
             save_keystore(&path, &ks, &pw)?;
@@ -201,13 +289,63 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
                 path.display()
             );
             println!("SHA-256 fingerprint {}", fingerprint(&id.certificate));
+            let flag = if store == Store::Identity {
+                String::new()
+            } else {
+                " --store https".into()
+            };
             println!(
-                "Give partners its certificate: mftg keys export --alias {alias} > {alias}.crt"
+                "Give partners its certificate: mftg keys export --alias {alias}{flag} > {alias}.crt"
             );
         }
-        KeysCommand::Export { config, alias } => {
+        KeysCommand::Import {
+            config,
+            alias,
+            key,
+            cert,
+            key_passphrase_env,
+            from,
+            from_alias,
+            from_password_env,
+            store,
+        } => {
             let c = config.load()?;
-            let ks = load_keystore(&keystore_file(&c, ks_paths::IDENTITY), &password(&c)?)?;
+            let pw = password(&c)?;
+            if key.is_none() && from.is_none() {
+                return Err("give --key (and --cert) or --from".into());
+            }
+            let found = crate::keyargs::identity(
+                &key,
+                &cert,
+                &key_passphrase_env,
+                &from,
+                &from_alias,
+                &from_password_env,
+            )?;
+            let id = match found.as_slice() {
+                [one] => one.clone(),
+                [] => return Err("no key entry found".into()),
+                _ => return Err("several key entries: name one with --from-alias".into()),
+            };
+            let path = keystore_file(&c, store.path());
+            let mut ks = load_keystore(&path, &pw)?;
+            ks.set_identity(&alias, &id);
+            save_keystore(&path, &ks, &pw)?;
+            println!(
+                "Imported {} as {alias:?} into {} (valid to {}, {})",
+                subject_name(&id.certificate),
+                path.display(),
+                id.certificate.not_after(),
+                fingerprint(&id.certificate)
+            );
+        }
+        KeysCommand::Export {
+            config,
+            alias,
+            store,
+        } => {
+            let c = config.load()?;
+            let ks = load_keystore(&keystore_file(&c, store.path()), &password(&c)?)?;
             let cert = ks.certificate(&alias).map_err(|e| e.to_string())?;
             print!(
                 "{}",
@@ -218,18 +356,20 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             config,
             alias,
             cert,
+            store,
         } => {
             let c = config.load()?;
             let pw = password(&c)?;
             let data = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
             let certs = load_certificates(&data).map_err(|e| e.to_string())?;
-            let path = keystore_file(&c, ks_paths::TRUST);
+            let path = keystore_file(&c, store.path());
             let mut ks = load_keystore(&path, &pw)?;
             ks.set_certificate(&alias, &certs[0]);
             save_keystore(&path, &ks, &pw)?;
             println!(
-                "Trusting {} as {alias:?} ({})",
+                "Trusting {} as {alias:?} in {} ({})",
                 subject_name(&certs[0]),
+                path.display(),
                 fingerprint(&certs[0])
             );
         }

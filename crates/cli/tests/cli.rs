@@ -426,3 +426,154 @@ fn partners_add_writes_every_security_level_and_refuses_unknown_names() {
         "{out}"
     );
 }
+
+#[test]
+fn https_listener_keys_and_legacy_pkcs12_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let cfg = p(d, "mftg.toml");
+    let (plain, tls) = (testkit::free_port(), testkit::free_port());
+    let env = [
+        ("MFTG_CONFIG", cfg.as_str()),
+        ("MFTG_KEYSTORE_PASSWORD", "Cli-Keystore-9"),
+        ("OLD_P12_PASSWORD", "Legacy-Store-1"),
+    ];
+    let (code, out) = mftg(
+        &[
+            "init",
+            "--station",
+            "ALPHA",
+            "--listen",
+            &format!("127.0.0.1:{plain}"),
+            "--https-listen",
+            &format!("127.0.0.1:{tls}"),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("--store https"), "{out}");
+    // Without a key in https.jks, serve stops at once and says why.
+    let (code, out) = mftg(&["keys", "generate", "--alias", "alpha"], &env);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = mftg(&["serve"], &env);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("HTTPS listener: AS2/keystore/https.jks does not exist")
+            && out.contains("mftg keys generate --store https"),
+        "{out}"
+    );
+
+    let (code, out) = mftg(
+        &[
+            "keys",
+            "generate",
+            "--alias",
+            "https",
+            "--store",
+            "https",
+            "--cn",
+            "localhost",
+            "--san",
+            "localhost",
+            "--san",
+            "127.0.0.1",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    // A station key from an old keytool (PKCS#12 with RC2-40 certificate bags).
+    let status = Command::new("keytool")
+        .current_dir(d)
+        .args([
+            "-J-Dkeystore.pkcs12.legacy",
+            "-genkeypair",
+            "-alias",
+            "old",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-dname",
+            "CN=OLD STATION",
+            "-validity",
+            "30",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            "old.p12",
+            "-storepass",
+            "Legacy-Store-1",
+            "-keypass",
+            "Legacy-Store-1",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, out) = mftg(
+        &[
+            "keys",
+            "import",
+            "--alias",
+            "old",
+            "--from",
+            &p(d, "old.p12"),
+            "--from-password-env",
+            "OLD_P12_PASSWORD",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("CN=OLD STATION"), "{out}");
+    assert!(!out.contains("Legacy-Store-1"), "{out}");
+    let (code, out) = mftg(&["keys", "list"], &env);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("key  old") && out.contains("key  https"),
+        "{out}"
+    );
+
+    // Served: HTTPS answers /health over TLS 1.3 with the generated certificate.
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_mftg"))
+        .arg("serve")
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answer = String::new();
+    for _ in 0..100 {
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{tls}"),
+                "-tls1_3",
+                "-quiet",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write as _;
+                let mut stdin = c.stdin.take().unwrap();
+                let _ = stdin.write_all(
+                    b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                );
+                drop(stdin);
+                c.wait_with_output()
+            })
+            .unwrap();
+        answer = String::from_utf8_lossy(&out.stdout).into_owned();
+        if answer.contains("200 OK") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(
+        answer.contains("200 OK") && answer.contains("ok"),
+        "{answer}"
+    );
+}

@@ -59,12 +59,15 @@ impl As2Transport for HttpTransport {
             rb = rb.basic_auth(user, Some(password));
         }
         let classify = |e: reqwest::Error| {
+            let text = describe(&e);
             if e.is_timeout() {
                 TransportError::Timeout
+            } else if text.to_ascii_lowercase().contains("certificate") {
+                TransportError::Certificate(text)
             } else if e.is_connect() {
-                TransportError::Connect(e.to_string())
+                TransportError::Connect(text)
             } else {
-                TransportError::Io(e.to_string())
+                TransportError::Io(text)
             }
         };
         let response = rb.send().await.map_err(classify)?;
@@ -80,6 +83,21 @@ impl As2Transport for HttpTransport {
             body,
         })
     }
+}
+
+/// An error and its causes, each once: reqwest's own message ("error sending request") says
+/// nothing of why; the TLS library's, further down, does.
+fn describe(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// An incoming request's headers as the AS2 engine reads them (8-bit values as UTF-8 when they

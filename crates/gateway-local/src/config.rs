@@ -36,6 +36,9 @@ pub struct Config {
     /// Environment variable holding the keystore password (identity, trust and https).
     #[serde(default = "default_password_env")]
     pub keystore_password_env: String,
+    /// `[https]`: an HTTPS listener for the AS2 endpoint, beside the plain one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<HttpsConfig>,
     /// `[defaults]`: the Message-ID domain, receipt URL and retry policy of stations and
     /// partnerships that do not set their own.
     #[serde(default)]
@@ -46,6 +49,17 @@ pub struct Config {
     /// Our partnerships.
     #[serde(default, rename = "partnership")]
     pub partnerships: Vec<Partnership>,
+}
+
+/// `[https]`: the AS2 endpoint over TLS 1.2 or 1.3, with a key entry of `AS2/keystore/https.jks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsConfig {
+    /// Where the HTTPS endpoint listens.
+    pub listen: SocketAddr,
+    /// The key entry of `https.jks` to serve; by default its only key entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -78,6 +92,7 @@ impl Config {
             max_body_bytes: default_max_body(),
             max_decompressed_bytes: default_max_decompressed(),
             keystore_password_env: default_password_env(),
+            https: None,
             defaults: Defaults::default(),
             stations: Vec::new(),
             partnerships: Vec::new(),
@@ -130,6 +145,13 @@ impl Config {
                 )));
             }
             model::check_url(&p.url).map_err(invalid(format!("partner {}", p.partner)))?;
+            if p.client_certificate_alias.is_some() && self.https.is_none() {
+                return Err(GatewayError::Config(format!(
+                    "partnership {} -> {} names a client_certificate_alias, which only an \
+                     [https] listener can check: add one",
+                    p.station, p.partner
+                )));
+            }
             if let Some(retry) = &p.retry {
                 retry.check().map_err(invalid(format!(
                     "partnership {} -> {}",
@@ -221,6 +243,18 @@ mdn = "async"
         let mut bad = c.clone();
         bad.partnerships[0].url = "ftp://x".into();
         assert!(bad.check().is_err());
+        // A client certificate can only be checked by an HTTPS listener.
+        let mut mtls = c.clone();
+        mtls.partnerships[0].client_certificate_alias = Some("beta-client".into());
+        let e = mtls.check().unwrap_err().to_string();
+        assert!(e.contains("[https]"), "{e}");
+        mtls.https = Some(HttpsConfig {
+            listen: "127.0.0.1:4443".parse().unwrap(),
+            alias: None,
+        });
+        mtls.check().unwrap();
+        mtls.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), mtls);
         assert_eq!(c.defaults, Defaults::default());
     }
 

@@ -5,11 +5,12 @@
 
 pub mod config;
 pub mod db;
+pub mod https;
 pub mod node;
 pub mod store;
 pub mod transport;
 
-pub use config::{Config, ConfigDirectory};
+pub use config::{Config, ConfigDirectory, HttpsConfig};
 pub use db::Db;
 pub use node::{LocalPorts, Node, Shutdown, SystemClock};
 pub use store::DirStore;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap as HttpHeaders, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ pub use gateway::SystemClock;
 
 use crate::config::{Config, ConfigDirectory};
 use crate::db::Db;
+use crate::https::PeerInfo;
 use crate::store::DirStore;
 use crate::transport::{EnvSecrets, HttpTransport};
 
@@ -29,7 +30,7 @@ pub struct LocalPorts {
     store: DirStore,
     db: Db,
     directory: ConfigDirectory,
-    keys: StoreKeystore<DirStore, EnvSecrets>,
+    pub(crate) keys: StoreKeystore<DirStore, EnvSecrets>,
     secrets: EnvSecrets,
     transport: HttpTransport,
     clock: SystemClock,
@@ -151,29 +152,81 @@ impl Node {
         })
     }
 
-    /// Serves until `shutdown`: the endpoint on the configured address, the watcher, the worker.
-    /// Jobs queued or in flight when the node last stopped are picked up again.
+    /// Serves until `shutdown`: the endpoint on the configured address (and the HTTPS one, if
+    /// configured), the watcher, the worker. Jobs queued or in flight when the node last stopped
+    /// are picked up again.
     pub async fn serve(self: Arc<Self>, shutdown: Shutdown) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.config.listen)
-            .await
-            .map_err(|e| {
-                gateway::GatewayError::port(
-                    "http",
-                    format!("cannot listen on {}: {e}", self.config.listen),
-                )
-            })?;
-        self.serve_on(listener, shutdown).await
+        let bind = |addr: std::net::SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                gateway::GatewayError::port("http", format!("cannot listen on {addr}: {e}"))
+            })
+        };
+        let plain = bind(self.config.listen).await?;
+        let https = match &self.config.https {
+            Some(h) => Some(bind(h.listen).await?),
+            None => None,
+        };
+        self.serve_listeners(plain, https, shutdown).await
     }
 
-    /// [`Node::serve`] on a listener bound by the caller.
+    /// [`Node::serve`] on a listener bound by the caller (plain HTTP only).
     pub async fn serve_on(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: Shutdown,
     ) -> Result<()> {
-        let address = listener
+        self.serve_listeners(listener, None, shutdown).await
+    }
+
+    /// The TLS acceptor of the `[https]` listener: its key from `https.jks`, and client
+    /// certificates asked for when a partnership requires one.
+    pub async fn https_acceptor(&self) -> Result<Arc<openssl::ssl::SslAcceptor>> {
+        let alias = self.config.https.as_ref().and_then(|h| h.alias.as_deref());
+        let identity = self
+            .gateway
+            .ports
+            .keys
+            .https_identity(alias)
+            .await
+            .map_err(|e| match e {
+                gateway::GatewayError::NotFound(_) => gateway::GatewayError::Config(format!(
+                    "HTTPS listener: {} does not exist: it needs a key and its certificate \
+                     (mftg keys generate --store https, or mftg keys import --store https)",
+                    gateway::layout::keystore::HTTPS
+                )),
+                e => gateway::GatewayError::Config(format!("HTTPS listener: {e}")),
+            })?;
+        let ask = self
+            .config
+            .partnerships
+            .iter()
+            .any(|p| p.client_certificate_alias.is_some());
+        crate::https::acceptor(&identity, ask)
+    }
+
+    /// [`Node::serve`] on listeners bound by the caller: `plain` for HTTP, `https` (if any) for
+    /// the `[https]` listener.
+    pub async fn serve_listeners(
+        self: Arc<Self>,
+        plain: tokio::net::TcpListener,
+        https: Option<tokio::net::TcpListener>,
+        shutdown: Shutdown,
+    ) -> Result<()> {
+        let address = plain
             .local_addr()
             .map_err(|e| gateway::GatewayError::port("http", e))?;
+        let tls = match https {
+            Some(l) => {
+                let acceptor = self.https_acceptor().await?;
+                let l = crate::https::TlsListener::new(l, acceptor)
+                    .map_err(|e| gateway::GatewayError::port("https", e))?;
+                let at = axum::serve::Listener::local_addr(&l)
+                    .map_err(|e| gateway::GatewayError::port("https", e))?;
+                tracing::info!(address = %at, "AS2 endpoint listening (HTTPS, TLS 1.2 and 1.3)");
+                Some(l)
+            }
+            None => None,
+        };
         tracing::info!(%address, data = %self.config.data_dir.display(), "AS2 endpoint listening");
         let resumed = self.gateway.ports.db().reset_leases()?;
         if resumed > 0 {
@@ -190,13 +243,27 @@ impl Node {
             .with_state(self.clone());
         let watcher = tokio::spawn(self.clone().watch(shutdown.clone()));
         let worker = tokio::spawn(self.clone().work(shutdown.clone()));
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.requested())
-            .await
-            .map_err(|e| gateway::GatewayError::port("http", e));
+        let secure = app.clone();
+        let secure_shutdown = shutdown.clone();
+        let https_served = async move {
+            match tls {
+                Some(l) => axum::serve(l, secure.into_make_service_with_connect_info::<PeerInfo>())
+                    .with_graceful_shutdown(secure_shutdown.requested())
+                    .await
+                    .map_err(|e| gateway::GatewayError::port("https", e)),
+                None => Ok(()),
+            }
+        };
+        let plain_served = async {
+            axum::serve(plain, app.into_make_service_with_connect_info::<PeerInfo>())
+                .with_graceful_shutdown(shutdown.clone().requested())
+                .await
+                .map_err(|e| gateway::GatewayError::port("http", e))
+        };
+        let (served, https_result) = tokio::join!(plain_served, https_served);
         let _ = watcher.await;
         let _ = worker.await;
-        served
+        served.and(https_result)
     }
 
     /// Runs due jobs until `shutdown`.
@@ -297,10 +364,15 @@ impl Node {
     }
 }
 
-async fn receive(State(node): State<Arc<Node>>, headers: HttpHeaders, body: Bytes) -> Response {
+async fn receive(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(PeerInfo(peer)): ConnectInfo<PeerInfo>,
+    headers: HttpHeaders,
+    body: Bytes,
+) -> Response {
     match node
         .gateway
-        .on_post(&gateway_http::as2_headers(&headers), &body)
+        .on_post_from(&peer, &gateway_http::as2_headers(&headers), &body)
         .await
     {
         Ok(reply) => {

@@ -40,6 +40,7 @@ fn start_pyas2(
             as2_id: "ALPHA",
             cert_pem: &alpha_cert,
             url: &alpha_url,
+            trust_pem: None,
         },
         mode,
         profiles,

@@ -89,6 +89,31 @@ impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
     }
 }
 
+impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
+    /// The key and certificate an HTTPS listener serves: the key entry `alias` of `https.jks`,
+    /// or its only key entry. A keystore without one is a configuration error that says so.
+    pub async fn https_identity(&self, alias: Option<&str>) -> Result<Identity> {
+        self.with(paths::HTTPS, &self.passwords.https, &self.https, |k| {
+            if let Some(a) = alias {
+                return k.identity(a);
+            }
+            let keys: Vec<_> = k.entries().iter().filter_map(|e| e.identity()).collect();
+            match keys.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => Err(as2::Error::Key(
+                    "it holds no private key: the HTTPS listener needs a key and its certificate \
+                     (mftg keys generate --store https, or mftg keys import --store https)"
+                        .into(),
+                )),
+                _ => Err(as2::Error::Key(
+                    "it holds several private keys: name the one to serve ([https] alias)".into(),
+                )),
+            }
+        })
+        .await
+    }
+}
+
 impl<S: ObjectStore, X: Secrets> Keystore for StoreKeystore<S, X> {
     async fn identity(&self, alias: &str) -> Result<Identity> {
         self.with(

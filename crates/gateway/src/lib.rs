@@ -18,7 +18,7 @@ mod upload;
 
 pub use error::{GatewayError, Result};
 pub use gateway::{Gateway, Settings, DEFAULT_MAX_DECOMPRESSED_BYTES};
-pub use receive::HttpReply;
+pub use receive::{HttpReply, Peer};
 pub use send::SendOutcome;
 pub use time::{Millis, SystemClock};
 pub use upload::{Origin, UploadOutcome, UploadRef};

@@ -281,6 +281,11 @@ pub struct Partnership {
     /// TLS towards the partner.
     #[serde(default)]
     pub tls: TlsOptions,
+    /// Alias in `AS2/keystore/https.jks` of the partner's TLS client certificate: when set, its
+    /// messages are accepted only over HTTPS from a client presenting that certificate
+    /// (embedded gateway; a Function URL cannot ask for client certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_alias: Option<String>,
     /// Refuse unsigned messages from the partner.
     #[serde(default)]
     pub require_signed: bool,
@@ -346,6 +351,7 @@ impl Partnership {
             content_type: default_content_type(),
             auth: None,
             tls: TlsOptions::default(),
+            client_certificate_alias: None,
             require_signed: false,
             require_encrypted: false,
             allow_legacy_algorithms: true,

@@ -243,6 +243,9 @@ pub enum TransportError {
     /// The connection could not be made (refused, DNS, TLS handshake).
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The partner's TLS certificate was refused (unknown issuer, expired, wrong host name).
+    #[error("the partner's TLS certificate was refused: {0}")]
+    Certificate(String),
     /// No complete answer within the timeout.
     #[error("timed out")]
     Timeout,

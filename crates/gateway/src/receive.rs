@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use as2::mdn::{self, MdnOptions};
 use as2::receive::{self, Envelope, StaticKeys};
 use as2::{Disposition, HeaderMap};
+use openssl::x509::X509;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::layout::{self, Direction, MessagePaths};
 use crate::model::{Job, MdnSummary, MessageRecord, Status, StatusChange};
-use crate::ports::{Clock, Created, JobQueue, MessageLog, ObjectStore, Ports};
+use crate::ports::{Clock, Created, JobQueue, Keystore, MessageLog, ObjectStore, Ports};
 use crate::send::capture;
 
 /// The HTTP answer to a POST.
@@ -45,9 +46,27 @@ impl HttpReply {
     }
 }
 
+/// Who is at the other end of an inbound request, as far as the transport can tell.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// The TLS client certificate presented, when the request came over HTTPS with one.
+    pub client_certificate: Option<X509>,
+}
+
 impl<P: Ports> Gateway<P> {
     /// Handles a POST to the AS2 endpoint: a message from a partner, or a receipt for one of ours.
     pub async fn on_post(&self, headers: &HeaderMap, body: &[u8]) -> Result<HttpReply> {
+        self.on_post_from(&Peer::default(), headers, body).await
+    }
+
+    /// [`Gateway::on_post`] from `peer`: a partnership that names a TLS client certificate
+    /// accepts messages only from a peer that presented it.
+    pub async fn on_post_from(
+        &self,
+        peer: &Peer,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<HttpReply> {
         if mdn::is_mdn(headers, body) {
             return self.on_async_mdn(headers, body).await;
         }
@@ -83,6 +102,18 @@ impl<P: Ports> Gateway<P> {
             }
             Err(e) => return Err(e),
         };
+
+        if let Some(why) = self.client_certificate_refusal(&loaded, peer, now).await? {
+            store
+                .put(
+                    &layout::rejected(&folder),
+                    capture(headers, body),
+                    BTreeMap::new(),
+                )
+                .await?;
+            tracing::warn!(message_id = %envelope.message_id, station = %envelope.to, partner = %envelope.from, %why, "message refused");
+            return Ok(HttpReply::text(403, &why));
+        }
 
         // The raw message and its headers first: whatever happens next, they are kept.
         let paths = MessagePaths::new(&envelope.to, &envelope.from, Direction::Inbox, &folder)?;
@@ -219,6 +250,41 @@ impl<P: Ports> Gateway<P> {
             ));
         }
         Ok(HttpReply::mdn(receipt.headers, receipt.body))
+    }
+
+    /// Why `peer` may not send for this partnership, if it may not: the partnership names a TLS
+    /// client certificate (alias in `AS2/keystore/https.jks`) and the peer presented none,
+    /// another one, or one outside its validity.
+    async fn client_certificate_refusal(
+        &self,
+        loaded: &crate::gateway::Loaded,
+        peer: &Peer,
+        now: crate::time::Millis,
+    ) -> Result<Option<String>> {
+        let p = &loaded.partnership;
+        let Some(alias) = &p.client_certificate_alias else {
+            return Ok(None);
+        };
+        let partner = &p.partner;
+        let Some(presented) = &peer.client_certificate else {
+            return Ok(Some(format!(
+                "partner {partner} must send over HTTPS with its TLS client certificate; none was presented"
+            )));
+        };
+        let want = self.ports.keys().tls_certificate(alias).await?;
+        let der = |c: &X509| c.to_der().unwrap_or_default();
+        if der(presented) != der(&want) {
+            return Ok(Some(format!(
+                "the TLS client certificate presented ({}) is not partner {partner}'s",
+                as2::keys::subject_name(presented)
+            )));
+        }
+        if let Err(e) = as2::keys::check_validity(presented, now.unix()) {
+            return Ok(Some(format!(
+                "partner {partner}'s TLS client certificate is not valid now: {e}"
+            )));
+        }
+        Ok(None)
     }
 
     /// A Message-ID this partner sent before: the file is not delivered again; the earlier

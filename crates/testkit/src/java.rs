@@ -84,8 +84,8 @@ pub struct Station<'a> {
 /// TLS settings of the Java partner.
 #[derive(Debug, Clone, Default)]
 pub struct Tls<'a> {
-    /// Serve HTTPS (with the partner's own key and certificate).
-    pub serve_https: bool,
+    /// Serve HTTPS, with this certificate and key (PEM).
+    pub serve_https: Option<(&'a [u8], &'a [u8])>,
     /// A certificate (PEM) its client trusts for `https://` URLs.
     pub trust_pem: Option<&'a [u8]>,
     /// A TLS client certificate and key (PEM) to present.
@@ -137,8 +137,12 @@ impl JavaPartner {
             ),
             ("url".to_string(), station.url.to_string()),
             ("station".to_string(), station.as2_id.to_string()),
-            ("https".to_string(), tls.serve_https.to_string()),
+            ("https".to_string(), tls.serve_https.is_some().to_string()),
         ];
+        if let Some((c, k)) = tls.serve_https {
+            config.push(("tls_cert".into(), file("tls.crt", c)));
+            config.push(("tls_key".into(), file("tls.key", k)));
+        }
         if let Some(t) = tls.trust_pem {
             config.push(("trust".into(), file("trust.crt", t)));
         }

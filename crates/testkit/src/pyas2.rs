@@ -16,6 +16,8 @@ pub struct Station<'a> {
     pub cert_pem: &'a [u8],
     /// Where pyas2lib sends to.
     pub url: &'a str,
+    /// For an `https://` URL, the certificate (PEM) to trust.
+    pub trust_pem: Option<&'a [u8]>,
 }
 
 /// The running partner.
@@ -74,7 +76,8 @@ impl Pyas2Partner {
         let config = json!({
             "port": port, "dir": dir, "name": name,
             "cert": file("partner.crt", cert_pem), "key": file("partner.key", key_pem),
-            "partner": {"name": station.as2_id, "cert": file("station.crt", station.cert_pem), "url": station.url},
+            "partner": {"name": station.as2_id, "cert": file("station.crt", station.cert_pem), "url": station.url,
+                        "trust": station.trust_pem.map(|t| file("trust.crt", t))},
             "mdn": mdn,
             "profiles": profiles,
         });

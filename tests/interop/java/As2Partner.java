@@ -8,7 +8,7 @@
 //
 // CONFIG: port, control_port, dir, key, cert (PEM; this partner's identity, whatever AS2 ID it is sent to),
 // partner_cert (the station's certificate, to verify and encrypt), url (where to send),
-// station (the station's AS2 ID), https (serve TLS with key/cert), trust (PEM certificate the
+// station (the station's AS2 ID), https (serve TLS with tls_key/tls_cert, else key/cert), trust (PEM certificate the
 // client trusts for https:// URLs), client_key/client_cert (a TLS client certificate to present).
 //
 // It serves POST / for AS2 messages and asynchronous receipts, and (on control_port, plain HTTP
@@ -208,7 +208,10 @@ public final class As2Partner {
         if ("true".equals(cfg.getProperty("https"))) {
             HttpsServer s = HttpsServer.create(addr, 0);
             SSLContext ctx = SSLContext.getInstance("TLS");
-            ctx.init(keyManagers(key, cert).getKeyManagers(), null, new SecureRandom());
+            PrivateKey tlsKey = cfg.getProperty("tls_key") == null ? key : readKey(Paths.get(cfg.getProperty("tls_key")));
+            X509Certificate tlsCert =
+                    cfg.getProperty("tls_cert") == null ? cert : readCert(Paths.get(cfg.getProperty("tls_cert")));
+            ctx.init(keyManagers(tlsKey, tlsCert).getKeyManagers(), null, new SecureRandom());
             s.setHttpsConfigurator(new HttpsConfigurator(ctx) {
                 @Override
                 public void configure(HttpsParameters params) {

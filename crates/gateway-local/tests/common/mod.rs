@@ -30,6 +30,52 @@ pub fn identity(id: &str) -> &'static Identity {
     })
 }
 
+/// The TLS key and certificate of HTTPS listeners and partners' HTTPS servers in the tests:
+/// self-signed for `localhost` and 127.0.0.1 (what clients check the host against).
+pub fn tls_identity(name: &str) -> &'static Identity {
+    static A: OnceLock<Identity> = OnceLock::new();
+    static B: OnceLock<Identity> = OnceLock::new();
+    let cell = if name == "ALPHA" { &A } else { &B };
+    cell.get_or_init(|| {
+        Identity::generate_self_signed_for(
+            &format!("{name} TLS"),
+            &["localhost", "127.0.0.1"],
+            2048,
+            as2::UnixTime(1_700_000_000),
+            3650,
+        )
+        .unwrap()
+    })
+}
+
+/// Changes a keystore of `site` (creating it if need be).
+pub fn edit_keystore(site: &Site, key: &str, change: impl FnOnce(&mut Keystore)) {
+    let path = site.config.data_dir.join(key);
+    let password = "Loopback-Keystore-1";
+    let mut ks = match std::fs::read(&path) {
+        Ok(data) => Keystore::load(&data, password, None).unwrap(),
+        Err(_) => Keystore::new(),
+    };
+    change(&mut ks);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        ks.to_jks(password, as2::UnixTime(1_700_000_000)).unwrap(),
+    )
+    .unwrap();
+}
+
+/// An HTTPS listener for `site` on `port`, with the station's TLS key in `https.jks`.
+pub fn with_https(site: &mut Site, port: u16) {
+    edit_keystore(site, ks::HTTPS, |ks| {
+        ks.set_identity("https", tls_identity(site.id))
+    });
+    site.config.https = Some(gateway_local::HttpsConfig {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        alias: None,
+    });
+}
+
 /// A configured station on disk, not yet running.
 pub struct Site {
     pub id: &'static str,
@@ -133,9 +179,14 @@ impl Running {
         let (stop, shutdown) = Shutdown::new();
         let n = node.clone();
         let listen = site.config.listen;
+        let https = site.config.https.as_ref().map(|h| h.listen);
         runtime.spawn(async move {
             let listener = bind_retrying(listen).await;
-            n.serve_on(listener, shutdown).await.unwrap();
+            let https = match https {
+                Some(a) => Some(bind_retrying(a).await),
+                None => None,
+            };
+            n.serve_listeners(listener, https, shutdown).await.unwrap();
         });
         Running {
             node,

@@ -489,6 +489,7 @@ pub fn pyas2(
             as2_id: station,
             cert_pem: &station_cert,
             url,
+            trust_pem: None,
         },
         mdn,
     )
