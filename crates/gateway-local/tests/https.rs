@@ -276,9 +276,9 @@ fn as2_over_https_with_bouncycastle_and_pyas2lib_both_ways() {
     ra.stop();
 }
 
-/// POSTs a plain AS2 message from `from` to ALPHA over HTTPS, presenting `client` (certificate
-/// and key, PEM) if given; returns the HTTP status and body.
-fn post_as(port: u16, from: &str, client: Option<&Identity>) -> (u16, String) {
+/// POSTs a plain AS2 message from `from` to ALPHA at `url` (over HTTPS trusting ALPHA's TLS
+/// certificate, presenting `client` if given); returns the HTTP status and body.
+fn post_as(url: &str, from: &str, client: Option<&Identity>) -> (u16, String) {
     let m = as2::message::build(
         &as2::message::MessageOptions::new(from, "ALPHA"),
         &as2::message::Payload::new(b"ISA*00~\r\n", Some("x.x12")),
@@ -296,10 +296,7 @@ fn post_as(port: u16, from: &str, client: Option<&Identity>) -> (u16, String) {
             let (c, k) = pem(id);
             b = b.identity(reqwest::Identity::from_pkcs8_pem(&c, &k).unwrap());
         }
-        let mut req = b
-            .build()
-            .unwrap()
-            .post(format!("https://127.0.0.1:{port}/as2"));
+        let mut req = b.build().unwrap().post(url);
         for h in m.headers.iter() {
             req = req.header(h.name.as_str(), h.value.as_str());
         }
@@ -386,16 +383,16 @@ fn partners_tls_client_certificates() {
         ),
         ("OLD", Some(&expired), "not valid now"),
     ] {
-        let (status, body) = post_as(tls_port, from, client);
+        let (status, body) = post_as(&our_https, from, client);
         assert_eq!(status, 403, "{from}: {body}");
         assert!(body.contains(want), "{from}: {body}");
     }
     // Over plain HTTP there is no client certificate at all.
-    let plain = post_plain(port, "JAVA");
+    let plain = post_as(&format!("http://127.0.0.1:{port}/as2"), "JAVA", None);
     assert_eq!(plain.0, 403, "{}", plain.1);
     // A partnership that names none takes messages with or without one.
-    assert_eq!(post_as(tls_port, "OPEN", None).0, 200);
-    assert_eq!(post_as(tls_port, "OPEN", Some(&stranger)).0, 200);
+    assert_eq!(post_as(&our_https, "OPEN", None).0, 200);
+    assert_eq!(post_as(&our_https, "OPEN", Some(&stranger)).0, 200);
     let records = ra.records();
     assert_eq!(
         inbound(&records)
@@ -406,23 +403,4 @@ fn partners_tls_client_certificates() {
         "{records:#?}"
     );
     ra.stop();
-}
-
-fn post_plain(port: u16, from: &str) -> (u16, String) {
-    let m = as2::message::build(
-        &as2::message::MessageOptions::new(from, "ALPHA"),
-        &as2::message::Payload::new(b"ISA*00~\r\n", Some("x.x12")),
-        "<plain-1@test>",
-        as2::UnixTime(1_800_000_000),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut req = reqwest::Client::new().post(format!("http://127.0.0.1:{port}/as2"));
-        for h in m.headers.iter() {
-            req = req.header(h.name.as_str(), h.value.as_str());
-        }
-        let r = req.body(m.body).send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    })
 }

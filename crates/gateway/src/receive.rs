@@ -73,46 +73,30 @@ impl<P: Ports> Gateway<P> {
         let now = self.ports.clock().now();
         let folder = layout::new_folder(now);
         let store = self.ports.store();
+        // A request that is refused before it is a message of a partnership is kept aside.
+        let rejected = layout::rejected(&folder);
+        let refuse = |status: u16, why: String| async move {
+            store
+                .put(&rejected, capture(headers, body), BTreeMap::new())
+                .await?;
+            Ok::<_, GatewayError>(HttpReply::text(status, &why))
+        };
         let envelope = match Envelope::from_headers(headers) {
             Ok(e) => e,
-            Err(e) => {
-                store
-                    .put(
-                        &layout::rejected(&folder),
-                        capture(headers, body),
-                        BTreeMap::new(),
-                    )
-                    .await?;
-                return Ok(HttpReply::text(400, &format!("not an AS2 message: {e}")));
-            }
+            Err(e) => return refuse(400, format!("not an AS2 message: {e}")).await,
         };
         let loaded = match self.load(&envelope.to, &envelope.from).await {
             Ok(l) => l,
             Err(GatewayError::UnknownPartnership { station, partner }) => {
-                store
-                    .put(
-                        &layout::rejected(&folder),
-                        capture(headers, body),
-                        BTreeMap::new(),
-                    )
-                    .await?;
                 let why = format!("no partnership between station {station} and partner {partner}");
                 tracing::warn!(message_id = %envelope.message_id, %why, "message refused");
-                return Ok(HttpReply::text(404, &why));
+                return refuse(404, why).await;
             }
             Err(e) => return Err(e),
         };
-
         if let Some(why) = self.client_certificate_refusal(&loaded, peer, now).await? {
-            store
-                .put(
-                    &layout::rejected(&folder),
-                    capture(headers, body),
-                    BTreeMap::new(),
-                )
-                .await?;
             tracing::warn!(message_id = %envelope.message_id, station = %envelope.to, partner = %envelope.from, %why, "message refused");
-            return Ok(HttpReply::text(403, &why));
+            return refuse(403, why).await;
         }
 
         // The raw message and its headers first: whatever happens next, they are kept.
