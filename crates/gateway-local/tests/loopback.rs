@@ -507,3 +507,57 @@ fn basic_auth_towards_the_partner() {
         rt.shutdown_background();
     }
 }
+
+/// A plain message whose file name travels in the HTTP `Content-Disposition` as raw 8-bit bytes:
+/// UTF-8 (most products) and ISO-8859-1 (Java's HTTP client) are both stored as the name meant.
+#[test]
+fn raw_eight_bit_file_names_in_http_headers() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, b) = sites(tmp.path(), free_port(), free_port(), None, &|p| {
+        p.mdn = MdnMode::None
+    });
+    let rb = Running::start(&b);
+    for (n, raw) in [
+        "M\u{fc}ller Best\u{e4}tigung.x12".as_bytes().to_vec(),
+        b"M\xfcller Best\xe4tigung.x12".to_vec(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = b"ISA*00~\r\n";
+        let mut req = format!(
+            "POST /as2 HTTP/1.1\r\nHost: 127.0.0.1\r\nAS2-Version: 1.2\r\nAS2-From: ALPHA\r\nAS2-To: BETA\r\n\
+             Message-ID: <raw-{n}@alpha>\r\nContent-Type: application/edi-x12\r\nContent-Length: {}\r\n\
+             Connection: close\r\nContent-Disposition: attachment; filename=\"",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&raw);
+        req.extend_from_slice(b"\"\r\n\r\n");
+        req.extend_from_slice(body);
+        let mut answer = String::new();
+        for _ in 0..50 {
+            if let Ok(mut s) = std::net::TcpStream::connect(b.config.listen) {
+                s.write_all(&req).unwrap();
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).unwrap();
+                answer = String::from_utf8_lossy(&out).into_owned();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let records = wait_for(&rb, "both received", Duration::from_secs(10), |rs| {
+        inbound(rs).len() == 2
+    });
+    for r in inbound(&records) {
+        assert_eq!(
+            r.filename, "M\u{fc}ller Best\u{e4}tigung.x12",
+            "{:#?}",
+            r.history
+        );
+    }
+    rb.stop();
+}
