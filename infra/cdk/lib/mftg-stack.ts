@@ -91,6 +91,13 @@ export class MftgStack extends Stack {
       maxValue: 4700000,
       description: "Largest AS2 request as2-receiver takes; Lambda's own limit is 6 MB after base64.",
     }).valueAsString;
+    const maxDecompressed = new CfnParameter(this, "MaxDecompressedBytes", {
+      type: "Number",
+      default: 1073741824,
+      minValue: 1,
+      description:
+        "Largest payload a compressed message may inflate to (refused decompression-failed past it).",
+    }).valueAsString;
     const as2Url = new CfnParameter(this, "As2Url", {
       type: "String",
       default: "",
@@ -253,6 +260,7 @@ export class MftgStack extends Stack {
       MFTG_IDENTITY_PASSWORD_SECRET: secretName,
       MFTG_DUPLICATE_WINDOW_SECONDS: duplicateWindow,
       MFTG_MAX_BODY_BYTES: maxBody,
+      MFTG_MAX_DECOMPRESSED_BYTES: maxDecompressed,
       MFTG_MESSAGE_ID_DOMAIN: messageIdDomain,
       MFTG_RETRY_ATTEMPTS: retryAttempts,
       MFTG_RETRY_INTERVAL_SECONDS: retryInterval,
