@@ -151,6 +151,23 @@ impl Db {
         Ok(n as usize)
     }
 
+    /// The ids of inbound records still `receiving`: what a crash interrupted.
+    pub fn unfinished_receives(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT id FROM records WHERE direction = 'inbox' \
+                 AND json_extract(json, '$.status') = 'receiving' ORDER BY id",
+            )
+            .map_err(err)?;
+        let ids = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(err)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(err)?;
+        Ok(ids)
+    }
+
     fn record_from(json: &str) -> Result<MessageRecord> {
         serde_json::from_str(json).map_err(err)
     }

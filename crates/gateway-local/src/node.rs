@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{HeaderMap as HttpHeaders, StatusCode};
+use axum::http::HeaderMap as HttpHeaders;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -228,6 +228,7 @@ impl Node {
             None => None,
         };
         tracing::info!(%address, data = %self.config.data_dir.display(), "AS2 endpoint listening");
+        self.recover().await?;
         let resumed = self.gateway.ports.db().reset_leases()?;
         if resumed > 0 {
             tracing::info!(
@@ -264,6 +265,29 @@ impl Node {
         let _ = watcher.await;
         let _ = worker.await;
         served.and(https_result)
+    }
+
+    /// What a crash left: partial writes under `AS2/tmp/` are removed, and messages whose raw
+    /// copy was stored but whose processing was cut off are finished (their receipts stored,
+    /// asynchronous ones queued; a partner waiting for a synchronous one gets it when it sends
+    /// the message again).
+    async fn recover(&self) -> Result<()> {
+        let cleaned = self.gateway.ports.store().clean_scratch()?;
+        if cleaned > 0 {
+            tracing::info!(
+                files = cleaned,
+                "removed partial writes left by the last run"
+            );
+        }
+        for id in self.gateway.ports.db().unfinished_receives()? {
+            match self.gateway.resume_receive(&id).await {
+                Ok(status) => tracing::info!(%id, %status, "finished a receive the last run left"),
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "a receive the last run left could not be finished now; the partner's retry will")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs due jobs until `shutdown`.
@@ -380,12 +404,12 @@ async fn receive(
             (status, headers, reply.body).into_response()
         }
         Err(e) => {
-            tracing::error!(error = %e, "receiving failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("receiving failed: {e}\n"),
-            )
-                .into_response()
+            // A full disk or a database failure: the partner sends again later (same
+            // Message-ID) and the message is processed then; what failed is for our log only.
+            tracing::error!(error = %e, "receiving failed; the partner is asked to send again");
+            let reply = gateway::HttpReply::unavailable();
+            let (status, headers) = gateway_http::reply_head(&reply);
+            (status, headers, reply.body).into_response()
         }
     }
 }

@@ -85,19 +85,50 @@ impl DirStore {
         }))
     }
 
+    /// Writes `data` as `path` so that no reader ever sees part of it, and it survives a crash
+    /// once this returns: written in full to a file under `AS2/tmp/` (not in the folder SFTP
+    /// users see), flushed to disk, renamed into place, and the folder's entry flushed too.
     fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+        use std::io::Write as _;
         let dir = path
             .parent()
             .ok_or_else(|| err("object path has no parent"))?;
         std::fs::create_dir_all(dir).map_err(err)?;
+        let scratch = self.root.join(gateway::layout::TMP);
+        std::fs::create_dir_all(&scratch).map_err(err)?;
         let mut r = [0u8; 6];
         openssl::rand::rand_bytes(&mut r).map_err(err)?;
-        let tmp = dir.join(format!("{TEMP_PREFIX}{}", as2::mime::hex(&r)));
-        std::fs::write(&tmp, data).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
+        let tmp = scratch.join(format!("{TEMP_PREFIX}{}", as2::mime::hex(&r)));
+        let written = (|| -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })
+        }
+        written.map_err(err)
+    }
+
+    /// Removes what writes interrupted by a crash left under `AS2/tmp/`; returns how many.
+    pub fn clean_scratch(&self) -> Result<usize> {
+        let scratch = self.root.join(gateway::layout::TMP);
+        let entries = match std::fs::read_dir(&scratch) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(err(e)),
+        };
+        let mut n = 0;
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 

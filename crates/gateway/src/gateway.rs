@@ -10,7 +10,7 @@ use as2::receive::Policy;
 use openssl::x509::X509;
 
 use crate::error::{GatewayError, Result};
-use crate::model::{Defaults, MdnMode, MessageRecord, Partnership, RetryPolicy, Station};
+use crate::model::{Defaults, MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status};
 use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
 
 /// The largest payload a compressed message may inflate to unless the deployment says otherwise:
@@ -29,6 +29,10 @@ pub struct Settings {
     pub max_decompressed_size: u64,
     /// What stations and partnerships that do not set their own take.
     pub defaults: Defaults,
+    /// How long an attempt receiving a message has it before a copy of it may take over.
+    pub receive_lease: Duration,
+    /// How long a copy of a message being received waits for the first one's receipt.
+    pub duplicate_wait: Duration,
 }
 
 impl Default for Settings {
@@ -38,6 +42,8 @@ impl Default for Settings {
             reporting_ua: format!("mftg/{}", env!("CARGO_PKG_VERSION")),
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_BYTES,
             defaults: Defaults::default(),
+            receive_lease: Duration::from_secs(300),
+            duplicate_wait: Duration::from_secs(30),
         }
     }
 }
@@ -113,27 +119,56 @@ impl<P: Ports> Gateway<P> {
         })
     }
 
-    /// Writes `record`, retrying once on a conflict by re-reading and re-applying `change`.
+    /// Applies `change` to `record` and writes it, on top of the revision it was computed from. On
+    /// a conflict (someone else wrote the record meanwhile) the record is read again and
+    /// `change` applied to what is there now, unless the status it sets is one the record can no
+    /// longer move to ([`Status::can_become`]): then nothing is written and `record` is left as
+    /// stored. Returns whether the change was written. A move to a final status is logged.
     pub(crate) async fn save(
         &self,
         record: &mut MessageRecord,
         change: impl Fn(&mut MessageRecord),
-    ) -> Result<()> {
-        change(record);
-        match self.ports.log().update(record).await {
-            Err(GatewayError::Conflict(_)) => {
-                let mut fresh = self
-                    .ports
-                    .log()
-                    .get(&record.id)
-                    .await?
-                    .ok_or_else(|| GatewayError::NotFound(format!("record {}", record.id)))?;
-                change(&mut fresh);
-                self.ports.log().update(&mut fresh).await?;
-                *record = fresh;
-                Ok(())
+    ) -> Result<bool> {
+        for _ in 0..3 {
+            let mut next = record.clone();
+            change(&mut next);
+            if !record.status.can_become(next.status) {
+                tracing::info!(id = %record.id, message_id = %record.message_id, status = %record.status, refused = %next.status, "record left as it is: it cannot go back");
+                return Ok(false);
             }
-            other => other,
+            match self.ports.log().update(&mut next).await {
+                Ok(()) => {
+                    if next.status != record.status && next.status.is_final() {
+                        log_final(&next);
+                    }
+                    *record = next;
+                    return Ok(true);
+                }
+                Err(GatewayError::Conflict(_)) => {
+                    *record =
+                        self.ports.log().get(&record.id).await?.ok_or_else(|| {
+                            GatewayError::NotFound(format!("record {}", record.id))
+                        })?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(GatewayError::Conflict(format!(
+            "record {} kept changing under us",
+            record.id
+        )))
+    }
+}
+
+/// One line for every message that reaches a final status.
+fn log_final(r: &MessageRecord) {
+    let detail = r.last_detail().unwrap_or("");
+    match r.status {
+        Status::Failed | Status::Rejected | Status::NotSent => {
+            tracing::warn!(id = %r.id, message_id = %r.message_id, station = %r.station, partner = %r.partner, direction = ?r.direction, status = %r.status, %detail, "message final")
+        }
+        _ => {
+            tracing::info!(id = %r.id, message_id = %r.message_id, station = %r.station, partner = %r.partner, direction = ?r.direction, status = %r.status, %detail, "message final")
         }
     }
 }

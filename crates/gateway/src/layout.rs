@@ -9,6 +9,9 @@ use crate::time::Millis;
 /// Prefix under which SFTP users drop files to send.
 pub const SEND: &str = "AS2/send/";
 
+/// Scratch space (the seed's `AS2/tmp`): lifecycle rules empty it, SFTP users cannot reach it.
+pub const TMP: &str = "AS2/tmp/";
+
 /// Which way a message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -27,6 +27,8 @@ pub struct MemoryStore {
     objects: Arc<Mutex<BTreeMap<String, Vec<Object>>>>,
     versions: Arc<AtomicU64>,
     clock: ManualClock,
+    /// Puts under this prefix fail, as on a full disk.
+    pub failing_prefix: Arc<Mutex<Option<String>>>,
 }
 
 impl MemoryStore {
@@ -68,6 +70,15 @@ impl ObjectStore for MemoryStore {
         data: Vec<u8>,
         metadata: BTreeMap<String, String>,
     ) -> Result<ObjectMeta> {
+        if lock(&self.failing_prefix)
+            .as_deref()
+            .is_some_and(|p| key.starts_with(p))
+        {
+            return Err(GatewayError::port(
+                "memory store",
+                "No space left on device",
+            ));
+        }
         let etag = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &data)
             .map(|d| as2::mime::hex(&d))
             .map_err(|e| GatewayError::port("memory store", e))?;
@@ -176,6 +187,8 @@ impl DuplicateIndex for MemoryDuplicates {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryLog {
     records: Arc<Mutex<BTreeMap<String, MessageRecord>>>,
+    /// While set, updates fail (a process that died cannot write either).
+    pub failing_updates: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn core(id: &str) -> &str {
@@ -207,6 +220,9 @@ impl MessageLog for MemoryLog {
     }
 
     async fn update(&self, record: &mut MessageRecord) -> Result<()> {
+        if self.failing_updates.load(Ordering::SeqCst) {
+            return Err(GatewayError::port("memory log", "unavailable"));
+        }
         let mut records = lock(&self.records);
         let stored = records
             .get(&record.id)
@@ -431,6 +447,10 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Millis {
         Millis(self.0.load(Ordering::SeqCst))
+    }
+
+    async fn sleep(&self, d: Duration) {
+        self.advance(d);
     }
 }
 

@@ -379,6 +379,8 @@ pub enum Status {
     DeliveredWithWarning,
     /// Given up, or refused by the partner; the reason is in the history.
     Failed,
+    /// Received from a partner; being opened and stored (a lease says until when).
+    Receiving,
     /// Received from a partner and delivered to the inbox.
     Received,
     /// Received but refused (the receipt says why); the raw message is kept.
@@ -392,7 +394,35 @@ pub enum Status {
 impl Status {
     /// True when nothing more will happen to the message by itself.
     pub fn is_final(self) -> bool {
-        !matches!(self, Status::Queued | Status::Sending | Status::AwaitingMdn)
+        !matches!(
+            self,
+            Status::Queued | Status::Sending | Status::AwaitingMdn | Status::Receiving
+        )
+    }
+
+    /// Whether a record in this status may move to `next`: what has happened never un-happens
+    /// (a receipt that came in before the attempt that sent the message finished recording its
+    /// HTTP answer keeps the message delivered). The same status again is a note in the history.
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        self == next
+            || match self {
+                // A receipt for an earlier attempt may come while the next one waits.
+                Queued => matches!(
+                    next,
+                    Sending | Failed | NotSent | Delivered | DeliveredWithWarning
+                ),
+                Sending => matches!(
+                    next,
+                    Queued | Sent | AwaitingMdn | Delivered | DeliveredWithWarning | Failed
+                ),
+                AwaitingMdn => matches!(next, Delivered | DeliveredWithWarning | Failed),
+                // A receipt that comes after the deadline still counts.
+                Failed => matches!(next, Delivered | DeliveredWithWarning),
+                Receiving => matches!(next, Received | Rejected),
+                Sent | Delivered | DeliveredWithWarning | Received | Rejected | Duplicate
+                | NotSent => false,
+            }
     }
 
     /// The kebab-case name.
@@ -405,6 +435,7 @@ impl Status {
             Status::Delivered => "delivered",
             Status::DeliveredWithWarning => "delivered-with-warning",
             Status::Failed => "failed",
+            Status::Receiving => "receiving",
             Status::Received => "received",
             Status::Rejected => "rejected",
             Status::Duplicate => "duplicate",
@@ -496,6 +527,10 @@ pub struct MessageRecord {
     /// Where the MDN must be POSTed (inbound, async).
     #[serde(default)]
     pub async_mdn_url: Option<String>,
+    /// Until when the attempt receiving the message has it (inbound, `receiving`): a copy of
+    /// the message that comes after takes over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<Millis>,
     /// Bumped on every write; a write with a stale revision is refused (optimistic locking).
     #[serde(default)]
     pub revision: u64,
@@ -529,6 +564,7 @@ impl MessageRecord {
             headers_key: None,
             attempts: 0,
             async_mdn_url: None,
+            lease_until: None,
             revision: 0,
         }
     }
@@ -753,6 +789,19 @@ pub fn accepted_signing_digests() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_never_go_back() {
+        use Status::*;
+        assert!(Sending.can_become(AwaitingMdn));
+        assert!(AwaitingMdn.can_become(Delivered));
+        assert!(!Delivered.can_become(AwaitingMdn), "the fast receipt race");
+        assert!(!Delivered.can_become(Failed));
+        assert!(Failed.can_become(Delivered), "a late receipt counts");
+        assert!(!Failed.can_become(Queued));
+        assert!(Received.can_become(Received), "notes");
+        assert!(!Received.can_become(Rejected));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_policy() {

@@ -273,6 +273,8 @@ pub trait JobQueue: Send + Sync {
 pub trait Clock: Send + Sync {
     /// Now.
     fn now(&self) -> Millis;
+    /// Waits `d` (a clock of tests moves on by `d` at once).
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send;
 }
 
 /// Every port the gateway uses, bundled so the workflows are written once over them.

@@ -2,6 +2,7 @@
 //! headers are stored before anything is parsed, so nothing received is ever lost.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use as2::mdn::{self, MdnOptions};
 use as2::receive::{self, Envelope, StaticKeys};
@@ -26,7 +27,34 @@ pub struct HttpReply {
     pub body: Vec<u8>,
 }
 
+/// What a received message came to, before it is recorded.
+enum Outcome {
+    Delivered {
+        name: String,
+        size: u64,
+        key: String,
+        detail: String,
+    },
+    Refused(String),
+}
+
 impl HttpReply {
+    /// The answer when receiving failed for a passing reason (storage, database): 503 and
+    /// `Retry-After`, with nothing of what failed (that goes to the log).
+    pub fn unavailable() -> Self {
+        Self::retry_later(
+            60,
+            "the gateway cannot receive this message just now; send it again later",
+        )
+    }
+
+    /// 503 with `Retry-After`: the partner should send again (same Message-ID) later.
+    pub fn retry_later(seconds: u32, text: &str) -> Self {
+        let mut r = Self::text(503, text);
+        r.headers.append("Retry-After", seconds.to_string());
+        r
+    }
+
     fn text(status: u16, text: &str) -> Self {
         HttpReply {
             status,
@@ -108,6 +136,8 @@ impl<P: Ports> Gateway<P> {
             .put(&paths.headers(), headers.to_bytes(), BTreeMap::new())
             .await?;
 
+        // The record (and with it the Message-ID) is taken before the message is opened, but
+        // says `receiving`, with a lease, until the payload and the receipt are stored.
         let mut record = MessageRecord::new(
             &folder,
             Direction::Inbox,
@@ -116,7 +146,7 @@ impl<P: Ports> Gateway<P> {
             "",
             StatusChange::new(
                 now,
-                Status::Received,
+                Status::Receiving,
                 Some("raw message and headers stored".into()),
             ),
         );
@@ -124,100 +154,168 @@ impl<P: Ports> Gateway<P> {
         record.raw_key = Some(paths.raw_message());
         record.headers_key = Some(paths.headers());
         record.async_mdn_url = envelope.mdn.as_ref().and_then(|m| m.async_url.clone());
+        record.lease_until = Some(now.plus(self.settings.receive_lease));
         if let Created::Exists(earlier) = self.ports.log().create(&record).await? {
-            return self.answer_again(&envelope, &loaded, &earlier).await;
+            return self
+                .received_before(&envelope, &loaded, *earlier, &paths, headers, body)
+                .await;
         }
+        self.complete_receive(record, &envelope, &loaded, headers, body)
+            .await
+    }
 
+    /// Opens a message whose record says `receiving`, stores its payload and its receipt, then
+    /// records the outcome in one write (`received` or `rejected`, with the payload's key and
+    /// the receipt's), and answers. Whatever fails before that write leaves the record
+    /// `receiving` with its lease given up, so the partner's retry processes the message again
+    /// (into the same inbox folder: one file, never two).
+    async fn complete_receive(
+        &self,
+        mut record: MessageRecord,
+        envelope: &Envelope,
+        loaded: &crate::gateway::Loaded,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<HttpReply> {
+        match self
+            .store_outcome(&mut record, envelope, loaded, headers, body)
+            .await
+        {
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                let now = self.ports.clock().now();
+                let why = format!("attempt given up: {e}");
+                let _ = self
+                    .save(&mut record, |r| {
+                        r.lease_until = Some(now);
+                        r.set_status(r.status, now, Some(why.clone()));
+                    })
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn store_outcome(
+        &self,
+        record: &mut MessageRecord,
+        envelope: &Envelope,
+        loaded: &crate::gateway::Loaded,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<HttpReply> {
+        let now = self.ports.clock().now();
+        let store = self.ports.store();
+        let paths = MessagePaths::new(&envelope.to, &envelope.from, Direction::Inbox, &record.id)?;
         let keys = StaticKeys {
             identities: vec![loaded.identity.clone()],
             partner_certificates: vec![loaded.partner_cert.clone()],
         };
         let policy = loaded.policy(self.settings.max_decompressed_size);
-        let (disposition, mic) = match receive::open(
-            &envelope,
-            headers,
-            body,
-            &keys,
-            &policy,
-            now.unix(),
-        ) {
-            Ok(received) => {
-                let name = received
-                    .filename
-                    .clone()
-                    .unwrap_or_else(|| "payload.bin".into());
-                let key = paths.payload(&name)?;
-                let size = received.payload.len() as u64;
-                store.put(&key, received.payload, BTreeMap::new()).await?;
-                let style = loaded.name_style();
-                let mic = received.mic.to_field(style);
-                let layers: Vec<String> = received.layers.iter().map(|l| l.to_string()).collect();
-                self.save(&mut record, |r| {
-                    r.filename = name.clone();
-                    r.size = size;
-                    r.payload_key = Some(key.clone());
-                    r.mic = Some(mic.clone());
+        let style = loaded.name_style();
+        // What the record will say, once everything is stored.
+        let (disposition, mic, outcome) =
+            match receive::open(envelope, headers, body, &keys, &policy, now.unix()) {
+                Ok(received) => {
+                    let name = received
+                        .filename
+                        .clone()
+                        .unwrap_or_else(|| "payload.bin".into());
+                    let key = paths.payload(&name)?;
+                    let size = received.payload.len() as u64;
+                    let layers: Vec<String> =
+                        received.layers.iter().map(|l| l.to_string()).collect();
+                    let mic = received.mic.clone();
+                    store.put(&key, received.payload, BTreeMap::new()).await?;
                     let detail = if layers.is_empty() {
                         "plain".to_string()
                     } else {
                         layers.join("; ")
                     };
-                    r.set_status(
-                        Status::Received,
-                        now,
-                        Some(format!("delivered to {key} ({detail})")),
-                    );
-                })
-                .await?;
-                tracing::info!(message_id = %envelope.message_id, station = %envelope.to, partner = %envelope.from, %key, "received");
-                (Disposition::Processed, Some(received.mic))
-            }
-            Err(e) => {
-                let disposition = e.disposition();
-                let why = e.to_string();
-                self.save(&mut record, |r| {
-                    r.set_status(Status::Rejected, now, Some(format!("{disposition}: {why}")))
-                })
-                .await?;
-                tracing::warn!(message_id = %envelope.message_id, station = %envelope.to, partner = %envelope.from, error = %why, "message refused");
-                (disposition, None)
+                    let outcome = Outcome::Delivered {
+                        name,
+                        size,
+                        detail: format!("delivered to {key} ({detail})"),
+                        key,
+                    };
+                    (Disposition::Processed, Some(mic), outcome)
+                }
+                Err(e) => {
+                    let disposition = e.disposition();
+                    let why = format!("{disposition}: {e}");
+                    (disposition, None, Outcome::Refused(why))
+                }
+            };
+
+        let receipt = match &envelope.mdn {
+            None => None,
+            Some(_) => {
+                let opts = loaded.mdn_options(&self.settings.reporting_ua);
+                let receipt_id =
+                    as2::message::new_message_id(&loaded.message_id_domain, now.unix());
+                let receipt = mdn::build(
+                    envelope,
+                    &disposition,
+                    mic.as_ref(),
+                    &opts,
+                    &receipt_id,
+                    now.unix(),
+                )?;
+                let key = paths.mdn();
+                store
+                    .put(
+                        &key,
+                        capture(&receipt.headers, &receipt.body),
+                        BTreeMap::new(),
+                    )
+                    .await?;
+                let summary = MdnSummary {
+                    disposition: disposition.to_field(),
+                    signed: receipt.signed,
+                    mic: if mic.is_some() {
+                        "sent".into()
+                    } else {
+                        "none".into()
+                    },
+                    key,
+                };
+                Some((receipt, summary))
             }
         };
 
-        let Some(request) = &envelope.mdn else {
+        let mic_field = mic.as_ref().map(|m| m.to_field(style));
+        let summary = receipt.as_ref().map(|(_, s)| s.clone());
+        self.save(record, |r| {
+            r.lease_until = None;
+            r.mdn = summary.clone();
+            match &outcome {
+                Outcome::Delivered {
+                    name,
+                    size,
+                    key,
+                    detail,
+                } => {
+                    r.filename = name.clone();
+                    r.size = *size;
+                    r.payload_key = Some(key.clone());
+                    r.mic = mic_field.clone();
+                    r.set_status(Status::Received, now, Some(detail.clone()));
+                }
+                Outcome::Refused(why) => r.set_status(Status::Rejected, now, Some(why.clone())),
+            }
+        })
+        .await?;
+        if !matches!(record.status, Status::Received | Status::Rejected) {
+            return Err(GatewayError::Conflict(format!(
+                "record {} moved on while it was being received",
+                record.id
+            )));
+        }
+
+        let Some((receipt, _)) = receipt else {
             return Ok(HttpReply::text(200, "received; no receipt was requested"));
         };
-        let opts = loaded.mdn_options(&self.settings.reporting_ua);
-        let receipt_id = as2::message::new_message_id(&loaded.message_id_domain, now.unix());
-        let receipt = mdn::build(
-            &envelope,
-            &disposition,
-            mic.as_ref(),
-            &opts,
-            &receipt_id,
-            now.unix(),
-        )?;
-        let key = paths.mdn();
-        store
-            .put(
-                &key,
-                capture(&receipt.headers, &receipt.body),
-                BTreeMap::new(),
-            )
-            .await?;
-        let summary = MdnSummary {
-            disposition: disposition.to_field(),
-            signed: receipt.signed,
-            mic: if mic.is_some() {
-                "sent".into()
-            } else {
-                "none".into()
-            },
-            key,
-        };
-        self.save(&mut record, |r| r.mdn = Some(summary.clone()))
-            .await?;
-        if request.async_url.is_some() {
+        if receipt.async_url.is_some() {
             self.ports
                 .queue()
                 .enqueue(
@@ -234,6 +332,101 @@ impl<P: Ports> Gateway<P> {
             ));
         }
         Ok(HttpReply::mdn(receipt.headers, receipt.body))
+    }
+
+    /// A Message-ID the partner sent before. Received (or refused) already: the earlier receipt
+    /// is answered and nothing is delivered twice. Still being received by another attempt:
+    /// wait for it (bounded) and answer its receipt. Taken by an attempt that died or gave up
+    /// (its lease is over): this copy takes over and is processed into the earlier record.
+    async fn received_before(
+        &self,
+        envelope: &Envelope,
+        loaded: &crate::gateway::Loaded,
+        mut earlier: MessageRecord,
+        this_copy: &MessagePaths,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<HttpReply> {
+        let clock = self.ports.clock();
+        let give_up = clock.now().plus(self.settings.duplicate_wait);
+        loop {
+            if earlier.status != Status::Receiving {
+                return self.answer_again(envelope, loaded, &earlier).await;
+            }
+            let now = clock.now();
+            if earlier.lease_until.is_none_or(|l| l <= now) {
+                let mut taken = earlier.clone();
+                taken.lease_until = Some(now.plus(self.settings.receive_lease));
+                taken.raw_key = Some(this_copy.raw_message());
+                taken.headers_key = Some(this_copy.headers());
+                taken.set_status(
+                    Status::Receiving,
+                    now,
+                    Some(format!(
+                        "received again ({}): the earlier attempt did not finish",
+                        this_copy.raw_message()
+                    )),
+                );
+                match self.ports.log().update(&mut taken).await {
+                    Ok(()) => {
+                        tracing::info!(id = %taken.id, message_id = %taken.message_id, "taking over a receive that did not finish");
+                        return self
+                            .complete_receive(taken, envelope, loaded, headers, body)
+                            .await;
+                    }
+                    Err(GatewayError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            } else if now >= give_up {
+                return Ok(HttpReply::retry_later(
+                    30,
+                    "this message is being received by another request; try again shortly",
+                ));
+            } else {
+                clock.sleep(Duration::from_millis(200)).await;
+            }
+            earlier = self
+                .ports
+                .log()
+                .get(&earlier.id)
+                .await?
+                .ok_or_else(|| GatewayError::NotFound(format!("record {}", earlier.id)))?;
+        }
+    }
+
+    /// Finishes a receive that a crash interrupted (record `receiving`, raw message stored): the
+    /// stored message is opened, its payload and receipt stored, an asynchronous receipt queued.
+    /// A synchronous receipt waits for the partner's retry, which is answered with it.
+    pub async fn resume_receive(&self, id: &str) -> Result<Status> {
+        let Some(record) = self.ports.log().get(id).await? else {
+            return Err(GatewayError::NotFound(format!("record {id}")));
+        };
+        if record.status != Status::Receiving {
+            return Ok(record.status);
+        }
+        let store = self.ports.store();
+        let read = |key: &Option<String>| {
+            let key = key.clone().unwrap_or_default();
+            async move {
+                store
+                    .get(&key)
+                    .await?
+                    .ok_or_else(|| GatewayError::NotFound(key.clone()))
+            }
+        };
+        let headers = read(&record.headers_key).await?;
+        let body = read(&record.raw_key).await?;
+        let (headers, _) = as2::mime::parse_header_block(&headers.data, &Default::default())?;
+        let envelope = Envelope::from_headers(&headers).map_err(GatewayError::from)?;
+        let loaded = self.load(&envelope.to, &envelope.from).await?;
+        self.complete_receive(record, &envelope, &loaded, &headers, &body.data)
+            .await?;
+        Ok(self
+            .ports
+            .log()
+            .get(id)
+            .await?
+            .map_or(Status::Receiving, |r| r.status))
     }
 
     /// Why `peer` may not send for this partnership, if it may not: the partnership names a TLS

@@ -203,7 +203,7 @@ impl<P: Ports> Gateway<P> {
                     r.set_status(Status::Sent, now, Some(format!("HTTP {}", response.status)))
                 })
                 .await?;
-                Ok(SendOutcome::Done(Status::Sent))
+                Ok(SendOutcome::Done(record.status))
             }
             MdnMode::Async => {
                 let wait = Duration::from_secs(loaded.partnership.mdn_wait_secs);
@@ -219,16 +219,20 @@ impl<P: Ports> Gateway<P> {
                     )
                 })
                 .await?;
-                self.ports
-                    .queue()
-                    .enqueue(
-                        Job::MdnDeadline {
-                            id: record.id.clone(),
-                        },
-                        now.plus(wait),
-                    )
-                    .await?;
-                Ok(SendOutcome::Done(Status::AwaitingMdn))
+                // The receipt may have come in already, while the answer was being read: then the
+                // record stays as the receipt left it and there is nothing to wait for.
+                if record.status == Status::AwaitingMdn {
+                    self.ports
+                        .queue()
+                        .enqueue(
+                            Job::MdnDeadline {
+                                id: record.id.clone(),
+                            },
+                            now.plus(wait),
+                        )
+                        .await?;
+                }
+                Ok(SendOutcome::Done(record.status))
             }
             MdnMode::Sync => match self
                 .take_mdn(&mut record, &loaded, &response.headers, &response.body)
@@ -278,12 +282,11 @@ impl<P: Ports> Gateway<P> {
         now: Millis,
         reason: String,
     ) -> Result<SendOutcome> {
-        tracing::warn!(id = %record.id, message_id = %record.message_id, station = %record.station, partner = %record.partner, %reason, "send failed");
         self.save(record, |r| {
             r.set_status(Status::Failed, now, Some(reason.clone()))
         })
         .await?;
-        Ok(SendOutcome::Done(Status::Failed))
+        Ok(SendOutcome::Done(record.status))
     }
 
     async fn retry_or_fail(
@@ -299,10 +302,14 @@ impl<P: Ports> Gateway<P> {
                 let at = now.plus(delay);
                 let detail = format!("attempt {attempt} failed: {reason}; next attempt at {at}");
                 tracing::info!(id = %record.id, message_id = %record.message_id, %detail, "send will be retried");
-                self.save(record, |r| {
-                    r.set_status(Status::Queued, now, Some(detail.clone()))
-                })
-                .await?;
+                let queued = self
+                    .save(record, |r| {
+                        r.set_status(Status::Queued, now, Some(detail.clone()))
+                    })
+                    .await?;
+                if !queued {
+                    return Ok(SendOutcome::Done(record.status));
+                }
                 self.ports
                     .queue()
                     .enqueue(
@@ -347,6 +354,7 @@ impl<P: Ports> Gateway<P> {
             .put(&key, capture(headers, body), BTreeMap::new())
             .await?;
         let certs = std::slice::from_ref(&loaded.partner_cert);
+        let mut cert_note = None;
         let parsed = match mdn::parse(
             headers,
             body,
@@ -362,10 +370,25 @@ impl<P: Ports> Gateway<P> {
             ) => {
                 return Ok(Err(format!("the answer is not a receipt: {e}")));
             }
+            // Signed by the partner's certificate, but outside its validity: the receipt still
+            // proves what the partner did with the message (it stored the file, or not).
+            Err(e @ as2::Error::CertificateNotValid { .. }) => {
+                match mdn::parse(headers, body, Some(certs), None, &Default::default()) {
+                    Ok(m) => {
+                        cert_note = Some(e.to_string());
+                        m
+                    }
+                    Err(e) => {
+                        let why = format!("the receipt cannot be trusted: {e}");
+                        self.fail(record, now, why).await?;
+                        return Ok(Ok(record.status));
+                    }
+                }
+            }
             Err(e) => {
                 let why = format!("the receipt cannot be trusted: {e}");
                 self.fail(record, now, why).await?;
-                return Ok(Ok(Status::Failed));
+                return Ok(Ok(record.status));
             }
         };
         if as2::receive::message_id_core(&parsed.original_message_id)
@@ -412,6 +435,13 @@ impl<P: Ports> Gateway<P> {
             (Disposition::Warning(w), _) => (Status::DeliveredWithWarning, format!("processed/warning: {w}")),
             (d, _) => (Status::Failed, format!("the partner reports {d}")),
         };
+        let (status, detail) = match (status, &cert_note) {
+            (Status::Delivered | Status::DeliveredWithWarning, Some(note)) => (
+                Status::DeliveredWithWarning,
+                format!("{detail}, but the receipt is signed by a certificate that is not valid now: {note}"),
+            ),
+            _ => (status, detail),
+        };
         let summary = MdnSummary {
             disposition: parsed.disposition.to_field(),
             signed,
@@ -423,8 +453,7 @@ impl<P: Ports> Gateway<P> {
             r.set_status(status, now, Some(detail.clone()));
         })
         .await?;
-        tracing::info!(id = %record.id, message_id = %record.message_id, %status, %detail, "receipt");
-        Ok(Ok(status))
+        Ok(Ok(record.status))
     }
 
     /// An asynchronous receipt did not come in time.
@@ -445,6 +474,7 @@ impl<P: Ports> Gateway<P> {
             )
         })
         .await
+        .map(|_| ())
     }
 
     /// POSTs a receipt we built to the URL the sender asked for.
@@ -468,13 +498,13 @@ impl<P: Ports> Gateway<P> {
             Ok(r) => r,
             Err(e @ (GatewayError::Config(_) | GatewayError::NotFound(_))) => {
                 let now = self.ports.clock().now();
-                let status = record.status;
                 let note = format!("asynchronous receipt to {url} not sent: {e}");
                 return self
                     .save(&mut record, |r| {
-                        r.set_status(status, now, Some(note.clone()))
+                        r.set_status(r.status, now, Some(note.clone()))
                     })
-                    .await;
+                    .await
+                    .map(|_| ());
             }
             Err(e) => return Err(e),
         };
@@ -510,10 +540,10 @@ impl<P: Ports> Gateway<P> {
                 "asynchronous receipt to {url} failed ({why}); gave up after {attempt} attempts"
             ),
         };
-        let status = record.status;
         self.save(&mut record, |r| {
-            r.set_status(status, now, Some(note.clone()))
+            r.set_status(r.status, now, Some(note.clone()))
         })
         .await
+        .map(|_| ())
     }
 }

@@ -87,4 +87,8 @@ impl crate::ports::Clock for SystemClock {
             .unwrap_or_default();
         Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
 }

@@ -53,6 +53,9 @@ enum Wire {
     Http403,
     Garbage,
     TamperMic,
+    /// Forwards, then lets the partner run its jobs (its asynchronous receipt arrives) before
+    /// the HTTP answer reaches the sender.
+    ReceiptFirst,
 }
 
 type Slot = Arc<OnceLock<Arc<Gateway<MemoryPorts>>>>;
@@ -77,11 +80,16 @@ fn transport(target: Slot, script: Arc<Mutex<VecDeque<Wire>>>) -> FnTransport {
             Wire::Http500 => return ok(500, "Internal Server Error"),
             Wire::Http403 => return ok(403, "Forbidden: bad credentials"),
             Wire::Garbage => return ok(200, "<html>welcome to nginx</html>"),
-            Wire::Forward | Wire::TamperMic => {}
+            Wire::Forward | Wire::TamperMic | Wire::ReceiptFirst => {}
         }
         let g = target.get().expect("partner wired");
         let reply = block_on(g.on_post(&req.headers, &req.body))
             .map_err(|e| TransportError::Io(e.to_string()))?;
+        if wire == Wire::ReceiptFirst {
+            for j in g.ports.queue.take_due(g.ports.clock.now()) {
+                block_on(g.run_job(&j)).unwrap();
+            }
+        }
         let mut body = reply.body;
         if wire == Wire::TamperMic {
             let text = String::from_utf8(body).unwrap();
@@ -1010,4 +1018,193 @@ async fn identical_uploads_without_versions_are_told_apart_by_the_sequencer() {
         matches!(outcomes[1], UploadOutcome::Duplicate { .. }),
         "{outcomes:?}"
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_receipt_faster_than_the_http_answer_keeps_the_message_delivered() {
+    let (alpha, beta, to_beta, _) = pair(&|p| p.mdn = MdnMode::Async);
+    to_beta.next(&[Wire::ReceiptFirst]);
+    let id = queued_id(&upload(&alpha, "fast.edi", b"ISA*00~").await);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert_eq!(r.mdn.as_ref().unwrap().mic, "matches");
+    // Nothing is waiting for a receipt any more: past the deadline it is still delivered.
+    alpha.ports.clock.advance(Duration::from_secs(2 * 3600));
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert!(
+        !r.history.iter().any(|h| h.status == Status::AwaitingMdn),
+        "{:#?}",
+        r.history
+    );
+    assert_eq!(
+        only_record(&beta, Direction::Inbox).await.status,
+        Status::Received
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_receipt_signed_with_an_expired_certificate_is_a_delivery_with_a_warning() {
+    let (alpha, beta, _, _) = pair(&|_| {});
+    // BETA's key comes with a certificate valid for two days only.
+    let short =
+        Identity::generate_self_signed("BETA", 2048, as2::UnixTime(T0.unix().0 - 86_400), 2)
+            .unwrap();
+    beta.ports
+        .keys
+        .identities
+        .lock()
+        .unwrap()
+        .insert("me".into(), short.clone());
+    alpha
+        .ports
+        .keys
+        .certificates
+        .lock()
+        .unwrap()
+        .insert("them".into(), short.certificate.clone());
+    alpha.ports.clock.advance(Duration::from_secs(3 * 86_400));
+    let id = queued_id(&upload(&alpha, "late.edi", b"ISA*00~").await);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    // The partner stored the file: resending would make a duplicate there.
+    assert_eq!(r.status, Status::DeliveredWithWarning, "{:#?}", r.history);
+    let why = r.last_detail().unwrap();
+    assert!(why.contains("not valid now"), "{why}");
+    assert_eq!(
+        only_record(&beta, Direction::Inbox).await.status,
+        Status::Received
+    );
+}
+
+/// Sends ALPHA's next message to BETA by hand and returns what BETA answered.
+async fn built(alpha: &Gateway<MemoryPorts>, id: &str) -> (as2::HeaderMap, Vec<u8>) {
+    // ALPHA builds and stores the message in its first attempt; what it stored is what went out.
+    let r = record(alpha, id).await;
+    let headers = alpha
+        .ports
+        .store
+        .bytes(r.headers_key.as_ref().unwrap())
+        .unwrap();
+    let (headers, _) = as2::mime::parse_header_block(&headers, &Default::default()).unwrap();
+    let body = alpha
+        .ports
+        .store
+        .bytes(r.raw_key.as_ref().unwrap())
+        .unwrap();
+    (headers, body)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_disk_mid_receive_is_a_retry_not_a_duplicate() {
+    let (alpha, beta, to_beta, _) = pair(&|_| {});
+    // BETA's inbox cannot be written: BETA answers with an error, ALPHA tries again later.
+    *beta.ports.store.failing_prefix.lock().unwrap() = Some("AS2/files/".into());
+    let id = queued_id(&upload(&alpha, "full.edi", b"ISA*00~").await);
+    assert!(matches!(
+        alpha.send(&id).await.unwrap(),
+        SendOutcome::Retrying { .. }
+    ));
+    let inbound = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(inbound.status, Status::Receiving, "{:#?}", inbound.history);
+    assert!(beta
+        .ports
+        .store
+        .keys()
+        .iter()
+        .all(|k| !k.starts_with("AS2/files/")));
+    // Space again: the retry (same Message-ID) is processed, not called a duplicate.
+    *beta.ports.store.failing_prefix.lock().unwrap() = None;
+    alpha.ports.clock.advance(Duration::from_secs(60));
+    to_beta.next(&[Wire::Forward]);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert_eq!(r.mdn.as_ref().unwrap().disposition, "processed");
+    let inbound = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(inbound.status, Status::Received, "{:#?}", inbound.history);
+    let files: Vec<_> = beta
+        .ports
+        .store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("AS2/files/"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_receive_that_died_is_taken_over_or_resumed() {
+    let (alpha, beta, _, _) = pair(&|_| {});
+    let id = queued_id(&upload(&alpha, "crash.edi", b"ISA*00~").await);
+    // BETA "dies" after storing the raw message and taking the Message-ID: nothing more is
+    // written, not even the lease given up.
+    *beta.ports.store.failing_prefix.lock().unwrap() = Some("AS2/files/".into());
+    beta.ports
+        .log
+        .failing_updates
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = alpha.send(&id).await.unwrap();
+    *beta.ports.store.failing_prefix.lock().unwrap() = None;
+    beta.ports
+        .log
+        .failing_updates
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (headers, body) = built(&alpha, &id).await;
+
+    // A copy within the lease waits for the first attempt, bounded, then asks to be sent later.
+    let reply = beta.on_post(&headers, &body).await.unwrap();
+    assert_eq!(
+        reply.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.headers.get("Retry-After"), Some("30"));
+    // Past the lease, a copy takes over and is delivered, once.
+    beta.ports.clock.advance(Duration::from_secs(300));
+    let reply = beta.on_post(&headers, &body).await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(String::from_utf8_lossy(&reply.body).contains("processed"));
+    let inbound = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(inbound.status, Status::Received, "{:#?}", inbound.history);
+    // And one more copy gets the same receipt, nothing delivered again.
+    let again = beta.on_post(&headers, &body).await.unwrap();
+    assert_eq!(again.body, reply.body);
+    assert_eq!(
+        beta.ports
+            .store
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("AS2/files/"))
+            .count(),
+        1
+    );
+
+    // The same death, then a restart: the stored message is finished without the partner.
+    let (alpha, beta, _, _) = pair(&|p| p.mdn = MdnMode::Async);
+    let id = queued_id(&upload(&alpha, "restart.edi", b"ISA*00~").await);
+    *beta.ports.store.failing_prefix.lock().unwrap() = Some("AS2/files/".into());
+    beta.ports
+        .log
+        .failing_updates
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = alpha.send(&id).await.unwrap();
+    *beta.ports.store.failing_prefix.lock().unwrap() = None;
+    beta.ports
+        .log
+        .failing_updates
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let inbound = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(
+        beta.resume_receive(&inbound.id).await.unwrap(),
+        Status::Received
+    );
+    // The asynchronous receipt it asked for goes out.
+    drain(&beta).await;
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
 }

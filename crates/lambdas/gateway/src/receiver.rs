@@ -95,11 +95,10 @@ pub async fn handle<P: Ports>(
             response(reply)
         }
         Err(e) => {
-            tracing::error!(%from, %message_id, error = %e, "receiving failed");
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("receiving failed: {e}\n"),
-            )
+            // A storage or database failure: the partner sends again later (same Message-ID)
+            // and the message is processed then; what failed is for our log, not for it.
+            tracing::error!(%from, %message_id, error = %e, "receiving failed; the partner is asked to send again");
+            response(gateway::HttpReply::unavailable())
         }
     }
 }
