@@ -1135,23 +1135,22 @@ async fn a_full_disk_mid_receive_is_a_retry_not_a_duplicate() {
     assert_eq!(files.len(), 1, "{files:?}");
 }
 
+/// ALPHA sends `id`; BETA "dies" after storing the raw message and taking the Message-ID: it
+/// writes nothing more, not even the lease given up.
+async fn die_mid_receive(alpha: &Gateway<MemoryPorts>, beta: &Gateway<MemoryPorts>, id: &str) {
+    use std::sync::atomic::Ordering::SeqCst;
+    *beta.ports.store.failing_prefix.lock().unwrap() = Some("AS2/files/".into());
+    beta.ports.log.failing_updates.store(true, SeqCst);
+    let _ = alpha.send(id).await.unwrap();
+    *beta.ports.store.failing_prefix.lock().unwrap() = None;
+    beta.ports.log.failing_updates.store(false, SeqCst);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_receive_that_died_is_taken_over_or_resumed() {
     let (alpha, beta, _, _) = pair(&|_| {});
     let id = queued_id(&upload(&alpha, "crash.edi", b"ISA*00~").await);
-    // BETA "dies" after storing the raw message and taking the Message-ID: nothing more is
-    // written, not even the lease given up.
-    *beta.ports.store.failing_prefix.lock().unwrap() = Some("AS2/files/".into());
-    beta.ports
-        .log
-        .failing_updates
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = alpha.send(&id).await.unwrap();
-    *beta.ports.store.failing_prefix.lock().unwrap() = None;
-    beta.ports
-        .log
-        .failing_updates
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    die_mid_receive(&alpha, &beta, &id).await;
     let (headers, body) = built(&alpha, &id).await;
 
     // A copy within the lease waits for the first attempt, bounded, then asks to be sent later.
@@ -1186,17 +1185,7 @@ async fn a_receive_that_died_is_taken_over_or_resumed() {
     // The same death, then a restart: the stored message is finished without the partner.
     let (alpha, beta, _, _) = pair(&|p| p.mdn = MdnMode::Async);
     let id = queued_id(&upload(&alpha, "restart.edi", b"ISA*00~").await);
-    *beta.ports.store.failing_prefix.lock().unwrap() = Some("AS2/files/".into());
-    beta.ports
-        .log
-        .failing_updates
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = alpha.send(&id).await.unwrap();
-    *beta.ports.store.failing_prefix.lock().unwrap() = None;
-    beta.ports
-        .log
-        .failing_updates
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    die_mid_receive(&alpha, &beta, &id).await;
     let inbound = only_record(&beta, Direction::Inbox).await;
     assert_eq!(
         beta.resume_receive(&inbound.id).await.unwrap(),
