@@ -140,7 +140,13 @@ impl Node {
     /// Opens the node's ports.
     pub fn open(config: Config) -> Result<Self> {
         let ports = LocalPorts::open(&config)?;
+        let failpoints = match std::env::var("MFTG_FAILPOINTS") {
+            Ok(spec) => gateway::failpoint::Failpoints::parse(&spec)
+                .map_err(|e| gateway::GatewayError::Config(format!("MFTG_FAILPOINTS: {e}")))?,
+            Err(_) => Default::default(),
+        };
         let settings = Settings {
+            failpoints,
             duplicate_window: Duration::from_secs(config.duplicate_window_secs),
             max_decompressed_size: config.max_decompressed_bytes,
             defaults: config.defaults.clone(),

@@ -561,3 +561,75 @@ fn raw_eight_bit_file_names_in_http_headers() {
     }
     rb.stop();
 }
+
+/// Twenty copies of one message at once (a partner's retries racing each other): one delivery,
+/// and every copy gets the same receipt, the original one.
+#[test]
+fn twenty_concurrent_copies_of_one_message_get_one_delivery_and_the_same_receipt() {
+    use as2::message::{self, Encryption, MessageOptions, Payload, Signing};
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    let rb = Running::start(&b);
+    let mut opts = MessageOptions::new("ALPHA", "BETA");
+    opts.signing = Some(Signing::new(identity("ALPHA").clone()));
+    opts.encryption = Some(Encryption::new(identity("BETA").certificate.clone()));
+    opts.mdn = Some(as2::mdn::MdnRequest::sync(
+        "as2@alpha",
+        &[as2::algorithm::DigestAlgorithm::Sha256],
+        as2::algorithm::NameStyle::Hyphenated,
+    ));
+    let payload = vec![b'7'; 300_000];
+    let m = message::build(
+        &opts,
+        &Payload::new(&payload, Some("twenty.x12")),
+        "<twenty-copies@alpha.test>",
+        as2::UnixTime(1_800_000_000),
+    )
+    .unwrap();
+    let url = format!("http://{}/as2", b.config.listen);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let answers: Vec<(u16, Vec<u8>)> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..50 {
+            if client
+                .get(format!("http://{}/health", b.config.listen))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let mut req = client.post(&url);
+                for h in m.headers.iter() {
+                    req = req.header(h.name.as_str(), h.value.as_str());
+                }
+                let req = req.body(m.body.clone());
+                tokio::spawn(async move {
+                    let r = req.send().await.unwrap();
+                    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{}", String::from_utf8_lossy(body));
+        assert_eq!(body, &answers[0].1, "every copy gets the original receipt");
+    }
+    assert!(String::from_utf8_lossy(&answers[0].1).contains("processed"));
+    assert!(!String::from_utf8_lossy(&answers[0].1).contains("duplicate"));
+    let records = rb.records();
+    assert_eq!(inbound(&records).len(), 1, "{records:#?}");
+    let inbox = b.config.data_dir.join("AS2/files/BETA/ALPHA/inbox");
+    let folders: Vec<_> = std::fs::read_dir(inbox).unwrap().collect();
+    assert_eq!(folders.len(), 1);
+    rb.stop();
+}

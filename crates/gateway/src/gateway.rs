@@ -10,6 +10,7 @@ use as2::receive::Policy;
 use openssl::x509::X509;
 
 use crate::error::{GatewayError, Result};
+use crate::failpoint::Failpoints;
 use crate::model::{Defaults, MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status};
 use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
 
@@ -33,6 +34,8 @@ pub struct Settings {
     pub receive_lease: Duration,
     /// How long a copy of a message being received waits for the first one's receipt.
     pub duplicate_wait: Duration,
+    /// Steps made to fail or die, for fault-injection tests (none by default).
+    pub failpoints: Failpoints,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             defaults: Defaults::default(),
             receive_lease: Duration::from_secs(300),
             duplicate_wait: Duration::from_secs(30),
+            failpoints: Failpoints::default(),
         }
     }
 }

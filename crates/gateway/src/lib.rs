@@ -4,6 +4,7 @@
 //! framework, no filesystem: adapters bring those.
 
 mod error;
+pub mod failpoint;
 mod gateway;
 pub mod keystore;
 pub mod layout;

@@ -135,6 +135,7 @@ impl<P: Ports> Gateway<P> {
         store
             .put(&paths.headers(), headers.to_bytes(), BTreeMap::new())
             .await?;
+        self.settings.failpoints.hit("receive.stored-raw")?;
 
         // The record (and with it the Message-ID) is taken before the message is opened, but
         // says `receiving`, with a lease, until the payload and the receipt are stored.
@@ -160,6 +161,7 @@ impl<P: Ports> Gateway<P> {
                 .received_before(&envelope, &loaded, *earlier, &paths, headers, body)
                 .await;
         }
+        self.settings.failpoints.hit("receive.took-id")?;
         self.complete_receive(record, &envelope, &loaded, headers, body)
             .await
     }
@@ -227,6 +229,7 @@ impl<P: Ports> Gateway<P> {
                         received.layers.iter().map(|l| l.to_string()).collect();
                     let mic = received.mic.clone();
                     store.put(&key, received.payload, BTreeMap::new()).await?;
+                    self.settings.failpoints.hit("receive.stored-payload")?;
                     let detail = if layers.is_empty() {
                         "plain".to_string()
                     } else {
@@ -269,6 +272,7 @@ impl<P: Ports> Gateway<P> {
                         BTreeMap::new(),
                     )
                     .await?;
+                self.settings.failpoints.hit("receive.stored-receipt")?;
                 let summary = MdnSummary {
                     disposition: disposition.to_field(),
                     signed: receipt.signed,
@@ -311,6 +315,7 @@ impl<P: Ports> Gateway<P> {
                 record.id
             )));
         }
+        self.settings.failpoints.hit("receive.recorded")?;
 
         let Some((receipt, _)) = receipt else {
             return Ok(HttpReply::text(200, "received; no receipt was requested"));

@@ -60,6 +60,12 @@ impl<P: Ports> Gateway<P> {
 
     /// Makes one attempt to send message `id`.
     pub async fn send(&self, id: &str) -> Result<SendOutcome> {
+        let outcome = self.attempt(id).await?;
+        self.settings.failpoints.hit("send.recorded")?;
+        Ok(outcome)
+    }
+
+    async fn attempt(&self, id: &str) -> Result<SendOutcome> {
         let log = self.ports.log();
         let mut record = log
             .get(id)
@@ -160,6 +166,7 @@ impl<P: Ports> Gateway<P> {
         })
         .await?;
 
+        self.settings.failpoints.hit("send.built")?;
         let request = match self.request(&loaded, built.headers, built.body).await {
             Ok(r) => r,
             // A missing password secret or TLS trust anchor: nothing a retry would fix.
@@ -171,6 +178,7 @@ impl<P: Ports> Gateway<P> {
             Err(e) => return Err(e),
         };
         let response = self.ports.transport().post(request).await;
+        self.settings.failpoints.hit("send.posted")?;
         let now = self.ports.clock().now();
         let response = match response {
             Ok(r) => r,

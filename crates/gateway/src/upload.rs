@@ -208,6 +208,7 @@ impl<P: Ports> Gateway<P> {
             }
             Err(e) => return Err(e),
         }
+        self.settings.failpoints.hit("upload.copied")?;
         let mut record = MessageRecord::new(
             &id,
             Direction::Outbox,
@@ -228,6 +229,7 @@ impl<P: Ports> Gateway<P> {
                 .enqueue(Job::Send { id: id.clone() }, now)
                 .await?;
         }
+        self.settings.failpoints.hit("upload.recorded")?;
         store.delete(key, version.as_deref()).await?;
         tracing::info!(key, id, "queued for sending");
         Ok(UploadOutcome::Queued { id })

@@ -90,6 +90,11 @@ impl Config {
         if max_decompressed == 0 {
             return Err("MFTG_MAX_DECOMPRESSED_BYTES must be at least 1".into());
         }
+        let failpoints = match get("MFTG_FAILPOINTS") {
+            Some(spec) => gateway::failpoint::Failpoints::parse(&spec)
+                .map_err(|e| format!("MFTG_FAILPOINTS: {e}"))?,
+            None => Default::default(),
+        };
         let defaults = {
             fn named(name: &'static str) -> impl Fn(String) -> String {
                 move |e| format!("{name}: {e}")
@@ -139,6 +144,7 @@ impl Config {
             gateway: Settings {
                 duplicate_window: Duration::from_secs(window),
                 max_decompressed_size: max_decompressed,
+                failpoints,
                 defaults,
                 ..Settings::default()
             },

@@ -1,0 +1,87 @@
+//! Failpoints: named steps of the workflows where a test makes the gateway fail (as a full disk
+//! would) or die (as a `kill -9` would), to prove that every step can be interrupted and the
+//! message still ends delivered exactly once or honestly failed. Off unless set (the embedded
+//! gateway and the Lambdas read `MFTG_FAILPOINTS`, e.g. `receive.stored-payload=abort`).
+
+use crate::error::{GatewayError, Result};
+
+/// What happens at a failpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAction {
+    /// The step fails as if the store or database had (a port error).
+    Error,
+    /// The process dies on the spot.
+    Abort,
+}
+
+/// The failpoints that are set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failpoints(Vec<(String, FailAction)>);
+
+impl Failpoints {
+    /// Every step that can be interrupted, in the order the workflows reach them.
+    pub const POINTS: [&'static str; 10] = [
+        "upload.copied",
+        "upload.recorded",
+        "send.built",
+        "send.posted",
+        "send.recorded",
+        "receive.stored-raw",
+        "receive.took-id",
+        "receive.stored-payload",
+        "receive.stored-receipt",
+        "receive.recorded",
+    ];
+
+    /// Parses `point=abort, point=error`; an unknown point or action is refused.
+    pub fn parse(spec: &str) -> std::result::Result<Self, String> {
+        let mut out = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (point, action) = item.split_once('=').ok_or_else(|| {
+                format!("failpoint {item:?}: expected point=abort or point=error")
+            })?;
+            let (point, action) = (point.trim(), action.trim());
+            if !Self::POINTS.contains(&point) {
+                return Err(format!(
+                    "unknown failpoint {point:?} (known: {})",
+                    Self::POINTS.join(", ")
+                ));
+            }
+            let action = match action {
+                "abort" => FailAction::Abort,
+                "error" => FailAction::Error,
+                other => return Err(format!("failpoint {point}: unknown action {other:?}")),
+            };
+            out.push((point.to_string(), action));
+        }
+        Ok(Failpoints(out))
+    }
+
+    /// Passes `point`: nothing, unless it is set.
+    pub(crate) fn hit(&self, point: &str) -> Result<()> {
+        match self.0.iter().find(|(p, _)| p == point).map(|(_, a)| *a) {
+            None => Ok(()),
+            Some(FailAction::Error) => Err(GatewayError::port("failpoint", point)),
+            Some(FailAction::Abort) => {
+                tracing::error!(point, "failpoint: the process dies here");
+                std::process::abort()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_hit() {
+        let f = Failpoints::parse(" send.posted=error ,receive.took-id=abort").unwrap();
+        assert!(f.hit("send.built").is_ok());
+        assert!(f.hit("send.posted").is_err());
+        assert!(Failpoints::parse("send.nowhere=error").is_err());
+        assert!(Failpoints::parse("send.posted=explode").is_err());
+        assert!(Failpoints::parse("send.posted").is_err());
+        assert_eq!(Failpoints::parse("").unwrap(), Failpoints::default());
+    }
+}
