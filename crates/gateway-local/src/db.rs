@@ -37,9 +37,16 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
+            // The gateway's own folder: the database, the objects' metadata. Not for others.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
         }
+        if !path.exists() {
+            std::fs::File::create(path).map_err(err)?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.execute_batch(

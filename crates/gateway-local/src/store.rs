@@ -99,8 +99,18 @@ impl DirStore {
         let mut r = [0u8; 6];
         openssl::rand::rand_bytes(&mut r).map_err(err)?;
         let tmp = scratch.join(format!("{TEMP_PREFIX}{}", as2::mime::hex(&r)));
+        let private = path
+            .strip_prefix(&self.root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .is_some_and(gateway::layout::is_private);
         let written = (|| -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if private { 0o600 } else { 0o644 })
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             std::fs::rename(&tmp, path)?;

@@ -633,3 +633,92 @@ fn twenty_concurrent_copies_of_one_message_get_one_delivery_and_the_same_receipt
     assert_eq!(folders.len(), 1);
     rb.stop();
 }
+
+/// Credentials never rest in what is stored: an `Authorization` header (and a header the
+/// partnership names secret) is stored redacted, and keystores, stored headers and the database
+/// are readable by their owner only.
+#[test]
+fn no_secrets_at_rest() {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::set_var("MFTG_TEST_REST_PASSWORD", "Rest-Secret-42");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = sites(tmp.path(), free_port(), free_port(), None, &|p| {
+        p.auth = Some(gateway::model::BasicAuth {
+            user: "alpha".into(),
+            password_secret: "MFTG_TEST_REST_PASSWORD".into(),
+        });
+        p.secret_headers = vec!["X-Api-Key".into()];
+    });
+    let (ra, rb) = (Running::start(&a), Running::start(&b));
+    drop_file(&a, "po.x12", b"ISA*00~\r\n");
+    wait_for(&ra, "delivery", Duration::from_secs(20), delivered);
+    let got = wait_for(&rb, "receipt", Duration::from_secs(10), |rs| {
+        inbound(rs).len() == 1
+    });
+    // A request carrying a secret header of the partnership's.
+    let m = as2::message::build(
+        &as2::message::MessageOptions::new("ALPHA", "BETA"),
+        &as2::message::Payload::new(b"ISA*01~\r\n", Some("key.x12")),
+        "<api-key@alpha>",
+        as2::UnixTime(1_800_000_000),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(format!("http://{}/as2", b.config.listen))
+            .header("X-Api-Key", "Api-Key-Secret-77");
+        for h in m.headers.iter() {
+            req = req.header(h.name.as_str(), h.value.as_str());
+        }
+        assert!(req.body(m.body).send().await.unwrap().status().is_success());
+    });
+    ra.stop();
+    rb.stop();
+    let stored = std::fs::read_to_string(
+        b.config
+            .data_dir
+            .join(inbound(&got)[0].headers_key.as_ref().unwrap()),
+    )
+    .unwrap();
+    assert!(stored.contains("authorization: [redacted]"), "{stored}");
+    for site in [&a, &b] {
+        for f in all_files(&site.root) {
+            let bytes = std::fs::read(&f).unwrap();
+            for secret in [
+                "Rest-Secret-42",
+                "YWxwaGE6UmVzdC1TZWNyZXQtNDI=",
+                "Api-Key-Secret-77",
+            ] {
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(secret),
+                    "{secret} in {}",
+                    f.display()
+                );
+            }
+            let rel = f.strip_prefix(&site.config.data_dir).unwrap_or(&f);
+            let rel = rel.to_string_lossy();
+            // (The keystores here are the test's own; `mftg keys` writes them 0600, which the
+            // command line's tests check.)
+            let private =
+                rel.starts_with("AS2/headers/") || rel.starts_with(".mftg/gateway.sqlite");
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            if private {
+                assert_eq!(mode & 0o077, 0, "{rel} is {mode:o}");
+            }
+        }
+    }
+}
+
+fn all_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

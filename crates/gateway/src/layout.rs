@@ -9,6 +9,12 @@ use crate::time::Millis;
 /// Prefix under which SFTP users drop files to send.
 pub const SEND: &str = "AS2/send/";
 
+/// Whether what is stored under `key` is for the gateway's eyes only (keystores, the HTTP headers
+/// of messages): a directory store writes such files readable by their owner only.
+pub fn is_private(key: &str) -> bool {
+    key.starts_with("AS2/keystore/") || key.starts_with("AS2/headers/")
+}
+
 /// Scratch space (the seed's `AS2/tmp`): lifecycle rules empty it, SFTP users cannot reach it.
 pub const TMP: &str = "AS2/tmp/";
 

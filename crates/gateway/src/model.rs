@@ -281,6 +281,10 @@ pub struct Partnership {
     /// TLS towards the partner.
     #[serde(default)]
     pub tls: TlsOptions,
+    /// Headers of the partner's requests that carry secrets (beside `Authorization`, which always
+    /// does): stored with their values replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_headers: Vec<String>,
     /// Alias in `AS2/keystore/https.jks` of the partner's TLS client certificate: when set, its
     /// messages are accepted only over HTTPS from a client presenting that certificate
     /// (embedded gateway; a Function URL cannot ask for client certificates).
@@ -351,6 +355,7 @@ impl Partnership {
             content_type: default_content_type(),
             auth: None,
             tls: TlsOptions::default(),
+            secret_headers: Vec::new(),
             client_certificate_alias: None,
             require_signed: false,
             require_encrypted: false,

@@ -14,7 +14,7 @@ use crate::gateway::Gateway;
 use crate::layout::{self, Direction, MessagePaths};
 use crate::model::{Job, MdnSummary, MessageRecord, Status, StatusChange};
 use crate::ports::{Clock, Created, JobQueue, Keystore, MessageLog, ObjectStore, Ports};
-use crate::send::capture;
+use crate::send::{capture, redacted};
 
 /// The HTTP answer to a POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,11 @@ impl<P: Ports> Gateway<P> {
             .put(&paths.raw_message(), body.to_vec(), BTreeMap::new())
             .await?;
         store
-            .put(&paths.headers(), headers.to_bytes(), BTreeMap::new())
+            .put(
+                &paths.headers(),
+                redacted(headers, &loaded.partnership.secret_headers).to_bytes(),
+                BTreeMap::new(),
+            )
             .await?;
         self.settings.failpoints.hit("receive.stored-raw")?;
 

@@ -34,9 +34,31 @@ pub enum SendOutcome {
     },
 }
 
-/// The headers and body of an HTTP exchange as one capture: headers, blank line, body.
+/// Headers that carry credentials whatever the partnership: never stored.
+const SECRET_HEADERS: [&str; 3] = ["Authorization", "Proxy-Authorization", "Cookie"];
+
+/// `headers` with the values of credentials (and of `also`, a partnership's own secret headers)
+/// replaced, as they are stored: stored headers are read by people and tools that must not
+/// learn a partner's password.
+pub(crate) fn redacted(headers: &HeaderMap, also: &[String]) -> HeaderMap {
+    headers
+        .iter()
+        .map(|h| {
+            let secret = SECRET_HEADERS.iter().any(|s| h.is(s)) || also.iter().any(|s| h.is(s));
+            let value = if secret {
+                "[redacted]".to_string()
+            } else {
+                h.value.clone()
+            };
+            (h.name.clone(), value)
+        })
+        .collect()
+}
+
+/// The headers and body of an HTTP exchange as one capture: headers (credentials redacted),
+/// blank line, body.
 pub(crate) fn capture(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let mut out = headers.to_bytes();
+    let mut out = redacted(headers, &[]).to_bytes();
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
