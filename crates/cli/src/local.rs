@@ -79,18 +79,18 @@ pub fn init(a: InitArgs) -> Result<ExitCode, String> {
         )),
     });
     c.save(&a.config.config).map_err(|e| e.to_string())?;
-    println!(
+    out!(
         "Wrote {} for station {} (AS2 URL {url}).",
         a.config.config.display(),
         a.station
     );
-    println!(
+    out!(
         "Next: export {}=<a password>, then `mftg keys generate --alias {}`.",
         c.keystore_password_env,
         a.station.to_lowercase()
     );
     if let Some(h) = a.https_listen {
-        println!(
+        out!(
             "The HTTPS listener ({h}) needs a key: `mftg keys generate --alias https --store https \
              --cn <your host name>` or `mftg keys import --alias https --store https --key ... --cert ...`."
         );
@@ -148,6 +148,10 @@ pub enum KeysCommand {
         /// The keystore.
         #[arg(long, value_enum, default_value_t = Store::Identity)]
         store: Store,
+        /// Replace an entry of that alias (a station key partners already have: they must be
+        /// given the new certificate).
+        #[arg(long)]
+        force: bool,
     },
     /// Imports a key and its certificate made elsewhere (PEM or DER files, or an entry of a
     /// PKCS#12/JKS file, legacy PKCS#12 from old keytool and Windows exports included).
@@ -204,6 +208,9 @@ pub enum KeysCommand {
         /// The keystore.
         #[arg(long, value_enum, default_value_t = Store::Trust)]
         store: Store,
+        /// Add it even though it has expired.
+        #[arg(long)]
+        force: bool,
     },
     /// Lists the keystores' entries.
     List {
@@ -283,31 +290,39 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             days,
             bits,
             store,
+            force,
         } => {
             let c = config.load()?;
             let pw = password(&c)?;
             let cn = cn.unwrap_or_else(|| alias.to_uppercase());
+            let path = keystore_file(&c, store.path());
+            if !force && load_keystore(&path, &pw)?.entry(&alias).is_some() {
+                return Err(format!(
+                    "{} already holds {alias:?}: replacing it breaks every partner that has its \
+                     certificate; give --force to replace it anyway",
+                    path.display()
+                ));
+            }
             let mut names: Vec<&str> = san.iter().map(String::as_str).collect();
             if names.is_empty() && store == Store::Https {
                 names.push(&cn);
             }
             let id = Identity::generate_self_signed_for(&cn, &names, bits, now(), days)
                 .map_err(|e| e.to_string())?;
-            let path = keystore_file(&c, store.path());
             let mut ks = load_keystore(&path, &pw)?;
             ks.set_identity(&alias, &id);
             save_keystore(&path, &ks, &pw)?;
-            println!(
+            out!(
                 "Generated {bits}-bit RSA key {alias:?} (CN={cn}, valid {days} days) in {}",
                 path.display()
             );
-            println!("SHA-256 fingerprint {}", fingerprint(&id.certificate));
+            out!("SHA-256 fingerprint {}", fingerprint(&id.certificate));
             let flag = if store == Store::Identity {
                 String::new()
             } else {
                 " --store https".into()
             };
-            println!(
+            out!(
                 "Give partners its certificate: mftg keys export --alias {alias}{flag} > {alias}.crt"
             );
         }
@@ -344,7 +359,7 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             let mut ks = load_keystore(&path, &pw)?;
             ks.set_identity(&alias, &id);
             save_keystore(&path, &ks, &pw)?;
-            println!(
+            out!(
                 "Imported {} as {alias:?} into {} (valid to {}, {})",
                 subject_name(&id.certificate),
                 path.display(),
@@ -370,16 +385,25 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             alias,
             cert,
             store,
+            force,
         } => {
             let c = config.load()?;
             let pw = password(&c)?;
             let data = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
             let certs = load_certificates(&data).map_err(|e| e.to_string())?;
+            if gateway_local::node::days_left(&certs[0], SystemClock.now()) < 0 && !force {
+                return Err(format!(
+                    "{} expired on {}: messages it signs will be refused; ask the partner for its \
+                     new certificate, or give --force to add it anyway",
+                    subject_name(&certs[0]),
+                    certs[0].not_after()
+                ));
+            }
             let path = keystore_file(&c, store.path());
             let mut ks = load_keystore(&path, &pw)?;
             ks.set_certificate(&alias, &certs[0]);
             save_keystore(&path, &ks, &pw)?;
-            println!(
+            out!(
                 "Trusting {} as {alias:?} in {} ({})",
                 subject_name(&certs[0]),
                 path.display(),
@@ -391,11 +415,19 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             let pw = password(&c)?;
             for key in [ks_paths::IDENTITY, ks_paths::TRUST, ks_paths::HTTPS] {
                 let ks = load_keystore(&keystore_file(&c, key), &pw)?;
-                println!("{key}:");
+                out!("{key}:");
                 for e in ks.entries() {
                     let kind = if e.has_private_key() { "key " } else { "cert" };
-                    println!(
-                        "  {kind} {:<16} {}  valid to {}",
+                    let left = gateway_local::node::days_left(&e.certificate, SystemClock.now());
+                    let mark = if left < 0 {
+                        "  EXPIRED".to_string()
+                    } else if left < 30 {
+                        format!("  expires in {left} days")
+                    } else {
+                        String::new()
+                    };
+                    out!(
+                        "  {kind} {:<16} {}  valid to {}{mark}",
                         e.alias,
                         subject_name(&e.certificate),
                         e.certificate.not_after()
@@ -493,6 +525,22 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
             p.pss = pss;
             p.compression = compression;
             p.receipt_mic = receipt_mic;
+            // The certificate must be there before anything is sent with it.
+            match std::env::var(&c.keystore_password_env) {
+                Ok(pw) => {
+                    let trust = load_keystore(&keystore_file(&c, ks_paths::TRUST), &pw)?;
+                    if trust.entry(&cert_alias).is_none() {
+                        return Err(format!(
+                            "trust.jks has no certificate {cert_alias:?}: add the partner's first \
+                             (mftg keys trust --alias {cert_alias} --cert FILE)"
+                        ));
+                    }
+                }
+                Err(_) => eprintln!(
+                    "mftg: note: {} is not set, so the certificate {cert_alias:?} was not looked for",
+                    c.keystore_password_env
+                ),
+            }
             if let Some(gcm) = cipher.0.filter(|c| c.is_authenticated()) {
                 eprintln!(
                     "mftg: note: {} is AES-GCM, which pyas2lib-based partners (django-pyas2) cannot \
@@ -505,7 +553,7 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
             c.partnerships.push(p);
             c.check().map_err(|e| e.to_string())?;
             c.save(&config.config).map_err(|e| e.to_string())?;
-            println!(
+            out!(
                 "Partnership {station} -> {partner} saved in {} (restart `mftg serve` to use it).",
                 config.config.display()
             );
@@ -513,7 +561,7 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
         PartnersCommand::List { config } => {
             let c = config.load()?;
             for p in &c.partnerships {
-                println!(
+                out!(
                     "{} -> {}  {}  cert {}  sign {}  encrypt {}  compress {}  mdn {}{}",
                     p.station,
                     p.partner,
@@ -572,14 +620,14 @@ pub fn send(a: SendArgs) -> Result<ExitCode, String> {
     std::fs::copy(&a.file, &tmp).map_err(|e| format!("{}: {e}", a.file.display()))?;
     let target = dir.join(&name);
     std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
-    println!(
+    out!(
         "Queued {} for {} -> {} ({}).",
         name,
         a.from,
         a.to,
         target.display()
     );
-    println!("Follow it with: mftg messages list");
+    out!("Follow it with: mftg messages list");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -626,12 +674,16 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
             let records = rt
                 .block_on(db.list(station.as_deref(), partner.as_deref(), limit))
                 .map_err(|e| e.to_string())?;
-            println!(
+            out!(
                 "{:<27} {:<6} {:<24} {:<22} {:<24} file",
-                "id", "dir", "station/partner", "status", "receipt"
+                "id",
+                "dir",
+                "station/partner",
+                "status",
+                "receipt"
             );
             for r in records {
-                println!(
+                out!(
                     "{:<27} {:<6} {:<24} {:<22} {:<24} {}",
                     r.id,
                     r.direction.as_str(),
@@ -651,11 +703,11 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                 .block_on(db.get(&id))
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no message {id}"))?;
-            println!("id           {}", r.id);
-            println!("direction    {}", r.direction);
-            println!("station      {}", r.station);
-            println!("partner      {}", r.partner);
-            println!(
+            out!("id           {}", r.id);
+            out!("direction    {}", r.direction);
+            out!("station      {}", r.station);
+            out!("partner      {}", r.partner);
+            out!(
                 "message-id   {}",
                 if r.message_id.is_empty() {
                     "(not built yet)"
@@ -663,17 +715,19 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                     &r.message_id
                 }
             );
-            println!("file         {} ({} bytes)", r.filename, r.size);
-            println!("status       {}", r.status);
+            out!("file         {} ({} bytes)", r.filename, r.size);
+            out!("status       {}", r.status);
             if let Some(m) = &r.mic {
-                println!("mic          {m}");
+                out!("mic          {m}");
             }
             if let Some(m) = &r.mdn {
-                println!(
+                out!(
                     "receipt      {} (signed: {}, MIC {})",
-                    m.disposition, m.signed, m.mic
+                    m.disposition,
+                    m.signed,
+                    m.mic
                 );
-                println!("receipt file {}", c.data_dir.join(&m.key).display());
+                out!("receipt file {}", c.data_dir.join(&m.key).display());
             }
             for (label, key) in [
                 ("payload", &r.payload_key),
@@ -681,15 +735,15 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                 ("headers", &r.headers_key),
             ] {
                 if let Some(k) = key {
-                    println!("{label:<12} {}", c.data_dir.join(k).display());
+                    out!("{label:<12} {}", c.data_dir.join(k).display());
                 }
             }
             if r.attempts > 0 {
-                println!("attempts     {}", r.attempts);
+                out!("attempts     {}", r.attempts);
             }
-            println!("history:");
+            out!("history:");
             for h in &r.history {
-                println!(
+                out!(
                     "  {}  {:<22} {}",
                     h.at,
                     h.status.as_str(),

@@ -1,5 +1,22 @@
 //! `mftg`: the AS2 gateway's command line.
 
+/// `println!` that ends the program quietly when whoever read the output has gone
+/// (`mftg messages list | head`) instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::print_line(format_args!($($t)*)) };
+}
+
+/// One line to standard output; exits with 0 if the reader is gone.
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 mod capture;
 mod demo;
 #[cfg(feature = "aws")]

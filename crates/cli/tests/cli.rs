@@ -577,3 +577,133 @@ fn https_listener_keys_and_legacy_pkcs12_import() {
         "{answer}"
     );
 }
+
+#[test]
+fn serve_refuses_what_cannot_work_and_keys_refuse_to_break_things() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let cfg = p(d, "mftg.toml");
+    let port = testkit::free_port();
+    let env = |pw: &'static str| {
+        vec![
+            ("MFTG_CONFIG", cfg.clone()),
+            ("MFTG_KEYSTORE_PASSWORD", pw.to_string()),
+        ]
+    };
+    let run = |args: &[&str], env: &[(&str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        mftg(args, &env)
+    };
+    let good = env("Good-Keystore-3");
+    let listen = format!("127.0.0.1:{port}");
+    assert_eq!(
+        run(&["init", "--station", "ALPHA", "--listen", &listen], &good).0,
+        0
+    );
+    assert_eq!(run(&["keys", "generate", "--alias", "alpha"], &good).0, 0);
+    // A second key of the same alias would break every partner: refused without --force.
+    let (code, out) = run(&["keys", "generate", "--alias", "alpha"], &good);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("already holds \"alpha\"") && out.contains("--force"),
+        "{out}"
+    );
+    // An expired certificate is not trusted silently.
+    let old = Identity::generate_self_signed("OLD", 2048, UnixTime(1_600_000_000), 1).unwrap();
+    std::fs::write(d.join("old.crt"), old.certificate.to_pem().unwrap()).unwrap();
+    let (code, out) = run(
+        &[
+            "keys",
+            "trust",
+            "--alias",
+            "old",
+            "--cert",
+            &p(d, "old.crt"),
+        ],
+        &good,
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("expired") && out.contains("--force"), "{out}");
+    let forced = [
+        "keys",
+        "trust",
+        "--alias",
+        "old",
+        "--cert",
+        &p(d, "old.crt"),
+        "--force",
+    ];
+    assert_eq!(run(&forced, &good).0, 0);
+    let (_, list) = run(&["keys", "list"], &good);
+    assert!(list.contains("EXPIRED"), "{list}");
+    // A partnership naming a certificate that is not in trust.jks is refused.
+    let add = |alias: &str| {
+        run(
+            &[
+                "partners",
+                "add",
+                "--station",
+                "ALPHA",
+                "--partner",
+                "BETA",
+                "--url",
+                "http://127.0.0.1:9/as2",
+                "--cert-alias",
+                alias,
+            ],
+            &good,
+        )
+    };
+    let (code, out) = add("nobody");
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("trust.jks has no certificate \"nobody\""),
+        "{out}"
+    );
+    assert_eq!(add("old").0, 0);
+
+    // serve checks everything before it starts, one line per problem, no password shown.
+    let (code, out) = run(&["serve"], &env("Wrong-Keystore-9"));
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("cannot start")
+            && out.contains("station ALPHA")
+            && !out.contains("Wrong-Keystore-9"),
+        "{out}"
+    );
+    let unset = vec![("MFTG_CONFIG", cfg.clone())];
+    let (code, out) = run(&["serve"], &unset);
+    assert_ne!(code, 0);
+    assert!(out.contains("MFTG_KEYSTORE_PASSWORD is not set"), "{out}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "certificate_alias = \"old\"",
+            "certificate_alias = \"gone\"",
+        ),
+    )
+    .unwrap();
+    let (code, out) = run(&["serve"], &good);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("partnership ALPHA -> BETA: certificate \"gone\""),
+        "{out}"
+    );
+
+    // `messages list | head`: a reader that goes away is not a crash.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mftg"))
+        .args(["messages", "list"])
+        .env("MFTG_CONFIG", &cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

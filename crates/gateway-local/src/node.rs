@@ -233,6 +233,7 @@ impl Node {
             }
             None => None,
         };
+        self.preflight().await?;
         tracing::info!(%address, data = %self.config.data_dir.display(), "AS2 endpoint listening");
         self.recover().await?;
         let resumed = self.gateway.ports.db().reset_leases()?;
@@ -271,6 +272,80 @@ impl Node {
         let _ = watcher.await;
         let _ = worker.await;
         served.and(https_result)
+    }
+
+    /// Everything that would make messages fail later, checked before the gateway starts: the
+    /// keystore password, every station's key, every partner's certificates, the secrets the
+    /// partnerships name. One line per problem; certificates that expire within 30 days (or
+    /// have) are warned about.
+    pub async fn preflight(&self) -> Result<()> {
+        use gateway::ports::Keystore as _;
+        let mut problems = Vec::new();
+        let env = &self.config.keystore_password_env;
+        if std::env::var(env).is_err() {
+            problems.push(format!(
+                "{env} is not set: it must hold the keystores' password (keystore_password_env)"
+            ));
+        }
+        let keys = &self.gateway.ports.keys;
+        let now = self.gateway.ports.clock().now();
+        let mut certificates = Vec::new();
+        for s in &self.config.stations {
+            match keys.identity(&s.key_alias).await {
+                Ok(id) => certificates.push((format!("station {}", s.as2_id), id.certificate)),
+                Err(e) => problems.push(format!(
+                    "station {}: key {:?}: {}",
+                    s.as2_id,
+                    s.key_alias,
+                    describe(&e)
+                )),
+            }
+        }
+        for p in &self.config.partnerships {
+            let who = format!("partnership {} -> {}", p.station, p.partner);
+            match keys.partner_certificate(&p.certificate_alias).await {
+                Ok(c) => certificates.push((format!("partner {}", p.partner), c)),
+                Err(e) => problems.push(format!(
+                    "{who}: certificate {:?}: {}",
+                    p.certificate_alias,
+                    describe(&e)
+                )),
+            }
+            for alias in [&p.tls.ca_alias, &p.client_certificate_alias]
+                .into_iter()
+                .flatten()
+            {
+                if let Err(e) = keys.tls_certificate(alias).await {
+                    problems.push(format!(
+                        "{who}: TLS certificate {alias:?}: {}",
+                        describe(&e)
+                    ));
+                }
+            }
+            if let Some(a) = &p.auth {
+                if std::env::var(&a.password_secret).is_err() {
+                    problems.push(format!(
+                        "{who}: the HTTP password variable {} is not set",
+                        a.password_secret
+                    ));
+                }
+            }
+        }
+        for (who, cert) in &certificates {
+            let left = days_left(cert, now);
+            if left < 0 {
+                tracing::warn!(%who, subject = %as2::keys::subject_name(cert), "certificate has EXPIRED");
+            } else if left < 30 {
+                tracing::warn!(%who, subject = %as2::keys::subject_name(cert), days = left, "certificate expires soon");
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(gateway::GatewayError::Config(format!(
+            "cannot start:\n  - {}",
+            problems.join("\n  - ")
+        )))
     }
 
     /// What a crash left: partial writes under `AS2/tmp/` are removed, and messages whose raw
@@ -417,5 +492,24 @@ async fn receive(
             let (status, headers) = gateway_http::reply_head(&reply);
             (status, headers, reply.body).into_response()
         }
+    }
+}
+
+/// A keystore error as a line: a missing keystore says which one.
+fn describe(e: &gateway::GatewayError) -> String {
+    match e {
+        gateway::GatewayError::NotFound(what) => format!("{what} does not exist"),
+        e => e.to_string(),
+    }
+}
+
+/// Whole days from `now` to the end of `cert`'s validity (negative once it has passed).
+pub fn days_left(cert: &openssl::x509::X509Ref, now: gateway::Millis) -> i64 {
+    let Ok(at) = openssl::asn1::Asn1Time::from_unix(now.unix().0) else {
+        return 0;
+    };
+    match at.diff(cert.not_after()) {
+        Ok(d) => i64::from(d.days),
+        Err(_) => 0,
     }
 }
