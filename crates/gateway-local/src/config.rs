@@ -25,6 +25,12 @@ pub struct Config {
     /// How often the send folder is looked at, in milliseconds.
     #[serde(default = "default_poll")]
     pub poll_interval_ms: u64,
+    /// Jobs (sends, asynchronous receipts) run at once.
+    #[serde(default = "default_workers")]
+    pub send_workers: usize,
+    /// Jobs for one partnership run at once (1 keeps its messages in order).
+    #[serde(default = "default_partner_concurrency")]
+    pub partner_concurrency: usize,
     /// Largest request body the endpoint accepts, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -71,6 +77,12 @@ fn default_window() -> u64 {
 fn default_poll() -> u64 {
     500
 }
+fn default_workers() -> usize {
+    8
+}
+fn default_partner_concurrency() -> usize {
+    1
+}
 fn default_max_body() -> usize {
     512 * 1024 * 1024
 }
@@ -89,6 +101,8 @@ impl Config {
             listen: default_listen(),
             duplicate_window_secs: default_window(),
             poll_interval_ms: default_poll(),
+            send_workers: default_workers(),
+            partner_concurrency: default_partner_concurrency(),
             max_body_bytes: default_max_body(),
             max_decompressed_bytes: default_max_decompressed(),
             keystore_password_env: default_password_env(),

@@ -371,48 +371,109 @@ impl Node {
         Ok(())
     }
 
-    /// Runs due jobs until `shutdown`.
+    /// Runs due jobs until `shutdown`, `send_workers` at a time and at most
+    /// `partner_concurrency` for any one partnership (1 keeps its messages in order), so a
+    /// partner that never answers holds up only its own messages.
     async fn work(self: Arc<Self>, shutdown: Shutdown) {
         const LEASE: Duration = Duration::from_secs(300);
+        let workers = self.config.send_workers.max(1);
+        let per_partner = self.config.partner_concurrency.max(1);
+        let busy: Arc<std::sync::Mutex<HashMap<String, usize>>> = Arc::default();
+        let mut running = tokio::task::JoinSet::new();
         while !shutdown.is_requested() {
-            let now = self.gateway.ports.clock().now();
-            let jobs = match self.gateway.ports.db().take_due(now, LEASE, 16) {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::error!(error = %e, "job queue");
-                    Vec::new()
-                }
+            while running.try_join_next().is_some() {}
+            let free = workers.saturating_sub(running.len());
+            let jobs = if free == 0 {
+                Vec::new()
+            } else {
+                let now = self.gateway.ports.clock().now();
+                self.gateway
+                    .ports
+                    .db()
+                    .take_due(now, LEASE, free)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "job queue");
+                        Vec::new()
+                    })
             };
             if jobs.is_empty() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::select! {
+                    _ = running.join_next(), if !running.is_empty() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
                 continue;
             }
             for leased in jobs {
-                let result = self.gateway.run_job(&leased.job).await;
-                let db = self.gateway.ports.db();
-                let done = match result {
-                    Ok(()) => db.ack(leased.seq),
-                    Err(gateway::GatewayError::NotFound(what)) => {
-                        tracing::warn!(job = ?leased.job, %what, "job for something that is gone");
-                        db.ack(leased.seq)
-                    }
-                    Err(e) => {
-                        // A port failed (disk, database): the job runs again shortly.
-                        tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");
-                        db.release(
-                            leased.seq,
-                            self.gateway
-                                .ports
-                                .clock()
-                                .now()
-                                .plus(Duration::from_secs(30)),
-                        )
+                let pair = self.pair_of(&leased.job).await;
+                let taken = {
+                    let mut b = busy.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = b.entry(pair.clone()).or_default();
+                    if *n >= per_partner {
+                        false
+                    } else {
+                        *n += 1;
+                        true
                     }
                 };
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "job queue");
+                if !taken {
+                    // That partnership has its share in flight: this one waits its turn.
+                    let later = self
+                        .gateway
+                        .ports
+                        .clock()
+                        .now()
+                        .plus(Duration::from_millis(250));
+                    if let Err(e) = self.gateway.ports.db().release(leased.seq, later) {
+                        tracing::error!(error = %e, "job queue");
+                    }
+                    continue;
                 }
+                let (node, busy) = (self.clone(), busy.clone());
+                running.spawn(async move {
+                    node.run_leased(leased).await;
+                    let mut b = busy.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(n) = b.get_mut(&pair) {
+                        *n = n.saturating_sub(1);
+                    }
+                });
             }
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    /// `station/partner` of the record a job is about ("" if it is gone).
+    async fn pair_of(&self, job: &gateway::model::Job) -> String {
+        use gateway::ports::MessageLog as _;
+        match self.gateway.ports.db().get(job.record_id()).await {
+            Ok(Some(r)) => format!("{}/{}", r.station, r.partner),
+            _ => String::new(),
+        }
+    }
+
+    async fn run_leased(&self, leased: crate::db::Leased) {
+        let result = self.gateway.run_job(&leased.job).await;
+        let db = self.gateway.ports.db();
+        let done = match result {
+            Ok(()) => db.ack(leased.seq),
+            Err(gateway::GatewayError::NotFound(what)) => {
+                tracing::warn!(job = ?leased.job, %what, "job for something that is gone");
+                db.ack(leased.seq)
+            }
+            Err(e) => {
+                // A port failed (disk, database): the job runs again shortly.
+                tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");
+                db.release(
+                    leased.seq,
+                    self.gateway
+                        .ports
+                        .clock()
+                        .now()
+                        .plus(Duration::from_secs(30)),
+                )
+            }
+        };
+        if let Err(e) = done {
+            tracing::error!(error = %e, "job queue");
         }
     }
 

@@ -724,3 +724,49 @@ fn all_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A partner that takes the connection and never answers holds up only its own messages: a file
+/// for another partner, dropped after, is delivered within seconds.
+#[test]
+fn a_partner_that_never_answers_does_not_delay_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/as2", silent.local_addr().unwrap());
+    // Takes connections, reads nothing, answers nothing.
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for c in silent.incoming().take(16).flatten() {
+            h.lock().unwrap().push(c);
+        }
+    });
+    let (mut a, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    let mut stuck = a.config.partnerships[0].clone();
+    stuck.partner = "STUCK".into();
+    stuck.url = silent_url;
+    stuck.timeout_secs = 60;
+    a.config.partnerships.push(stuck);
+    let (ra, rb) = (Running::start(&a), Running::start(&b));
+    drop_file_to(&a, "STUCK", "first.x12", b"ISA*01~\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    drop_file(&a, "second.x12", b"ISA*02~\r\n");
+    let records = wait_for(&ra, "BETA's file", Duration::from_secs(15), |rs| {
+        outbound(rs)
+            .iter()
+            .any(|r| r.partner == "BETA" && r.status == Status::Delivered)
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let stuck = outbound(&records)
+        .into_iter()
+        .find(|r| r.partner == "STUCK")
+        .unwrap();
+    assert_eq!(stuck.status, Status::Sending, "{:#?}", stuck.history);
+    assert!(!held.lock().unwrap().is_empty());
+    ra.kill();
+    rb.stop();
+}
