@@ -93,6 +93,7 @@ fn sites(root: &Path) -> (Site, Site) {
         );
         let mut c = Config::load(&s.config).unwrap();
         c.poll_interval_ms = 100;
+        c.upload_quiet_ms = 500;
         let p = &mut c.partnerships[0];
         p.timeout_secs = 5;
         p.retry = Some(RetryPolicy {

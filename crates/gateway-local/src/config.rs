@@ -25,6 +25,13 @@ pub struct Config {
     /// How often the send folder is looked at, in milliseconds.
     #[serde(default = "default_poll")]
     pub poll_interval_ms: u64,
+    /// Files in `AS2/send/` are sent when their writer closes them (inotify); `false` where file
+    /// events do not come (some network file systems): then only the quiet time counts.
+    #[serde(default = "yes")]
+    pub upload_events: bool,
+    /// A file no event says is complete is sent once it has not changed for this long.
+    #[serde(default = "default_quiet")]
+    pub upload_quiet_ms: u64,
     /// Jobs (sends, asynchronous receipts) run at once.
     #[serde(default = "default_workers")]
     pub send_workers: usize,
@@ -77,6 +84,12 @@ fn default_window() -> u64 {
 fn default_poll() -> u64 {
     500
 }
+fn yes() -> bool {
+    true
+}
+fn default_quiet() -> u64 {
+    5000
+}
 fn default_workers() -> usize {
     8
 }
@@ -101,6 +114,8 @@ impl Config {
             listen: default_listen(),
             duplicate_window_secs: default_window(),
             poll_interval_ms: default_poll(),
+            upload_events: true,
+            upload_quiet_ms: default_quiet(),
             send_workers: default_workers(),
             partner_concurrency: default_partner_concurrency(),
             max_body_bytes: default_max_body(),

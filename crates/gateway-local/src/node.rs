@@ -477,31 +477,42 @@ impl Node {
         }
     }
 
-    /// Treats files that appear under `AS2/send/<station>/<partner>/` as uploads, once their size
-    /// and time have held still for one poll (an upload in progress is not sent half-written).
+    /// Treats files that appear under `AS2/send/<station>/<partner>/` as uploads once they are
+    /// complete: when their writer closes them or renames them into place (inotify), or, where
+    /// no such event comes (a file there before the gateway started, a file system without
+    /// inotify, `upload_events = false`), once their size and time have held still for
+    /// `upload_quiet_ms`. A file that is being written to is never sent.
     async fn watch(self: Arc<Self>, shutdown: Shutdown) {
         let interval = Duration::from_millis(self.config.poll_interval_ms.max(50));
-        // key -> (etag seen on the last poll, whether it was already handled in that state)
-        let mut seen: HashMap<String, (String, bool)> = HashMap::new();
+        let quiet = Duration::from_millis(self.config.upload_quiet_ms);
+        let events = Arc::new(std::sync::Mutex::new(UploadEvents::default()));
+        let _watcher = if self.config.upload_events {
+            self.watch_events(events.clone())
+        } else {
+            None
+        };
+        // key -> (etag when last seen changing, since when it has held still, handled)
+        let mut seen: HashMap<String, (String, std::time::Instant, bool)> = HashMap::new();
         while !shutdown.is_requested() {
             match self.gateway.ports.store().list(gateway::layout::SEND).await {
                 Ok(files) => {
                     let mut next = HashMap::new();
                     for (key, meta) in files {
-                        let name = key.rsplit('/').next().unwrap_or("");
-                        if name.starts_with('.')
-                            || name.ends_with(".filepart")
-                            || name.ends_with(".part")
-                        {
-                            continue; // an upload still being written, by common client conventions
-                        }
-                        let handled = match seen.get(&key) {
-                            Some((etag, handled)) if *etag == meta.etag => {
-                                *handled || self.upload(&key).await
-                            }
-                            _ => false,
+                        let (closed, writing) = {
+                            let mut e = events.lock().unwrap_or_else(|p| p.into_inner());
+                            (e.closed.remove(&key), e.writing.contains(&key))
                         };
-                        next.insert(key, (meta.etag, handled));
+                        let (etag, since, mut handled) = match seen.remove(&key) {
+                            Some((etag, since, handled)) if etag == meta.etag => {
+                                (etag, since, handled && !closed)
+                            }
+                            _ => (meta.etag.clone(), std::time::Instant::now(), false),
+                        };
+                        let complete = closed || (!writing && since.elapsed() >= quiet);
+                        if !handled && complete {
+                            handled = self.upload(&key, &meta).await;
+                        }
+                        next.insert(key, (etag, since, handled));
                     }
                     seen = next;
                 }
@@ -511,8 +522,96 @@ impl Node {
         }
     }
 
+    /// inotify on `AS2/send/`: files closed after writing, or renamed into place, are complete;
+    /// files written to are not. `None` (and the quiet-time rule alone) when it cannot start.
+    fn watch_events(
+        &self,
+        events: Arc<std::sync::Mutex<UploadEvents>>,
+    ) -> Option<notify::RecommendedWatcher> {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+        use notify::{EventKind, RecursiveMode, Watcher as _};
+        let root = self.config.data_dir.clone();
+        let send = root.join(gateway::layout::SEND);
+        // Every partnership's folder exists before it is watched: an event in a folder made
+        // after the watch started can come too late.
+        for p in &self.config.partnerships {
+            if let Err(e) = std::fs::create_dir_all(send.join(&p.station).join(&p.partner)) {
+                tracing::warn!(error = %e, "cannot create the send folder");
+                return None;
+            }
+        }
+        if let Err(e) = std::fs::create_dir_all(&send) {
+            tracing::warn!(error = %e, "cannot create the send folder");
+            return None;
+        }
+        let key_of = move |p: &std::path::PathBuf| -> Option<String> {
+            let rel = p.strip_prefix(&root).ok()?;
+            Some(
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            )
+        };
+        let handler = move |res: notify::Result<notify::Event>| {
+            let Ok(ev) = res else { return };
+            let mut e = events.lock().unwrap_or_else(|p| p.into_inner());
+            match ev.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    for k in ev.paths.iter().filter_map(&key_of) {
+                        e.writing.remove(&k);
+                        e.closed.insert(k);
+                    }
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                    // A file written aside and renamed in is complete (the last path is the new name).
+                    if let Some(k) = ev.paths.last().and_then(&key_of) {
+                        e.writing.remove(&k);
+                        e.closed.insert(k);
+                    }
+                }
+                EventKind::Modify(ModifyKind::Data(_)) | EventKind::Create(_) => {
+                    for k in ev.paths.iter().filter_map(&key_of) {
+                        e.closed.remove(&k);
+                        e.writing.insert(k);
+                    }
+                }
+                _ => {}
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "no file events; uploads are taken once they have held still");
+                return None;
+            }
+        };
+        if let Err(e) = watcher.watch(&send, RecursiveMode::Recursive) {
+            tracing::warn!(error = %e, "no file events; uploads are taken once they have held still");
+            return None;
+        }
+        Some(watcher)
+    }
+
     /// Handles one upload; false when it failed and should be tried on a later poll.
-    async fn upload(&self, key: &str) -> bool {
+    async fn upload(&self, key: &str, meta: &gateway::ports::ObjectMeta) -> bool {
+        // A name the directory listing could only spell lossily (not UTF-8) names no object:
+        // recorded as not sent, once, and left where it is. (Any other file that is gone by
+        // now was renamed or handled since the listing.)
+        if key.contains(char::REPLACEMENT_CHARACTER) && !self.config.data_dir.join(key).exists() {
+            let parts: Vec<&str> = key.split('/').collect();
+            if let [_, _, station, partner, name] = parts.as_slice() {
+                let reason = format!(
+                    "the file name {name:?} is not valid UTF-8; rename it to send it (it stays in AS2/send/{station}/{partner}/)"
+                );
+                return self
+                    .gateway
+                    .not_sent((station, partner, name), key, &meta.etag, meta, reason)
+                    .await
+                    .is_ok();
+            }
+            return true;
+        }
         match self.gateway.on_upload(key, Origin::Upload, None).await {
             Ok(UploadOutcome::Ignored(why)) => {
                 tracing::debug!(key, %why, "not a send");
@@ -573,4 +672,13 @@ pub fn days_left(cert: &openssl::x509::X509Ref, now: gateway::Millis) -> i64 {
         Ok(d) => i64::from(d.days),
         Err(_) => 0,
     }
+}
+
+/// What inotify said of the files under `AS2/send/` since the last poll.
+#[derive(Debug, Default)]
+struct UploadEvents {
+    /// Closed after writing, or renamed into place: complete.
+    closed: std::collections::HashSet<String>,
+    /// Written to and not closed since.
+    writing: std::collections::HashSet<String>,
 }

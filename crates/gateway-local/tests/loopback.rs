@@ -748,7 +748,11 @@ fn a_partner_that_never_answers_does_not_delay_another() {
     a.config.partnerships.push(stuck);
     let (ra, rb) = (Running::start(&a), Running::start(&b));
     drop_file_to(&a, "STUCK", "first.x12", b"ISA*01~\r\n");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(&ra, "the stuck send", Duration::from_secs(15), |rs| {
+        outbound(rs)
+            .iter()
+            .any(|r| r.partner == "STUCK" && r.status == Status::Sending)
+    });
     let start = Instant::now();
     drop_file(&a, "second.x12", b"ISA*02~\r\n");
     let records = wait_for(&ra, "BETA's file", Duration::from_secs(15), |rs| {
@@ -769,4 +773,94 @@ fn a_partner_that_never_answers_does_not_delay_another() {
     assert!(!held.lock().unwrap().is_empty());
     ra.kill();
     rb.stop();
+}
+
+/// A writer that stops halfway for a while, the file open, is not sent until it has finished:
+/// with file events (it closes the file) and without them (the quiet time).
+#[test]
+fn a_writer_pausing_mid_file_is_not_sent_half() {
+    use std::io::Write;
+    for events in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut a, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+        a.config.upload_events = events;
+        // With events, the file being open and written to is what holds it back (a quiet
+        // time shorter than the pause would not); without them, the quiet time does.
+        a.config.upload_quiet_ms = if events { 100 } else { 2000 };
+        let (ra, rb) = (Running::start(&a), Running::start(&b));
+        let dir = a.config.data_dir.join("AS2/send/ALPHA/BETA");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Written under its final name, as many SFTP clients do.
+        let mut f = std::fs::File::create(dir.join("slow.x12")).unwrap();
+        let whole: Vec<u8> = (0..200_000u32).map(|i| b'A' + (i % 26) as u8).collect();
+        f.write_all(&whole[..100_000]).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        f.write_all(&whole[100_000..]).unwrap();
+        drop(f);
+        let records = wait_for(&rb, "the file", Duration::from_secs(20), |rs| {
+            !inbound(rs).is_empty()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let records = if rb.records().len() > records.len() {
+            rb.records()
+        } else {
+            records
+        };
+        let got = inbound(&records);
+        assert_eq!(got.len(), 1, "events {events}: {got:#?}");
+        assert_eq!(
+            std::fs::read(b.config.data_dir.join(got[0].payload_key.as_ref().unwrap())).unwrap(),
+            whole,
+            "events {events}: sent whole"
+        );
+        ra.stop();
+        rb.stop();
+    }
+}
+
+/// An upload that cannot be sent (no partnership, a name that is not UTF-8) is recorded once,
+/// not once per poll or per restart, and left where it is; a temporary name is not an upload.
+#[test]
+fn uploads_that_cannot_be_sent_are_recorded_once() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut a, _b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    a.config.upload_quiet_ms = 300;
+    let send = a.config.data_dir.join("AS2/send/ALPHA");
+    std::fs::create_dir_all(send.join("GAMMA")).unwrap();
+    std::fs::create_dir_all(send.join("BETA")).unwrap();
+    std::fs::write(send.join("GAMMA/nobody.x12"), b"ISA~").unwrap();
+    std::fs::write(
+        send.join("BETA")
+            .join(std::ffi::OsStr::from_bytes(b"M\xfcller.x12")),
+        b"ISA~",
+    )
+    .unwrap();
+    std::fs::write(send.join("BETA/.hidden.x12.part"), b"IS").unwrap();
+    for _ in 0..2 {
+        let ra = Running::start(&a);
+        wait_for(&ra, "two not-sent records", Duration::from_secs(10), |rs| {
+            outbound(rs).len() >= 2
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let records = ra.records();
+        let out = outbound(&records);
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert!(out.iter().all(|r| r.status == Status::NotSent));
+        let reasons: Vec<_> = out.iter().map(|r| r.last_detail().unwrap()).collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("no partnership")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("not valid UTF-8")),
+            "{reasons:?}"
+        );
+        let _ = &records;
+        ra.stop();
+    }
+    // Still there, all three.
+    assert!(send.join("GAMMA/nobody.x12").exists());
+    assert!(send.join("BETA/.hidden.x12.part").exists());
 }

@@ -113,8 +113,27 @@ pub enum NotASend {
     Folder,
     /// Deeper than `AS2/send/<station>/<partner>/<name>`.
     TooDeep,
-    /// A part that cannot be used (see [`check_as2_id`], [`check_file_name`]).
+    /// A station or partner folder name that cannot be an AS2 ID (see [`check_as2_id`]).
     Invalid(String),
+    /// A file for a station and partner whose name cannot be used (see [`check_file_name`]).
+    UnusableName {
+        /// The station folder.
+        station: String,
+        /// The partner folder.
+        partner: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file still being written, by the conventions of upload clients: a name starting with
+    /// `.`, or ending in `.part` or `.filepart`. It is sent once it is renamed.
+    InProgress,
+}
+
+/// Whether `name` is, by the common client conventions, a file still being uploaded.
+pub fn in_progress(name: &str) -> bool {
+    (name.starts_with('.') && name != "." && name != "..")
+        || name.ends_with(".part")
+        || name.ends_with(".filepart")
 }
 
 impl fmt::Display for NotASend {
@@ -126,6 +145,8 @@ impl fmt::Display for NotASend {
                 f.write_str("deeper than AS2/send/<station>/<partner>/<file>; only files placed directly there are sent")
             }
             NotASend::Invalid(why) => f.write_str(why),
+            NotASend::UnusableName { reason, .. } => f.write_str(reason),
+            NotASend::InProgress => f.write_str("still being uploaded (a temporary name)"),
         }
     }
 }
@@ -142,7 +163,14 @@ impl SendKey {
             [station, partner, name] => {
                 check_as2_id(station).map_err(|e| NotASend::Invalid(e.to_string()))?;
                 check_as2_id(partner).map_err(|e| NotASend::Invalid(e.to_string()))?;
-                check_file_name(name).map_err(|e| NotASend::Invalid(e.to_string()))?;
+                if in_progress(name) {
+                    return Err(NotASend::InProgress);
+                }
+                check_file_name(name).map_err(|e| NotASend::UnusableName {
+                    station: station.to_string(),
+                    partner: partner.to_string(),
+                    reason: e.to_string(),
+                })?;
                 Ok(SendKey {
                     station: station.to_string(),
                     partner: partner.to_string(),
@@ -274,11 +302,19 @@ mod tests {
         );
         assert!(matches!(
             SendKey::parse("AS2/send/A/B/.."),
-            Err(NotASend::Invalid(_))
+            Err(NotASend::UnusableName { .. })
         ));
         assert!(matches!(
             SendKey::parse("AS2/send/A/B/a\u{1}b"),
-            Err(NotASend::Invalid(_))
+            Err(NotASend::UnusableName { .. })
+        ));
+        assert!(matches!(
+            SendKey::parse("AS2/send/A/B/x.edi.filepart"),
+            Err(NotASend::InProgress)
+        ));
+        assert!(matches!(
+            SendKey::parse("AS2/send/A/B/.x.edi"),
+            Err(NotASend::InProgress)
         ));
         assert!(matches!(
             SendKey::parse("AS2/send/A//x"),

@@ -90,21 +90,44 @@ impl<P: Ports> Gateway<P> {
                 "copied or moved inside the bucket; only direct uploads are sent".into(),
             ));
         }
-        let send = match SendKey::parse(key) {
-            Ok(s) => s,
-            Err(NotASend::OutsideSend) => {
-                return Ok(UploadOutcome::Ignored(NotASend::OutsideSend.to_string()))
+        let parsed = SendKey::parse(key);
+        match &parsed {
+            Err(NotASend::OutsideSend | NotASend::InProgress) => {
+                let why = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+                return Ok(UploadOutcome::Ignored(why));
             }
+            Err(NotASend::UnusableName { .. }) | Ok(_) => {}
             Err(why) => {
                 tracing::info!(key, reason = %why, "upload not sent");
                 return Ok(UploadOutcome::Ignored(why.to_string()));
             }
-        };
+        }
         let store = self.ports.store();
         let Some(current) = store.head(key).await? else {
             return Ok(UploadOutcome::Ignored(
                 "no longer there (already handled)".into(),
             ));
+        };
+        let send = match parsed {
+            Ok(s) => s,
+            Err(NotASend::UnusableName {
+                station,
+                partner,
+                reason,
+            }) => {
+                let name = key.rsplit('/').next().unwrap_or(key);
+                let reason = format!("{reason}; rename it to send it (it stays in {key})");
+                return self
+                    .not_sent(
+                        (&station, &partner, name),
+                        key,
+                        &current.upload_id(),
+                        &current,
+                        reason,
+                    )
+                    .await;
+            }
+            Err(other) => return Ok(UploadOutcome::Ignored(other.to_string())),
         };
         // Several uploads of one name are several versions of one key: act on the event's.
         let (version, upload_id, size) = match upload {
@@ -131,19 +154,15 @@ impl<P: Ports> Gateway<P> {
                 "no partnership between station {} and partner {}; the file stays in {}",
                 send.station, send.partner, key
             );
-            let id = layout::new_folder(now);
-            let mut record = MessageRecord::new(
-                &id,
-                Direction::Outbox,
-                &send.station,
-                &send.partner,
-                &send.name,
-                StatusChange::new(now, Status::NotSent, Some(reason.clone())),
-            );
-            record.size = size;
-            self.ports.log().create(&record).await?;
-            tracing::warn!(key, %reason, "upload not sent");
-            return Ok(UploadOutcome::NotSent { id, reason });
+            return self
+                .not_sent(
+                    (&send.station, &send.partner, &send.name),
+                    key,
+                    &upload_id,
+                    &current,
+                    reason,
+                )
+                .await;
         }
 
         let folder = layout::new_folder(now);
@@ -233,5 +252,42 @@ impl<P: Ports> Gateway<P> {
         store.delete(key, version.as_deref()).await?;
         tracing::info!(key, id, "queued for sending");
         Ok(UploadOutcome::Queued { id })
+    }
+
+    /// Records, once per upload, that it cannot be sent and why: the record's id comes from
+    /// the upload (its key, identity and time), so seeing the file again (the next poll, a
+    /// restart, a redelivered event) finds the same record instead of writing another.
+    pub async fn not_sent(
+        &self,
+        (station, partner, name): (&str, &str, &str),
+        key: &str,
+        upload_id: &str,
+        current: &crate::ports::ObjectMeta,
+        reason: String,
+    ) -> Result<UploadOutcome> {
+        let digest = openssl::hash::hash(
+            openssl::hash::MessageDigest::sha256(),
+            format!("{key}\n{upload_id}").as_bytes(),
+        )
+        .map_err(|e| crate::GatewayError::port("digest", e))?;
+        let id = format!(
+            "{}-{}",
+            current.modified.compact(),
+            as2::mime::hex(&digest[..4])
+        );
+        let now = self.ports.clock().now();
+        let mut record = MessageRecord::new(
+            &id,
+            Direction::Outbox,
+            station,
+            partner,
+            name,
+            StatusChange::new(now, Status::NotSent, Some(reason.clone())),
+        );
+        record.size = current.size;
+        if let Created::New = self.ports.log().create(&record).await? {
+            tracing::warn!(key, %reason, "upload not sent");
+        }
+        Ok(UploadOutcome::NotSent { id, reason })
     }
 }

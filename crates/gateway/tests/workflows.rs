@@ -556,8 +556,14 @@ async fn what_is_not_a_send() {
     for (key, why) in [
         ("AS2/send/ALPHA/BETA/", "folder"),
         ("AS2/send/ALPHA/BETA/sub/deep.edi", "deeper"),
-        ("AS2/send/ALPHA/BETA/..", "cannot be used"),
         ("AS2/files/ALPHA/BETA/outbox/x/f.edi", "not under AS2/send/"),
+        // Still being written, by the conventions of SFTP clients (S3 uploads too).
+        ("AS2/send/ALPHA/BETA/.po.edi", "still being uploaded"),
+        ("AS2/send/ALPHA/BETA/po.edi.part", "still being uploaded"),
+        (
+            "AS2/send/ALPHA/BETA/po.edi.filepart",
+            "still being uploaded",
+        ),
     ] {
         store
             .put(key, b"x".to_vec(), BTreeMap::new())
@@ -584,6 +590,25 @@ async fn what_is_not_a_send() {
             .unwrap(),
         UploadOutcome::Ignored(_)
     ));
+    // A name that cannot be stored: kept where it is, recorded once with the reason.
+    store
+        .put("AS2/send/ALPHA/BETA/..", b"x".to_vec(), BTreeMap::new())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        match alpha
+            .on_upload("AS2/send/ALPHA/BETA/..", Origin::Upload, None)
+            .await
+            .unwrap()
+        {
+            UploadOutcome::NotSent { reason, .. } => {
+                assert!(reason.contains("cannot be used"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let not_sent = alpha.ports.log.list(None, None, 100).await.unwrap();
+    assert_eq!(not_sent.len(), 1, "recorded once: {not_sent:#?}");
     // An unknown partner: kept where it is, the reason recorded.
     store
         .put("AS2/send/ALPHA/GAMMA/x.edi", b"x".to_vec(), BTreeMap::new())

@@ -99,6 +99,8 @@ pub fn site(
     let mut c = Config::new(dir.join("data"));
     c.listen = format!("127.0.0.1:{port}").parse().unwrap();
     c.poll_interval_ms = 100;
+    // A file whose event was missed (its folder was new) is taken after this.
+    c.upload_quiet_ms = 300;
     c.keystore_password_env = PASSWORD_ENV.into();
     // Quick retries (1 s, 2 s, ...) for partnerships without their own policy.
     c.defaults.retry.first_interval_secs = 1;
