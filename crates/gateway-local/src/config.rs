@@ -41,6 +41,20 @@ pub struct Config {
     /// Largest request body the endpoint accepts, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Seconds a connection has to send a request's headers (and an idle keep-alive
+    /// connection to start its next request).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Longest pause, in seconds, in a request's body before the request is dropped.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Connections the endpoint serves at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Days refused requests and unmatched receipts are kept (`AS2/raw-message/_rejected/`,
+    /// `AS2/raw-mdn/incoming/_unmatched/`); 0 keeps them.
+    #[serde(default = "default_rejected_retention")]
+    pub rejected_retention_days: u64,
     /// Largest payload a compressed message may inflate to, in bytes (its MIME headers not
     /// counted); a message past it is refused with `decompression-failed` as soon as inflating
     /// passes it.
@@ -99,6 +113,18 @@ fn default_partner_concurrency() -> usize {
 fn default_max_body() -> usize {
     512 * 1024 * 1024
 }
+fn default_header_timeout() -> u64 {
+    30
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_rejected_retention() -> u64 {
+    14
+}
 fn default_max_decompressed() -> u64 {
     gateway::DEFAULT_MAX_DECOMPRESSED_BYTES
 }
@@ -119,6 +145,10 @@ impl Config {
             send_workers: default_workers(),
             partner_concurrency: default_partner_concurrency(),
             max_body_bytes: default_max_body(),
+            header_timeout_secs: default_header_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            rejected_retention_days: default_rejected_retention(),
             max_decompressed_bytes: default_max_decompressed(),
             keystore_password_env: default_password_env(),
             https: None,

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use as2::keys::Identity;
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use gateway::{GatewayError, Peer, Result};
 use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,7 +40,7 @@ pub fn acceptor(identity: &Identity, ask_client_certificates: bool) -> Result<Ar
     Ok(Arc::new(b.build()))
 }
 
-/// TLS connections, handshaken, for `axum::serve`.
+/// TLS connections, handshaken, for [`crate::http::serve`].
 #[derive(Debug)]
 pub struct TlsListener {
     incoming: mpsc::Receiver<(SslStream<TcpStream>, SocketAddr)>,
@@ -116,17 +114,3 @@ impl axum::serve::Listener for TlsListener {
 /// What the AS2 endpoint knows of a connection: for HTTPS, the client certificate.
 #[derive(Debug, Clone)]
 pub struct PeerInfo(pub Peer);
-
-impl Connected<IncomingStream<'_, TlsListener>> for PeerInfo {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        PeerInfo(Peer {
-            client_certificate: stream.io().ssl().peer_certificate(),
-        })
-    }
-}
-
-impl Connected<IncomingStream<'_, TcpListener>> for PeerInfo {
-    fn connect_info(_: IncomingStream<'_, TcpListener>) -> Self {
-        PeerInfo(Peer::default())
-    }
-}

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod https;
 pub mod node;
 pub mod store;

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::HeaderMap as HttpHeaders;
+use axum::extract::{Extension, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -234,6 +232,14 @@ impl Node {
             None => None,
         };
         self.preflight().await?;
+        let files = crate::http::raise_open_files_limit();
+        if files.is_some_and(|n| n < self.config.max_connections as u64 + 64) {
+            tracing::warn!(
+                open_files = files,
+                max_connections = self.config.max_connections,
+                "the open files limit is below max_connections; connections past it are refused"
+            );
+        }
         tracing::info!(%address, data = %self.config.data_dir.display(), "AS2 endpoint listening");
         self.recover().await?;
         let resumed = self.gateway.ports.db().reset_leases()?;
@@ -247,31 +253,48 @@ impl Node {
             .route("/as2", post(receive))
             .route("/", post(receive))
             .route("/health", get(|| async { "ok\n" }))
-            .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .with_state(self.clone());
+        let limits = crate::http::Limits {
+            header_timeout: Duration::from_secs(self.config.header_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.config.idle_timeout_secs.max(1)),
+            max_connections: self.config.max_connections,
+            max_body: self.config.max_body_bytes,
+        };
         let watcher = tokio::spawn(self.clone().watch(shutdown.clone()));
         let worker = tokio::spawn(self.clone().work(shutdown.clone()));
-        let secure = app.clone();
-        let secure_shutdown = shutdown.clone();
-        let https_served = async move {
-            match tls {
-                Some(l) => axum::serve(l, secure.into_make_service_with_connect_info::<PeerInfo>())
-                    .with_graceful_shutdown(secure_shutdown.requested())
-                    .await
-                    .map_err(|e| gateway::GatewayError::port("https", e)),
-                None => Ok(()),
+        let purger = tokio::spawn(self.clone().purge(shutdown.clone()));
+        let https_served = async {
+            if let Some(l) = tls {
+                crate::http::serve(l, app.clone(), limits, shutdown.clone()).await;
             }
         };
-        let plain_served = async {
-            axum::serve(plain, app.into_make_service_with_connect_info::<PeerInfo>())
-                .with_graceful_shutdown(shutdown.clone().requested())
-                .await
-                .map_err(|e| gateway::GatewayError::port("http", e))
-        };
-        let (served, https_result) = tokio::join!(plain_served, https_served);
+        let plain_served = crate::http::serve(plain, app.clone(), limits, shutdown.clone());
+        tokio::join!(plain_served, https_served);
         let _ = watcher.await;
         let _ = worker.await;
-        served.and(https_result)
+        let _ = purger.await;
+        Ok(())
+    }
+
+    /// Removes, every hour, refused requests and unmatched receipts older than
+    /// `rejected_retention_days` (none when it is 0).
+    async fn purge(self: Arc<Self>, shutdown: Shutdown) {
+        let days = self.config.rejected_retention_days;
+        if days == 0 {
+            return;
+        }
+        let older_than = Duration::from_secs(days.saturating_mul(86_400));
+        loop {
+            match self.gateway.purge_rejected(older_than).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, days, "old refused requests removed"),
+                Err(e) => tracing::warn!(error = %e, "removing old refused requests"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = shutdown.clone().requested() => return,
+            }
+        }
     }
 
     /// Everything that would make messages fail later, checked before the gateway starts: the
@@ -631,28 +654,54 @@ impl Node {
 
 async fn receive(
     State(node): State<Arc<Node>>,
-    ConnectInfo(PeerInfo(peer)): ConnectInfo<PeerInfo>,
-    headers: HttpHeaders,
-    body: Bytes,
+    Extension(PeerInfo(peer)): Extension<PeerInfo>,
+    request: Request,
 ) -> Response {
-    match node
-        .gateway
-        .on_post_from(&peer, &gateway_http::as2_headers(&headers), &body)
-        .await
-    {
-        Ok(reply) => {
-            let (status, headers) = gateway_http::reply_head(&reply);
-            (status, headers, reply.body).into_response()
-        }
-        Err(e) => {
-            // A full disk or a database failure: the partner sends again later (same
-            // Message-ID) and the message is processed then; what failed is for our log only.
-            tracing::error!(error = %e, "receiving failed; the partner is asked to send again");
-            let reply = gateway::HttpReply::unavailable();
-            let (status, headers) = gateway_http::reply_head(&reply);
-            (status, headers, reply.body).into_response()
-        }
+    let (parts, body) = request.into_parts();
+    let headers = gateway_http::as2_headers(&parts.headers);
+    let reply = match node.gateway.precheck(&headers).await {
+        Ok(None) => match take_body(&node, &headers, body).await {
+            Ok(body) => node.gateway.on_post_from(&peer, &headers, &body).await,
+            Err(e) => {
+                tracing::warn!(
+                    message_id = headers.get("Message-ID").unwrap_or(""),
+                    from = headers.get("AS2-From").unwrap_or(""),
+                    error = ?e,
+                    "request body not taken"
+                );
+                return e.response();
+            }
+        },
+        Ok(Some(refused)) => Ok(refused),
+        Err(e) => Err(e),
+    };
+    let reply = reply.unwrap_or_else(|e| {
+        // A full disk or a database failure: the partner sends again later (same
+        // Message-ID) and the message is processed then; what failed is for our log only.
+        tracing::error!(error = %e, "receiving failed; the partner is asked to send again");
+        gateway::HttpReply::unavailable()
+    });
+    let (status, headers) = gateway_http::reply_head(&reply);
+    (status, headers, reply.body).into_response()
+}
+
+/// The body of a request the partnership check let through: refused at once when its
+/// Content-Length is over the limit, else taken through a scratch file under `AS2/tmp/`.
+async fn take_body(
+    node: &Node,
+    headers: &as2::HeaderMap,
+    body: axum::body::Body,
+) -> std::result::Result<Vec<u8>, crate::http::BodyError> {
+    let max = node.config.max_body_bytes;
+    let length = headers
+        .get("Content-Length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if length.is_some_and(|n| n > max as u64) {
+        return Err(crate::http::BodyError::TooLarge(max));
     }
+    let scratch = node.config.data_dir.join(gateway::layout::TMP);
+    let idle = Duration::from_secs(node.config.idle_timeout_secs.max(1));
+    crate::http::read_body(body, &scratch, max, idle).await
 }
 
 /// A keystore error as a line: a missing keystore says which one.

@@ -252,15 +252,21 @@ pub fn duplicate(send: &SendKey, folder: &str) -> String {
     )
 }
 
+/// Where refused requests are kept.
+pub const REJECTED: &str = "AS2/raw-message/_rejected/";
+
+/// Where receipts that match nothing are kept.
+pub const UNMATCHED_MDN: &str = "AS2/raw-mdn/incoming/_unmatched/";
+
 /// `AS2/raw-message/_rejected/<folder>.as2`: a POST that names no partnership we have, kept as
-/// a capture. Nothing else is written for it.
+/// a capture (its headers and the start of its body). Nothing else is written for it.
 pub fn rejected(folder: &str) -> String {
-    format!("AS2/raw-message/_rejected/{folder}.as2")
+    format!("{REJECTED}{folder}.as2")
 }
 
 /// `AS2/raw-mdn/incoming/_unmatched/<folder>.mdn`: a receipt that matches no message we sent.
 pub fn unmatched_mdn(folder: &str) -> String {
-    format!("AS2/raw-mdn/incoming/_unmatched/{folder}.mdn")
+    format!("{UNMATCHED_MDN}{folder}.mdn")
 }
 
 /// The keystores of the seed's layout.

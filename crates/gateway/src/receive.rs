@@ -13,7 +13,9 @@ use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
 use crate::layout::{self, Direction, MessagePaths};
 use crate::model::{Job, MdnSummary, MessageRecord, Status, StatusChange};
-use crate::ports::{Clock, Created, JobQueue, Keystore, MessageLog, ObjectStore, Ports};
+use crate::ports::{
+    Clock, Created, JobQueue, Keystore, MessageLog, ObjectStore, PartnerDirectory, Ports,
+};
 use crate::send::{capture, redacted};
 
 /// The HTTP answer to a POST.
@@ -25,6 +27,23 @@ pub struct HttpReply {
     pub headers: HeaderMap,
     /// Body.
     pub body: Vec<u8>,
+}
+
+/// How much of a refused request's body is kept: enough to see what it was.
+const REJECTED_BODY_KEPT: usize = 64 * 1024;
+
+/// A refused request as it is kept: its headers (credentials redacted) and at most the first
+/// 64 KiB of its body, with a note of how long it was.
+fn rejected_capture(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    if body.len() <= REJECTED_BODY_KEPT {
+        return capture(headers, body);
+    }
+    let mut h = headers.clone();
+    h.append(
+        "X-Mftg-Body-Kept",
+        format!("the first {REJECTED_BODY_KEPT} of {} bytes", body.len()),
+    );
+    capture(&h, &body[..REJECTED_BODY_KEPT])
 }
 
 /// What a received message came to, before it is recorded.
@@ -105,7 +124,7 @@ impl<P: Ports> Gateway<P> {
         let rejected = layout::rejected(&folder);
         let refuse = |status: u16, why: String| async move {
             store
-                .put(&rejected, capture(headers, body), BTreeMap::new())
+                .put(&rejected, rejected_capture(headers, body), BTreeMap::new())
                 .await?;
             Ok::<_, GatewayError>(HttpReply::text(status, &why))
         };
@@ -438,6 +457,69 @@ impl<P: Ports> Gateway<P> {
             .map_or(Status::Receiving, |r| r.status))
     }
 
+    /// What can be said of a request from its headers alone, before its body is read: refused
+    /// at once (and its headers kept in `_rejected`) when it is not an AS2 request or names no
+    /// partnership of ours, so nobody can make the gateway read a large body for nothing.
+    /// `None`: read the body and hand it to [`Gateway::on_post_from`].
+    pub async fn precheck(&self, headers: &HeaderMap) -> Result<Option<HttpReply>> {
+        let now = self.ports.clock().now();
+        // Messages and asynchronous receipts alike name the partner in AS2-From and our
+        // station in AS2-To; the rest of the headers is for the full check.
+        let id = |name: &'static str| {
+            headers
+                .get(name)
+                .map(as2::message::unquote_as2_id)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(name)
+        };
+        let refusal = match (id("AS2-From"), id("AS2-To")) {
+            (Err(name), _) | (_, Err(name)) => Some((
+                400,
+                format!("not an AS2 message: the {name} header is missing"),
+            )),
+            (Ok(from), Ok(to)) => {
+                let dir = self.ports.directory();
+                let known = dir.station(&to).await?.is_some()
+                    && dir.partnership(&to, &from).await?.is_some();
+                (!known).then(|| {
+                    let why = format!("no partnership between station {to} and partner {from}");
+                    tracing::warn!(
+                        message_id = headers.get("Message-ID").unwrap_or(""),
+                        %why,
+                        "request refused before its body was read"
+                    );
+                    (404, why)
+                })
+            }
+        };
+        let Some((status, why)) = refusal else {
+            return Ok(None);
+        };
+        let key = layout::rejected(&layout::new_folder(now));
+        self.ports
+            .store()
+            .put(&key, rejected_capture(headers, b""), BTreeMap::new())
+            .await?;
+        Ok(Some(HttpReply::text(status, &why)))
+    }
+
+    /// Removes what `_rejected` holds from longer ago than `older_than` (refused requests are
+    /// kept for a while to look at, not for ever); returns how many.
+    pub async fn purge_rejected(&self, older_than: Duration) -> Result<usize> {
+        let store = self.ports.store();
+        let now = self.ports.clock().now();
+        let mut n = 0;
+        for prefix in [layout::REJECTED, layout::UNMATCHED_MDN] {
+            for (key, meta) in store.list(prefix).await? {
+                if now.since(meta.modified) > older_than {
+                    store.delete(&key, meta.version.as_deref()).await?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Why `peer` may not send for this partnership, if it may not: the partnership names a TLS
     /// client certificate (alias in `AS2/keystore/https.jks`) and the peer presented none,
     /// another one, or one outside its validity.
@@ -532,7 +614,7 @@ impl<P: Ports> Gateway<P> {
             store
                 .put(
                     &layout::unmatched_mdn(&folder),
-                    capture(headers, body),
+                    rejected_capture(headers, body),
                     BTreeMap::new(),
                 )
                 .await?;

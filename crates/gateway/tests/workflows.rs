@@ -976,6 +976,84 @@ async fn bad_posts() {
     assert!(String::from_utf8_lossy(&reply.body).contains("AS2-From"));
 }
 
+/// What the endpoint can refuse from the headers alone, before it reads a body; what is kept of
+/// a refused request (headers, the first 64 KiB), and for how long.
+#[tokio::test(flavor = "current_thread")]
+async fn refused_before_the_body_kept_in_part_and_purged() {
+    let (_, beta, ..) = pair(&|_| {});
+    let headers: as2::HeaderMap = [
+        ("AS2-Version", "1.2"),
+        ("AS2-From", "ALPHA"),
+        ("AS2-To", "BETA"),
+        ("Message-ID", "<precheck@alpha>"),
+        (
+            "Content-Type",
+            "application/pkcs7-mime; smime-type=enveloped-data",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert!(
+        beta.precheck(&headers).await.unwrap().is_none(),
+        "a partner's message is read"
+    );
+    let mut mdn_headers = headers.clone();
+    mdn_headers.set(
+        "Content-Type",
+        "multipart/report; report-type=disposition-notification",
+    );
+    assert!(
+        beta.precheck(&mdn_headers).await.unwrap().is_none(),
+        "so is its receipt"
+    );
+
+    let mut stranger = headers.clone();
+    stranger.set("AS2-From", "MALLORY");
+    let reply = beta.precheck(&stranger).await.unwrap().unwrap();
+    assert_eq!(reply.status, 404);
+    assert!(String::from_utf8_lossy(&reply.body).contains("partner MALLORY"));
+    let mut anonymous = headers.clone();
+    anonymous.remove("AS2-To");
+    let reply = beta.precheck(&anonymous).await.unwrap().unwrap();
+    assert_eq!(reply.status, 400);
+    assert!(String::from_utf8_lossy(&reply.body).contains("AS2-To"));
+    let kept = keys_under(&beta, "AS2/raw-message/_rejected/");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+
+    // A large body for no partnership, through on_post: its headers and 64 KiB of it.
+    let big = vec![b'M'; 1 << 20];
+    let reply = beta.on_post(&stranger, &big).await.unwrap();
+    assert_eq!(reply.status, 404);
+    let kept = keys_under(&beta, "AS2/raw-message/_rejected/");
+    let biggest = kept
+        .iter()
+        .map(|k| beta.ports.store.bytes(k).unwrap())
+        .max_by_key(Vec::len)
+        .unwrap();
+    assert!(
+        biggest.len() > 64 * 1024 && biggest.len() < 66 * 1024,
+        "{}",
+        biggest.len()
+    );
+    assert!(String::from_utf8_lossy(&biggest).contains("the first 65536 of 1048576 bytes"));
+
+    // Kept for the retention period, then removed; nothing else is.
+    let everything_else: Vec<String> = beta
+        .ports
+        .store
+        .keys()
+        .into_iter()
+        .filter(|k| !k.starts_with("AS2/raw-message/_rejected/"))
+        .collect();
+    let fortnight = Duration::from_secs(14 * 86_400);
+    assert_eq!(beta.purge_rejected(fortnight).await.unwrap(), 0);
+    beta.ports.clock.advance(fortnight + Duration::from_secs(1));
+    assert_eq!(beta.purge_rejected(fortnight).await.unwrap(), 3);
+    assert!(keys_under(&beta, "AS2/raw-message/_rejected/").is_empty());
+    let left: Vec<String> = beta.ports.store.keys();
+    assert_eq!(left, everything_else);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn an_attempt_cut_off_midway_is_made_again() {
     // The process died after marking the message Sending: the job comes back and the same

@@ -1,0 +1,224 @@
+//! Two `mftg serve` sites, ALPHA and BETA, set up as a user would, for the tests that run the
+//! real binary against faults.
+
+#![allow(dead_code)] // each test file uses its own part of this
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gateway::model::{MessageRecord, RetryPolicy};
+use gateway::ports::MessageLog;
+use gateway_local::{Config, Db};
+
+pub const PASSWORD: &str = "Crash-Test-Keystore-1";
+
+pub struct Site {
+    pub id: &'static str,
+    pub config: PathBuf,
+}
+
+pub fn mftg(site: &Site, args: &[&str]) -> String {
+    let (code, out) = testkit::run(
+        Command::new(env!("CARGO_BIN_EXE_mftg"))
+            .args(args)
+            .env("MFTG_CONFIG", &site.config)
+            .env("MFTG_KEYSTORE_PASSWORD", PASSWORD),
+    );
+    assert_eq!(code, 0, "mftg {args:?}: {out}");
+    out
+}
+
+/// ALPHA and BETA, set up as a user would with `mftg init`, `keys` and `partners add`, with
+/// quick retries.
+pub fn sites(root: &Path) -> (Site, Site) {
+    sites_with(root, |_| {})
+}
+
+/// [`sites`], each configuration changed by `tune` before it is saved.
+pub fn sites_with(root: &Path, tune: impl Fn(&mut Config)) -> (Site, Site) {
+    let ports = [testkit::free_port(), testkit::free_port()];
+    let ids = ["ALPHA", "BETA"];
+    let sites: Vec<Site> = ids
+        .iter()
+        .map(|id| Site {
+            id,
+            config: root.join(id.to_lowercase()).join("mftg.toml"),
+        })
+        .collect();
+    for (n, s) in sites.iter().enumerate() {
+        std::fs::create_dir_all(s.config.parent().unwrap()).unwrap();
+        mftg(
+            s,
+            &[
+                "init",
+                "--station",
+                s.id,
+                "--listen",
+                &format!("127.0.0.1:{}", ports[n]),
+            ],
+        );
+        mftg(s, &["keys", "generate", "--alias", &s.id.to_lowercase()]);
+        let pem = mftg(s, &["keys", "export", "--alias", &s.id.to_lowercase()]);
+        std::fs::write(root.join(format!("{}.crt", s.id)), pem).unwrap();
+    }
+    for (n, s) in sites.iter().enumerate() {
+        let other = &sites[1 - n];
+        let alias = other.id.to_lowercase();
+        let cert = root.join(format!("{}.crt", other.id));
+        mftg(
+            s,
+            &[
+                "keys",
+                "trust",
+                "--alias",
+                &alias,
+                "--cert",
+                cert.to_str().unwrap(),
+            ],
+        );
+        mftg(
+            s,
+            &[
+                "partners",
+                "add",
+                "--station",
+                s.id,
+                "--partner",
+                other.id,
+                "--url",
+                &format!("http://127.0.0.1:{}/as2", ports[1 - n]),
+                "--cert-alias",
+                &alias,
+            ],
+        );
+        let mut c = Config::load(&s.config).unwrap();
+        c.poll_interval_ms = 100;
+        c.upload_quiet_ms = 500;
+        let p = &mut c.partnerships[0];
+        p.timeout_secs = 5;
+        p.retry = Some(RetryPolicy {
+            attempts: 30,
+            first_interval_secs: 1,
+            max_interval_secs: 1,
+        });
+        tune(&mut c);
+        c.save(&s.config).unwrap();
+    }
+    let mut it = sites.into_iter();
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+/// A running `mftg serve`; killed when dropped.
+pub struct Serve(pub Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn serve(site: &Site, failpoint: Option<&str>) -> Serve {
+    let log = site.config.with_file_name("serve.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mftg"));
+    cmd.arg("serve")
+        .env("MFTG_CONFIG", &site.config)
+        .env("MFTG_KEYSTORE_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        );
+    if let Some(f) = failpoint {
+        cmd.env("MFTG_FAILPOINTS", format!("{f}=abort"));
+    }
+    Serve(cmd.spawn().unwrap())
+}
+
+/// Waits (bounded) until the process dies at its failpoint.
+pub fn died(s: &mut Serve, point: &str, site: &Site) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = s.0.try_wait().unwrap() {
+            assert_eq!(status.signal(), Some(6), "{point}: {status:?}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{point}: never reached; log: {}",
+            std::fs::read_to_string(site.config.with_file_name("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn records(site: &Site) -> Vec<MessageRecord> {
+    let c = Config::load(&site.config).unwrap();
+    let db = Db::open(&c.database()).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(db.list(None, None, 100))
+        .unwrap()
+}
+
+pub fn wait_for(
+    site: &Site,
+    what: &str,
+    check: impl Fn(&[MessageRecord]) -> bool,
+) -> Vec<MessageRecord> {
+    let start = Instant::now();
+    loop {
+        let rs = records(site);
+        if check(&rs) {
+            return rs;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: {rs:#?}\nlog: {}",
+            std::fs::read_to_string(site.config.with_file_name("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+pub fn data_dir(site: &Site) -> PathBuf {
+    Config::load(&site.config).unwrap().data_dir
+}
+
+/// `mftg send FILE --from ALPHA --to BETA` at `alpha`.
+pub fn send_to_beta(alpha: &Site, file: &Path) {
+    mftg(
+        alpha,
+        &[
+            "send",
+            file.to_str().unwrap(),
+            "--from",
+            "ALPHA",
+            "--to",
+            "BETA",
+        ],
+    );
+}
