@@ -289,4 +289,15 @@ fn the_endpoint_holds_against_slow_short_huge_endless_unknown_and_idle_requests(
 
     // And the endpoint still works.
     good_message(&alpha, tmp.path(), 3);
+
+    // Nothing of the keystores' secrets in either log.
+    for site in [&alpha, &beta] {
+        let log = std::fs::read_to_string(site.config.with_file_name("serve.log")).unwrap();
+        assert!(log.contains("AS2 endpoint listening"), "{log}");
+        assert!(
+            !log.contains(common::PASSWORD),
+            "the keystore password is in the log"
+        );
+        assert!(!log.contains("PRIVATE KEY"), "key material in the log");
+    }
 }
