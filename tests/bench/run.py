@@ -132,7 +132,7 @@ def fmt_ratio(x):
 
 
 def summary(rows):
-    """Each target of the issue, checked against this run's numbers."""
+    """Each performance target, checked against this run's numbers."""
     out = ["## Against the targets", ""]
     pairs = [
         ("build", "mftg build (sign+compress+encrypt)", "pyas2lib build (sign+compress+encrypt)"),

@@ -1,8 +1,8 @@
-//! The partner quirks of issue 11, each reproduced with a message that `openssl cms` builds (no
-//! vendor captures needed), and the MIC each receipt must carry checked against `openssl dgst`:
-//! the MIC algorithm the sender asks for, Mendelson's bare encrypted payload, Mendelson's binary
-//! signed part captured with bare-LF headers, unsigned compressed messages, 8-bit file names and
-//! the decompression limit.
+//! Quirks of commercial partner products, each reproduced with a message that `openssl cms`
+//! builds (no vendor captures needed), and the MIC each receipt must carry checked against
+//! `openssl dgst`: the MIC algorithm the sender asks for, Mendelson's bare encrypted payload,
+//! Mendelson's binary signed part captured with bare-LF headers, unsigned compressed messages,
+//! 8-bit file names and the decompression limit.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
