@@ -730,9 +730,26 @@ pub fn check_validity(cert: &X509Ref, at: UnixTime) -> Result<()> {
     }
 }
 
+/// Whole days from `at` to the end of `cert`'s validity (negative once it has passed).
+pub fn days_left(cert: &X509Ref, at: UnixTime) -> Result<i64> {
+    let t = Asn1Time::from_unix(at.0)?;
+    Ok(i64::from(t.diff(cert.not_after())?.days))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_left_counts_down_and_goes_negative() {
+        let start = UnixTime(1_800_000_000);
+        let id = Identity::generate_self_signed("ALPHA", 2048, start, 30).unwrap();
+        assert_eq!(days_left(&id.certificate, start).unwrap(), 30);
+        assert_eq!(
+            days_left(&id.certificate, UnixTime(start.0 + 31 * 86_400)).unwrap(),
+            -1
+        );
+    }
 
     #[test]
     fn generated_identity_round_trips_through_pem_der_and_p12() {

@@ -465,31 +465,7 @@ fn legacy_pkcs12_from_old_keytool_and_openssl() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let openssl = |args: &[&str]| openssl_in(dir, args);
-    keytool(
-        dir,
-        &[
-            "-J-Dkeystore.pkcs12.legacy",
-            "-genkeypair",
-            "-alias",
-            "old-java",
-            "-keyalg",
-            "RSA",
-            "-keysize",
-            "2048",
-            "-dname",
-            "CN=OLDJAVA",
-            "-validity",
-            "30",
-            "-storetype",
-            "PKCS12",
-            "-keystore",
-            "old.p12",
-            "-storepass",
-            STORE_PASS,
-            "-keypass",
-            STORE_PASS,
-        ],
-    );
+    testkit::legacy_keytool_pkcs12(dir, "old.p12", "old-java", "OLDJAVA", STORE_PASS);
     let (crt, key) = write_pem(dir, "alpha", alpha());
     openssl(&[
         "pkcs12",

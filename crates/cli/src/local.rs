@@ -296,7 +296,8 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             let pw = password(&c)?;
             let cn = cn.unwrap_or_else(|| alias.to_uppercase());
             let path = keystore_file(&c, store.path());
-            if !force && load_keystore(&path, &pw)?.entry(&alias).is_some() {
+            let mut ks = load_keystore(&path, &pw)?;
+            if !force && ks.entry(&alias).is_some() {
                 return Err(format!(
                     "{} already holds {alias:?}: replacing it breaks every partner that has its \
                      certificate; give --force to replace it anyway",
@@ -309,7 +310,6 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             }
             let id = Identity::generate_self_signed_for(&cn, &names, bits, now(), days)
                 .map_err(|e| e.to_string())?;
-            let mut ks = load_keystore(&path, &pw)?;
             ks.set_identity(&alias, &id);
             save_keystore(&path, &ks, &pw)?;
             out!(
@@ -391,7 +391,8 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             let pw = password(&c)?;
             let data = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
             let certs = load_certificates(&data).map_err(|e| e.to_string())?;
-            if gateway_local::node::days_left(&certs[0], SystemClock.now()) < 0 && !force {
+            if as2::keys::days_left(&certs[0], SystemClock.now().unix()).unwrap_or(0) < 0 && !force
+            {
                 return Err(format!(
                     "{} expired on {}: messages it signs will be refused; ask the partner for its \
                      new certificate, or give --force to add it anyway",
@@ -418,7 +419,8 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
                 out!("{key}:");
                 for e in ks.entries() {
                     let kind = if e.has_private_key() { "key " } else { "cert" };
-                    let left = gateway_local::node::days_left(&e.certificate, SystemClock.now());
+                    let left =
+                        as2::keys::days_left(&e.certificate, SystemClock.now().unix()).unwrap_or(0);
                     let mark = if left < 0 {
                         "  EXPIRED".to_string()
                     } else if left < 30 {

@@ -482,34 +482,7 @@ fn https_listener_keys_and_legacy_pkcs12_import() {
     );
     assert_eq!(code, 0, "{out}");
     // A station key from an old keytool (PKCS#12 with RC2-40 certificate bags).
-    let status = Command::new("keytool")
-        .current_dir(d)
-        .args([
-            "-J-Dkeystore.pkcs12.legacy",
-            "-genkeypair",
-            "-alias",
-            "old",
-            "-keyalg",
-            "RSA",
-            "-keysize",
-            "2048",
-            "-dname",
-            "CN=OLD STATION",
-            "-validity",
-            "30",
-            "-storetype",
-            "PKCS12",
-            "-keystore",
-            "old.p12",
-            "-storepass",
-            "Legacy-Store-1",
-            "-keypass",
-            "Legacy-Store-1",
-        ])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    testkit::legacy_keytool_pkcs12(d, "old.p12", "old", "OLD STATION", "Legacy-Store-1");
     let (code, out) = mftg(
         &[
             "keys",

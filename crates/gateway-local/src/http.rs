@@ -28,7 +28,7 @@ use crate::node::Shutdown;
 /// The limits of the endpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Time to send a request's headers.
+    /// Time to send a request's headers (an idle keep-alive connection's next one too).
     pub header_timeout: Duration,
     /// Longest pause in a body.
     pub idle_timeout: Duration,
@@ -36,6 +36,41 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest body.
     pub max_body: usize,
+}
+
+impl Limits {
+    /// The limits `config` sets.
+    pub fn of(config: &crate::Config) -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(config.header_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+            max_connections: config.max_connections.max(1),
+            max_body: config.max_body_bytes,
+        }
+    }
+
+    /// Takes a request's body: refused at once when its `Content-Length` is over the limit,
+    /// else written to a scratch file in `scratch_dir` as it comes (so a slow or large upload
+    /// holds disk, not memory, until it is complete), counted against the limit, each pause at
+    /// most the idle timeout; then read back for processing.
+    pub async fn take_body(
+        &self,
+        content_length: Option<&str>,
+        body: Body,
+        scratch_dir: &std::path::Path,
+    ) -> Result<Vec<u8>, BodyError> {
+        let length = content_length.and_then(|v| v.trim().parse::<u64>().ok());
+        if length.is_some_and(|n| n > self.max_body as u64) {
+            return Err(BodyError::TooLarge(self.max_body));
+        }
+        read_body(body, scratch_dir, self.max_body, self.idle_timeout).await
+    }
+}
+
+/// A reply of the gateway as the HTTP server sends it.
+pub fn respond(reply: gateway::HttpReply) -> Response {
+    let (status, headers) = gateway_http::reply_head(&reply);
+    (status, headers, reply.body).into_response()
 }
 
 /// What a connection can tell of its peer.
@@ -65,7 +100,7 @@ where
     L: axum::serve::Listener,
     L::Io: Peer,
 {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let permit = tokio::select! {
@@ -127,11 +162,7 @@ impl BodyError {
                 "the message stopped coming; send it again\n",
             )
                 .into_response(),
-            BodyError::Io(_) => {
-                let reply = gateway::HttpReply::unavailable();
-                let (status, headers) = gateway_http::reply_head(&reply);
-                (status, headers, reply.body).into_response()
-            }
+            BodyError::Io(_) => respond(gateway::HttpReply::unavailable()),
         }
     }
 }
@@ -147,7 +178,7 @@ impl Drop for Scratch {
 
 /// Takes `body` into `scratch_dir` as it comes (each pause at most `idle`, all of it at most
 /// `max` bytes), then reads it back.
-pub async fn read_body(
+async fn read_body(
     body: Body,
     scratch_dir: &std::path::Path,
     max: usize,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Extension, Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use gateway::keystore::{KeystorePasswords, StoreKeystore};
@@ -138,11 +138,10 @@ impl Node {
     /// Opens the node's ports.
     pub fn open(config: Config) -> Result<Self> {
         let ports = LocalPorts::open(&config)?;
-        let failpoints = match std::env::var("MFTG_FAILPOINTS") {
-            Ok(spec) => gateway::failpoint::Failpoints::parse(&spec)
-                .map_err(|e| gateway::GatewayError::Config(format!("MFTG_FAILPOINTS: {e}")))?,
-            Err(_) => Default::default(),
-        };
+        let failpoints = gateway::failpoint::Failpoints::from_var(
+            std::env::var(gateway::failpoint::Failpoints::VAR).ok(),
+        )
+        .map_err(gateway::GatewayError::Config)?;
         let settings = Settings {
             failpoints,
             duplicate_window: Duration::from_secs(config.duplicate_window_secs),
@@ -254,12 +253,7 @@ impl Node {
             .route("/", post(receive))
             .route("/health", get(|| async { "ok\n" }))
             .with_state(self.clone());
-        let limits = crate::http::Limits {
-            header_timeout: Duration::from_secs(self.config.header_timeout_secs.max(1)),
-            idle_timeout: Duration::from_secs(self.config.idle_timeout_secs.max(1)),
-            max_connections: self.config.max_connections,
-            max_body: self.config.max_body_bytes,
-        };
+        let limits = crate::http::Limits::of(&self.config);
         let watcher = tokio::spawn(self.clone().watch(shutdown.clone()));
         let worker = tokio::spawn(self.clone().work(shutdown.clone()));
         let purger = tokio::spawn(self.clone().purge(shutdown.clone()));
@@ -355,7 +349,7 @@ impl Node {
             }
         }
         for (who, cert) in &certificates {
-            let left = days_left(cert, now);
+            let left = as2::keys::days_left(cert, now.unix()).unwrap_or(0);
             if left < 0 {
                 tracing::warn!(%who, subject = %as2::keys::subject_name(cert), "certificate has EXPIRED");
             } else if left < 30 {
@@ -629,7 +623,13 @@ impl Node {
                 );
                 return self
                     .gateway
-                    .not_sent((station, partner, name), key, &meta.etag, meta, reason)
+                    .not_sent(
+                        (station, partner, name),
+                        key,
+                        &meta.upload_id(),
+                        meta,
+                        reason,
+                    )
                     .await
                     .is_ok();
             }
@@ -660,48 +660,33 @@ async fn receive(
     let (parts, body) = request.into_parts();
     let headers = gateway_http::as2_headers(&parts.headers);
     let reply = match node.gateway.precheck(&headers).await {
-        Ok(None) => match take_body(&node, &headers, body).await {
-            Ok(body) => node.gateway.on_post_from(&peer, &headers, &body).await,
-            Err(e) => {
-                tracing::warn!(
-                    message_id = headers.get("Message-ID").unwrap_or(""),
-                    from = headers.get("AS2-From").unwrap_or(""),
-                    error = ?e,
-                    "request body not taken"
-                );
-                return e.response();
+        Ok(None) => {
+            let scratch = node.config.data_dir.join(gateway::layout::TMP);
+            let taken = crate::http::Limits::of(&node.config)
+                .take_body(headers.get("Content-Length"), body, &scratch)
+                .await;
+            match taken {
+                Ok(body) => node.gateway.on_post_from(&peer, &headers, &body).await,
+                Err(e) => {
+                    tracing::warn!(
+                        message_id = headers.get("Message-ID").unwrap_or(""),
+                        from = headers.get("AS2-From").unwrap_or(""),
+                        error = ?e,
+                        "request body not taken"
+                    );
+                    return e.response();
+                }
             }
-        },
+        }
         Ok(Some(refused)) => Ok(refused),
         Err(e) => Err(e),
     };
-    let reply = reply.unwrap_or_else(|e| {
+    crate::http::respond(reply.unwrap_or_else(|e| {
         // A full disk or a database failure: the partner sends again later (same
         // Message-ID) and the message is processed then; what failed is for our log only.
         tracing::error!(error = %e, "receiving failed; the partner is asked to send again");
         gateway::HttpReply::unavailable()
-    });
-    let (status, headers) = gateway_http::reply_head(&reply);
-    (status, headers, reply.body).into_response()
-}
-
-/// The body of a request the partnership check let through: refused at once when its
-/// Content-Length is over the limit, else taken through a scratch file under `AS2/tmp/`.
-async fn take_body(
-    node: &Node,
-    headers: &as2::HeaderMap,
-    body: axum::body::Body,
-) -> std::result::Result<Vec<u8>, crate::http::BodyError> {
-    let max = node.config.max_body_bytes;
-    let length = headers
-        .get("Content-Length")
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if length.is_some_and(|n| n > max as u64) {
-        return Err(crate::http::BodyError::TooLarge(max));
-    }
-    let scratch = node.config.data_dir.join(gateway::layout::TMP);
-    let idle = Duration::from_secs(node.config.idle_timeout_secs.max(1));
-    crate::http::read_body(body, &scratch, max, idle).await
+    }))
 }
 
 /// A keystore error as a line: a missing keystore says which one.
@@ -709,17 +694,6 @@ fn describe(e: &gateway::GatewayError) -> String {
     match e {
         gateway::GatewayError::NotFound(what) => format!("{what} does not exist"),
         e => e.to_string(),
-    }
-}
-
-/// Whole days from `now` to the end of `cert`'s validity (negative once it has passed).
-pub fn days_left(cert: &openssl::x509::X509Ref, now: gateway::Millis) -> i64 {
-    let Ok(at) = openssl::asn1::Asn1Time::from_unix(now.unix().0) else {
-        return 0;
-    };
-    match at.diff(cert.not_after()) {
-        Ok(d) => i64::from(d.days),
-        Err(_) => 0,
     }
 }
 

@@ -182,22 +182,6 @@ fn trading_with_a_bouncycastle_partner_over_the_drummond_matrix() {
         assert_eq!(e["signed"], c.signed_mdn, "{}: {e}", c.partner);
         assert_eq!(e["mic_check"], "match", "{}: {e}", c.partner);
     }
-    let records = wait_for(&ra, "every case received", Duration::from_secs(30), |rs| {
-        inbound(rs).len() == cases.len()
-    });
-    let inb = inbound(&records);
-    for (n, c) in cases.iter().enumerate() {
-        let r = record_for(&inb, &c.partner);
-        assert_eq!(
-            r.status,
-            Status::Received,
-            "{}: {:#?}",
-            c.partner,
-            r.history
-        );
-        assert_eq!(r.filename, c.name, "{}", c.partner);
-        let got = std::fs::read(a.config.data_dir.join(r.payload_key.as_ref().unwrap())).unwrap();
-        assert_same(&got, &c.payload.bytes(1000 + n), &c.partner);
-    }
+    assert_every_case_received(&ra, &a, &cases);
     ra.stop();
 }

@@ -272,19 +272,7 @@ fn every_security_level_and_the_requested_mic_with_pyas2lib() {
         let mdn = r.mdn.clone().unwrap();
         let mic = if *sign { "matches" } else { "missing" };
         assert_eq!((mdn.signed, mdn.mic.as_str()), (true, mic), "{id}");
-        let got = py.wait_event(id, |e| {
-            e["kind"] == "message" && e["message_id"] == r.message_id.trim_matches(['<', '>'])
-        });
-        assert_eq!(got["status"], "processed", "{id}: {got}");
-        assert_eq!(
-            (
-                got["signed"].as_bool(),
-                got["encrypted"].as_bool(),
-                got["compressed"].as_bool()
-            ),
-            (Some(*sign), Some(*encrypt), Some(*compress)),
-            "{id}: {got}"
-        );
+        pyas2_processed(&py, id, &r.message_id, (*sign, *encrypt, *compress));
         assert_eq!(
             std::fs::read(py_dir.join("received").join(id).join("po.x12")).unwrap(),
             edi(n as u32),
@@ -422,22 +410,15 @@ fn pyas2lib_over_the_interoperability_matrix() {
             };
             assert_eq!(mdn.mic, mic, "{case}: {:#?}", r.history);
         }
-        let e = py.wait_event(case, |e| {
-            e["kind"] == "message" && e["message_id"] == r.message_id.trim_matches(['<', '>'])
-        });
-        assert_eq!(e["status"], "processed", "{case}: {e}");
-        assert_eq!(
+        pyas2_processed(
+            &py,
+            case,
+            &r.message_id,
             (
-                e["signed"].as_bool(),
-                e["encrypted"].as_bool(),
-                e["compressed"].as_bool()
+                c.sign.is_some(),
+                c.encrypt.is_some(),
+                c.compress != Compression::None,
             ),
-            (
-                Some(c.sign.is_some()),
-                Some(c.encrypt.is_some()),
-                Some(c.compress != Compression::None)
-            ),
-            "{case}: {e}"
         );
         // Python's email package reads the plain `filename`: our ASCII spelling of the name.
         let name = as2::mime::ascii_filename(c.name);
@@ -479,22 +460,24 @@ fn pyas2lib_over_the_interoperability_matrix() {
             MdnMode::None => {}
         }
     }
-    let records = wait_for(&ra, "every case received", Duration::from_secs(30), |rs| {
-        inbound(rs).len() == cases.len()
-    });
-    let inb = inbound(&records);
-    for (n, c) in cases.iter().enumerate() {
-        let r = record_for(&inb, &c.partner);
-        assert_eq!(
-            r.status,
-            Status::Received,
-            "{}: {:#?}",
-            c.partner,
-            r.history
-        );
-        assert_eq!(r.filename, c.name, "{}", c.partner);
-        let got = std::fs::read(a.config.data_dir.join(r.payload_key.as_ref().unwrap())).unwrap();
-        assert_same(&got, &c.payload.bytes(1000 + n), &c.partner);
-    }
+    assert_every_case_received(&ra, &a, &cases);
     ra.stop();
+}
+
+/// Waits (bounded) for pyas2lib's account of message `message_id` for `case`, and checks that it
+/// processed it and found the layers (signed, encrypted, compressed) we sent.
+fn pyas2_processed(py: &Pyas2Partner, case: &str, message_id: &str, layers: (bool, bool, bool)) {
+    let e = py.wait_event(case, |e| {
+        e["kind"] == "message" && e["message_id"] == message_id.trim_matches(['<', '>'])
+    });
+    assert_eq!(e["status"], "processed", "{case}: {e}");
+    assert_eq!(
+        (
+            e["signed"].as_bool(),
+            e["encrypted"].as_bool(),
+            e["compressed"].as_bool()
+        ),
+        (Some(layers.0), Some(layers.1), Some(layers.2)),
+        "{case}: {e}"
+    );
 }

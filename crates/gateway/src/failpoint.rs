@@ -33,6 +33,17 @@ impl Failpoints {
         "receive.recorded",
     ];
 
+    /// The environment variable the gateway's binaries read them from.
+    pub const VAR: &'static str = "MFTG_FAILPOINTS";
+
+    /// The failpoints of [`Failpoints::VAR`]'s value, if it is set; an error names the variable.
+    pub fn from_var(value: Option<String>) -> std::result::Result<Self, String> {
+        match value {
+            Some(spec) => Self::parse(&spec).map_err(|e| format!("{}: {e}", Self::VAR)),
+            None => Ok(Self::default()),
+        }
+    }
+
     /// Parses `point=abort, point=error`; an unknown point or action is refused.
     pub fn parse(spec: &str) -> std::result::Result<Self, String> {
         let mut out = Vec::new();

@@ -121,13 +121,7 @@ impl<P: Ports> Gateway<P> {
         let folder = layout::new_folder(now);
         let store = self.ports.store();
         // A request that is refused before it is a message of a partnership is kept aside.
-        let rejected = layout::rejected(&folder);
-        let refuse = |status: u16, why: String| async move {
-            store
-                .put(&rejected, rejected_capture(headers, body), BTreeMap::new())
-                .await?;
-            Ok::<_, GatewayError>(HttpReply::text(status, &why))
-        };
+        let refuse = |status: u16, why: String| self.refuse(status, why, headers, body);
         let envelope = match Envelope::from_headers(headers) {
             Ok(e) => e,
             Err(e) => return refuse(400, format!("not an AS2 message: {e}")).await,
@@ -462,7 +456,6 @@ impl<P: Ports> Gateway<P> {
     /// partnership of ours, so nobody can make the gateway read a large body for nothing.
     /// `None`: read the body and hand it to [`Gateway::on_post_from`].
     pub async fn precheck(&self, headers: &HeaderMap) -> Result<Option<HttpReply>> {
-        let now = self.ports.clock().now();
         // Messages and asynchronous receipts alike name the partner in AS2-From and our
         // station in AS2-To; the rest of the headers is for the full check.
         let id = |name: &'static str| {
@@ -492,15 +485,26 @@ impl<P: Ports> Gateway<P> {
                 })
             }
         };
-        let Some((status, why)) = refusal else {
-            return Ok(None);
-        };
-        let key = layout::rejected(&layout::new_folder(now));
+        match refusal {
+            Some((status, why)) => Ok(Some(self.refuse(status, why, headers, b"").await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Answers `status` with `why`, keeping the request in `_rejected` (see [`rejected_capture`]).
+    async fn refuse(
+        &self,
+        status: u16,
+        why: String,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<HttpReply> {
+        let key = layout::rejected(&layout::new_folder(self.ports.clock().now()));
         self.ports
             .store()
-            .put(&key, rejected_capture(headers, b""), BTreeMap::new())
+            .put(&key, rejected_capture(headers, body), BTreeMap::new())
             .await?;
-        Ok(Some(HttpReply::text(status, &why)))
+        Ok(HttpReply::text(status, &why))
     }
 
     /// Removes what `_rejected` holds from longer ago than `older_than` (refused requests are
@@ -540,8 +544,7 @@ impl<P: Ports> Gateway<P> {
             )));
         };
         let want = self.ports.keys().tls_certificate(alias).await?;
-        let der = |c: &X509| c.to_der().unwrap_or_default();
-        if der(presented) != der(&want) {
+        if presented != &want {
             return Ok(Some(format!(
                 "the TLS client certificate presented ({}) is not partner {partner}'s",
                 as2::keys::subject_name(presented)

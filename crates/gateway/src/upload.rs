@@ -90,18 +90,23 @@ impl<P: Ports> Gateway<P> {
                 "copied or moved inside the bucket; only direct uploads are sent".into(),
             ));
         }
-        let parsed = SendKey::parse(key);
-        match &parsed {
-            Err(NotASend::OutsideSend | NotASend::InProgress) => {
-                let why = parsed.err().map(|e| e.to_string()).unwrap_or_default();
-                return Ok(UploadOutcome::Ignored(why));
+        // A file for a station and partner with a name that cannot be used is recorded (below,
+        // once it is known to be there); anything else that is not a send is only ignored.
+        let parsed = match SendKey::parse(key) {
+            Ok(send) => Ok(send),
+            Err(NotASend::UnusableName {
+                station,
+                partner,
+                reason,
+            }) => Err((station, partner, reason)),
+            Err(why @ (NotASend::OutsideSend | NotASend::InProgress)) => {
+                return Ok(UploadOutcome::Ignored(why.to_string()));
             }
-            Err(NotASend::UnusableName { .. }) | Ok(_) => {}
             Err(why) => {
                 tracing::info!(key, reason = %why, "upload not sent");
                 return Ok(UploadOutcome::Ignored(why.to_string()));
             }
-        }
+        };
         let store = self.ports.store();
         let Some(current) = store.head(key).await? else {
             return Ok(UploadOutcome::Ignored(
@@ -110,11 +115,7 @@ impl<P: Ports> Gateway<P> {
         };
         let send = match parsed {
             Ok(s) => s,
-            Err(NotASend::UnusableName {
-                station,
-                partner,
-                reason,
-            }) => {
+            Err((station, partner, reason)) => {
                 let name = key.rsplit('/').next().unwrap_or(key);
                 let reason = format!("{reason}; rename it to send it (it stays in {key})");
                 return self
@@ -127,7 +128,6 @@ impl<P: Ports> Gateway<P> {
                     )
                     .await;
             }
-            Err(other) => return Ok(UploadOutcome::Ignored(other.to_string())),
         };
         // Several uploads of one name are several versions of one key: act on the event's.
         let (version, upload_id, size) = match upload {

@@ -73,6 +73,36 @@ pub fn run(cmd: &mut Command) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Makes `dir/file` with `keytool` as Java before 8u301 wrote PKCS#12 (certificates under
+/// pbeWithSHA1And40BitRC2-CBC, the key under 3DES): one 2048-bit RSA key entry `alias` with a
+/// self-signed certificate for `CN=<cn>`, store and key protected by `password`.
+pub fn legacy_keytool_pkcs12(dir: &Path, file: &str, alias: &str, cn: &str, password: &str) {
+    let (code, out) = run(Command::new("keytool").current_dir(dir).args([
+        "-J-Dkeystore.pkcs12.legacy",
+        "-genkeypair",
+        "-alias",
+        alias,
+        "-keyalg",
+        "RSA",
+        "-keysize",
+        "2048",
+        "-dname",
+        &format!("CN={cn}"),
+        "-validity",
+        "30",
+        "-storetype",
+        "PKCS12",
+        "-keystore",
+        file,
+        "-storepass",
+        password,
+        "-keypass",
+        password,
+    ]));
+    // (keytool's output names no password; it is safe to show.)
+    assert_eq!(code, 0, "keytool: {out}");
+}
+
 /// The rest of the first line of `out` that starts with `label`, trimmed.
 pub fn field<'a>(out: &'a str, label: &str) -> &'a str {
     out.lines()

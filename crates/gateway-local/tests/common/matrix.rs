@@ -268,3 +268,29 @@ pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
         );
     }
 }
+
+/// Waits (bounded) until ALPHA (`a`, running as `ra`) has received one message for every case,
+/// then checks each: received, under the case's file name, with the bytes the partner sent for
+/// it (payload number 1000 + the case's index).
+pub fn assert_every_case_received(ra: &super::Running, a: &super::Site, cases: &[Case]) {
+    let records = super::wait_for(
+        ra,
+        "every case received",
+        std::time::Duration::from_secs(30),
+        |rs| super::inbound(rs).len() == cases.len(),
+    );
+    let inb = super::inbound(&records);
+    for (n, c) in cases.iter().enumerate() {
+        let r = record_for(&inb, &c.partner);
+        assert_eq!(
+            r.status,
+            gateway::model::Status::Received,
+            "{}: {:#?}",
+            c.partner,
+            r.history
+        );
+        assert_eq!(r.filename, c.name, "{}", c.partner);
+        let got = std::fs::read(a.config.data_dir.join(r.payload_key.as_ref().unwrap())).unwrap();
+        assert_same(&got, &c.payload.bytes(1000 + n), &c.partner);
+    }
+}

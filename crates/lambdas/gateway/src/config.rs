@@ -90,11 +90,8 @@ impl Config {
         if max_decompressed == 0 {
             return Err("MFTG_MAX_DECOMPRESSED_BYTES must be at least 1".into());
         }
-        let failpoints = match get("MFTG_FAILPOINTS") {
-            Some(spec) => gateway::failpoint::Failpoints::parse(&spec)
-                .map_err(|e| format!("MFTG_FAILPOINTS: {e}"))?,
-            None => Default::default(),
-        };
+        let failpoints =
+            gateway::failpoint::Failpoints::from_var(get(gateway::failpoint::Failpoints::VAR))?;
         let defaults = {
             fn named(name: &'static str) -> impl Fn(String) -> String {
                 move |e| format!("{name}: {e}")
