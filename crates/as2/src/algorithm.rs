@@ -45,6 +45,23 @@ pub enum NameStyle {
 }
 
 impl DigestAlgorithm {
+    /// The names of every digest (a MIC may be in any), hyphenated.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .map(|d| d.name(NameStyle::Hyphenated))
+            .collect()
+    }
+
+    /// The names of the digests a message can be signed with (not MD5), hyphenated.
+    pub fn signing_names() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .filter(|d| d.can_sign())
+            .map(|d| d.name(NameStyle::Hyphenated))
+            .collect()
+    }
+
     /// Every digest, strongest last.
     pub const ALL: [DigestAlgorithm; 6] = [
         DigestAlgorithm::Md5,
@@ -138,7 +155,7 @@ impl FromStr for DigestAlgorithm {
         Self::from_name(s).ok_or_else(|| {
             Error::UnsupportedAlgorithm(format!(
                 "digest {s:?} (accepted: {})",
-                accepted(Self::ALL.iter().map(|d| d.name(NameStyle::Hyphenated)))
+                accepted(Self::names())
             ))
         })
     }
@@ -167,6 +184,11 @@ pub enum ContentEncryption {
 }
 
 impl ContentEncryption {
+    /// The names of every supported cipher.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|c| c.name()).collect()
+    }
+
     /// Every supported cipher.
     pub const ALL: [ContentEncryption; 6] = [
         ContentEncryption::TripleDesCbc,
@@ -259,7 +281,7 @@ impl FromStr for ContentEncryption {
         Self::from_name(s).ok_or_else(|| {
             Error::UnsupportedAlgorithm(format!(
                 "cipher {s:?} (accepted: {})",
-                accepted(Self::ALL.iter().map(|c| c.name()))
+                accepted(Self::names())
             ))
         })
     }

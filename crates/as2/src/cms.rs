@@ -389,39 +389,31 @@ pub fn verify_detached(
             Error::AuthenticationFailed(joined)
         });
     }
-    let found = |data: &[u8]| ffi::verify_detached(signature_der, data, trusted, true).ok();
-    let verified = |signer, form| VerifiedSignature {
+    let found = |data: &[u8]| Ok(ffi::verify_detached(signature_der, data, trusted, true).ok());
+    let (form, signer) =
+        first_form(content, alternatives, found)?.ok_or(Error::IntegrityCheckFailed)?;
+    Ok(VerifiedSignature {
         digest,
         scheme: info.scheme,
         signer,
         form,
-    };
-    if let Some(signer) = found(content) {
-        return Ok(verified(signer, SignedForm::AsReceived));
-    }
-    for &form in alternatives {
-        if let Cow::Owned(other) = form.apply(content) {
-            if let Some(signer) = found(&other) {
-                return Ok(verified(signer, form));
-            }
-        }
-    }
-    Err(Error::IntegrityCheckFailed)
+    })
 }
 
-/// The first form of `content` (as received, then `alternatives`) that `matches` accepts.
-fn first_form(
+/// The first form of `content` (as received, then those of `alternatives` that change it) for
+/// which `check` finds something, with what it found.
+fn first_form<T>(
     content: &[u8],
     alternatives: &[SignedForm],
-    matches: impl Fn(&[u8]) -> Result<bool>,
-) -> Result<Option<SignedForm>> {
-    if matches(content)? {
-        return Ok(Some(SignedForm::AsReceived));
+    check: impl Fn(&[u8]) -> Result<Option<T>>,
+) -> Result<Option<(SignedForm, T)>> {
+    if let Some(t) = check(content)? {
+        return Ok(Some((SignedForm::AsReceived, t)));
     }
     for &form in alternatives {
         if let Cow::Owned(other) = form.apply(content) {
-            if matches(&other)? {
-                return Ok(Some(form));
+            if let Some(t) = check(&other)? {
+                return Ok(Some((form, t)));
             }
         }
     }
@@ -473,9 +465,11 @@ fn verify_pss_without_params(
     }
     let expected = message_digest_attribute(&attrs)
         .ok_or_else(|| Error::AuthenticationFailed("no message-digest attribute".into()))?;
-    let matches =
-        |data: &[u8]| -> Result<bool> { Ok(hash(md, data)?.as_ref() == expected.as_slice()) };
-    let form = first_form(content, alternatives, matches)?.ok_or(Error::IntegrityCheckFailed)?;
+    let matches = |data: &[u8]| -> Result<Option<()>> {
+        Ok((hash(md, data)?.as_ref() == expected.as_slice()).then_some(()))
+    };
+    let (form, ()) =
+        first_form(content, alternatives, matches)?.ok_or(Error::IntegrityCheckFailed)?;
     Ok(VerifiedSignature {
         digest,
         scheme: Some(SignatureScheme::RsaPss),

@@ -125,6 +125,9 @@ pub enum ReceiptMic {
 }
 
 impl ReceiptMic {
+    /// Both, the default first.
+    pub const ALL: [ReceiptMic; 2] = [ReceiptMic::Requested, ReceiptMic::SignatureDigest];
+
     /// `requested` or `signature`.
     pub fn name(self) -> &'static str {
         match self {

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 
-use as2::algorithm::{ContentEncryption, DigestAlgorithm, NameStyle};
+use as2::algorithm::{ContentEncryption, DigestAlgorithm};
 use as2::message::Compression;
 use as2::receive::ReceiptMic;
 use clap::builder::{PossibleValue, TypedValueParser};
@@ -53,12 +53,15 @@ fn is_none(s: &str) -> bool {
     s.trim().eq_ignore_ascii_case("none")
 }
 
+/// `none`, then `names`.
+fn with_none(names: Vec<&'static str>) -> Vec<&'static str> {
+    std::iter::once("none").chain(names).collect()
+}
+
 /// `none` or a cipher.
 pub fn cipher() -> Choice<OrNone<ContentEncryption>> {
     Choice {
-        names: std::iter::once("none")
-            .chain(ContentEncryption::ALL.iter().map(|c| c.name()))
-            .collect(),
+        names: with_none(ContentEncryption::names()),
         parse: |s| {
             if is_none(s) {
                 Some(OrNone(None))
@@ -72,14 +75,7 @@ pub fn cipher() -> Choice<OrNone<ContentEncryption>> {
 /// `none` or a digest a message can be signed with.
 pub fn signing_digest() -> Choice<OrNone<DigestAlgorithm>> {
     Choice {
-        names: std::iter::once("none")
-            .chain(
-                DigestAlgorithm::ALL
-                    .iter()
-                    .filter(|d| d.can_sign())
-                    .map(|d| d.name(NameStyle::Hyphenated)),
-            )
-            .collect(),
+        names: with_none(DigestAlgorithm::signing_names()),
         parse: |s| {
             if is_none(s) {
                 Some(OrNone(None))
@@ -95,11 +91,7 @@ pub fn signing_digest() -> Choice<OrNone<DigestAlgorithm>> {
 /// A MIC algorithm.
 pub fn mic_algorithm() -> Choice<DigestAlgorithm> {
     Choice {
-        names: DigestAlgorithm::ALL
-            .iter()
-            .filter(|d| d.can_sign())
-            .map(|d| d.name(NameStyle::Hyphenated))
-            .collect(),
+        names: DigestAlgorithm::signing_names(),
         parse: |s| DigestAlgorithm::from_name(s).filter(|d| d.can_sign()),
     }
 }
@@ -115,20 +107,15 @@ pub fn compression() -> Choice<Compression> {
 /// How receipts come back.
 pub fn mdn_mode() -> Choice<MdnMode> {
     Choice {
-        names: vec!["sync", "async", "none"],
-        parse: |s| match s.trim().to_ascii_lowercase().as_str() {
-            "sync" => Some(MdnMode::Sync),
-            "async" => Some(MdnMode::Async),
-            "none" => Some(MdnMode::None),
-            _ => None,
-        },
+        names: MdnMode::ALL.iter().map(|m| m.as_str()).collect(),
+        parse: |s| s.parse().ok(),
     }
 }
 
 /// Which algorithm our receipts' MIC is in.
 pub fn receipt_mic() -> Choice<ReceiptMic> {
     Choice {
-        names: vec!["requested", "signature"],
+        names: ReceiptMic::ALL.iter().map(|m| m.name()).collect(),
         parse: |s| s.parse().ok(),
     }
 }

@@ -192,6 +192,9 @@ pub enum MdnMode {
 }
 
 impl MdnMode {
+    /// Every mode, in the order help texts list them.
+    pub const ALL: [MdnMode; 3] = [MdnMode::Sync, MdnMode::Async, MdnMode::None];
+
     /// `none`, `sync` or `async`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -199,6 +202,17 @@ impl MdnMode {
             MdnMode::Sync => "sync",
             MdnMode::Async => "async",
         }
+    }
+}
+
+impl std::str::FromStr for MdnMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("receipt mode {s:?} (accepted: sync, async, none)"))
     }
 }
 
@@ -680,17 +694,12 @@ mod named {
 
     /// Ciphers.
     pub(crate) fn ciphers() -> String {
-        with_none(ContentEncryption::ALL.iter().map(|c| c.name()))
+        with_none(ContentEncryption::names())
     }
 
     /// Digests a message can be signed with (MD5 cannot).
     pub(crate) fn signing_digests() -> String {
-        with_none(
-            DigestAlgorithm::ALL
-                .iter()
-                .filter(|d| d.can_sign())
-                .map(|d| d.name(as2::algorithm::NameStyle::Hyphenated)),
-        )
+        with_none(DigestAlgorithm::signing_names())
     }
 
     pub(crate) mod cipher {
@@ -749,9 +758,13 @@ mod named {
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ReceiptMic, D::Error> {
             match read(d)? {
                 None => Ok(ReceiptMic::Requested),
-                Some(n) => n
-                    .parse()
-                    .map_err(|_| refuse("receipt_mic", &n, "requested, signature".into())),
+                Some(n) => n.parse().map_err(|_| {
+                    refuse(
+                        "receipt_mic",
+                        &n,
+                        as2::algorithm::accepted(ReceiptMic::ALL.iter().map(|m| m.name())),
+                    )
+                }),
             }
         }
     }
@@ -767,28 +780,12 @@ mod named {
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<DigestAlgorithm, D::Error> {
-            let accepted = || {
-                as2::algorithm::accepted(
-                    DigestAlgorithm::ALL
-                        .iter()
-                        .map(|d| d.name(as2::algorithm::NameStyle::Hyphenated)),
-                )
-            };
+            let accepted = || as2::algorithm::accepted(DigestAlgorithm::names());
             let n = read(d)?.ok_or_else(|| D::Error::custom("mic_algorithm: a name is needed"))?;
             n.parse()
                 .map_err(|_| refuse("mic_algorithm", &n, accepted()))
         }
     }
-}
-
-/// The names `encryption` accepts (`none` first), for help texts.
-pub fn accepted_ciphers() -> String {
-    named::ciphers()
-}
-
-/// The names `signing` accepts (`none` first), for help texts.
-pub fn accepted_signing_digests() -> String {
-    named::signing_digests()
 }
 
 #[cfg(test)]
