@@ -105,14 +105,22 @@ fn record_pk(id: &str) -> String {
     format!("rec#{id}")
 }
 
+/// The JSON doc of an item. One that cannot be read is a port failure for records (`what`);
+/// for a station or partnership ([`decode_setting`]) a configuration error.
+fn decode_with<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    what: &str,
+    fail: fn(String) -> GatewayError,
+) -> Result<T> {
+    let doc = get_s(item, "doc").ok_or_else(|| fail(format!("{what}: item without doc")))?;
+    serde_json::from_str(doc).map_err(|e| fail(format!("{what}: unreadable doc: {e}")))
+}
+
 fn decode<T: serde::de::DeserializeOwned>(
     item: &HashMap<String, AttributeValue>,
     what: &str,
 ) -> Result<T> {
-    let doc = get_s(item, "doc")
-        .ok_or_else(|| GatewayError::port("dynamodb", format!("{what}: item without doc")))?;
-    serde_json::from_str(doc)
-        .map_err(|e| GatewayError::port("dynamodb", format!("{what}: unreadable doc: {e}")))
+    decode_with(item, what, |m| GatewayError::port("dynamodb", m))
 }
 
 /// A station or partnership item: a doc the gateway cannot use (an algorithm it does not know, a
@@ -122,9 +130,7 @@ fn decode_setting<T: serde::de::DeserializeOwned>(
     item: &HashMap<String, AttributeValue>,
     what: &str,
 ) -> Result<T> {
-    let doc = get_s(item, "doc")
-        .ok_or_else(|| GatewayError::Config(format!("{what}: item without doc")))?;
-    serde_json::from_str(doc).map_err(|e| GatewayError::Config(format!("{what}: {e}")))
+    decode_with(item, what, GatewayError::Config)
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<String> {

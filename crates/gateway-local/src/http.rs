@@ -22,7 +22,6 @@ use tokio::sync::Semaphore;
 use tokio_openssl::SslStream;
 use tower::ServiceExt as _;
 
-use crate::https::PeerInfo;
 use crate::node::Shutdown;
 
 /// The limits of the endpoint.
@@ -76,20 +75,20 @@ pub fn respond(reply: gateway::HttpReply) -> Response {
 /// What a connection can tell of its peer.
 pub trait Peer {
     /// The peer, for the AS2 endpoint.
-    fn peer(&self) -> PeerInfo;
+    fn peer(&self) -> gateway::Peer;
 }
 
 impl Peer for TcpStream {
-    fn peer(&self) -> PeerInfo {
-        PeerInfo(gateway::Peer::default())
+    fn peer(&self) -> gateway::Peer {
+        gateway::Peer::default()
     }
 }
 
 impl Peer for SslStream<TcpStream> {
-    fn peer(&self) -> PeerInfo {
-        PeerInfo(gateway::Peer {
+    fn peer(&self) -> gateway::Peer {
+        gateway::Peer {
             client_certificate: self.ssl().peer_certificate(),
-        })
+        }
     }
 }
 

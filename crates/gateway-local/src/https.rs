@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use as2::keys::Identity;
-use gateway::{GatewayError, Peer, Result};
+use gateway::{GatewayError, Result};
 use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -110,7 +110,3 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
-
-/// What the AS2 endpoint knows of a connection: for HTTPS, the client certificate.
-#[derive(Debug, Clone)]
-pub struct PeerInfo(pub Peer);

@@ -18,7 +18,6 @@ pub use gateway::SystemClock;
 
 use crate::config::{Config, ConfigDirectory};
 use crate::db::Db;
-use crate::https::PeerInfo;
 use crate::store::DirStore;
 use crate::transport::{EnvSecrets, HttpTransport};
 
@@ -654,7 +653,7 @@ impl Node {
 
 async fn receive(
     State(node): State<Arc<Node>>,
-    Extension(PeerInfo(peer)): Extension<PeerInfo>,
+    Extension(peer): Extension<gateway::Peer>,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
