@@ -7,7 +7,9 @@
 //!   duplicate window (`upload_id`: S3 version id, else event sequencer, else etag), its record,
 //!   `accepted_at` and `expires_ms` in milliseconds, and `expires_at` (epoch seconds, the
 //!   table's TTL attribute) at the window's end. A claim is one conditional PutItem:
-//!   `attribute_not_exists(pk) OR (expires_ms <= :now AND upload_id <> :upload)`; when it fails,
+//!   `attribute_not_exists(pk) OR (expires_ms <= :now AND upload_id <> :upload)` (`expires_ms` is the window's end fixed at
+//!   acceptance, which `Claim::judge` also reads, so changing the window never makes the two
+//!   disagree); when it fails,
 //!   the item that stopped it comes back with the failure and the domain's `Claim::judge` says
 //!   whether that is a redelivery of the same upload or a duplicate.
 //! - **messages** (`pk`): message records as `rec#<id>` items (the record as JSON in `doc`,
@@ -20,7 +22,6 @@
 //!   the JSON of the domain's `Station` or `Partnership` in `doc`.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -30,9 +31,11 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
-use gateway::layout::Direction;
+use gateway::layout::{Direction, SendKey};
 use gateway::model::{MessageRecord, Partnership, Station};
-use gateway::ports::{Claim, ClaimRecord, Created, DuplicateIndex, MessageLog, PartnerDirectory};
+use gateway::ports::{
+    Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, MessageLog, PartnerDirectory,
+};
 use gateway::{GatewayError, Millis, Result};
 
 /// The tables' names.
@@ -421,18 +424,15 @@ impl Dynamo {
 }
 
 impl DuplicateIndex for Dynamo {
-    async fn claim(
-        &self,
-        station: &str,
-        partner: &str,
-        name: &str,
-        upload_id: &str,
-        record_id: &str,
-        now: Millis,
-        window: Duration,
-    ) -> Result<Claim> {
+    async fn claim(&self, send: &SendKey, request: &ClaimRequest<'_>) -> Result<Claim> {
+        let SendKey {
+            station,
+            partner,
+            name,
+        } = send;
         let pk = format!("{station}/{partner}/{name}");
-        let expires_ms = now.plus(window).0;
+        let c = request.accepted();
+        let expires_ms = c.window_ends.0;
         // A claim that fails when the item that stopped it is gone by the time we read it is
         // tried again; twice more is plenty (it takes a window's end racing a write).
         for _ in 0..3 {
@@ -444,16 +444,16 @@ impl DuplicateIndex for Dynamo {
                 .item("station", s(station))
                 .item("partner", s(partner))
                 .item("name", s(name))
-                .item("upload_id", s(upload_id))
-                .item("record_id", s(record_id))
-                .item("accepted_at", n(now.0))
+                .item("upload_id", s(&c.upload_id))
+                .item("record_id", s(&c.record_id))
+                .item("accepted_at", n(c.accepted_at.0))
                 .item("expires_ms", n(expires_ms))
                 .item("expires_at", n(expires_ms.div_euclid(1000) + 1))
                 .condition_expression(
                     "attribute_not_exists(pk) OR (expires_ms <= :now AND upload_id <> :upload)",
                 )
-                .expression_attribute_values(":now", n(now.0))
-                .expression_attribute_values(":upload", s(upload_id))
+                .expression_attribute_values(":now", n(c.accepted_at.0))
+                .expression_attribute_values(":upload", s(&c.upload_id))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
@@ -477,8 +477,9 @@ impl DuplicateIndex for Dynamo {
                 upload_id: get_s(&item, "upload_id").unwrap_or_default().to_string(),
                 record_id: get_s(&item, "record_id").unwrap_or_default().to_string(),
                 accepted_at: Millis(get_n(&item, "accepted_at").unwrap_or_default()),
+                window_ends: Millis(get_n(&item, "expires_ms").unwrap_or_default()),
             });
-            let claim = Claim::judge(existing.as_ref(), upload_id, now, window);
+            let claim = Claim::judge(existing.as_ref(), request);
             if claim != Claim::Accepted {
                 return Ok(claim);
             }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use gateway::layout::Direction;
+use gateway::layout::{Direction, SendKey};
 use gateway::model::{MessageRecord, Partnership, Station, Status, StatusChange};
-use gateway::ports::{Claim, Created, DuplicateIndex, MessageLog, PartnerDirectory};
+use gateway::ports::{Claim, ClaimRequest, Created, DuplicateIndex, MessageLog, PartnerDirectory};
 use gateway::{GatewayError, Millis};
 use gateway_aws::dynamo::{Dynamo, Tables};
 use testkit::Moto;
@@ -34,9 +34,17 @@ async fn the_duplicate_window_is_one_conditional_write() {
     let claim = |upload: &'static str, record: &'static str, at: Millis| {
         let d = d.clone();
         async move {
-            d.claim("ALPHA", "BETA", "order 1.edi", upload, record, at, WINDOW)
-                .await
-                .unwrap()
+            d.claim(
+                &SendKey::new("ALPHA", "BETA", "order 1.edi"),
+                &ClaimRequest {
+                    upload_id: upload,
+                    record_id: record,
+                    now: at,
+                    window: WINDOW,
+                },
+            )
+            .await
+            .unwrap()
         }
     };
     assert_eq!(claim("v1", "r1", T0).await, Claim::Accepted);
@@ -67,9 +75,17 @@ async fn the_duplicate_window_is_one_conditional_write() {
     );
     // Another name, partner or station is another window.
     assert_eq!(
-        d.claim("ALPHA", "GAMMA", "order 1.edi", "v5", "r5", later, WINDOW)
-            .await
-            .unwrap(),
+        d.claim(
+            &SendKey::new("ALPHA", "GAMMA", "order 1.edi"),
+            &ClaimRequest {
+                upload_id: "v5",
+                record_id: "r5",
+                now: later,
+                window: WINDOW
+            },
+        )
+        .await
+        .unwrap(),
         Claim::Accepted
     );
 
@@ -102,6 +118,12 @@ async fn the_duplicate_window_is_one_conditional_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_is_fixed_at_acceptance() {
+    let moto = Moto::start();
+    gateway::memory::check_window_fixed_at_acceptance(&tables(&moto).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_racing_claims_accept_exactly_one() {
     let moto = Moto::start();
     let d = Arc::new(tables(&moto).await);
@@ -110,13 +132,13 @@ async fn fifty_racing_claims_accept_exactly_one() {
         let d = d.clone();
         tasks.push(tokio::spawn(async move {
             d.claim(
-                "ALPHA",
-                "BETA",
-                "race.edi",
-                &format!("v{i}"),
-                &format!("r{i}"),
-                T0,
-                WINDOW,
+                &SendKey::new("ALPHA", "BETA", "race.edi"),
+                &ClaimRequest {
+                    upload_id: &format!("v{i}"),
+                    record_id: &format!("r{i}"),
+                    now: T0,
+                    window: WINDOW,
+                },
             )
             .await
             .unwrap()

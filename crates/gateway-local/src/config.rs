@@ -93,7 +93,7 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4080))
 }
 fn default_window() -> u64 {
-    6 * 3600
+    gateway::DEFAULT_DUPLICATE_WINDOW.as_secs()
 }
 fn default_poll() -> u64 {
     500

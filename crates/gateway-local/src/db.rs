@@ -6,8 +6,11 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use gateway::layout::SendKey;
 use gateway::model::{Job, MessageRecord};
-use gateway::ports::{Claim, ClaimRecord, Created, DuplicateIndex, JobQueue, MessageLog};
+use gateway::ports::{
+    Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, JobQueue, MessageLog,
+};
 use gateway::{GatewayError, Millis, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -17,6 +20,24 @@ fn err(e: impl std::fmt::Display) -> GatewayError {
 
 fn core(message_id: &str) -> String {
     as2::receive::message_id_core(message_id).to_string()
+}
+
+/// Databases made before claims kept their window's end: their claims get the default window
+/// (the only window there was until it became a setting).
+fn add_window_ends(conn: &Connection) -> Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('claims') WHERE name = 'window_ends'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(err)?;
+    if !has {
+        let window = gateway::DEFAULT_DUPLICATE_WINDOW.as_millis() as i64;
+        conn.execute_batch(&format!(
+            "ALTER TABLE claims ADD COLUMN window_ends INTEGER NOT NULL DEFAULT 0;
+             UPDATE claims SET window_ends = accepted_at + {window};"
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// A job taken from the queue, to be acknowledged once done.
@@ -55,6 +76,7 @@ impl Db {
              CREATE TABLE IF NOT EXISTS claims (
                  station TEXT NOT NULL, partner TEXT NOT NULL, name TEXT NOT NULL,
                  upload_id TEXT NOT NULL, record_id TEXT NOT NULL, accepted_at INTEGER NOT NULL,
+                 window_ends INTEGER NOT NULL,
                  PRIMARY KEY (station, partner, name));
              CREATE TABLE IF NOT EXISTS records (
                  id TEXT PRIMARY KEY, direction TEXT NOT NULL, station TEXT NOT NULL,
@@ -70,6 +92,7 @@ impl Db {
              CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due);",
         )
         .map_err(err)?;
+        add_window_ends(&conn)?;
         Ok(Db {
             conn: Mutex::new(conn),
         })
@@ -181,41 +204,36 @@ impl Db {
 }
 
 impl DuplicateIndex for Db {
-    async fn claim(
-        &self,
-        station: &str,
-        partner: &str,
-        name: &str,
-        upload_id: &str,
-        record_id: &str,
-        now: Millis,
-        window: Duration,
-    ) -> Result<Claim> {
+    async fn claim(&self, send: &SendKey, request: &ClaimRequest<'_>) -> Result<Claim> {
+        let key = params![send.station, send.partner, send.name];
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        let existing: Option<(String, String, i64)> = tx
+        let existing = tx
             .query_row(
-                "SELECT upload_id, record_id, accepted_at FROM claims WHERE station = ?1 AND partner = ?2 AND name = ?3",
-                params![station, partner, name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                "SELECT upload_id, record_id, accepted_at, window_ends FROM claims WHERE station = ?1 AND partner = ?2 AND name = ?3",
+                key,
+                |r| {
+                    Ok(ClaimRecord {
+                        upload_id: r.get(0)?,
+                        record_id: r.get(1)?,
+                        accepted_at: Millis(r.get(2)?),
+                        window_ends: Millis(r.get(3)?),
+                    })
+                },
             )
             .optional()
             .map_err(err)?;
-        let existing = existing.map(|(upload_id, record_id, at)| ClaimRecord {
-            upload_id,
-            record_id,
-            accepted_at: Millis(at),
-        });
-        let claim = Claim::judge(existing.as_ref(), upload_id, now, window);
+        let claim = Claim::judge(existing.as_ref(), request);
         if claim != Claim::Accepted {
             return Ok(claim);
         }
+        let c = request.accepted();
         tx.execute(
-            "INSERT INTO claims (station, partner, name, upload_id, record_id, accepted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (station, partner, name) DO UPDATE SET upload_id = ?4, record_id = ?5, accepted_at = ?6",
-            params![station, partner, name, upload_id, record_id, now.0],
+            "INSERT INTO claims (station, partner, name, upload_id, record_id, accepted_at, window_ends) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (station, partner, name) DO UPDATE SET upload_id = ?4, record_id = ?5, accepted_at = ?6, window_ends = ?7",
+            params![send.station, send.partner, send.name, c.upload_id, c.record_id, c.accepted_at.0, c.window_ends.0],
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
@@ -425,32 +443,64 @@ mod tests {
 
         let w = Duration::from_secs(100);
         assert_eq!(
-            db.claim("A", "B", "n", "v1", "r1", Millis(0), w)
-                .await
-                .unwrap(),
+            db.claim(
+                &SendKey::new("A", "B", "n"),
+                &ClaimRequest {
+                    upload_id: "v1",
+                    record_id: "r1",
+                    now: Millis(0),
+                    window: w
+                },
+            )
+            .await
+            .unwrap(),
             Claim::Accepted
         );
         assert_eq!(
-            db.claim("A", "B", "n", "v1", "rX", Millis(5), w)
-                .await
-                .unwrap(),
+            db.claim(
+                &SendKey::new("A", "B", "n"),
+                &ClaimRequest {
+                    upload_id: "v1",
+                    record_id: "rX",
+                    now: Millis(5),
+                    window: w
+                },
+            )
+            .await
+            .unwrap(),
             Claim::Redelivery {
                 record_id: "r1".into()
             }
         );
         assert_eq!(
-            db.claim("A", "B", "n", "v2", "rX", Millis(99_999), w)
-                .await
-                .unwrap(),
+            db.claim(
+                &SendKey::new("A", "B", "n"),
+                &ClaimRequest {
+                    upload_id: "v2",
+                    record_id: "rX",
+                    now: Millis(99_999),
+                    window: w
+                },
+            )
+            .await
+            .unwrap(),
             Claim::Duplicate {
                 accepted_at: Millis(0),
                 record_id: "r1".into()
             }
         );
         assert_eq!(
-            db.claim("A", "B", "n", "v3", "r3", Millis(100_000), w)
-                .await
-                .unwrap(),
+            db.claim(
+                &SendKey::new("A", "B", "n"),
+                &ClaimRequest {
+                    upload_id: "v3",
+                    record_id: "r3",
+                    now: Millis(100_000),
+                    window: w
+                },
+            )
+            .await
+            .unwrap(),
             Claim::Accepted
         );
 
@@ -485,6 +535,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_window_is_fixed_at_acceptance() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("db.sqlite")).unwrap();
+        gateway::memory::check_window_fixed_at_acceptance(&db).await;
+    }
+
+    #[tokio::test]
+    async fn claims_of_an_older_database_get_the_default_window() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE claims (
+                     station TEXT NOT NULL, partner TEXT NOT NULL, name TEXT NOT NULL,
+                     upload_id TEXT NOT NULL, record_id TEXT NOT NULL, accepted_at INTEGER NOT NULL,
+                     PRIMARY KEY (station, partner, name));
+                 INSERT INTO claims VALUES ('A', 'B', 'n', 'v1', 'r1', 1000);",
+            )
+            .unwrap();
+        let db = Db::open(&path).unwrap();
+        let window = gateway::DEFAULT_DUPLICATE_WINDOW;
+        let ask = |upload_id, now| ClaimRequest {
+            upload_id,
+            record_id: "r2",
+            now,
+            window: Duration::from_secs(1),
+        };
+        let send = SendKey::new("A", "B", "n");
+        let before_end = Millis(1000).plus(window - Duration::from_millis(1));
+        assert_eq!(
+            db.claim(&send, &ask("v2", before_end)).await.unwrap(),
+            Claim::Duplicate {
+                accepted_at: Millis(1000),
+                record_id: "r1".into()
+            }
+        );
+        let at_end = Millis(1000).plus(window);
+        assert_eq!(
+            db.claim(&send, &ask("v2", at_end)).await.unwrap(),
+            Claim::Accepted
+        );
+        // Opening it again changes nothing.
+        drop(db);
+        Db::open(&path).unwrap();
+    }
+
+    #[tokio::test]
     async fn claims_are_atomic_across_connections() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("db.sqlite");
@@ -498,13 +596,13 @@ mod tests {
                     .build()
                     .unwrap();
                 rt.block_on(db.claim(
-                    "A",
-                    "B",
-                    "same.edi",
-                    &format!("v{i}"),
-                    &format!("r{i}"),
-                    Millis(0),
-                    Duration::from_secs(60),
+                    &SendKey::new("A", "B", "same.edi"),
+                    &ClaimRequest {
+                        upload_id: &format!("v{i}"),
+                        record_id: &format!("r{i}"),
+                        now: Millis(0),
+                        window: Duration::from_secs(60),
+                    },
                 ))
                 .unwrap()
             }));

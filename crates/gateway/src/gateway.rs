@@ -18,6 +18,11 @@ use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
 /// 1 GiB (the whole payload is held in memory while it is checked).
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
 
+/// How long same-name uploads after an accepted one are duplicates unless the deployment says
+/// otherwise: the seed's 6 hours (section 3.1). The templates' `DuplicateWindowSeconds` default is
+/// checked against it.
+pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(6 * 3600);
+
 /// Gateway-wide settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -41,7 +46,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            duplicate_window: Duration::from_secs(6 * 3600),
+            duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             reporting_ua: format!("mftg/{}", env!("CARGO_PKG_VERSION")),
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_BYTES,
             defaults: Defaults::default(),

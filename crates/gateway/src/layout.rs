@@ -152,6 +152,15 @@ impl fmt::Display for NotASend {
 }
 
 impl SendKey {
+    /// The file `name` sent by `station` to `partner` (not checked: [`SendKey::parse`] checks).
+    pub fn new(station: &str, partner: &str, name: &str) -> SendKey {
+        SendKey {
+            station: station.to_string(),
+            partner: partner.to_string(),
+            name: name.to_string(),
+        }
+    }
+
     /// Reads a decoded object key. Only files directly at `AS2/send/<st>/<pa>/<name>` qualify.
     pub fn parse(key: &str) -> std::result::Result<SendKey, NotASend> {
         let rest = key.strip_prefix(SEND).ok_or(NotASend::OutsideSend)?;

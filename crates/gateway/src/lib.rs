@@ -18,7 +18,7 @@ mod time;
 mod upload;
 
 pub use error::{GatewayError, Result};
-pub use gateway::{Gateway, Settings, DEFAULT_MAX_DECOMPRESSED_BYTES};
+pub use gateway::{Gateway, Settings, DEFAULT_DUPLICATE_WINDOW, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use receive::{HttpReply, Peer};
 pub use send::SendOutcome;
 pub use time::{Millis, SystemClock};

@@ -11,7 +11,7 @@ use as2::keys::Identity;
 use openssl::x509::X509;
 
 use crate::error::{GatewayError, Result};
-use crate::layout::Direction;
+use crate::layout::{Direction, SendKey};
 use crate::model::{Job, MessageRecord, Partnership, Station};
 use crate::ports::*;
 use crate::time::Millis;
@@ -158,26 +158,16 @@ pub struct MemoryDuplicates {
 }
 
 impl DuplicateIndex for MemoryDuplicates {
-    async fn claim(
-        &self,
-        station: &str,
-        partner: &str,
-        name: &str,
-        upload_id: &str,
-        record_id: &str,
-        now: Millis,
-        window: Duration,
-    ) -> Result<Claim> {
+    async fn claim(&self, send: &SendKey, request: &ClaimRequest<'_>) -> Result<Claim> {
         let mut claims = lock(&self.claims);
-        let key = (station.to_string(), partner.to_string(), name.to_string());
-        let claim = Claim::judge(claims.get(&key), upload_id, now, window);
+        let key = (
+            send.station.clone(),
+            send.partner.clone(),
+            send.name.clone(),
+        );
+        let claim = Claim::judge(claims.get(&key), request);
         if claim == Claim::Accepted {
-            let record = ClaimRecord {
-                upload_id: upload_id.into(),
-                record_id: record_id.into(),
-                accepted_at: now,
-            };
-            claims.insert(key, record);
+            claims.insert(key, request.accepted());
         }
         Ok(claim)
     }
@@ -532,5 +522,45 @@ impl Ports for MemoryPorts {
     }
     fn clock(&self) -> &ManualClock {
         &self.clock
+    }
+}
+
+/// The duplicate window's contract, for every adapter's tests to run against its own index
+/// (memory here, SQLite, DynamoDB): a claim's window is the one in force when it was accepted,
+/// so changing the setting moves no window already running. Panics on the first breach.
+pub async fn check_window_fixed_at_acceptance<D: DuplicateIndex>(index: &D) {
+    let send = SendKey::new("ALPHA", "BETA", "window.edi");
+    let hour = std::time::Duration::from_secs(3600);
+    let ask = |upload_id: &'static str, at: u64, hours: u32| ClaimRequest {
+        upload_id,
+        record_id: upload_id,
+        now: Millis(1_795_845_423_007).plus(hour * at as u32),
+        window: hour * hours,
+    };
+    let send = &send;
+    let claim =
+        |r: ClaimRequest<'static>| async move { index.claim(send, &r).await.expect("claim") };
+    assert_eq!(claim(ask("v1", 0, 6)).await, Claim::Accepted);
+    // The window became 1 hour: the upload accepted under 6 hours still holds its name.
+    let Claim::Duplicate { record_id, .. } = claim(ask("v2", 2, 1)).await else {
+        panic!("a shorter window cut short a running one");
+    };
+    assert_eq!(record_id, "v1");
+    assert_eq!(claim(ask("v3", 6, 1)).await, Claim::Accepted);
+    // The window became 12 hours: the upload accepted under 1 hour no longer holds its name.
+    assert_eq!(claim(ask("v4", 7, 12)).await, Claim::Accepted);
+    assert!(matches!(
+        claim(ask("v5", 18, 12)).await,
+        Claim::Duplicate { .. }
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_window_is_fixed_at_acceptance() {
+        check_window_fixed_at_acceptance(&MemoryDuplicates::default()).await;
     }
 }

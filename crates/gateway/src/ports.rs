@@ -11,8 +11,10 @@ use as2::HeaderMap;
 use openssl::x509::X509;
 
 use crate::error::Result;
+use crate::layout::SendKey;
 use crate::model::{Job, MessageRecord, Partnership, Station, TlsOptions};
 use crate::time::Millis;
+use crate::upload::UploadRef;
 
 /// What a store knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,9 +32,9 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
-    /// What identifies this upload: the version where there is one, else the etag.
+    /// What identifies this upload among the writes of its key ([`UploadRef::id`]).
     pub fn upload_id(&self) -> String {
-        self.version.clone().unwrap_or_else(|| self.etag.clone())
+        UploadRef::from(self).id().unwrap_or_default()
     }
 }
 
@@ -95,29 +97,52 @@ pub enum Claim {
 /// What the duplicate index keeps per station, partner and file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRecord {
-    /// The accepted upload's version or etag.
+    /// The accepted upload's identity ([`ObjectMeta::upload_id`]).
     pub upload_id: String,
     /// Its message record.
     pub record_id: String,
     /// When it was accepted.
     pub accepted_at: Millis,
+    /// The end of its duplicate window, fixed when it was accepted: changing the window later
+    /// changes only the windows of uploads accepted after that.
+    pub window_ends: Millis,
+}
+
+/// An upload asking for its name in the duplicate window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest<'a> {
+    /// The upload's identity ([`ObjectMeta::upload_id`]).
+    pub upload_id: &'a str,
+    /// The record it is to be sent as, if accepted.
+    pub record_id: &'a str,
+    /// The time of the claim.
+    pub now: Millis,
+    /// How long same-name uploads after it are duplicates, if accepted.
+    pub window: Duration,
+}
+
+impl ClaimRequest<'_> {
+    /// What the index keeps if the claim is accepted.
+    pub fn accepted(&self) -> ClaimRecord {
+        ClaimRecord {
+            upload_id: self.upload_id.to_string(),
+            record_id: self.record_id.to_string(),
+            accepted_at: self.now,
+            window_ends: self.now.plus(self.window),
+        }
+    }
 }
 
 impl Claim {
     /// The rule, for adapters to apply inside their one atomic step: the same upload again is a
-    /// redelivery; another upload less than `window` after the accepted one is a duplicate;
-    /// anything else is accepted (and becomes the record the window runs from).
-    pub fn judge(
-        existing: Option<&ClaimRecord>,
-        upload_id: &str,
-        now: Millis,
-        window: Duration,
-    ) -> Claim {
+    /// redelivery; another upload before the accepted one's window ends is a duplicate;
+    /// anything else is accepted (and becomes the record a new window runs from).
+    pub fn judge(existing: Option<&ClaimRecord>, request: &ClaimRequest<'_>) -> Claim {
         match existing {
-            Some(c) if c.upload_id == upload_id => Claim::Redelivery {
+            Some(c) if c.upload_id == request.upload_id => Claim::Redelivery {
                 record_id: c.record_id.clone(),
             },
-            Some(c) if now < c.accepted_at.plus(window) => Claim::Duplicate {
+            Some(c) if request.now < c.window_ends => Claim::Duplicate {
                 accepted_at: c.accepted_at,
                 record_id: c.record_id.clone(),
             },
@@ -128,18 +153,11 @@ impl Claim {
 
 /// The same-name duplicate window (seed section 3.1). One atomic operation per upload.
 pub trait DuplicateIndex: Send + Sync {
-    /// Claims `name` for `station`/`partner` on behalf of the upload `upload_id`, to be recorded
-    /// as `record_id` if accepted.
-    #[allow(clippy::too_many_arguments)]
+    /// Claims the name of `send` (per station and partner) for the upload `request` describes.
     fn claim(
         &self,
-        station: &str,
-        partner: &str,
-        name: &str,
-        upload_id: &str,
-        record_id: &str,
-        now: Millis,
-        window: Duration,
+        send: &SendKey,
+        request: &ClaimRequest<'_>,
     ) -> impl Future<Output = Result<Claim>> + Send;
 }
 

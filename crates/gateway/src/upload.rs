@@ -9,8 +9,8 @@ use crate::gateway::Gateway;
 use crate::layout::{self, Direction, MessagePaths, NotASend, SendKey};
 use crate::model::{Job, MessageRecord, Status, StatusChange};
 use crate::ports::{
-    Claim, Clock, Created, DuplicateIndex, JobQueue, MessageLog, ObjectStore, PartnerDirectory,
-    Ports,
+    Claim, ClaimRequest, Clock, Created, DuplicateIndex, JobQueue, MessageLog, ObjectMeta,
+    ObjectStore, PartnerDirectory, Ports,
 };
 
 /// How the object came to be, as the store's event says.
@@ -35,6 +35,27 @@ pub struct UploadRef {
     /// key, so it tells uploads apart where there is no version id (identical content in an
     /// unversioned bucket has one etag).
     pub sequencer: Option<String>,
+}
+
+impl UploadRef {
+    /// What identifies this upload among the writes of its key: the version id where the bucket
+    /// keeps versions, else S3's event sequencer, else the entity tag.
+    pub fn id(&self) -> Option<String> {
+        (self.version.clone())
+            .or_else(|| self.sequencer.clone())
+            .or_else(|| self.etag.clone())
+    }
+}
+
+impl From<&ObjectMeta> for UploadRef {
+    fn from(meta: &ObjectMeta) -> UploadRef {
+        UploadRef {
+            version: meta.version.clone(),
+            etag: Some(meta.etag.clone()),
+            size: Some(meta.size),
+            sequencer: None,
+        }
+    }
 }
 
 /// What happened to an upload.
@@ -130,18 +151,9 @@ impl<P: Ports> Gateway<P> {
             }
         };
         // Several uploads of one name are several versions of one key: act on the event's.
-        let (version, upload_id, size) = match upload {
-            Some(u) => {
-                let id = u
-                    .version
-                    .clone()
-                    .or(u.sequencer.clone())
-                    .or(u.etag.clone())
-                    .unwrap_or_else(|| current.upload_id());
-                (u.version, id, u.size.unwrap_or(current.size))
-            }
-            None => (current.version.clone(), current.upload_id(), current.size),
-        };
+        let upload = upload.unwrap_or_else(|| UploadRef::from(&current));
+        let upload_id = upload.id().unwrap_or_else(|| current.upload_id());
+        let (version, size) = (upload.version, upload.size.unwrap_or(current.size));
         let now = self.ports.clock().now();
         let dir = self.ports.directory();
         let known = dir.station(&send.station).await?.is_some()
@@ -170,13 +182,13 @@ impl<P: Ports> Gateway<P> {
             .ports
             .duplicates()
             .claim(
-                &send.station,
-                &send.partner,
-                &send.name,
-                &upload_id,
-                &folder,
-                now,
-                self.settings.duplicate_window,
+                &send,
+                &ClaimRequest {
+                    upload_id: &upload_id,
+                    record_id: &folder,
+                    now,
+                    window: self.settings.duplicate_window,
+                },
             )
             .await?;
         let id = match claim {
@@ -190,9 +202,8 @@ impl<P: Ports> Gateway<P> {
                 store.copy(key, version.as_deref(), &moved_to).await?;
                 store.delete(key, version.as_deref()).await?;
                 let detail = format!(
-                    "{} was accepted at {accepted_at} as {record_id}, less than {} hours before; moved to {moved_to}",
+                    "{} was accepted at {accepted_at} as {record_id} and its duplicate window has not ended; moved to {moved_to}",
                     send.name,
-                    self.settings.duplicate_window.as_secs_f64() / 3600.0
                 );
                 let mut record = MessageRecord::new(
                     &folder,
@@ -262,7 +273,7 @@ impl<P: Ports> Gateway<P> {
         (station, partner, name): (&str, &str, &str),
         key: &str,
         upload_id: &str,
-        current: &crate::ports::ObjectMeta,
+        current: &ObjectMeta,
         reason: String,
     ) -> Result<UploadOutcome> {
         let digest = openssl::hash::hash(

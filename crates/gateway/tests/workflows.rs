@@ -486,7 +486,8 @@ async fn twenty_uploads_of_one_name_send_exactly_one() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn redelivered_event_does_not_send_twice() {
-    use gateway::ports::DuplicateIndex;
+    use gateway::layout::SendKey;
+    use gateway::ports::{ClaimRequest, DuplicateIndex};
     let (alpha, beta, ..) = pair(&|_| {});
     let key = "AS2/send/ALPHA/BETA/once.edi";
     let meta = alpha
@@ -507,13 +508,13 @@ async fn redelivered_event_does_not_send_twice() {
         .ports
         .duplicates
         .claim(
-            "ALPHA",
-            "BETA",
-            "once.edi",
-            meta.version.as_deref().unwrap(),
-            "20261128055703000-0000dead",
-            T0,
-            window,
+            &SendKey::new("ALPHA", "BETA", "once.edi"),
+            &ClaimRequest {
+                upload_id: meta.version.as_deref().unwrap(),
+                record_id: "20261128055703000-0000dead",
+                now: T0,
+                window,
+            },
         )
         .await
         .unwrap();

@@ -78,7 +78,10 @@ impl Config {
         let identity = required("MFTG_IDENTITY_PASSWORD_SECRET")?;
         let trust = get("MFTG_TRUST_PASSWORD_SECRET").unwrap_or_else(|| identity.clone());
         let https = get("MFTG_HTTPS_PASSWORD_SECRET").unwrap_or_else(|| trust.clone());
-        let window = number("MFTG_DUPLICATE_WINDOW_SECONDS", 6 * 3600)?;
+        let window = number(
+            "MFTG_DUPLICATE_WINDOW_SECONDS",
+            gateway::DEFAULT_DUPLICATE_WINDOW.as_secs(),
+        )?;
         if window == 0 {
             return Err("MFTG_DUPLICATE_WINDOW_SECONDS must be at least 1".into());
         }
