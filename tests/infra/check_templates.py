@@ -22,15 +22,26 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "sam" / "template.yaml"
 EXAMPLE = ROOT / "infra" / "examples" / "existing-bucket-lifecycle.yaml"
 
+
+
+def gateway_layout():
+    """The storage layout as the gateway defines it (gateway::layout), from `mftg layout --json`:
+    the templates are compared with the code, not with a copy of it."""
+    r = subprocess.run(["cargo", "run", "--quiet", "-p", "mftg-cli", "--no-default-features", "--", "layout", "--json"],
+                       cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"mftg layout --json failed:\n{r.stderr}")
+    return json.loads(r.stdout)
+
+
+LAYOUT = gateway_layout()
 # The seed's lifecycle rules (section 2.2): prefix -> (days to noncurrent, noncurrent days).
-LIFECYCLE = {
-    "AS2/files/": (35, 35),
-    "AS2/raw-message/": (35, 35),
-    "AS2/raw-mdn/": (35, 35),
-    "AS2/headers/": (35, 35),
-    "AS2/tmp/": (1, 1),
-}
-NEVER_EXPIRE = ("AS2/send/", "AS2/duplicate/", "AS2/keystore/")
+LIFECYCLE = {r["root"]: (r["expires"]["current_days"], r["expires"]["noncurrent_days"])
+             for r in LAYOUT["roots"] if r["expires"]}
+NEVER_EXPIRE = tuple(LAYOUT["kept"])
+ROOT_PREFIX = LAYOUT["root"]
+TMP = next(r["root"] for r in LAYOUT["roots"] if r["root"].endswith("/tmp/"))
+SEND = LAYOUT["roots"][0]["root"]
 DATA_SERVICES = ("s3:", "dynamodb:", "sqs:", "secretsmanager:", "transfer:")
 # Deployment-wide defaults for stations and partnerships that set none: variable -> parameter.
 DEFAULTS = {
@@ -161,10 +172,15 @@ def check(cfn, fail):
         for r in rules:
             if kept.startswith(r.get("Prefix", "")) and ("ExpirationInDays" in r or "NoncurrentVersionExpiration" in r):
                 fail(f"{kept} would expire under rule {r.get('Id')}")
-    if not any(r.get("ExpiredObjectDeleteMarker") is True for r in rules):
-        fail("expired delete markers are not removed")
-    if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") and r.get("Prefix", "") == "" for r in rules):
-        fail("incomplete multipart uploads are not aborted bucket-wide")
+    if not any(r.get("ExpiredObjectDeleteMarker") is True and r.get("Prefix") == ROOT_PREFIX for r in rules):
+        fail(f"expired delete markers under {ROOT_PREFIX} are not removed")
+    days = LAYOUT["incomplete_upload_days"]
+    if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == days and r.get("Prefix", "") == ""
+               for r in rules):
+        fail(f"incomplete multipart uploads are not aborted bucket-wide after {days} days")
+    window = cfn.get("Parameters", {}).get("DuplicateWindowSeconds", {}).get("Default")
+    if str(window) != str(LAYOUT["duplicate_window_seconds"]):
+        fail(f"DuplicateWindowSeconds defaults to {window}, the gateway to {LAYOUT['duplicate_window_seconds']}")
 
     # TLS-only bucket policy.
     tls = [s for p in resources(cfn, "AWS::S3::BucketPolicy").values() for s in statements(p["Properties"]["PolicyDocument"])
@@ -185,7 +201,7 @@ def check(cfn, fail):
     if events != ["s3:ObjectCreated:CompleteMultipartUpload", "s3:ObjectCreated:Post", "s3:ObjectCreated:Put"]:
         fail(f"notification events: {events}")
     for n in notes:
-        if n["rules"] != [("prefix", "AS2/send/")]:
+        if n["rules"] != [("prefix", SEND)]:
             fail(f"notification filter: {n['rules']}")
         if not points_at(n["target"], ids["send-trigger"]):
             fail(f"notification target: {n['target']}")
@@ -327,12 +343,12 @@ def mutations():
 
     def tmp_days(c):
         for r in bucket(c)["LifecycleConfiguration"]["Rules"]:
-            if r.get("Prefix") == "AS2/tmp/":
+            if r.get("Prefix") == TMP:
                 r["ExpirationInDays"] = 2
 
     def send_expires(c):
         bucket(c)["LifecycleConfiguration"]["Rules"].append(
-            {"Id": "x", "Status": "Enabled", "Prefix": "AS2/send/", "ExpirationInDays": 30})
+            {"Id": "x", "Status": "Enabled", "Prefix": SEND, "ExpirationInDays": 30})
 
     def wildcard(c):
         role = next(v for v in c["Resources"].values() if v["Type"] == "AWS::IAM::Role")
@@ -368,6 +384,7 @@ def mutations():
         "password identities": passwords,
         "sender without the retry default": no_retry_default,
         "custom AS2 URL ignored": function_url_only,
+        "a 1-hour duplicate window by default": lambda c: c["Parameters"]["DuplicateWindowSeconds"].update(Default=3600),
     }
 
 

@@ -50,7 +50,7 @@ fn ship_notice(n: u32) -> String {
 }
 
 fn drop_file(data_dir: &Path, from: &str, to: &str, name: &str, body: &str) -> Result<(), String> {
-    let dir = data_dir.join("AS2/send").join(from).join(to);
+    let dir = data_dir.join(gateway::layout::SEND).join(from).join(to);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let tmp = dir.join(format!(".{name}.part"));
     std::fs::write(&tmp, body).map_err(|e| e.to_string())?;
@@ -175,7 +175,8 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
         let node = &nodes.iter().find(|(id, _)| id == from).ok_or("no node")?.1;
         drop_file(&node.config.data_dir, from, to, name, body)?;
         println!(
-            "  {from} -> {to}: AS2/send/{from}/{to}/{name} ({} bytes)",
+            "  {from} -> {to}: {}{from}/{to}/{name} ({} bytes)",
+            gateway::layout::SEND,
             body.len()
         );
     }

@@ -616,7 +616,11 @@ pub fn send(a: SendArgs) -> Result<ExitCode, String> {
         check_as2_id(id).map_err(|e| e.to_string())?;
     }
     check_file_name(&name).map_err(|e| e.to_string())?;
-    let dir = c.data_dir.join("AS2/send").join(&a.from).join(&a.to);
+    let dir = c
+        .data_dir
+        .join(gateway::layout::SEND)
+        .join(&a.from)
+        .join(&a.to);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
     std::fs::copy(&a.file, &tmp).map_err(|e| format!("{}: {e}", a.file.display()))?;

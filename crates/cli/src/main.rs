@@ -23,6 +23,7 @@ mod demo;
 mod infra;
 mod inspect;
 mod keyargs;
+mod layout;
 mod local;
 mod named;
 #[cfg(feature = "aws")]
@@ -66,6 +67,8 @@ enum Command {
     Inspect(Box<inspect::Args>),
     /// Two gateways on this machine exchange EDI files both ways (what `make run` runs).
     Demo(demo::Args),
+    /// The storage layout: what each folder under AS2/ holds and how long it is kept.
+    Layout(layout::Args),
     /// Customers' SFTP users on AWS Transfer Family: enable, rotate, describe, disable.
     #[cfg(feature = "aws")]
     Sftp {
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Messages { command } => local::messages(command),
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
+        Command::Layout(a) => layout::run(a),
         #[cfg(feature = "aws")]
         Command::Sftp { command } => sftp_access::run(command),
         #[cfg(feature = "aws")]

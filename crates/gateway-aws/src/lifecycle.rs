@@ -21,19 +21,23 @@ use aws_sdk_s3::types::{
     LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
 };
 use aws_sdk_s3::Client;
-use gateway::{GatewayError, Result};
+use gateway::{layout, GatewayError, Result};
 
-/// Days after which incomplete multipart uploads are aborted.
-pub const ABORT_INCOMPLETE_DAYS: i32 = 7;
-
-/// Our expiring prefixes: (rule ID, prefix, days to noncurrent, days noncurrent until deleted).
-pub const EXPIRING: [(&str, &str, i32, i32); 5] = [
-    ("mftg-files", "AS2/files/", 35, 35),
-    ("mftg-raw-message", "AS2/raw-message/", 35, 35),
-    ("mftg-raw-mdn", "AS2/raw-mdn/", 35, 35),
-    ("mftg-headers", "AS2/headers/", 35, 35),
-    ("mftg-tmp", "AS2/tmp/", 1, 1),
-];
+/// Our expiring prefixes, from the layout's [`layout::RETENTION`]: (rule ID `mftg-<root>`,
+/// prefix, days to noncurrent, days noncurrent until deleted).
+pub fn expiring() -> Vec<(String, &'static str, i32, i32)> {
+    layout::RETENTION
+        .iter()
+        .map(|r| {
+            (
+                format!("mftg-{}", r.name()),
+                r.root,
+                r.current_days as i32,
+                r.noncurrent_days as i32,
+            )
+        })
+        .collect()
+}
 
 /// The rule removing expired delete markers.
 pub const DELETE_MARKERS_RULE: &str = "mftg-expired-delete-markers";
@@ -49,17 +53,17 @@ fn built(rule: aws_sdk_s3::types::builders::LifecycleRuleBuilder) -> LifecycleRu
 
 /// The seed's rules, in the order they are written.
 pub fn seed_rules() -> Vec<LifecycleRule> {
-    let mut rules: Vec<LifecycleRule> = EXPIRING
-        .iter()
+    let mut rules: Vec<LifecycleRule> = expiring()
+        .into_iter()
         .map(|(id, prefix, days, noncurrent)| {
             built(
                 LifecycleRule::builder()
-                    .id(*id)
-                    .filter(LifecycleRuleFilter::builder().prefix(*prefix).build())
-                    .expiration(LifecycleExpiration::builder().days(*days).build())
+                    .id(id)
+                    .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+                    .expiration(LifecycleExpiration::builder().days(days).build())
                     .noncurrent_version_expiration(
                         NoncurrentVersionExpiration::builder()
-                            .noncurrent_days(*noncurrent)
+                            .noncurrent_days(noncurrent)
                             .build(),
                     ),
             )
@@ -68,7 +72,7 @@ pub fn seed_rules() -> Vec<LifecycleRule> {
     rules.push(built(
         LifecycleRule::builder()
             .id(DELETE_MARKERS_RULE)
-            .filter(LifecycleRuleFilter::builder().prefix("AS2/").build())
+            .filter(LifecycleRuleFilter::builder().prefix(layout::ROOT).build())
             .expiration(
                 LifecycleExpiration::builder()
                     .expired_object_delete_marker(true)
@@ -81,7 +85,7 @@ pub fn seed_rules() -> Vec<LifecycleRule> {
             .filter(LifecycleRuleFilter::builder().prefix("").build())
             .abort_incomplete_multipart_upload(
                 AbortIncompleteMultipartUpload::builder()
-                    .days_after_initiation(ABORT_INCOMPLETE_DAYS)
+                    .days_after_initiation(layout::INCOMPLETE_UPLOAD_DAYS as i32)
                     .build(),
             ),
     ));
@@ -297,7 +301,7 @@ mod tests {
     #[test]
     fn the_seed_rules() {
         let effects: Vec<Effect> = seed_rules().iter().map(Effect::of).collect();
-        for (e, (_, prefix, days, noncurrent)) in effects.iter().zip(EXPIRING) {
+        for (e, (_, prefix, days, noncurrent)) in effects.iter().zip(expiring()) {
             assert_eq!(e.prefix.as_deref(), Some(prefix));
             assert_eq!(
                 (e.expiration_days, e.noncurrent_days),
@@ -309,7 +313,7 @@ mod tests {
         assert_eq!(effects[5].expiration_days, None);
         assert_eq!(effects[6].abort_incomplete_days, Some(7));
         assert_eq!(effects[6].prefix.as_deref(), Some(""));
-        for kept in ["AS2/send/", "AS2/duplicate/", "AS2/keystore/"] {
+        for kept in layout::KEPT {
             assert!(
                 !effects.iter().any(|e| e.expiration_days.is_some()
                     && e.prefix.as_deref().is_some_and(|p| kept.starts_with(p))),

@@ -77,8 +77,8 @@ async fn installs_merges_and_settles() {
         ),
         Effect::of(&theirs)
     );
-    for (id, prefix, days, noncurrent) in lifecycle::EXPIRING {
-        let e = read(id);
+    for (id, prefix, days, noncurrent) in lifecycle::expiring() {
+        let e = read(&id);
         assert_eq!(
             (
                 e.prefix.as_deref(),

@@ -618,12 +618,13 @@ impl Node {
             let parts: Vec<&str> = key.split('/').collect();
             if let [_, _, station, partner, name] = parts.as_slice() {
                 let reason = format!(
-                    "the file name {name:?} is not valid UTF-8; rename it to send it (it stays in AS2/send/{station}/{partner}/)"
+                    "the file name {name:?} is not valid UTF-8; rename it to send it (it stays in {}{station}/{partner}/)",
+                    gateway::layout::SEND
                 );
                 return self
                     .gateway
                     .not_sent(
-                        (station, partner, name),
+                        &gateway::layout::SendKey::new(station, partner, name),
                         key,
                         &meta.upload_id(),
                         meta,

@@ -6,17 +6,78 @@ use std::fmt;
 use crate::error::{GatewayError, Result};
 use crate::time::Millis;
 
-/// Prefix under which SFTP users drop files to send.
+/// Everything the gateway keeps in the bucket is under this root.
+pub const ROOT: &str = "AS2/";
+/// Where SFTP users drop files to send: `<station>/<partner>/<name>`.
 pub const SEND: &str = "AS2/send/";
+/// Same-name uploads within the duplicate window, moved aside: `<st>/<pa>/<folder>/<name>`.
+pub const DUPLICATE: &str = "AS2/duplicate/";
+/// Payloads sent and received: `<st>/<pa>/<inbox|outbox>/<folder>/<name>`.
+pub const FILES: &str = "AS2/files/";
+/// The AS2 messages as they went over the wire (refused ones under `_rejected/`).
+pub const RAW_MESSAGE: &str = "AS2/raw-message/";
+/// Receipts as they went over the wire: `incoming/` (of what we sent), `outgoing/` (we sent).
+pub const RAW_MDN: &str = "AS2/raw-mdn/";
+/// The HTTP headers of each message.
+pub const HEADERS: &str = "AS2/headers/";
+/// `identity.jks`, `trust.jks`, `https.jks` (see [`keystore`]).
+pub const KEYSTORE: &str = "AS2/keystore/";
+/// Scratch space (the seed's `AS2/tmp`): lifecycle rules empty it, SFTP users cannot reach it.
+pub const TMP: &str = "AS2/tmp/";
+
+/// How long the seed's lifecycle rules (section 2.2) keep what is under a root: current
+/// versions become noncurrent `current_days` after they were written and are deleted
+/// `noncurrent_days` after that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The root the rule covers.
+    pub root: &'static str,
+    /// Days until a version becomes noncurrent.
+    pub current_days: u32,
+    /// Days a noncurrent version is kept.
+    pub noncurrent_days: u32,
+}
+
+/// Every root whose objects expire, and when. The deployment templates and the lifecycle
+/// installer write these; their checks compare against this list.
+pub const RETENTION: [Retention; 5] = [
+    Retention::days(FILES, 35, 35),
+    Retention::days(RAW_MESSAGE, 35, 35),
+    Retention::days(RAW_MDN, 35, 35),
+    Retention::days(HEADERS, 35, 35),
+    Retention::days(TMP, 1, 1),
+];
+
+/// Roots nothing ever expires under: files waiting to be sent, duplicates, keystores.
+pub const KEPT: [&str; 3] = [SEND, DUPLICATE, KEYSTORE];
+
+/// Roots SFTP users can neither list nor read.
+pub const PRIVATE: [&str; 2] = [KEYSTORE, TMP];
+
+/// Days after which a multipart upload left incomplete anywhere in the bucket is aborted.
+pub const INCOMPLETE_UPLOAD_DAYS: u32 = 7;
+
+impl Retention {
+    const fn days(root: &'static str, current_days: u32, noncurrent_days: u32) -> Retention {
+        Retention {
+            root,
+            current_days,
+            noncurrent_days,
+        }
+    }
+
+    /// The root's own name: `files`, `raw-message`, `tmp`.
+    pub fn name(&self) -> &'static str {
+        let inner = self.root.strip_prefix(ROOT).unwrap_or(self.root);
+        inner.strip_suffix('/').unwrap_or(inner)
+    }
+}
 
 /// Whether what is stored under `key` is for the gateway's eyes only (keystores, the HTTP headers
 /// of messages): a directory store writes such files readable by their owner only.
 pub fn is_private(key: &str) -> bool {
-    key.starts_with("AS2/keystore/") || key.starts_with("AS2/headers/")
+    key.starts_with(KEYSTORE) || key.starts_with(HEADERS)
 }
-
-/// Scratch space (the seed's `AS2/tmp`): lifecycle rules empty it, SFTP users cannot reach it.
-pub const TMP: &str = "AS2/tmp/";
 
 /// Which way a message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -222,17 +283,17 @@ impl MessagePaths {
     /// `AS2/files/<st>/<pa>/<inbox|outbox>/<folder>/<name>`: the payload.
     pub fn payload(&self, name: &str) -> Result<String> {
         check_file_name(name)?;
-        Ok(format!("{}/{name}", self.dir("AS2/files")))
+        Ok(format!("{}/{name}", self.dir(FILES)))
     }
 
     /// `AS2/raw-message/<st>/<pa>/<inbox|outbox>/<folder>/message.bin`: the body as sent or received.
     pub fn raw_message(&self) -> String {
-        format!("{}/message.bin", self.dir("AS2/raw-message"))
+        format!("{}/message.bin", self.dir(RAW_MESSAGE))
     }
 
     /// `AS2/headers/<st>/<pa>/<inbox|outbox>/<folder>/headers.txt`: the HTTP headers of that body.
     pub fn headers(&self) -> String {
-        format!("{}/headers.txt", self.dir("AS2/headers"))
+        format!("{}/headers.txt", self.dir(HEADERS))
     }
 
     /// `AS2/raw-mdn/<incoming|outgoing>/<folder>.mdn`: the receipt for this message, as a capture
@@ -242,12 +303,12 @@ impl MessagePaths {
             Direction::Outbox => "incoming",
             Direction::Inbox => "outgoing",
         };
-        format!("AS2/raw-mdn/{way}/{}.mdn", self.folder)
+        format!("{RAW_MDN}{way}/{}.mdn", self.folder)
     }
 
     fn dir(&self, root: &str) -> String {
         format!(
-            "{root}/{}/{}/{}/{}",
+            "{root}{}/{}/{}/{}",
             self.station, self.partner, self.direction, self.folder
         )
     }
@@ -256,7 +317,7 @@ impl MessagePaths {
 /// `AS2/duplicate/<st>/<pa>/<folder>/<name>`: where a duplicate upload is kept.
 pub fn duplicate(send: &SendKey, folder: &str) -> String {
     format!(
-        "AS2/duplicate/{}/{}/{folder}/{}",
+        "{DUPLICATE}{}/{}/{folder}/{}",
         send.station, send.partner, send.name
     )
 }
@@ -291,6 +352,36 @@ pub mod keystore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_is_under_its_root() {
+        let roots = [
+            SEND,
+            DUPLICATE,
+            FILES,
+            RAW_MESSAGE,
+            RAW_MDN,
+            HEADERS,
+            KEYSTORE,
+            TMP,
+        ];
+        for root in roots {
+            assert!(root.starts_with(ROOT) && root.ends_with('/'), "{root}");
+        }
+        assert!(REJECTED.starts_with(RAW_MESSAGE));
+        assert!(UNMATCHED_MDN.starts_with(RAW_MDN));
+        for k in [keystore::IDENTITY, keystore::TRUST, keystore::HTTPS] {
+            assert!(k.starts_with(KEYSTORE) && is_private(k), "{k}");
+        }
+        let names: Vec<_> = RETENTION.iter().map(Retention::name).collect();
+        assert_eq!(names, ["files", "raw-message", "raw-mdn", "headers", "tmp"]);
+        for kept in KEPT {
+            assert!(
+                !RETENTION.iter().any(|r| kept.starts_with(r.root)),
+                "{kept}"
+            );
+        }
+    }
 
     #[test]
     fn send_keys() {

@@ -141,7 +141,7 @@ impl<P: Ports> Gateway<P> {
                 let reason = format!("{reason}; rename it to send it (it stays in {key})");
                 return self
                     .not_sent(
-                        (&station, &partner, name),
+                        &SendKey::new(&station, &partner, name),
                         key,
                         &current.upload_id(),
                         &current,
@@ -167,13 +167,7 @@ impl<P: Ports> Gateway<P> {
                 send.station, send.partner, key
             );
             return self
-                .not_sent(
-                    (&send.station, &send.partner, &send.name),
-                    key,
-                    &upload_id,
-                    &current,
-                    reason,
-                )
+                .not_sent(&send, key, &upload_id, &current, reason)
                 .await;
         }
 
@@ -270,7 +264,7 @@ impl<P: Ports> Gateway<P> {
     /// restart, a redelivered event) finds the same record instead of writing another.
     pub async fn not_sent(
         &self,
-        (station, partner, name): (&str, &str, &str),
+        send: &SendKey,
         key: &str,
         upload_id: &str,
         current: &ObjectMeta,
@@ -290,9 +284,9 @@ impl<P: Ports> Gateway<P> {
         let mut record = MessageRecord::new(
             &id,
             Direction::Outbox,
-            station,
-            partner,
-            name,
+            &send.station,
+            &send.partner,
+            &send.name,
             StatusChange::new(now, Status::NotSent, Some(reason.clone())),
         );
         record.size = current.size;

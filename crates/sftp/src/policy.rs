@@ -41,8 +41,12 @@ pub fn bucket(account_id: &str) -> String {
     format!("mftg-{account_id}")
 }
 
-/// Prefixes SFTP users may not touch.
-pub const PRIVATE_PREFIXES: [&str; 2] = ["AS2/keystore", "AS2/tmp"];
+/// Prefixes SFTP users may not touch: the layout's private roots, without their slash.
+fn private_prefixes() -> impl Iterator<Item = &'static str> {
+    gateway::layout::PRIVATE
+        .iter()
+        .map(|root| root.strip_suffix('/').unwrap_or(root))
+}
 
 /// Object actions an SFTP user needs (and is denied under the private prefixes).
 const OBJECT_ACTIONS: [&str; 7] = [
@@ -58,12 +62,10 @@ const OBJECT_ACTIONS: [&str; 7] = [
 /// The session policy for users of `account_id`'s bucket.
 pub fn session_policy(account_id: &str) -> Value {
     let bucket_arn = format!("arn:aws:s3:::{}", bucket(account_id));
-    let private_objects: Vec<String> = PRIVATE_PREFIXES
-        .iter()
+    let private_objects: Vec<String> = private_prefixes()
         .map(|p| format!("{bucket_arn}/{p}/*"))
         .collect();
-    let private_listing: Vec<String> = PRIVATE_PREFIXES
-        .iter()
+    let private_listing: Vec<String> = private_prefixes()
         .flat_map(|p| [p.to_string(), format!("{p}/*")])
         .collect();
     json!({
