@@ -327,6 +327,19 @@ pub fn validate_as2_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks an AS2 ID that also names a folder (the gateway's storage layout keeps each station's
+/// and partner's files under their AS2 IDs): an AS2 ID ([`validate_as2_id`]) that is also safe
+/// as one path segment: no `/` or `\`, not `.` or `..`, no leading or trailing space.
+pub fn validate_as2_id_as_folder(id: &str) -> Result<()> {
+    validate_as2_id(id)?;
+    if id.contains(['/', '\\']) || id == "." || id == ".." || id.trim() != id {
+        return Err(Error::Config(format!(
+            "AS2 ID {id:?} cannot name a folder (no slashes, not . or .., no leading or trailing space)"
+        )));
+    }
+    Ok(())
+}
+
 /// The header form of an AS2 ID: quoted when it holds spaces or specials (RFC 4130 section 6.2).
 pub fn quote_as2_id(id: &str) -> String {
     if id

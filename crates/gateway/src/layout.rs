@@ -105,24 +105,13 @@ impl fmt::Display for Direction {
     }
 }
 
-/// Checks an AS2 ID before it becomes part of a key: 1 to 128 printable ASCII characters
-/// (spaces allowed, as RFC 4130 allows them), no path separators, not `.` or `..`.
+/// Checks an AS2 ID before it becomes part of a key: the engine's rule for AS2 IDs that name
+/// folders ([`as2::message::validate_as2_id_as_folder`]), as a naming error.
 pub fn check_as2_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'/' && b != b'\\')
-        && id != "."
-        && id != ".."
-        && id.trim() == id;
-    if ok {
-        Ok(())
-    } else {
-        Err(GatewayError::InvalidName(format!(
-            "AS2 ID {id:?} cannot be used in a storage path (1 to 128 printable ASCII characters, no slashes, no leading or trailing space)"
-        )))
-    }
+    as2::message::validate_as2_id_as_folder(id).map_err(|e| match e {
+        as2::Error::Config(why) => GatewayError::InvalidName(why),
+        other => GatewayError::InvalidName(other.to_string()),
+    })
 }
 
 /// Checks a file name before it becomes the last part of a key: not empty, at most 255 bytes,
