@@ -475,6 +475,11 @@ impl Node {
                 tracing::warn!(job = ?leased.job, %what, "job for something that is gone");
                 db.ack(leased.seq)
             }
+            // Trying again cannot help (the partnership is gone, its configuration cannot work).
+            Err(e) if e.is_permanent() => {
+                tracing::error!(job = ?leased.job, error = %e, "job dropped: it can never run");
+                db.ack(leased.seq)
+            }
             Err(e) => {
                 // A port failed (disk, database): the job runs again shortly.
                 tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");

@@ -42,6 +42,19 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Whether trying again cannot help: a name that cannot be stored, a partnership, key,
+    /// object or record that is not there, configuration that cannot work. Conflicts, port
+    /// failures and the engine's refusals are not (the next attempt may read other data).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::InvalidName(_)
+                | GatewayError::UnknownPartnership { .. }
+                | GatewayError::Config(_)
+                | GatewayError::NotFound(_)
+        )
+    }
+
     /// A port failure.
     pub fn port(port: &'static str, message: impl std::fmt::Display) -> Self {
         GatewayError::Port {

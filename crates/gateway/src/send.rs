@@ -101,11 +101,7 @@ impl<P: Ports> Gateway<P> {
         let now = self.ports.clock().now();
         let loaded = match self.load(&record.station, &record.partner).await {
             Ok(l) => l,
-            Err(
-                e @ (GatewayError::UnknownPartnership { .. }
-                | GatewayError::Config(_)
-                | GatewayError::NotFound(_)),
-            ) => {
+            Err(e) if e.is_permanent() => {
                 return self.fail(&mut record, now, e.to_string()).await;
             }
             Err(e) => return Err(e),
@@ -192,7 +188,7 @@ impl<P: Ports> Gateway<P> {
         let request = match self.request(&loaded, built.headers, built.body).await {
             Ok(r) => r,
             // A missing password secret or TLS trust anchor: nothing a retry would fix.
-            Err(e @ (GatewayError::Config(_) | GatewayError::NotFound(_))) => {
+            Err(e) if e.is_permanent() => {
                 return self
                     .fail(&mut record, now, format!("cannot prepare the request: {e}"))
                     .await;
@@ -526,7 +522,7 @@ impl<P: Ports> Gateway<P> {
             .await
         {
             Ok(r) => r,
-            Err(e @ (GatewayError::Config(_) | GatewayError::NotFound(_))) => {
+            Err(e) if e.is_permanent() => {
                 let now = self.ports.clock().now();
                 let note = format!("asynchronous receipt to {url} not sent: {e}");
                 return self

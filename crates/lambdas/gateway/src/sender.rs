@@ -110,11 +110,13 @@ async fn run<P: Ports, Q: Parking>(
             }
             // `send` reports only its record as not found (a missing payload fails the message).
             Err(GatewayError::NotFound(_)) => park(format!("no message record {id}")).await,
+            Err(e) if e.is_permanent() => park(e.to_string()).await,
             Err(e) => Err(failed(&queued.job, e)),
         },
         job => match gateway.run_job(job).await {
             Ok(()) => Ok(Handled::Ran(None)),
             Err(GatewayError::NotFound(what)) => park(format!("{what} is gone")).await,
+            Err(e) if e.is_permanent() => park(e.to_string()).await,
             Err(e) => Err(failed(job, e)),
         },
     }
