@@ -277,21 +277,37 @@ fn inspect_mdn(
             format!("verified ({}), by {}", v.digest, subject_name(&v.signer)),
         ),
     }
-    if let Some(expected) = expect_mic {
-        let e = Mic::parse_field(expected).map_err(|e| format!("--expect-mic: {e}"))?;
-        match m.check_mic(&[e]) {
-            MicCheck::Match => line("mic check", "matches"),
-            MicCheck::Missing => {
-                ok = false;
-                line("mic check", "no MIC in the receipt")
-            }
-            MicCheck::Mismatch { .. } => {
-                ok = false;
-                line("mic check", "MISMATCH")
-            }
+    let mic_check = match expect_mic {
+        Some(expected) => {
+            let e = Mic::parse_field(expected).map_err(|e| format!("--expect-mic: {e}"))?;
+            Some(m.check_mic(&[e]))
+        }
+        None => None,
+    };
+    match &mic_check {
+        None => {}
+        Some(MicCheck::Match) => line("mic check", "matches"),
+        Some(MicCheck::Missing) => {
+            ok = false;
+            line("mic check", "no MIC in the receipt")
+        }
+        Some(MicCheck::Mismatch { .. }) => {
+            ok = false;
+            line("mic check", "MISMATCH")
         }
     }
-    Ok(if ok && m.disposition.is_delivered() {
+    // What the sender would record: the gateway's own rule.
+    let signed = matches!(m.signature, MdnSignature::Verified(_));
+    let (status, detail) = gateway::receipt::verdict(&gateway::receipt::Evidence {
+        disposition: &m.disposition,
+        mic: mic_check.as_ref(),
+        signed,
+        asked_signed: signed,
+        message_signed: mic_check.is_some(),
+        signer_not_valid: None,
+    });
+    line("verdict", format!("{status}: {detail}"));
+    Ok(if ok && status != gateway::model::Status::Failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -161,6 +161,7 @@ fn demo_then_messages_keys_and_inspect() {
         code == 0
             && field(&out, "mic check") == "matches"
             && field(&out, "signature").starts_with("verified")
+            && field(&out, "verdict") == "delivered: processed"
     });
     assert_eq!(
         matched.count(),
@@ -178,6 +179,10 @@ fn demo_then_messages_keys_and_inspect() {
     );
     assert_eq!(code, 1, "{out}");
     assert_eq!(field(&out, "mic check"), "MISMATCH");
+    assert!(
+        field(&out, "verdict").starts_with("failed: the receipt's MIC"),
+        "{out}"
+    );
     assert!(field(&out, "signature").contains("not checked"), "{out}");
 
     // A wrong keystore password: refused, and no password is ever echoed.

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use as2::HeaderMap;
+
 use crate::error::{GatewayError, Result};
 use crate::time::Millis;
 
@@ -336,6 +338,53 @@ pub mod keystore {
     pub const TRUST: &str = "AS2/keystore/trust.jks";
     /// TLS material.
     pub const HTTPS: &str = "AS2/keystore/https.jks";
+}
+
+/// Headers that carry credentials whatever the partnership: never stored.
+const SECRET_HEADERS: [&str; 3] = ["Authorization", "Proxy-Authorization", "Cookie"];
+
+/// `headers` with the values of credentials (and of `also`, a partnership's own secret headers)
+/// replaced, as they are stored: stored headers are read by people and tools that must not
+/// learn a partner's password.
+pub fn redacted(headers: &HeaderMap, also: &[String]) -> HeaderMap {
+    headers
+        .iter()
+        .map(|h| {
+            let secret = SECRET_HEADERS.iter().any(|s| h.is(s)) || also.iter().any(|s| h.is(s));
+            let value = if secret {
+                "[redacted]".to_string()
+            } else {
+                h.value.clone()
+            };
+            (h.name.clone(), value)
+        })
+        .collect()
+}
+
+/// The headers and body of an HTTP exchange as one capture: headers (credentials redacted),
+/// blank line, body.
+pub fn capture(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let mut out = redacted(headers, &[]).to_bytes();
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// How much of a refused request's body is kept: enough to see what it was.
+const REJECTED_BODY_KEPT: usize = 64 * 1024;
+
+/// A refused request as it is kept: its headers (credentials redacted) and at most the first
+/// 64 KiB of its body, with a note of how long it was.
+pub fn rejected_capture(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    if body.len() <= REJECTED_BODY_KEPT {
+        return capture(headers, body);
+    }
+    let mut h = headers.clone();
+    h.append(
+        "X-Mftg-Body-Kept",
+        format!("the first {REJECTED_BODY_KEPT} of {} bytes", body.len()),
+    );
+    capture(&h, &body[..REJECTED_BODY_KEPT])
 }
 
 #[cfg(test)]

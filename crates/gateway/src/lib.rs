@@ -12,6 +12,7 @@ pub mod layout;
 pub mod memory;
 pub mod model;
 pub mod ports;
+pub mod receipt;
 mod receive;
 mod send;
 mod time;

@@ -495,10 +495,61 @@ pub struct MdnSummary {
     pub disposition: String,
     /// Whether the receipt was signed (and verified).
     pub signed: bool,
-    /// `matches`, `mismatch` or `missing`.
-    pub mic: String,
+    /// What became of the MIC.
+    pub mic: MdnMic,
     /// Where the raw receipt is stored.
     pub key: String,
+}
+
+/// What became of the MIC a receipt returns (stored as its lowercase name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MdnMic {
+    /// Of a message we sent: the partner's receipt returned the MIC we computed.
+    Matches,
+    /// Of a message we sent: it returned another (the content was altered in transit).
+    Mismatch,
+    /// Of a message we sent: it returned none.
+    Missing,
+    /// Of a message we received: our receipt returned the MIC of what we received.
+    Sent,
+    /// Of a message we received: our receipt returned none.
+    #[serde(rename = "none")]
+    NotSent,
+}
+
+impl MdnMic {
+    /// The check of a partner's receipt against the MIC we sent.
+    pub fn of(check: &as2::mdn::MicCheck) -> MdnMic {
+        match check {
+            as2::mdn::MicCheck::Match => MdnMic::Matches,
+            as2::mdn::MicCheck::Mismatch { .. } => MdnMic::Mismatch,
+            as2::mdn::MicCheck::Missing => MdnMic::Missing,
+        }
+    }
+
+    /// Its name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MdnMic::Matches => "matches",
+            MdnMic::Mismatch => "mismatch",
+            MdnMic::Missing => "missing",
+            MdnMic::Sent => "sent",
+            MdnMic::NotSent => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for MdnMic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for MdnMic {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The log entry for one message, sent or received.

@@ -11,12 +11,11 @@ use openssl::x509::X509;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
-use crate::layout::{self, Direction, MessagePaths};
-use crate::model::{Job, MdnSummary, MessageRecord, Status, StatusChange};
+use crate::layout::{self, capture, redacted, rejected_capture, Direction, MessagePaths};
+use crate::model::{Job, MdnMic, MdnSummary, MessageRecord, Status, StatusChange};
 use crate::ports::{
     Clock, Created, JobQueue, Keystore, MessageLog, ObjectStore, PartnerDirectory, Ports,
 };
-use crate::send::{capture, redacted};
 
 /// The HTTP answer to a POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,23 +26,6 @@ pub struct HttpReply {
     pub headers: HeaderMap,
     /// Body.
     pub body: Vec<u8>,
-}
-
-/// How much of a refused request's body is kept: enough to see what it was.
-const REJECTED_BODY_KEPT: usize = 64 * 1024;
-
-/// A refused request as it is kept: its headers (credentials redacted) and at most the first
-/// 64 KiB of its body, with a note of how long it was.
-fn rejected_capture(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    if body.len() <= REJECTED_BODY_KEPT {
-        return capture(headers, body);
-    }
-    let mut h = headers.clone();
-    h.append(
-        "X-Mftg-Body-Kept",
-        format!("the first {REJECTED_BODY_KEPT} of {} bytes", body.len()),
-    );
-    capture(&h, &body[..REJECTED_BODY_KEPT])
 }
 
 /// What a received message came to, before it is recorded.
@@ -74,7 +56,7 @@ impl HttpReply {
         r
     }
 
-    fn text(status: u16, text: &str) -> Self {
+    pub(crate) fn text(status: u16, text: &str) -> Self {
         HttpReply {
             status,
             headers: [("Content-Type", "text/plain; charset=utf-8")]
@@ -294,9 +276,9 @@ impl<P: Ports> Gateway<P> {
                     disposition: disposition.to_field(),
                     signed: receipt.signed,
                     mic: if mic.is_some() {
-                        "sent".into()
+                        MdnMic::Sent
                     } else {
-                        "none".into()
+                        MdnMic::NotSent
                     },
                     key,
                 };
@@ -606,65 +588,5 @@ impl<P: Ports> Gateway<P> {
             now.unix(),
         )?;
         Ok(HttpReply::mdn(receipt.headers, receipt.body))
-    }
-
-    /// An asynchronous receipt for a message we sent.
-    async fn on_async_mdn(&self, headers: &HeaderMap, body: &[u8]) -> Result<HttpReply> {
-        let now = self.ports.clock().now();
-        let store = self.ports.store();
-        let folder = layout::new_folder(now);
-        let unmatched = |why: String| async move {
-            store
-                .put(
-                    &layout::unmatched_mdn(&folder),
-                    rejected_capture(headers, body),
-                    BTreeMap::new(),
-                )
-                .await?;
-            tracing::warn!(%why, "receipt not matched");
-            Ok::<_, GatewayError>(HttpReply::text(400, &why))
-        };
-        // The receipt's AS2-From is the partner, its AS2-To our station.
-        let (Some(partner), Some(station)) = (headers.get("AS2-From"), headers.get("AS2-To"))
-        else {
-            return unmatched("a receipt without AS2-From and AS2-To".into()).await;
-        };
-        let (partner, station) = (
-            as2::message::unquote_as2_id(partner),
-            as2::message::unquote_as2_id(station),
-        );
-        let unverified = match mdn::parse(headers, body, None, None, &Default::default()) {
-            Ok(m) => m,
-            Err(e) => return unmatched(format!("not a readable receipt: {e}")).await,
-        };
-        let original = as2::receive::message_id_core(&unverified.original_message_id).to_string();
-        let Some(mut record) = self
-            .ports
-            .log()
-            .find_outbound(&station, &partner, &original)
-            .await?
-        else {
-            return unmatched(format!(
-                "no message {original} was sent from {station} to {partner}"
-            ))
-            .await;
-        };
-        let loaded = match self.load(&station, &partner).await {
-            Ok(l) => l,
-            Err(e) => return unmatched(e.to_string()).await,
-        };
-        if record.mdn.is_some() && record.status != Status::AwaitingMdn {
-            return Ok(HttpReply::text(
-                200,
-                "a receipt for this message was already received",
-            ));
-        }
-        match self.take_mdn(&mut record, &loaded, headers, body).await? {
-            Ok(status) => Ok(HttpReply::text(
-                200,
-                &format!("receipt accepted; message {original} is {status}"),
-            )),
-            Err(why) => Ok(HttpReply::text(400, &why)),
-        }
     }
 }

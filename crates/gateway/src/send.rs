@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use as2::mdn::{self, MdnSignature, MicCheck};
 use as2::message::{self, Payload};
-use as2::{Disposition, HeaderMap};
+use as2::HeaderMap;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::{Gateway, Loaded};
 use crate::layout::{Direction, MessagePaths};
-use crate::model::{Job, MdnMode, MdnSummary, MessageRecord, Status};
+use crate::model::{Job, MdnMode, MessageRecord, Status};
 use crate::ports::{
     As2Transport, Clock, HttpRequest, JobQueue, Keystore, MessageLog, ObjectStore, Ports, Secrets,
     TransportError,
@@ -32,36 +31,6 @@ pub enum SendOutcome {
         /// Why the attempt failed.
         reason: String,
     },
-}
-
-/// Headers that carry credentials whatever the partnership: never stored.
-const SECRET_HEADERS: [&str; 3] = ["Authorization", "Proxy-Authorization", "Cookie"];
-
-/// `headers` with the values of credentials (and of `also`, a partnership's own secret headers)
-/// replaced, as they are stored: stored headers are read by people and tools that must not
-/// learn a partner's password.
-pub(crate) fn redacted(headers: &HeaderMap, also: &[String]) -> HeaderMap {
-    headers
-        .iter()
-        .map(|h| {
-            let secret = SECRET_HEADERS.iter().any(|s| h.is(s)) || also.iter().any(|s| h.is(s));
-            let value = if secret {
-                "[redacted]".to_string()
-            } else {
-                h.value.clone()
-            };
-            (h.name.clone(), value)
-        })
-        .collect()
-}
-
-/// The headers and body of an HTTP exchange as one capture: headers (credentials redacted),
-/// blank line, body.
-pub(crate) fn capture(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let mut out = redacted(headers, &[]).to_bytes();
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    out
 }
 
 /// The first line of a body, for a log entry.
@@ -302,7 +271,7 @@ impl<P: Ports> Gateway<P> {
         })
     }
 
-    async fn fail(
+    pub(crate) async fn fail(
         &self,
         record: &mut MessageRecord,
         now: Millis,
@@ -356,151 +325,6 @@ impl<P: Ports> Gateway<P> {
                 .await
             }
         }
-    }
-
-    /// Stores, verifies and applies a receipt for outbound `record`. The outer error is a port
-    /// failure; the inner one says the answer was not a receipt at all (worth another attempt).
-    pub(crate) async fn take_mdn(
-        &self,
-        record: &mut MessageRecord,
-        loaded: &Loaded,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<std::result::Result<Status, String>> {
-        let now = self.ports.clock().now();
-        let paths = MessagePaths::new(
-            &record.station,
-            &record.partner,
-            Direction::Outbox,
-            &record.id,
-        )?;
-        let key = paths.mdn();
-        self.ports
-            .store()
-            .put(&key, capture(headers, body), BTreeMap::new())
-            .await?;
-        let certs = std::slice::from_ref(&loaded.partner_cert);
-        let mut cert_note = None;
-        let parsed = match mdn::parse(
-            headers,
-            body,
-            Some(certs),
-            Some(now.unix()),
-            &Default::default(),
-        ) {
-            Ok(m) => m,
-            Err(
-                e @ (as2::Error::NotAnMdn(_)
-                | as2::Error::MalformedMime(_)
-                | as2::Error::MissingHeader(_)),
-            ) => {
-                return Ok(Err(format!("the answer is not a receipt: {e}")));
-            }
-            // Signed by the partner's certificate, but outside its validity: the receipt still
-            // proves what the partner did with the message (it stored the file, or not).
-            Err(e @ as2::Error::CertificateNotValid { .. }) => {
-                match mdn::parse(headers, body, Some(certs), None, &Default::default()) {
-                    Ok(m) => {
-                        cert_note = Some(e.to_string());
-                        m
-                    }
-                    Err(e) => {
-                        let why = format!("the receipt cannot be trusted: {e}");
-                        self.fail(record, now, why).await?;
-                        return Ok(Ok(record.status));
-                    }
-                }
-            }
-            Err(e) => {
-                let why = format!("the receipt cannot be trusted: {e}");
-                self.fail(record, now, why).await?;
-                return Ok(Ok(record.status));
-            }
-        };
-        if as2::receive::message_id_core(&parsed.original_message_id)
-            != as2::receive::message_id_core(&record.message_id)
-        {
-            return Ok(Err(format!(
-                "the receipt is for {}, not {}",
-                parsed.original_message_id, record.message_id
-            )));
-        }
-        let signed = matches!(parsed.signature, MdnSignature::Verified(_));
-        let expected: Vec<as2::mic::Mic> = record
-            .mic
-            .iter()
-            .chain(record.alternative_mics.iter())
-            .filter_map(|m| as2::mic::Mic::parse_field(m).ok())
-            .collect();
-        let mic_check = parsed.check_mic(&expected);
-        let mic = match &mic_check {
-            MicCheck::Match => "matches",
-            MicCheck::Mismatch { .. } => "mismatch",
-            MicCheck::Missing => "missing",
-        };
-        let (status, detail) = match (&parsed.disposition, &mic_check) {
-            (Disposition::Processed, MicCheck::Mismatch { received, .. }) => (
-                Status::Failed,
-                format!("the receipt's MIC ({received}) is not the one sent: the content was altered in transit"),
-            ),
-            (Disposition::Processed, _) if loaded.partnership.signed_mdn && !signed => (
-                Status::DeliveredWithWarning,
-                "processed, but the receipt is unsigned although a signed one was asked for".into(),
-            ),
-            (Disposition::Processed, MicCheck::Missing)
-                if signed && loaded.partnership.signing.is_some() =>
-            {
-                (Status::DeliveredWithWarning, "processed, but the receipt carries no MIC".into())
-            }
-            // pyas2lib, for one, returns no MIC for a message it could not check a signature of.
-            (Disposition::Processed, MicCheck::Missing) => (
-                Status::Delivered,
-                "processed (the receipt carries no MIC, as is common for unsigned messages)".into(),
-            ),
-            (Disposition::Processed, _) => (Status::Delivered, "processed".into()),
-            (Disposition::Warning(w), _) => (Status::DeliveredWithWarning, format!("processed/warning: {w}")),
-            (d, _) => (Status::Failed, format!("the partner reports {d}")),
-        };
-        let (status, detail) = match (status, &cert_note) {
-            (Status::Delivered | Status::DeliveredWithWarning, Some(note)) => (
-                Status::DeliveredWithWarning,
-                format!("{detail}, but the receipt is signed by a certificate that is not valid now: {note}"),
-            ),
-            _ => (status, detail),
-        };
-        let summary = MdnSummary {
-            disposition: parsed.disposition.to_field(),
-            signed,
-            mic: mic.into(),
-            key,
-        };
-        self.save(record, |r| {
-            r.mdn = Some(summary.clone());
-            r.set_status(status, now, Some(detail.clone()));
-        })
-        .await?;
-        Ok(Ok(record.status))
-    }
-
-    /// An asynchronous receipt did not come in time.
-    async fn mdn_deadline(&self, id: &str) -> Result<()> {
-        let log = self.ports.log();
-        let Some(mut record) = log.get(id).await? else {
-            return Ok(());
-        };
-        if record.status != Status::AwaitingMdn {
-            return Ok(());
-        }
-        let now = self.ports.clock().now();
-        self.save(&mut record, |r| {
-            r.set_status(
-                Status::Failed,
-                now,
-                Some("overdue: no receipt came in time (a late one is still accepted)".into()),
-            )
-        })
-        .await
-        .map(|_| ())
     }
 
     /// POSTs a receipt we built to the URL the sender asked for.
