@@ -19,6 +19,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p mftg-cli --no-default-features -- -D warnings
+	python3 tests/lint/module_cycles.py
 
 ## infra: SAM (aws-sam-translator) and CDK (cdk synth + cdk-nag) templates, cfn-lint, facts, SAM = CDK (offline)
 infra: bootstrap

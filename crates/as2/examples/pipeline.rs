@@ -7,9 +7,10 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: failing loudly is right
 
+use as2::envelope::Envelope;
 use as2::keys::{load_certificates, Identity};
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
-use as2::receive::{self, Envelope, Policy, StaticKeys};
+use as2::receive::{self, Policy, StaticKeys};
 use as2::UnixTime;
 
 fn read(p: &str) -> Vec<u8> {
@@ -30,7 +31,7 @@ fn main() {
             }
             opts.signing = Some(Signing::new(signer));
             opts.encryption = Some(Encryption::new(recipient));
-            let id = message::new_message_id("bench.example", now);
+            let id = as2::envelope::new_message_id("bench.example", now);
             let m = message::build(&opts, &Payload::new(&payload, Some("bench.edi")), &id, now)
                 .unwrap();
             drop(payload);

@@ -17,6 +17,7 @@
 pub mod algorithm;
 pub mod asn1;
 pub mod cms;
+pub mod envelope;
 mod error;
 mod ffi;
 pub mod headers;
@@ -27,10 +28,12 @@ pub mod mic;
 pub mod mime;
 mod pkcs12;
 pub mod receive;
+mod smime;
 mod time;
 
 pub use error::{Disposition, Error, Result};
 pub use headers::HeaderMap;
+pub use smime::Layer;
 pub use time::{format_rfc2822, UnixTime};
 
 /// The AS2 version this engine speaks: 1.2 adds compression (RFC 5402) to 1.1.

@@ -5,140 +5,18 @@ use std::fmt;
 
 use openssl::x509::X509;
 
-use crate::algorithm::{DigestAlgorithm, NameStyle, SignatureScheme};
+use crate::algorithm::{NameStyle, SignatureScheme};
 use crate::cms::{self, VerifiedSignature};
+use crate::envelope::{
+    as2_headers, quote_as2_id, unquote_as2_id, validate_as2_id, Envelope, MdnRequest,
+};
 use crate::error::{Disposition, Error, Result};
 use crate::headers::HeaderMap;
 use crate::keys::{check_validity, Identity};
-use crate::message::{
-    as2_headers, multipart_signed, quote_as2_id, unquote_as2_id, validate_as2_id,
-};
-use crate::mic::{self, Mic};
+use crate::mic::Mic;
 use crate::mime::{self, ContentType, Entity, Limits};
-use crate::receive::Envelope;
+use crate::smime::{multipart_signed, signature_part};
 use crate::time::UnixTime;
-
-/// A request for a signed receipt (`Disposition-Notification-Options`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedReceiptRequest {
-    /// True when the signature protocol is `required` rather than `optional`.
-    pub required: bool,
-    /// MIC algorithms in the sender's order of preference, as spelled on the wire.
-    pub micalgs: Vec<String>,
-}
-
-/// The receipt a message asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MdnRequest {
-    /// `Disposition-Notification-To`: an address or, from some products, an AS2 ID.
-    pub return_to: String,
-    /// Present when a signed receipt is wanted.
-    pub signed: Option<SignedReceiptRequest>,
-    /// `Receipt-Delivery-Option`: where to POST an asynchronous receipt.
-    pub async_url: Option<String>,
-}
-
-impl MdnRequest {
-    /// A synchronous receipt request; `signed_micalgs` empty means unsigned.
-    pub fn sync(
-        return_to: impl Into<String>,
-        signed_micalgs: &[DigestAlgorithm],
-        style: NameStyle,
-    ) -> Self {
-        MdnRequest {
-            return_to: return_to.into(),
-            signed: (!signed_micalgs.is_empty()).then(|| SignedReceiptRequest {
-                required: false,
-                micalgs: signed_micalgs
-                    .iter()
-                    .map(|d| d.name(style).to_string())
-                    .collect(),
-            }),
-            async_url: None,
-        }
-    }
-
-    /// An asynchronous receipt request to `url`.
-    pub fn asynchronous(
-        return_to: impl Into<String>,
-        url: impl Into<String>,
-        signed_micalgs: &[DigestAlgorithm],
-        style: NameStyle,
-    ) -> Self {
-        MdnRequest {
-            async_url: Some(url.into()),
-            ..Self::sync(return_to, signed_micalgs, style)
-        }
-    }
-
-    /// Reads the request from message headers; `None` when no receipt is wanted.
-    pub fn from_headers(h: &HeaderMap) -> Option<Self> {
-        let return_to = h.get("Disposition-Notification-To")?.trim().to_string();
-        let signed = h
-            .get("Disposition-Notification-Options")
-            .and_then(parse_options);
-        let async_url = h
-            .get("Receipt-Delivery-Option")
-            .map(|u| u.trim().to_string())
-            .filter(|u| !u.is_empty());
-        Some(MdnRequest {
-            return_to,
-            signed,
-            async_url,
-        })
-    }
-
-    /// Writes the request headers.
-    pub fn write_headers(&self, h: &mut HeaderMap) {
-        h.append("Disposition-Notification-To", self.return_to.clone());
-        if let Some(s) = &self.signed {
-            let importance = if s.required { "required" } else { "optional" };
-            h.append(
-                "Disposition-Notification-Options",
-                format!(
-                    "signed-receipt-protocol={importance}, pkcs7-signature; signed-receipt-micalg={importance}, {}",
-                    s.micalgs.join(", ")
-                ),
-            );
-        }
-        if let Some(url) = &self.async_url {
-            h.append("Receipt-Delivery-Option", url.clone());
-        }
-    }
-
-    /// The digest to sign the receipt with: the first requested one we support, else SHA-256.
-    pub fn signing_digest(&self) -> Option<DigestAlgorithm> {
-        let s = self.signed.as_ref()?;
-        Some(
-            mic::choose_algorithm(s.micalgs.iter().map(String::as_str))
-                .unwrap_or(DigestAlgorithm::Sha256),
-        )
-    }
-}
-
-/// Parses `signed-receipt-protocol=optional, pkcs7-signature; signed-receipt-micalg=optional, sha1`
-/// (with or without spaces, in any case).
-fn parse_options(v: &str) -> Option<SignedReceiptRequest> {
-    let mut protocol_ok = false;
-    let mut required = false;
-    let mut micalgs = Vec::new();
-    for param in v.split(';') {
-        let Some((name, value)) = param.split_once('=') else {
-            continue;
-        };
-        let mut items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
-        let importance = items.next().unwrap_or("").to_ascii_lowercase();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "signed-receipt-protocol" => {
-                required |= importance == "required";
-                protocol_ok = items.any(|p| p.eq_ignore_ascii_case("pkcs7-signature"));
-            }
-            "signed-receipt-micalg" => micalgs.extend(items.map(str::to_string)),
-            _ => {}
-        }
-    }
-    protocol_ok.then_some(SignedReceiptRequest { required, micalgs })
-}
 
 /// How we write receipts.
 #[derive(Debug, Clone)]
@@ -352,7 +230,7 @@ impl Mdn {
 
     /// The original Message-ID without angle brackets, for matching.
     pub fn original_message_id_core(&self) -> &str {
-        crate::receive::message_id_core(&self.original_message_id)
+        crate::envelope::message_id_core(&self.original_message_id)
     }
 }
 
@@ -508,68 +386,10 @@ fn looks_like_report(body: &[u8]) -> bool {
     s.contains("original-message-id:") && s.contains("disposition:")
 }
 
-/// Finds the signature among the remaining parts of a multipart/signed and returns its DER.
-pub(crate) fn signature_part(
-    body: &[u8],
-    parts: &[std::ops::Range<usize>],
-    limits: &Limits,
-) -> Result<Vec<u8>> {
-    for r in parts {
-        let e = Entity::parse(&body[r.clone()], limits)?;
-        let ct = e.content_type();
-        if ct.is_pkcs7_signature() || ct.is("application/pkcs7-mime") {
-            return der_body(&e).map(std::borrow::Cow::into_owned);
-        }
-    }
-    Err(Error::MalformedMime(
-        "multipart/signed has no application/pkcs7-signature part".into(),
-    ))
-}
-
-/// A CMS part's DER bytes: transfer-decoded, and base64-decoded if it was sent as base64 without
-/// saying so (some products do).
-pub(crate) fn der_body<'a>(e: &Entity<'a>) -> Result<std::borrow::Cow<'a, [u8]>> {
-    let decoded = e.decoded_body()?;
-    if decoded.first() == Some(&0x30) {
-        return Ok(decoded);
-    }
-    if e.transfer_encoding() != Some(mime::TransferEncoding::Base64) {
-        if let Ok(d) = mime::decode_base64(decoded.trim_ascii()) {
-            if d.first() == Some(&0x30) {
-                return Ok(std::borrow::Cow::Owned(d));
-            }
-        }
-    }
-    Ok(decoded)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_option_variants() {
-        let sterling =
-            "signed-receipt-protocol=optional,pkcs7-signature;signed-receipt-micalg=optional,sha1";
-        let r = parse_options(sterling).unwrap();
-        assert_eq!(r.micalgs, vec!["sha1"]);
-        assert!(!r.required);
-        let r = parse_options("Signed-Receipt-Protocol=Required, PKCS7-Signature; signed-receipt-micalg=required, sha-512, sha-256").unwrap();
-        assert!(r.required);
-        assert_eq!(r.micalgs, vec!["sha-512", "sha-256"]);
-        assert!(parse_options("signed-receipt-protocol=optional, pgp-signature").is_none());
-        let mut h = HeaderMap::new();
-        MdnRequest::asynchronous(
-            "a@b",
-            "http://x/mdn",
-            &[DigestAlgorithm::Sha256],
-            NameStyle::Hyphenated,
-        )
-        .write_headers(&mut h);
-        let back = MdnRequest::from_headers(&h).unwrap();
-        assert_eq!(back.async_url.as_deref(), Some("http://x/mdn"));
-        assert_eq!(back.signing_digest(), Some(DigestAlgorithm::Sha256));
-    }
+    use crate::algorithm::DigestAlgorithm;
 
     #[test]
     fn mic_check() {

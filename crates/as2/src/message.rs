@@ -9,13 +9,14 @@ use crate::algorithm::{
     ContentEncryption, DigestAlgorithm, KeyTransport, NameStyle, SignatureScheme,
 };
 use crate::cms;
+use crate::envelope::{as2_headers, validate_as2_id, MdnRequest};
 use crate::error::{Error, Result};
 use crate::headers::HeaderMap;
 use crate::keys::Identity;
-use crate::mdn::MdnRequest;
 use crate::mic::{Mic, MultiDigest};
 use crate::mime;
-use crate::time::{format_rfc2822, UnixTime};
+use crate::smime::{multipart_signed, Layer};
+use crate::time::UnixTime;
 
 /// `application/edi-consent`: the default payload type.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/edi-consent";
@@ -204,58 +205,6 @@ impl<'a> Payload<'a> {
     }
 }
 
-/// A security layer, outermost first in the lists that hold them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layer {
-    /// Enveloped data.
-    Encrypted {
-        /// The content cipher.
-        cipher: ContentEncryption,
-        /// The key transport of our recipient info.
-        key_transport: Option<KeyTransport>,
-    },
-    /// A detached signature.
-    Signed {
-        /// The signer's digest.
-        digest: DigestAlgorithm,
-        /// The signature scheme, if recognised.
-        scheme: Option<SignatureScheme>,
-        /// The signer certificate's subject.
-        signer: String,
-    },
-    /// zlib compressed data.
-    Compressed,
-}
-
-impl fmt::Display for Layer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Layer::Encrypted {
-                cipher,
-                key_transport,
-            } => {
-                write!(f, "encrypted ({cipher}")?;
-                if let Some(k) = key_transport {
-                    write!(f, ", {k}")?;
-                }
-                f.write_str(")")
-            }
-            Layer::Signed {
-                digest,
-                scheme,
-                signer,
-            } => {
-                write!(f, "signed ({digest}")?;
-                if let Some(s) = scheme {
-                    write!(f, ", {s}")?;
-                }
-                write!(f, ", by {signer})")
-            }
-            Layer::Compressed => f.write_str("compressed (zlib)"),
-        }
-    }
-}
-
 /// A built message, ready to POST.
 #[derive(Clone)]
 pub struct OutboundMessage {
@@ -291,92 +240,6 @@ impl OutboundMessage {
         let mut v = vec![self.mic.clone()];
         v.extend(self.alternative_mics.iter().cloned());
         v
-    }
-}
-
-/// The Message-ID domain when none is given.
-pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = "mftg.local";
-
-/// A new unique Message-ID in angle brackets: `<mftg-20261128054703-9f86d081884c7d65@domain>`.
-pub fn new_message_id(domain: &str, now: UnixTime) -> String {
-    let mut r = [0u8; 8];
-    if openssl::rand::rand_bytes(&mut r).is_err() {
-        // Only when the RNG is broken; the timestamp still keeps IDs apart across seconds.
-        r = [0; 8];
-    }
-    let domain = if domain.trim().is_empty() {
-        DEFAULT_MESSAGE_ID_DOMAIN
-    } else {
-        domain.trim()
-    };
-    format!("<mftg-{}-{}@{}>", now.compact(), mime::hex(&r), domain)
-}
-
-/// Checks an AS2 ID: 1 to 128 printable ASCII characters (RFC 4130 section 6.2).
-pub fn validate_as2_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 128 {
-        return Err(Error::Config(format!(
-            "AS2 ID {id:?} must be 1 to 128 characters long"
-        )));
-    }
-    if !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(Error::Config(format!(
-            "AS2 ID {id:?} may only hold printable ASCII characters"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks an AS2 ID that also names a folder (the gateway's storage layout keeps each station's
-/// and partner's files under their AS2 IDs): an AS2 ID ([`validate_as2_id`]) that is also safe
-/// as one path segment: no `/` or `\`, not `.` or `..`, no leading or trailing space.
-pub fn validate_as2_id_as_folder(id: &str) -> Result<()> {
-    validate_as2_id(id)?;
-    if id.contains(['/', '\\']) || id == "." || id == ".." || id.trim() != id {
-        return Err(Error::Config(format!(
-            "AS2 ID {id:?} cannot name a folder (no slashes, not . or .., no leading or trailing space)"
-        )));
-    }
-    Ok(())
-}
-
-/// The header form of an AS2 ID: quoted when it holds spaces or specials (RFC 4130 section 6.2).
-pub fn quote_as2_id(id: &str) -> String {
-    if id
-        .bytes()
-        .any(|b| b == b' ' || b == b'"' || b == b'\\' || b"()<>@,;:/[]?={}".contains(&b))
-    {
-        let mut s = String::from("\"");
-        for c in id.chars() {
-            if c == '"' || c == '\\' {
-                s.push('\\');
-            }
-            s.push(c);
-        }
-        s.push('"');
-        s
-    } else {
-        id.to_string()
-    }
-}
-
-/// The AS2 ID from a header value, quotes and escapes removed.
-pub fn unquote_as2_id(value: &str) -> String {
-    let v = value.trim();
-    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
-        let mut out = String::new();
-        let mut escaped = false;
-        for c in v[1..v.len() - 1].chars() {
-            if escaped || c != '\\' {
-                out.push(c);
-                escaped = false;
-            } else {
-                escaped = true;
-            }
-        }
-        out
-    } else {
-        v.to_string()
     }
 }
 
@@ -445,59 +308,6 @@ fn pkcs7_headers(smime_type: &str, name: &str, enc: BodyEncoding) -> HeaderMap {
         format!("attachment; filename={name}"),
     );
     h
-}
-
-/// Wraps `entity` (its complete bytes) and its detached signature in a multipart/signed, in place.
-/// Returns the Content-Type, the buffer and where the multipart body starts in it (0 unless
-/// `with_header`, which puts the Content-Type line and blank line in front).
-pub(crate) fn multipart_signed(
-    mut entity: Vec<u8>,
-    signature_der: &[u8],
-    micalg: &str,
-    with_header: bool,
-) -> (String, Vec<u8>, usize) {
-    let boundary = mime::new_boundary(&entity);
-    let content_type = format!(
-        "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
-    );
-    let header = if with_header {
-        format!("Content-Type: {content_type}\r\n\r\n")
-    } else {
-        String::new()
-    };
-    let prefix = format!("{header}--{boundary}\r\n");
-    let mut suffix = format!(
-        "\r\n--{boundary}\r\n\
-         Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
-         Content-Transfer-Encoding: base64\r\n\
-         Content-Disposition: attachment; filename=smime.p7s\r\n\r\n"
-    )
-    .into_bytes();
-    suffix.extend_from_slice(&mime::encode_base64_lines(signature_der));
-    suffix.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    entity.reserve_exact(prefix.len() + suffix.len());
-    entity.splice(0..0, prefix.bytes());
-    entity.extend_from_slice(&suffix);
-    (content_type, entity, header.len())
-}
-
-/// The AS2 and MIME-Version headers every message and receipt starts with.
-pub(crate) fn as2_headers(
-    from: &str,
-    to: &str,
-    message_id: &str,
-    now: UnixTime,
-    subject: &str,
-) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.append("AS2-Version", crate::AS2_VERSION);
-    headers.append("AS2-From", quote_as2_id(from));
-    headers.append("AS2-To", quote_as2_id(to));
-    headers.append("Message-ID", message_id.to_string());
-    headers.append("Date", format_rfc2822(now));
-    headers.append("Subject", mime::encode_header_text(subject));
-    headers.append("MIME-Version", "1.0");
-    headers
 }
 
 /// Builds a message with the given Message-ID (use [`new_message_id`], or the original ID for a resend).
@@ -738,7 +548,7 @@ mod tests {
         for (name, value) in h.iter().map(|f| (f.name.as_str(), f.value.as_str())) {
             assert!(value.is_ascii(), "{name}: {value}");
         }
-        let e = crate::receive::Envelope::from_headers(&h).unwrap();
+        let e = crate::envelope::Envelope::from_headers(&h).unwrap();
         assert_eq!(e.subject.as_deref(), Some(subject));
     }
 
@@ -753,29 +563,6 @@ mod tests {
         );
         let e = "sometimes".parse::<Compression>().unwrap_err().to_string();
         assert!(e.contains("none, before-signing, after-signing"), "{e}");
-    }
-
-    #[test]
-    fn as2_id_quoting() {
-        assert_eq!(quote_as2_id("ALPHA"), "ALPHA");
-        assert_eq!(quote_as2_id("My Company"), "\"My Company\"");
-        assert_eq!(unquote_as2_id("\"My \\\"Co\\\"\""), "My \"Co\"");
-        assert_eq!(unquote_as2_id(&quote_as2_id("a b\\c")), "a b\\c");
-        assert!(validate_as2_id("").is_err());
-        assert!(validate_as2_id(&"x".repeat(129)).is_err());
-        assert!(validate_as2_id("tab\there").is_err());
-        assert!(validate_as2_id("OK ID-1").is_ok());
-    }
-
-    #[test]
-    fn message_ids_are_unique_and_bracketed() {
-        let a = new_message_id("example.com", UnixTime(1_800_000_000));
-        let b = new_message_id("example.com", UnixTime(1_800_000_000));
-        assert_ne!(a, b);
-        assert!(
-            a.starts_with("<mftg-20270115") && a.ends_with("@example.com>"),
-            "{a}"
-        );
     }
 
     #[test]

@@ -9,81 +9,14 @@ use openssl::x509::X509;
 
 use crate::algorithm::{ContentEncryption, DigestAlgorithm};
 use crate::cms::{self, ContentKind, SignedForm};
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::headers::HeaderMap;
 use crate::keys::{check_validity, subject_name, Identity};
-use crate::mdn::{der_body, signature_part, MdnRequest};
-use crate::message::{unquote_as2_id, Layer};
 use crate::mic::{self, Mic};
 use crate::mime::{self, ContentType, Entity, Limits, TransferEncoding};
+use crate::smime::{der_body, signature_part, Layer};
 use crate::time::UnixTime;
-
-/// The AS2 headers of an inbound message: enough to find the partnership and answer with a
-/// receipt even when the body cannot be opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// `Message-ID` exactly as received (trimmed), to echo in `Original-Message-ID`.
-    pub message_id: String,
-    /// `AS2-From` (the partner), unquoted.
-    pub from: String,
-    /// `AS2-To` (our station), unquoted.
-    pub to: String,
-    /// `Subject`, if any, RFC 2047 encoded words decoded.
-    pub subject: Option<String>,
-    /// `AS2-Version`, if any.
-    pub as2_version: Option<String>,
-    /// The receipt the sender asked for.
-    pub mdn: Option<MdnRequest>,
-}
-
-impl Envelope {
-    /// Reads the AS2 headers, failing with a typed error when a required one is missing.
-    pub fn from_headers(h: &HeaderMap) -> Result<Self> {
-        let required = |name: &'static str| -> Result<String> {
-            let v = h.get(name).map(str::trim).unwrap_or("");
-            if v.is_empty() {
-                Err(Error::MissingHeader(name))
-            } else {
-                Ok(v.to_string())
-            }
-        };
-        let from = unquote_as2_id(&required("AS2-From")?);
-        let to = unquote_as2_id(&required("AS2-To")?);
-        for (name, id) in [("AS2-From", &from), ("AS2-To", &to)] {
-            crate::message::validate_as2_id(id).map_err(|e| Error::InvalidHeader {
-                name,
-                reason: e.to_string(),
-            })?;
-        }
-        let message_id = required("Message-ID")?;
-        if message_id.len() > 998 {
-            return Err(Error::InvalidHeader {
-                name: "Message-ID",
-                reason: "longer than 998 characters".into(),
-            });
-        }
-        Ok(Envelope {
-            message_id,
-            from,
-            to,
-            subject: h.get("Subject").map(crate::mime::decode_encoded_words),
-            as2_version: h.get("AS2-Version").map(str::to_string),
-            mdn: MdnRequest::from_headers(h),
-        })
-    }
-
-    /// The Message-ID without angle brackets, for lookups (Sterling sends none).
-    pub fn message_id_core(&self) -> &str {
-        message_id_core(&self.message_id)
-    }
-}
-
-/// A Message-ID without surrounding space and angle brackets.
-pub fn message_id_core(id: &str) -> &str {
-    let t = id.trim();
-    let t = t.strip_prefix('<').unwrap_or(t);
-    t.strip_suffix('>').unwrap_or(t)
-}
 
 /// Keys and certificates for one inbound message, looked up by AS2 ID.
 pub trait KeyLookup {
@@ -641,7 +574,7 @@ mod tests {
         assert_eq!(e.from, "A B");
         assert_eq!(e.message_id, "abc@x");
         assert_eq!(e.message_id_core(), "abc@x");
-        assert_eq!(message_id_core(" <x@y> "), "x@y");
+        assert_eq!(crate::envelope::message_id_core(" <x@y> "), "x@y");
         for missing in ["AS2-From", "AS2-To", "Message-ID"] {
             let mut h2 = h.clone();
             h2.remove(missing);

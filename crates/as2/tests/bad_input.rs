@@ -7,13 +7,14 @@ mod common;
 
 use as2::algorithm::{ContentEncryption, DigestAlgorithm, KeyTransport};
 use as2::cms;
+use as2::envelope::Envelope;
 use as2::keys::Identity;
 use as2::mdn;
 use as2::message::{
     self, Compression, Encryption, MessageOptions, OutboundMessage, Payload, Signing,
 };
 use as2::mime::Limits;
-use as2::receive::{self, Envelope, Policy, StaticKeys};
+use as2::receive::{self, Policy, StaticKeys};
 use as2::{Error, HeaderMap, UnixTime};
 use common::*;
 
@@ -121,7 +122,7 @@ fn tampered_signed_content() {
         ..Default::default()
     };
     let mut env2 = env.clone();
-    env2.mdn = Some(mdn::MdnRequest::sync(
+    env2.mdn = Some(as2::envelope::MdnRequest::sync(
         "x@y",
         &[DigestAlgorithm::Sha256],
         Default::default(),

@@ -12,10 +12,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use as2::algorithm::{ContentEncryption, DigestAlgorithm, KeyTransport, SignatureScheme};
-use as2::message::{self, Encryption, Layer, MessageOptions, Payload, Signing};
+use as2::envelope::Envelope;
+use as2::message::{self, Encryption, MessageOptions, Payload, Signing};
 use as2::mime::canonicalize;
-use as2::receive::{self, Envelope, Policy};
+use as2::receive::{self, Policy};
 use as2::HeaderMap;
+use as2::Layer;
 use common::*;
 
 fn openssl(args: &[&str]) -> Vec<u8> {

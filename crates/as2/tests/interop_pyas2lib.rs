@@ -13,9 +13,11 @@ use std::time::Duration;
 use as2::algorithm::{
     ContentEncryption, DigestAlgorithm, KeyTransport, NameStyle, SignatureScheme,
 };
-use as2::mdn::{self, MdnOptions, MdnRequest, MdnSignature, MicCheck};
+use as2::envelope::Envelope;
+use as2::envelope::MdnRequest;
+use as2::mdn::{self, MdnOptions, MdnSignature, MicCheck};
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
-use as2::receive::{self, Envelope, Policy, ReceiptMic};
+use as2::receive::{self, Policy, ReceiptMic};
 use as2::Disposition;
 use common::*;
 use serde_json::{json, Value};
@@ -175,7 +177,7 @@ fn pyas2lib_sends_we_receive_and_answer() {
             &Disposition::Processed,
             Some(&got.mic),
             &opts,
-            &message::new_message_id("beta.example", NOW),
+            &as2::envelope::new_message_id("beta.example", NOW),
             NOW,
         )
         .unwrap();
@@ -292,7 +294,7 @@ fn we_send_pyas2lib_receives_and_answers() {
                 };
                 opts.mdn = mdn_request;
                 let name = format!("c{n}");
-                let id = message::new_message_id("alpha.example", NOW);
+                let id = as2::envelope::new_message_id("alpha.example", NOW);
                 let msg = message::build(
                     &opts,
                     &Payload::new(&payload, Some("order 1.edi")),
@@ -354,8 +356,8 @@ fn we_send_pyas2lib_receives_and_answers() {
         .unwrap_or_else(|e| panic!("{what}: we could not parse pyas2lib's MDN: {e}"));
         assert_eq!(parsed.disposition, Disposition::Processed, "{what}");
         assert_eq!(
-            as2::receive::message_id_core(&parsed.original_message_id),
-            as2::receive::message_id_core(&msg.message_id)
+            as2::envelope::message_id_core(&parsed.original_message_id),
+            as2::envelope::message_id_core(&msg.message_id)
         );
         match (&parsed.signature, signed_mdn) {
             (MdnSignature::Verified(_), true) | (MdnSignature::Unsigned, false) => {}

@@ -10,9 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use as2::algorithm::{DigestAlgorithm, SignatureScheme};
+use as2::envelope::Envelope;
 use as2::keys::{load_certificates, load_private_key, Identity, Keystore, KeystoreFormat};
 use as2::message::{self, Encryption, MessageOptions, Payload, Signing};
-use as2::receive::{self, Envelope, Policy, StaticKeys};
+use as2::receive::{self, Policy, StaticKeys};
 use as2::{Error, UnixTime};
 use common::*;
 

@@ -9,11 +9,14 @@ mod common;
 use as2::algorithm::{
     ContentEncryption, DigestAlgorithm, KeyTransport, NameStyle, SignatureScheme,
 };
+use as2::envelope::Envelope;
+use as2::envelope::MdnRequest;
 use as2::keys::Identity;
-use as2::mdn::{self, MdnOptions, MdnRequest, MdnSignature, MicCheck};
-use as2::message::{self, Compression, Encryption, Layer, MessageOptions, Payload, Signing};
-use as2::receive::{self, Envelope, Policy};
+use as2::mdn::{self, MdnOptions, MdnSignature, MicCheck};
+use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
+use as2::receive::{self, Policy};
 use as2::Disposition;
+use as2::Layer;
 use common::*;
 
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +75,7 @@ fn run(case: Case, sender: &Identity, receiver: &Identity, payload: &[u8]) {
             NameStyle::Hyphenated,
         )),
     };
-    let id = message::new_message_id("alpha.example", NOW);
+    let id = as2::envelope::new_message_id("alpha.example", NOW);
     let out = message::build(&opts, &Payload::new(payload, Some("order 1.edi")), &id, NOW)
         .unwrap_or_else(|e| panic!("{case:?}: build: {e}"));
 
@@ -121,7 +124,7 @@ fn run(case: Case, sender: &Identity, receiver: &Identity, payload: &[u8]) {
         signer: Some(receiver.clone()),
         ..MdnOptions::default()
     };
-    let mdn_id = message::new_message_id("beta.example", NOW);
+    let mdn_id = as2::envelope::new_message_id("beta.example", NOW);
     let receipt = mdn::build(
         &env,
         &Disposition::Processed,

@@ -8,10 +8,12 @@ mod common;
 use std::sync::OnceLock;
 
 use as2::algorithm::DigestAlgorithm;
-use as2::mdn::{self, MdnOptions, MdnRequest};
+use as2::envelope::Envelope;
+use as2::envelope::MdnRequest;
+use as2::mdn::{self, MdnOptions};
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
 use as2::mime::{self, Limits};
-use as2::receive::{self, Envelope, Policy};
+use as2::receive::{self, Policy};
 use as2::{asn1, cms, Disposition, HeaderMap};
 use common::*;
 use proptest::prelude::*;

@@ -7,12 +7,14 @@ mod common;
 
 use as2::algorithm::{DigestAlgorithm, NameStyle, SignatureScheme};
 use as2::cms;
+use as2::envelope::Envelope;
+use as2::envelope::MdnRequest;
 use as2::keys::Identity;
-use as2::mdn::{self, MdnOptions, MdnRequest, MdnSignature, MicCheck};
+use as2::mdn::{self, MdnOptions, MdnSignature, MicCheck};
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
 use as2::mic::Mic;
 use as2::mime::encode_base64_lines;
-use as2::receive::{self, Envelope, Policy};
+use as2::receive::{self, Policy};
 use as2::{Disposition, HeaderMap};
 use common::*;
 
@@ -493,7 +495,7 @@ fn base64_top_level_bodies() {
 fn resends_keep_the_message_id_and_mic() {
     let mut opts = MessageOptions::new("ALPHA", "BETA");
     opts.signing = Some(Signing::new(alpha().clone()));
-    let id = message::new_message_id("alpha.example", NOW);
+    let id = as2::envelope::new_message_id("alpha.example", NOW);
     let a = message::build(&opts, &Payload::new(b"same", Some("s.edi")), &id, NOW).unwrap();
     let b = message::build(
         &opts,

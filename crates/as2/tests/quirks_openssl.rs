@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use as2::algorithm::{DigestAlgorithm, NameStyle};
 use as2::cms;
-use as2::mdn::{MdnRequest, MicCheck};
+use as2::envelope::Envelope;
+use as2::envelope::MdnRequest;
+use as2::mdn::MicCheck;
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload};
 use as2::mic::Mic;
-use as2::receive::{self, Envelope, Policy, ReceiptMic};
+use as2::receive::{self, Policy, ReceiptMic};
 use as2::{Error, HeaderMap};
 use common::*;
 

@@ -250,8 +250,8 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
             .into_iter()
             .find(|i| {
                 i.direction == Direction::Inbox
-                    && as2::receive::message_id_core(&i.message_id)
-                        == as2::receive::message_id_core(&r.message_id)
+                    && as2::envelope::message_id_core(&i.message_id)
+                        == as2::envelope::message_id_core(&r.message_id)
             });
         let mdn = r.mdn.as_ref().map_or("no receipt".to_string(), |m| {
             format!(

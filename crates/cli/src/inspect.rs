@@ -5,11 +5,12 @@ use std::process::ExitCode;
 
 use as2::algorithm::NameStyle;
 use as2::cms;
+use as2::envelope::Envelope;
 use as2::keys::{fingerprint, subject_name};
 use as2::mdn::{self, MdnSignature, MicCheck};
 use as2::mic::Mic;
 use as2::mime::ContentType;
-use as2::receive::{self, Envelope, Policy, StaticKeys};
+use as2::receive::{self, Policy, StaticKeys};
 use as2::{Error, UnixTime};
 
 use crate::{capture, keyargs};

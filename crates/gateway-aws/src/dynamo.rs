@@ -93,7 +93,7 @@ fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
 }
 
 fn core(message_id: &str) -> String {
-    as2::receive::message_id_core(message_id).to_string()
+    as2::envelope::message_id_core(message_id).to_string()
 }
 
 fn marker(direction: Direction, station: &str, partner: &str, message_id: &str) -> String {

@@ -4,8 +4,8 @@
 
 use gateway::keystore::{KeystorePasswords, StoreKeystore};
 use gateway::ports::Ports;
-use gateway::SystemClock;
 use gateway_http::HttpTransport;
+use gateway_http::SystemClock;
 
 use crate::dynamo::{Dynamo, Tables};
 use crate::s3::S3Store;

@@ -12,7 +12,8 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use gateway::model::Job;
 use gateway::ports::{Clock, JobQueue};
-use gateway::{GatewayError, Millis, Result, SystemClock};
+use gateway::{GatewayError, Millis, Result};
+use gateway_http::SystemClock;
 use serde::{Deserialize, Serialize};
 
 /// SQS's longest delivery delay.

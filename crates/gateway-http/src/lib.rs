@@ -1,6 +1,7 @@
-//! HTTP for the gateway, shared by the embedded gateway and the Lambda functions: the HTTP(S)
-//! client towards partners (reqwest over OpenSSL), and the conversions between the `http`
-//! crate's requests and responses and what the domain reads and answers.
+//! What the embedded gateway and the Lambda functions share of the world outside the domain:
+//! the HTTP(S) client towards partners (reqwest over OpenSSL), the conversions between the
+//! `http` crate's requests and responses and what the domain reads and answers, and the wall
+//! clock.
 
 use gateway::model::TlsOptions;
 use gateway::ports::{As2Transport, HttpRequest, HttpResponse, TransportError};
@@ -128,4 +129,21 @@ pub fn reply_head(reply: &HttpReply) -> (http::StatusCode, http::HeaderMap) {
         }
     }
     (status, headers)
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl gateway::ports::Clock for SystemClock {
+    fn now(&self) -> gateway::Millis {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        gateway::Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    async fn sleep(&self, d: std::time::Duration) {
+        tokio::time::sleep(d).await;
+    }
 }

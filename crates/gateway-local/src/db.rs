@@ -19,7 +19,7 @@ fn err(e: impl std::fmt::Display) -> GatewayError {
 }
 
 fn core(message_id: &str) -> String {
-    as2::receive::message_id_core(message_id).to_string()
+    as2::envelope::message_id_core(message_id).to_string()
 }
 
 /// Databases made before claims kept their window's end: their claims get the default window

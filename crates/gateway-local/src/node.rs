@@ -14,7 +14,7 @@ use gateway::ports::{Clock, ObjectStore, Ports};
 use gateway::{Gateway, Origin, Result, Settings, UploadOutcome};
 use tokio::sync::watch;
 
-pub use gateway::SystemClock;
+pub use gateway_http::SystemClock;
 
 use crate::config::{Config, ConfigDirectory};
 use crate::db::Db;

@@ -282,7 +282,7 @@ fn post_as(url: &str, from: &str, client: Option<&Identity>) -> (u16, String) {
     let m = as2::message::build(
         &as2::message::MessageOptions::new(from, "ALPHA"),
         &as2::message::Payload::new(b"ISA*00~\r\n", Some("x.x12")),
-        &as2::message::new_message_id("test", as2::UnixTime(1_800_000_000)),
+        &as2::envelope::new_message_id("test", as2::UnixTime(1_800_000_000)),
         as2::UnixTime(1_800_000_000),
     )
     .unwrap();

@@ -575,7 +575,7 @@ fn twenty_concurrent_copies_of_one_message_get_one_delivery_and_the_same_receipt
     let mut opts = MessageOptions::new("ALPHA", "BETA");
     opts.signing = Some(Signing::new(identity("ALPHA").clone()));
     opts.encryption = Some(Encryption::new(identity("BETA").certificate.clone()));
-    opts.mdn = Some(as2::mdn::MdnRequest::sync(
+    opts.mdn = Some(as2::envelope::MdnRequest::sync(
         "as2@alpha",
         &[as2::algorithm::DigestAlgorithm::Sha256],
         as2::algorithm::NameStyle::Hyphenated,

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use as2::algorithm::{KeyTransport, NameStyle, SignatureScheme};
+use as2::envelope::MdnRequest;
 use as2::keys::Identity;
-use as2::mdn::{MdnOptions, MdnRequest};
+use as2::mdn::MdnOptions;
 use as2::message::{Encryption, MessageOptions, Signing};
 use as2::receive::Policy;
 use openssl::x509::X509;

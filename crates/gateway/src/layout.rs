@@ -108,9 +108,9 @@ impl fmt::Display for Direction {
 }
 
 /// Checks an AS2 ID before it becomes part of a key: the engine's rule for AS2 IDs that name
-/// folders ([`as2::message::validate_as2_id_as_folder`]), as a naming error.
+/// folders ([`as2::envelope::validate_as2_id_as_folder`]), as a naming error.
 pub fn check_as2_id(id: &str) -> Result<()> {
-    as2::message::validate_as2_id_as_folder(id).map_err(|e| match e {
+    as2::envelope::validate_as2_id_as_folder(id).map_err(|e| match e {
         as2::Error::Config(why) => GatewayError::InvalidName(why),
         other => GatewayError::InvalidName(other.to_string()),
     })

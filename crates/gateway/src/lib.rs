@@ -20,7 +20,8 @@ mod upload;
 
 pub use error::{GatewayError, Result};
 pub use gateway::{Gateway, Settings, DEFAULT_DUPLICATE_WINDOW, DEFAULT_MAX_DECOMPRESSED_BYTES};
+pub use ports::UploadRef;
 pub use receive::{HttpReply, Peer};
 pub use send::SendOutcome;
-pub use time::{Millis, SystemClock};
-pub use upload::{Origin, UploadOutcome, UploadRef};
+pub use time::Millis;
+pub use upload::{Origin, UploadOutcome};

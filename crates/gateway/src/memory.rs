@@ -182,7 +182,7 @@ pub struct MemoryLog {
 }
 
 fn core(id: &str) -> &str {
-    as2::receive::message_id_core(id)
+    as2::envelope::message_id_core(id)
 }
 
 impl MessageLog for MemoryLog {

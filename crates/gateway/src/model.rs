@@ -50,7 +50,7 @@ pub struct Defaults {
 }
 
 /// The Message-ID domain when nothing else names one (the AS2 engine's).
-pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = as2::message::DEFAULT_MESSAGE_ID_DOMAIN;
+pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = as2::envelope::DEFAULT_MESSAGE_ID_DOMAIN;
 
 fn default_domain() -> String {
     DEFAULT_MESSAGE_ID_DOMAIN.into()

@@ -14,7 +14,6 @@ use crate::error::Result;
 use crate::layout::SendKey;
 use crate::model::{Job, MessageRecord, Partnership, Station, TlsOptions};
 use crate::time::Millis;
-use crate::upload::UploadRef;
 
 /// What a store knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -35,6 +34,42 @@ impl ObjectMeta {
     /// What identifies this upload among the writes of its key ([`UploadRef::id`]).
     pub fn upload_id(&self) -> String {
         UploadRef::from(self).id().unwrap_or_default()
+    }
+}
+
+/// What an object-created event says of the object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadRef {
+    /// Version id, in a versioned bucket.
+    pub version: Option<String>,
+    /// Entity tag.
+    pub etag: Option<String>,
+    /// Size in bytes.
+    pub size: Option<u64>,
+    /// S3's event sequencer: the same for a redelivered event, different for each write of a
+    /// key, so it tells uploads apart where there is no version id (identical content in an
+    /// unversioned bucket has one etag).
+    pub sequencer: Option<String>,
+}
+
+impl UploadRef {
+    /// What identifies this upload among the writes of its key: the version id where the bucket
+    /// keeps versions, else S3's event sequencer, else the entity tag.
+    pub fn id(&self) -> Option<String> {
+        (self.version.clone())
+            .or_else(|| self.sequencer.clone())
+            .or_else(|| self.etag.clone())
+    }
+}
+
+impl From<&ObjectMeta> for UploadRef {
+    fn from(meta: &ObjectMeta) -> UploadRef {
+        UploadRef {
+            version: meta.version.clone(),
+            etag: Some(meta.etag.clone()),
+            size: Some(meta.size),
+            sequencer: None,
+        }
     }
 }
 

@@ -128,8 +128,8 @@ impl<P: Ports> Gateway<P> {
                 return Ok(Ok(record.status));
             }
         };
-        if as2::receive::message_id_core(&parsed.original_message_id)
-            != as2::receive::message_id_core(&record.message_id)
+        if as2::envelope::message_id_core(&parsed.original_message_id)
+            != as2::envelope::message_id_core(&record.message_id)
         {
             return Ok(Err(format!(
                 "the receipt is for {}, not {}",
@@ -210,14 +210,14 @@ impl<P: Ports> Gateway<P> {
             return unmatched("a receipt without AS2-From and AS2-To".into()).await;
         };
         let (partner, station) = (
-            as2::message::unquote_as2_id(partner),
-            as2::message::unquote_as2_id(station),
+            as2::envelope::unquote_as2_id(partner),
+            as2::envelope::unquote_as2_id(station),
         );
         let unverified = match mdn::parse(headers, body, None, None, &Default::default()) {
             Ok(m) => m,
             Err(e) => return unmatched(format!("not a readable receipt: {e}")).await,
         };
-        let original = as2::receive::message_id_core(&unverified.original_message_id).to_string();
+        let original = as2::envelope::message_id_core(&unverified.original_message_id).to_string();
         let Some(mut record) = self
             .ports
             .log()

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use as2::envelope::Envelope;
 use as2::mdn::{self, MdnOptions};
-use as2::receive::{self, Envelope, StaticKeys};
+use as2::receive::{self, StaticKeys};
 use as2::{Disposition, HeaderMap};
 use openssl::x509::X509;
 
@@ -254,7 +255,7 @@ impl<P: Ports> Gateway<P> {
             Some(_) => {
                 let opts = loaded.mdn_options(&self.settings.reporting_ua);
                 let receipt_id =
-                    as2::message::new_message_id(&loaded.message_id_domain, now.unix());
+                    as2::envelope::new_message_id(&loaded.message_id_domain, now.unix());
                 let receipt = mdn::build(
                     envelope,
                     &disposition,
@@ -443,7 +444,7 @@ impl<P: Ports> Gateway<P> {
         let id = |name: &'static str| {
             headers
                 .get(name)
-                .map(as2::message::unquote_as2_id)
+                .map(as2::envelope::unquote_as2_id)
                 .filter(|v| !v.trim().is_empty())
                 .ok_or(name)
         };
@@ -578,7 +579,7 @@ impl<P: Ports> Gateway<P> {
         }
         let now = self.ports.clock().now();
         let opts: MdnOptions = loaded.mdn_options(&self.settings.reporting_ua);
-        let id = as2::message::new_message_id(&loaded.message_id_domain, now.unix());
+        let id = as2::envelope::new_message_id(&loaded.message_id_domain, now.unix());
         let receipt = mdn::build(
             envelope,
             &Disposition::duplicate_document(),

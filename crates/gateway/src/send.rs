@@ -99,7 +99,8 @@ impl<P: Ports> Gateway<P> {
             Err(e) => return self.fail(&mut record, now, e.to_string()).await,
         };
         if record.message_id.is_empty() {
-            record.message_id = message::new_message_id(&loaded.message_id_domain, now.unix());
+            record.message_id =
+                as2::envelope::new_message_id(&loaded.message_id_domain, now.unix());
         }
         let built = message::build(
             &opts,

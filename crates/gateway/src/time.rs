@@ -75,20 +75,3 @@ mod tests {
         assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
     }
 }
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl crate::ports::Clock for SystemClock {
-    fn now(&self) -> Millis {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    }
-
-    async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-}

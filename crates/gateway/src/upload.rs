@@ -10,7 +10,7 @@ use crate::layout::{self, Direction, MessagePaths, NotASend, SendKey};
 use crate::model::{Job, MessageRecord, Status, StatusChange};
 use crate::ports::{
     Claim, ClaimRequest, Clock, Created, DuplicateIndex, JobQueue, MessageLog, ObjectMeta,
-    ObjectStore, PartnerDirectory, Ports,
+    ObjectStore, PartnerDirectory, Ports, UploadRef,
 };
 
 /// How the object came to be, as the store's event says.
@@ -20,42 +20,6 @@ pub enum Origin {
     Upload,
     /// A copy or move inside the bucket (S3 `Copy`): never a trigger.
     Copy,
-}
-
-/// What an object-created event says of the object.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UploadRef {
-    /// Version id, in a versioned bucket.
-    pub version: Option<String>,
-    /// Entity tag.
-    pub etag: Option<String>,
-    /// Size in bytes.
-    pub size: Option<u64>,
-    /// S3's event sequencer: the same for a redelivered event, different for each write of a
-    /// key, so it tells uploads apart where there is no version id (identical content in an
-    /// unversioned bucket has one etag).
-    pub sequencer: Option<String>,
-}
-
-impl UploadRef {
-    /// What identifies this upload among the writes of its key: the version id where the bucket
-    /// keeps versions, else S3's event sequencer, else the entity tag.
-    pub fn id(&self) -> Option<String> {
-        (self.version.clone())
-            .or_else(|| self.sequencer.clone())
-            .or_else(|| self.etag.clone())
-    }
-}
-
-impl From<&ObjectMeta> for UploadRef {
-    fn from(meta: &ObjectMeta) -> UploadRef {
-        UploadRef {
-            version: meta.version.clone(),
-            etag: Some(meta.etag.clone()),
-            size: Some(meta.size),
-            sequencer: None,
-        }
-    }
 }
 
 /// What happened to an upload.

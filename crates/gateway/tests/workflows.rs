@@ -316,8 +316,8 @@ async fn upload_send_receive_and_signed_sync_receipt() {
     assert_eq!(got.status, Status::Received);
     assert_eq!(got.filename, "order 1.x12");
     assert_eq!(
-        as2::receive::message_id_core(&got.message_id),
-        as2::receive::message_id_core(&sent.message_id)
+        as2::envelope::message_id_core(&got.message_id),
+        as2::envelope::message_id_core(&sent.message_id)
     );
     let payload_key = got.payload_key.clone().unwrap();
     assert_eq!(
@@ -915,7 +915,7 @@ async fn the_same_message_twice_is_delivered_once() {
     );
     // Without brackets, as IBM Sterling writes Message-IDs, it is the same message.
     let mut h = sent.headers.clone();
-    let bare = as2::receive::message_id_core(h.get("Message-ID").unwrap()).to_string();
+    let bare = as2::envelope::message_id_core(h.get("Message-ID").unwrap()).to_string();
     h.set("Message-ID", bare);
     beta.on_post(&h, &sent.body).await.unwrap();
     assert_eq!(keys_under(&beta, "AS2/files/BETA/ALPHA/inbox/").len(), 1);
