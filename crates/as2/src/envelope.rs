@@ -14,17 +14,17 @@ pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = "mftg.local";
 
 /// A new unique Message-ID in angle brackets: `<mftg-20261128054703-9f86d081884c7d65@domain>`.
 pub fn new_message_id(domain: &str, now: UnixTime) -> String {
-    let mut r = [0u8; 8];
-    if openssl::rand::rand_bytes(&mut r).is_err() {
-        // Only when the RNG is broken; the timestamp still keeps IDs apart across seconds.
-        r = [0; 8];
-    }
     let domain = if domain.trim().is_empty() {
         DEFAULT_MESSAGE_ID_DOMAIN
     } else {
         domain.trim()
     };
-    format!("<mftg-{}-{}@{}>", now.compact(), mime::hex(&r), domain)
+    format!(
+        "<mftg-{}-{}@{}>",
+        now.compact(),
+        crate::random_hex(8),
+        domain
+    )
 }
 
 /// Checks an AS2 ID: 1 to 128 printable ASCII characters (RFC 4130 section 6.2).

@@ -17,10 +17,13 @@
 pub mod algorithm;
 pub mod asn1;
 pub mod cms;
+mod deflate;
 pub mod envelope;
 mod error;
 mod ffi;
+pub mod filename;
 pub mod headers;
+mod ids;
 pub mod keys;
 pub mod mdn;
 pub mod message;
@@ -33,6 +36,7 @@ mod time;
 
 pub use error::{Disposition, Error, Result};
 pub use headers::HeaderMap;
+pub use ids::{hex, random_hex};
 pub use smime::Layer;
 pub use time::{format_rfc2822, UnixTime};
 

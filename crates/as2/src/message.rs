@@ -369,7 +369,10 @@ pub fn build(
     payload_headers.append("Content-Type", content_type.to_string());
     transfer_encoding(&mut payload_headers, inner_enc);
     if let Some(f) = payload.filename {
-        payload_headers.append("Content-Disposition", mime::attachment_disposition(f));
+        payload_headers.append(
+            "Content-Disposition",
+            crate::filename::attachment_disposition(f),
+        );
     }
     let body: Cow<'_, [u8]> = match inner_enc {
         BodyEncoding::Binary => Cow::Borrowed(payload.data),

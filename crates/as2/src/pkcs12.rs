@@ -263,16 +263,16 @@ mod tests {
         let salt = [0x0a, 0x58, 0xcf, 0x64, 0x53, 0x0d, 0x82, 0x3f];
         let k = pkcs12_kdf("smeg", &salt, 1, 1, 24).unwrap();
         assert_eq!(
-            crate::mime::hex(&k),
+            crate::hex(&k),
             "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3"
         );
         let iv = pkcs12_kdf("smeg", &salt, 2, 1, 8).unwrap();
-        assert_eq!(crate::mime::hex(&iv), "79993dfe048d3b76");
+        assert_eq!(crate::hex(&iv), "79993dfe048d3b76");
         // More than one block of output, 1000 iterations.
         let salt = [0x05, 0xde, 0xc9, 0x59, 0xac, 0xff, 0x72, 0xf7];
         let k = pkcs12_kdf("queeg", &salt, 1, 1000, 70).unwrap();
         assert_eq!(
-            crate::mime::hex(&k),
+            crate::hex(&k),
             "ed2034e36328830ff09df1e1a07dd357185dac0d4f9eb3d47329a83a9f945dc25f2fbbc826dee88317\
              c5e755322927939f37f6b492dbf9228213785c3a62f4a2e63777e1b2c1"
         );

@@ -422,7 +422,9 @@ pub fn open(
         }
     };
     let raw_filename = entity.raw_filename();
-    let filename = raw_filename.as_deref().and_then(mime::sanitize_filename);
+    let filename = raw_filename
+        .as_deref()
+        .and_then(crate::filename::sanitize_filename);
     let content_type = entity
         .headers
         .get("Content-Type")

@@ -227,7 +227,7 @@ proptest! {
         let _ = mime::ContentType::parse(&s);
         let _ = mime::Params::parse(&s);
         let _ = mime::decode_encoded_words(&s);
-        let _ = mime::sanitize_filename(&s).map(|f| assert!(!f.contains('/') && f.len() <= 200));
+        let _ = as2::filename::sanitize_filename(&s).map(|f| assert!(!f.contains('/') && f.len() <= 200));
         let _ = as2::mic::Mic::parse_field(&s);
         let _ = Disposition::parse_field(&s);
         let _ = as2::UnixTime::parse(&s);

@@ -73,7 +73,7 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
     if std::env::var(PASSWORD_ENV).is_err() {
         let mut pw = [0u8; 12];
         openssl::rand::rand_bytes(&mut pw).map_err(|e| e.to_string())?;
-        std::env::set_var(PASSWORD_ENV, as2::mime::hex(&pw));
+        std::env::set_var(PASSWORD_ENV, as2::hex(&pw));
     }
     let now = SystemClock.now().unix();
 

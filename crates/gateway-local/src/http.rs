@@ -185,12 +185,10 @@ async fn read_body(
 ) -> Result<Vec<u8>, BodyError> {
     let io = |e: std::io::Error| BodyError::Io(e.to_string());
     tokio::fs::create_dir_all(scratch_dir).await.map_err(io)?;
-    let mut r = [0u8; 8];
-    openssl::rand::rand_bytes(&mut r).map_err(|e| BodyError::Io(e.to_string()))?;
     let scratch = Scratch(scratch_dir.join(format!(
         "{}recv-{}",
         crate::store::TEMP_PREFIX,
-        as2::mime::hex(&r)
+        as2::random_hex(8)
     )));
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)

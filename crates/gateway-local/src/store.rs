@@ -96,9 +96,7 @@ impl DirStore {
         std::fs::create_dir_all(dir).map_err(err)?;
         let scratch = self.root.join(gateway::layout::TMP);
         std::fs::create_dir_all(&scratch).map_err(err)?;
-        let mut r = [0u8; 6];
-        openssl::rand::rand_bytes(&mut r).map_err(err)?;
-        let tmp = scratch.join(format!("{TEMP_PREFIX}{}", as2::mime::hex(&r)));
+        let tmp = scratch.join(format!("{TEMP_PREFIX}{}", as2::random_hex(6)));
         let private = path
             .strip_prefix(&self.root)
             .ok()

@@ -421,7 +421,7 @@ fn pyas2lib_over_the_interoperability_matrix() {
             ),
         );
         // Python's email package reads the plain `filename`: our ASCII spelling of the name.
-        let name = as2::mime::ascii_filename(c.name);
+        let name = as2::filename::ascii_filename(c.name);
         let stored = std::fs::read(py_dir.join("received").join(case).join(&name)).unwrap();
         assert_same(&stored, &c.payload.bytes(n), case);
     }

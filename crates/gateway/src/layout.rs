@@ -137,12 +137,7 @@ pub fn check_file_name(name: &str) -> Result<()> {
 /// A message's own folder name: `<UTC timestamp to the millisecond>-<random>`, unique and
 /// sortable by time (seed section 3.2).
 pub fn new_folder(now: Millis) -> String {
-    let mut r = [0u8; 4];
-    if openssl::rand::rand_bytes(&mut r).is_err() {
-        // Only when the RNG is broken; the millisecond still keeps folders apart.
-        r = [0; 4];
-    }
-    format!("{}-{}", now.compact(), as2::mime::hex(&r))
+    format!("{}-{}", now.compact(), as2::random_hex(4))
 }
 
 /// A file dropped for sending: `AS2/send/<station>/<partner>/<name>`.

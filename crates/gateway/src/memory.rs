@@ -80,7 +80,7 @@ impl ObjectStore for MemoryStore {
             ));
         }
         let etag = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &data)
-            .map(|d| as2::mime::hex(&d))
+            .map(|d| as2::hex(&d))
             .map_err(|e| GatewayError::port("memory store", e))?;
         let meta = ObjectMeta {
             size: data.len() as u64,

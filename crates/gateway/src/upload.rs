@@ -239,11 +239,7 @@ impl<P: Ports> Gateway<P> {
             format!("{key}\n{upload_id}").as_bytes(),
         )
         .map_err(|e| crate::GatewayError::port("digest", e))?;
-        let id = format!(
-            "{}-{}",
-            current.modified.compact(),
-            as2::mime::hex(&digest[..4])
-        );
+        let id = format!("{}-{}", current.modified.compact(), as2::hex(&digest[..4]));
         let now = self.ports.clock().now();
         let mut record = MessageRecord::new(
             &id,

@@ -1,0 +1,133 @@
+//! Compressed data (RFC 3274, zlib): the CMS wrapper around [`crate::deflate`].
+
+use crate::asn1::{self, tag};
+use crate::error::{Error, Result};
+
+use super::*;
+use crate::deflate::{inflate, zlib};
+
+/// The zlib level used unless a partnership asks for another (zlib's own default).
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+
+/// CompressedData (zlib, default level) of `content`.
+pub fn compress(content: &[u8]) -> Result<Vec<u8>> {
+    compress_parts(&[content], DEFAULT_COMPRESSION_LEVEL)
+}
+
+/// CompressedData (zlib at `level`, 0 to 9) of the concatenation of `parts`, without joining them.
+pub fn compress_parts(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
+    if level > 9 {
+        return Err(Error::Config(format!(
+            "compression level {level} is outside 0 to 9"
+        )));
+    }
+    let deflated = zlib(parts, level)?;
+    // Write the DER around the deflated bytes in one buffer: lengths first, then one copy.
+    let alg = asn1::der(tag::SEQUENCE, &asn1::der_oid(OID_ZLIB));
+    let version = asn1::der(tag::INTEGER, &[0]);
+    let data_oid = asn1::der_oid(OID_DATA);
+    let octets_len = header_len(deflated.len()) + deflated.len();
+    let econtent_len = header_len(octets_len) + octets_len;
+    let encap_len = data_oid.len() + econtent_len;
+    let cd_len = version.len() + alg.len() + header_len(encap_len) + encap_len;
+    // The [0] EXPLICIT wrapper's content is the whole CompressedData TLV.
+    let wrapped_len = header_len(cd_len) + cd_len;
+    let outer_oid = asn1::der_oid(OID_COMPRESSED_DATA);
+    let ci_len = outer_oid.len() + header_len(wrapped_len) + wrapped_len;
+    let mut out = Vec::with_capacity(header_len(ci_len) + ci_len);
+    push_header(&mut out, tag::SEQUENCE, ci_len);
+    out.extend_from_slice(&outer_oid);
+    push_header(&mut out, tag::CONTEXT_0, wrapped_len);
+    push_header(&mut out, tag::SEQUENCE, cd_len);
+    out.extend_from_slice(&version);
+    out.extend_from_slice(&alg);
+    push_header(&mut out, tag::SEQUENCE, encap_len);
+    out.extend_from_slice(&data_oid);
+    push_header(&mut out, tag::CONTEXT_0, octets_len);
+    push_header(&mut out, tag::OCTET_STRING, deflated.len());
+    out.extend_from_slice(&deflated);
+    Ok(out)
+}
+
+/// Inflates CompressedData, failing with [`Error::DecompressionLimit`] past `limit` bytes.
+pub fn decompress(der: &[u8], limit: u64) -> Result<Vec<u8>> {
+    const W: &str = "compressed-data";
+    let cd = expect_kind(der, OID_COMPRESSED_DATA, W)?;
+    let kids = cd.children().map_err(malformed(W))?;
+    let (alg, encap) = match kids.as_slice() {
+        [_version, alg, encap, ..] => (alg, encap),
+        _ => {
+            return Err(Error::MalformedCms {
+                what: W,
+                detail: "CompressedData is truncated".into(),
+            })
+        }
+    };
+    let alg_oid = first_oid(alg).unwrap_or_default();
+    if alg_oid != OID_ZLIB {
+        return Err(Error::UnsupportedAlgorithm(format!(
+            "compression {alg_oid}"
+        )));
+    }
+    let econtent = encap
+        .children()
+        .map_err(malformed(W))?
+        .into_iter()
+        .find(|t| t.tag == tag::CONTEXT_0)
+        .ok_or_else(|| Error::MalformedCms {
+            what: W,
+            detail: "no compressed content".into(),
+        })?;
+    let octets = econtent
+        .children()
+        .map_err(malformed(W))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::MalformedCms {
+            what: W,
+            detail: "empty compressed content".into(),
+        })?
+        .octets()
+        .map_err(malformed(W))?;
+    inflate(&octets, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compress_round_trip_and_limit() {
+        // Incompressible data needs long-form lengths at every level.
+        let noise: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let der = compress_parts(&[&noise[..1000], &noise[1000..]], 9).unwrap();
+        assert!(asn1::read_all(&der).is_ok());
+        assert_eq!(decompress(&der, 1 << 20).unwrap(), noise);
+        let data = vec![b'x'; 100_000];
+        let der = compress(&data).unwrap();
+        assert_eq!(content_kind(&der).unwrap(), ContentKind::CompressedData);
+        assert_eq!(decompress(&der, 1 << 20).unwrap(), data);
+        assert!(matches!(
+            decompress(&der, 1000),
+            Err(Error::DecompressionLimit { limit: 1000 })
+        ));
+        assert!(matches!(
+            decompress(&der[..der.len() - 5], 1 << 20),
+            Err(Error::MalformedCms { .. })
+        ));
+        assert!(decompress(b"\x30\x03\x06\x01\x00", 10).is_err());
+    }
+
+    #[test]
+    fn parallel_deflate_reads_back_as_compressed_data() {
+        let text: Vec<u8> = (0..(3 * (1 << 20) + 12_345))
+            .map(|i| b"ISA*00*PO~\r\n"[i % 12] ^ ((i / 4099) as u8 & 1))
+            .collect();
+        let (a, b) = text.split_at(1000);
+        let der = compress_parts(&[a, b], 6).unwrap();
+        assert_eq!(decompress(&der, 1 << 30).unwrap(), text);
+        assert!(compress_parts(&[b"x"], 10).is_err());
+    }
+}

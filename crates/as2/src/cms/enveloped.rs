@@ -1,0 +1,532 @@
+//! Enveloped data: encrypting to a partner certificate, decrypting with our keys, and reading
+//! what an envelope says before that.
+
+use openssl::x509::{X509Ref, X509};
+
+use crate::algorithm::{legacy_cipher_name, ContentEncryption, KeyTransport};
+use crate::asn1::{self, tag};
+use crate::error::{Error, Result};
+use crate::ffi;
+use crate::keys::{subject_name, Identity};
+
+use super::*;
+
+/// rsaEncryption (PKCS#1 v1.5 key transport)
+const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+/// id-RSAES-OAEP
+const OID_RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
+
+/// EnvelopedData (AuthEnvelopedData for AES-GCM) of `content` for `recipients` (RSA keys).
+///
+/// Written here rather than by OpenSSL's CMS code so that the DER is sized up front and the
+/// content is encrypted in place, in its own buffer: OpenSSL accumulates the ciphertext in a
+/// memory BIO that grows by doubling, which costs three payloads of memory at the peak.
+pub fn encrypt(
+    content: Vec<u8>,
+    recipients: &[X509],
+    cipher: ContentEncryption,
+    transport: KeyTransport,
+) -> Result<Vec<u8>> {
+    use openssl::encrypt::Encrypter;
+    use openssl::rsa::Padding;
+    use openssl::symm::{Crypter, Mode};
+
+    if recipients.is_empty() {
+        return Err(Error::Config(
+            "encryption needs at least one recipient certificate".into(),
+        ));
+    }
+    let c = cipher.cipher();
+    let mut key = vec![0u8; c.key_len()];
+    openssl::rand::rand_bytes(&mut key)?;
+    let iv_len = if cipher.is_authenticated() {
+        12
+    } else {
+        c.iv_len().unwrap_or(0)
+    };
+    let mut iv = vec![0u8; iv_len];
+    openssl::rand::rand_bytes(&mut iv)?;
+
+    // RecipientInfos: the content key encrypted to each certificate.
+    let mut infos = Vec::new();
+    for cert in recipients {
+        let public = cert.public_key()?;
+        if public.id() != openssl::pkey::Id::RSA {
+            return Err(Error::Config(format!(
+                "the encryption certificate {} does not have an RSA key",
+                subject_name(cert)
+            )));
+        }
+        let mut enc = Encrypter::new(&public)?;
+        let alg = match transport {
+            KeyTransport::RsaPkcs1v15 => {
+                enc.set_rsa_padding(Padding::PKCS1)?;
+                asn1::der_seq(
+                    tag::SEQUENCE,
+                    &[&asn1::der_oid(OID_RSA_ENCRYPTION), &[tag::NULL, 0]],
+                )
+            }
+            KeyTransport::RsaOaep => {
+                // SHA-1 and MGF1-SHA-1: the RSAES-OAEP defaults, written as empty parameters.
+                enc.set_rsa_padding(Padding::PKCS1_OAEP)?;
+                asn1::der_seq(
+                    tag::SEQUENCE,
+                    &[&asn1::der_oid(OID_RSAES_OAEP), &[tag::SEQUENCE, 0]],
+                )
+            }
+        };
+        let mut ek = vec![0u8; enc.encrypt_len(&key)?];
+        let n = enc.encrypt(&key, &mut ek)?;
+        ek.truncate(n);
+        let (issuer, serial) = issuer_and_serial(cert)?;
+        let rid = asn1::der_seq(tag::SEQUENCE, &[&issuer, &serial]);
+        infos.push(asn1::der_seq(
+            tag::SEQUENCE,
+            &[
+                &[tag::INTEGER, 1, 0],
+                &rid,
+                &alg,
+                &asn1::der(tag::OCTET_STRING, &ek),
+            ],
+        ));
+    }
+    let info_refs: Vec<&[u8]> = infos.iter().map(Vec::as_slice).collect();
+    let recipient_set = asn1::der_seq(tag::SET, &info_refs);
+
+    let params = if cipher.is_authenticated() {
+        // GCMParameters: the nonce and a 16-byte ICV (the default is 12, so it is written).
+        asn1::der_seq(
+            tag::SEQUENCE,
+            &[&asn1::der(tag::OCTET_STRING, &iv), &[tag::INTEGER, 1, 16]],
+        )
+    } else {
+        asn1::der(tag::OCTET_STRING, &iv)
+    };
+    let content_alg = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(cipher.oid()), &params]);
+    let block = c.block_size();
+    let ct_len = if block > 1 {
+        (content.len() / block + 1) * block
+    } else {
+        content.len()
+    };
+    let data_oid = asn1::der_oid(OID_DATA);
+    let eci_len = data_oid.len() + content_alg.len() + header_len(ct_len) + ct_len;
+    let mac = if cipher.is_authenticated() { 2 + 16 } else { 0 };
+    let version = [tag::INTEGER, 1, 0];
+    let body_len = version.len() + recipient_set.len() + header_len(eci_len) + eci_len + mac;
+    let (outer_oid, outer_len) = (
+        asn1::der_oid(if cipher.is_authenticated() {
+            OID_AUTH_ENVELOPED_DATA
+        } else {
+            OID_ENVELOPED_DATA
+        }),
+        header_len(body_len) + body_len,
+    );
+    let ci_len = outer_oid.len() + header_len(outer_len) + outer_len;
+    let total = header_len(ci_len) + ci_len;
+
+    let mut prefix = Vec::with_capacity(1024);
+    let out = &mut prefix;
+    push_header(out, tag::SEQUENCE, ci_len);
+    out.extend_from_slice(&outer_oid);
+    push_header(out, tag::CONTEXT_0, outer_len);
+    push_header(out, tag::SEQUENCE, body_len);
+    out.extend_from_slice(&version);
+    out.extend_from_slice(&recipient_set);
+    push_header(out, tag::SEQUENCE, eci_len);
+    out.extend_from_slice(&data_oid);
+    out.extend_from_slice(&content_alg);
+    push_header(out, tag::CONTEXT_0_PRIMITIVE, ct_len);
+
+    // Encrypt in place: the DER prefix goes in front of the content in its own buffer, then each
+    // chunk is copied out, encrypted, and written back over itself. The cipher never writes more
+    // than it has read, so no write reaches bytes not yet read.
+    let mut out = content;
+    let start = prefix.len();
+    let plain_len = out.len();
+    out.reserve_exact(start + (ct_len - plain_len) + mac);
+    out.splice(0..0, prefix);
+    let mut crypter = Crypter::new(c, Mode::Encrypt, &key, Some(&iv))?;
+    const CHUNK: usize = 1 << 16;
+    let mut input = vec![0u8; CHUNK];
+    let mut output = vec![0u8; CHUNK + block];
+    let (mut read, mut written) = (start, start);
+    while read < start + plain_len {
+        let n = (start + plain_len - read).min(CHUNK);
+        input[..n].copy_from_slice(&out[read..read + n]);
+        read += n;
+        let w = crypter.update(&input[..n], &mut output)?;
+        out[written..written + w].copy_from_slice(&output[..w]);
+        written += w;
+    }
+    let w = crypter.finalize(&mut output)?;
+    out.truncate(written);
+    out.extend_from_slice(&output[..w]);
+    if out.len() - start != ct_len {
+        return Err(Error::Crypto(format!(
+            "cipher wrote {} bytes, {ct_len} expected",
+            out.len() - start
+        )));
+    }
+    if cipher.is_authenticated() {
+        let mut tag_bytes = [0u8; 16];
+        crypter.get_tag(&mut tag_bytes)?;
+        out.extend_from_slice(&asn1::der(tag::OCTET_STRING, &tag_bytes));
+    }
+    key.fill(0);
+    input.fill(0);
+    output.fill(0);
+    debug_assert_eq!(out.len(), total);
+    Ok(out)
+}
+
+/// The certificate's issuer Name and serial number INTEGER, as encoded in the certificate.
+fn issuer_and_serial(cert: &X509Ref) -> Result<(Vec<u8>, Vec<u8>)> {
+    let der = cert.to_der()?;
+    let bad = |e: asn1::Asn1Error| Error::Key(format!("unreadable certificate: {e}"));
+    let tbs = asn1::read_all(&der)
+        .and_then(|c| c.children())
+        .map_err(bad)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Key("empty certificate".into()))?
+        .children()
+        .map_err(bad)?;
+    // TBSCertificate: [0] version?, serialNumber, signature, issuer, ...
+    let skip = usize::from(tbs.first().is_some_and(|t| t.tag == tag::CONTEXT_0));
+    match (tbs.get(skip), tbs.get(skip + 2)) {
+        (Some(serial), Some(issuer))
+            if serial.tag == tag::INTEGER && issuer.tag == tag::SEQUENCE =>
+        {
+            Ok((issuer.raw.to_vec(), serial.raw.to_vec()))
+        }
+        _ => Err(Error::Key(
+            "certificate has no issuer and serial number".into(),
+        )),
+    }
+}
+
+/// How a recipient (RecipientInfo) or signer (SignerInfo) names its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateId {
+    /// Issuer name (DER) and serial number (big-endian magnitude).
+    IssuerSerial {
+        /// DER of the issuer Name.
+        issuer: Vec<u8>,
+        /// Serial number bytes, leading zeros removed.
+        serial: Vec<u8>,
+    },
+    /// Subject key identifier.
+    SubjectKeyId(Vec<u8>),
+    /// Key agreement or other recipient kinds we do not match up front.
+    Other,
+}
+
+impl CertificateId {
+    /// True when `cert` is the certificate this recipient names.
+    pub fn matches(&self, cert: &X509Ref) -> bool {
+        match self {
+            CertificateId::IssuerSerial { issuer, serial } => {
+                let ci = cert.issuer_name().to_der().unwrap_or_default();
+                let cs = cert
+                    .serial_number()
+                    .to_bn()
+                    .map(|b| b.to_vec())
+                    .unwrap_or_default();
+                ci == *issuer && cs == *serial
+            }
+            CertificateId::SubjectKeyId(id) => cert
+                .subject_key_id()
+                .map(|k| k.as_slice() == id.as_slice())
+                .unwrap_or(false),
+            CertificateId::Other => false,
+        }
+    }
+}
+
+/// What an EnvelopedData says about itself.
+#[derive(Debug, Clone)]
+pub struct EnvelopedInfo {
+    /// True for AuthEnvelopedData.
+    pub authenticated: bool,
+    /// The content-encryption algorithm OID.
+    pub cipher_oid: String,
+    /// That cipher, if we support it.
+    pub cipher: Option<ContentEncryption>,
+    /// Each recipient and its key-transport algorithm (None for non-RSA recipients).
+    pub recipients: Vec<(CertificateId, Option<KeyTransport>)>,
+}
+
+/// Reads the algorithms and recipients of an EnvelopedData or AuthEnvelopedData.
+pub fn inspect_enveloped(der: &[u8]) -> Result<EnvelopedInfo> {
+    const W: &str = "enveloped-data";
+    let (oid, content) = content_info(der, W)?;
+    let authenticated = match oid.as_str() {
+        OID_ENVELOPED_DATA => false,
+        OID_AUTH_ENVELOPED_DATA => true,
+        other => {
+            return Err(Error::MalformedCms {
+                what: W,
+                detail: format!("content type is {other}, not enveloped data"),
+            })
+        }
+    };
+    let ed = content.ok_or_else(|| Error::MalformedCms {
+        what: W,
+        detail: "ContentInfo has no content".into(),
+    })?;
+    let kids = ed.children().map_err(malformed(W))?;
+    let ri_pos =
+        kids.iter()
+            .position(|t| t.tag == tag::SET)
+            .ok_or_else(|| Error::MalformedCms {
+                what: W,
+                detail: "no recipient infos".into(),
+            })?;
+    let mut recipients = Vec::new();
+    for ri in kids[ri_pos].children().map_err(malformed(W))? {
+        if ri.tag != tag::SEQUENCE {
+            recipients.push((CertificateId::Other, None));
+            continue;
+        }
+        let f = ri.children().map_err(malformed(W))?;
+        let id = f.get(1).map_or(CertificateId::Other, certificate_id);
+        let transport = f
+            .get(2)
+            .and_then(first_oid)
+            .as_deref()
+            .and_then(KeyTransport::from_oid);
+        recipients.push((id, transport));
+    }
+    let eci = kids
+        .get(ri_pos + 1)
+        .ok_or_else(|| Error::MalformedCms {
+            what: W,
+            detail: "no encrypted content info".into(),
+        })?
+        .children()
+        .map_err(malformed(W))?;
+    let cipher_oid = eci
+        .get(1)
+        .and_then(first_oid)
+        .ok_or_else(|| Error::MalformedCms {
+            what: W,
+            detail: "no content-encryption algorithm".into(),
+        })?;
+    Ok(EnvelopedInfo {
+        authenticated,
+        cipher: ContentEncryption::from_oid(&cipher_oid),
+        cipher_oid,
+        recipients,
+    })
+}
+
+/// Splits an EnvelopedData or AuthEnvelopedData into the structure without its encrypted content
+/// (small) and the ciphertext (borrowed unless the sender chunked it).
+fn detach_ciphertext(der: &[u8]) -> Result<(Vec<u8>, std::borrow::Cow<'_, [u8]>)> {
+    const W: &str = "enveloped-data";
+    let bad = |detail: &str| Error::MalformedCms {
+        what: W,
+        detail: detail.into(),
+    };
+    let (oid, content) = content_info(der, W)?;
+    let body = content.ok_or_else(|| bad("ContentInfo has no content"))?;
+    let kids = body.children().map_err(malformed(W))?;
+    let eci_at = kids
+        .iter()
+        .position(|t| t.tag == tag::SET)
+        .map(|i| i + 1)
+        .filter(|&i| i < kids.len())
+        .ok_or_else(|| bad("no encrypted content info"))?;
+    let eci = kids[eci_at].children().map_err(malformed(W))?;
+    let (ct_type, alg, ct) = match eci.as_slice() {
+        [ct_type, alg, ct, ..] if ct.tag & 0x1f == 0 && ct.tag & 0xc0 == 0x80 => (ct_type, alg, ct),
+        _ => return Err(bad("the encrypted content is not inside the structure")),
+    };
+    let ciphertext = ct.octets().map_err(malformed(W))?;
+    let new_eci = asn1::der_seq(tag::SEQUENCE, &[ct_type.raw, alg.raw]);
+    let parts: Vec<&[u8]> = kids
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            if i == eci_at {
+                new_eci.as_slice()
+            } else {
+                k.raw
+            }
+        })
+        .collect();
+    let new_body = asn1::der_seq(tag::SEQUENCE, &parts);
+    let wrapped = asn1::der(tag::CONTEXT_0, &new_body);
+    let detached = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(&oid), &wrapped]);
+    Ok((detached, ciphertext))
+}
+
+/// A decryption that succeeded.
+#[derive(Debug, Clone)]
+pub struct Decrypted {
+    /// The plaintext (a MIME entity in AS2).
+    pub content: Vec<u8>,
+    /// The cipher used.
+    pub cipher: ContentEncryption,
+    /// The key transport used for our recipient info.
+    pub key_transport: Option<KeyTransport>,
+    /// Which of our certificates it was encrypted for.
+    pub recipient: X509,
+}
+
+/// Decrypts with whichever of `identities` the message was encrypted for.
+pub fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Decrypted> {
+    let info = inspect_enveloped(der)?;
+    let cipher = info.cipher.ok_or_else(|| {
+        Error::UnsupportedAlgorithm(match legacy_cipher_name(&info.cipher_oid) {
+            Some(name) => format!("content encryption {name} ({})", info.cipher_oid),
+            None => format!("content encryption {}", info.cipher_oid),
+        })
+    })?;
+    let mut candidates: Vec<(&Identity, Option<KeyTransport>)> = Vec::new();
+    for (rid, transport) in &info.recipients {
+        if let Some(id) = identities.iter().find(|i| rid.matches(&i.certificate)) {
+            candidates.push((id, *transport));
+        }
+    }
+    if candidates.is_empty() {
+        // Recipients named in ways we cannot match up front (key agreement): let OpenSSL try.
+        if info
+            .recipients
+            .iter()
+            .any(|(r, _)| *r == CertificateId::Other)
+        {
+            candidates = identities.iter().map(|i| (i, None)).collect();
+        } else {
+            return Err(Error::NoMatchingRecipient);
+        }
+    }
+    let keys: Vec<_> = candidates
+        .iter()
+        .map(|(id, _)| (id.private_key.as_ref(), id.certificate.as_ref()))
+        .collect();
+    let (detached, ciphertext) = detach_ciphertext(der)?;
+    check_size(ciphertext.len())?;
+    match ffi::decrypt(&detached, &ciphertext, &keys) {
+        Ok((i, content)) => Ok(Decrypted {
+            content,
+            cipher,
+            key_transport: candidates[i].1,
+            recipient: candidates[i].0.certificate.clone(),
+        }),
+        Err(e) => {
+            let reason = e
+                .errors()
+                .first()
+                .and_then(|x| x.reason().map(str::to_string))
+                .unwrap_or_else(|| "the content could not be decrypted".into());
+            // A structure inspect_enveloped accepted but OpenSSL cannot read is still malformed.
+            if reason.contains("asn1")
+                || reason.contains("wrong tag")
+                || reason.contains("header too long")
+            {
+                Err(Error::MalformedCms {
+                    what: "enveloped-data",
+                    detail: reason,
+                })
+            } else {
+                Err(Error::DecryptionFailed(reason))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cms::test_identity as id;
+
+    #[test]
+    fn encrypt_decrypt_every_cipher_and_transport() {
+        let a = id("A");
+        for c in ContentEncryption::ALL {
+            for t in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaep] {
+                let der = encrypt(
+                    b"secret".to_vec(),
+                    std::slice::from_ref(&a.certificate),
+                    c,
+                    t,
+                )
+                .unwrap();
+                let info = inspect_enveloped(&der).unwrap();
+                assert_eq!(info.cipher, Some(c));
+                assert_eq!(info.authenticated, c.is_authenticated());
+                assert_eq!(info.recipients[0].1, Some(t));
+                let d = decrypt(&der, std::slice::from_ref(&a)).unwrap();
+                assert_eq!(d.content, b"secret");
+                assert_eq!(d.cipher, c);
+            }
+        }
+    }
+
+    #[test]
+    fn tampered_ciphertext_is_refused() {
+        let a = id("A");
+        let plain = vec![b'p'; 5000];
+        for c in [ContentEncryption::Aes128Gcm, ContentEncryption::Aes256Gcm] {
+            let mut der = encrypt(
+                plain.clone(),
+                std::slice::from_ref(&a.certificate),
+                c,
+                KeyTransport::RsaPkcs1v15,
+            )
+            .unwrap();
+            let n = der.len();
+            der[n - 100] ^= 0x01; // inside the ciphertext, before the tag
+            let e = decrypt(&der, std::slice::from_ref(&a)).unwrap_err();
+            assert!(matches!(e, Error::DecryptionFailed(_)), "{c}: {e}");
+        }
+        // CBC has no tag; a flipped byte in the last block breaks the padding or changes the text.
+        let mut der = encrypt(
+            plain.clone(),
+            std::slice::from_ref(&a.certificate),
+            ContentEncryption::Aes256Cbc,
+            KeyTransport::RsaPkcs1v15,
+        )
+        .unwrap();
+        let n = der.len();
+        der[n - 20] ^= 0x55;
+        assert!(decrypt(&der, std::slice::from_ref(&a)).map_or(true, |d| d.content != plain));
+    }
+
+    #[test]
+    fn decrypt_errors_are_typed() {
+        let a = id("A");
+        let b = id("B");
+        let der = encrypt(
+            b"secret".to_vec(),
+            std::slice::from_ref(&a.certificate),
+            ContentEncryption::Aes128Cbc,
+            KeyTransport::RsaPkcs1v15,
+        )
+        .unwrap();
+        assert!(matches!(
+            decrypt(&der, std::slice::from_ref(&b)),
+            Err(Error::NoMatchingRecipient)
+        ));
+        // Right certificate, wrong key: matched by issuer/serial, then fails to decrypt.
+        let forged = Identity {
+            certificate: a.certificate.clone(),
+            private_key: b.private_key.clone(),
+            chain: vec![],
+        };
+        assert!(matches!(
+            decrypt(&der, &[forged]),
+            Err(Error::DecryptionFailed(_))
+        ));
+        assert!(matches!(
+            decrypt(&der[..40], std::slice::from_ref(&a)),
+            Err(Error::MalformedCms { .. })
+        ));
+        assert!(matches!(
+            decrypt(b"garbage", &[a]),
+            Err(Error::MalformedCms { .. })
+        ));
+    }
+}
