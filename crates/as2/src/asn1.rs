@@ -9,8 +9,6 @@ pub mod tag {
     pub const INTEGER: u8 = 0x02;
     /// OCTET STRING (primitive)
     pub const OCTET_STRING: u8 = 0x04;
-    /// OCTET STRING (constructed, BER only)
-    pub const OCTET_STRING_CONSTRUCTED: u8 = 0x24;
     /// NULL
     pub const NULL: u8 = 0x05;
     /// OBJECT IDENTIFIER
@@ -21,8 +19,6 @@ pub mod tag {
     pub const SET: u8 = 0x31;
     /// `[0]` constructed, context-specific
     pub const CONTEXT_0: u8 = 0xa0;
-    /// `[1]` constructed, context-specific
-    pub const CONTEXT_1: u8 = 0xa1;
     /// `[0]` primitive, context-specific
     pub const CONTEXT_0_PRIMITIVE: u8 = 0x80;
 }
@@ -358,5 +354,47 @@ mod tests {
             data.extend_from_slice(&[0x30, 0x80]);
         }
         assert!(read(&data).is_err());
+    }
+
+    /// What tests/no_panic.rs does to whole messages, here to DER alone (the module is the
+    /// crate's own): flipped bytes and truncations of a nested structure never panic.
+    #[test]
+    fn mangled_der_never_panics() {
+        let inner = der_seq(
+            tag::SEQUENCE,
+            &[
+                &der_oid("1.2.840.113549.1.7.1"),
+                &der(tag::OCTET_STRING, &[7; 300]),
+            ],
+        );
+        let good = der_seq(
+            tag::SEQUENCE,
+            &[
+                &der(tag::INTEGER, &[1]),
+                &der(tag::CONTEXT_0, &inner),
+                &der(tag::SET, &[]),
+            ],
+        );
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..3000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut bytes = good.clone();
+            let at = (seed as usize) % bytes.len();
+            bytes[at] ^= (seed >> 32) as u8 | 1;
+            if round % 3 == 0 {
+                bytes.truncate((seed >> 16) as usize % bytes.len());
+            }
+            let _ = read(&bytes).map(|(t, _)| {
+                t.children().map(|c| {
+                    c.iter()
+                        .filter_map(|x| x.octets().ok())
+                        .map(|o| o.len())
+                        .sum::<usize>()
+                })
+            });
+            let _ = read_all(&bytes);
+        }
     }
 }

@@ -15,14 +15,14 @@
 //! - [`mime`], [`cms`], [`mic`] and [`algorithm`] are the building blocks.
 
 pub mod algorithm;
-pub mod asn1;
+mod asn1;
 pub mod cms;
 mod deflate;
 pub mod envelope;
 mod error;
 mod ffi;
 pub mod filename;
-pub mod headers;
+mod headers;
 mod ids;
 pub mod keys;
 pub mod mdn;

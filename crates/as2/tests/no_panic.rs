@@ -14,7 +14,7 @@ use as2::mdn::{self, MdnOptions};
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
 use as2::mime::{self, Limits};
 use as2::receive::{self, Policy};
-use as2::{asn1, cms, Disposition, HeaderMap};
+use as2::{cms, Disposition, HeaderMap};
 use common::*;
 use proptest::prelude::*;
 
@@ -100,14 +100,6 @@ fn exercise(headers: &HeaderMap, body: &[u8]) {
     let _ = mdn::parse(headers, body, None, None, &Limits::default());
     let _ = mime::Entity::parse(body, &Limits::default())
         .map(|e| (e.raw_filename(), e.decoded_body().map(|b| b.len())));
-    let _ = asn1::read(body).map(|(t, _)| {
-        t.children().map(|c| {
-            c.iter()
-                .filter_map(|x| x.octets().ok())
-                .map(|o| o.len())
-                .sum::<usize>()
-        })
-    });
     let _ = cms::content_kind(body);
     let _ = cms::inspect_signed(body);
     let _ = cms::inspect_enveloped(body);
