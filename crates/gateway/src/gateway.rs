@@ -67,8 +67,10 @@ pub struct Gateway<P: Ports> {
     pub settings: Settings,
 }
 
-/// A partnership with what it needs from the keystore, loaded once per message.
-pub(crate) struct Loaded {
+/// What one message is sent or received under (the trading partner agreement): the station, the
+/// partnership, the deployment's defaults where they set none, and the keys, read once per
+/// message.
+pub(crate) struct Agreement {
     pub(crate) station: Station,
     pub(crate) partnership: Partnership,
     /// The station's receipt URL, or the deployment's.
@@ -91,7 +93,7 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// The partnership of `station` and `partner` and their keys.
-    pub(crate) async fn load(&self, station: &str, partner: &str) -> Result<Loaded> {
+    pub(crate) async fn agreement(&self, station: &str, partner: &str) -> Result<Agreement> {
         let unknown = || GatewayError::UnknownPartnership {
             station: station.into(),
             partner: partner.into(),
@@ -118,7 +120,7 @@ impl<P: Ports> Gateway<P> {
             .clone()
             .unwrap_or_else(|| defaults.message_id_domain.clone());
         let retry = partnership.retry.unwrap_or(defaults.retry);
-        Ok(Loaded {
+        Ok(Agreement {
             station: station_cfg,
             partnership,
             mdn_url,
@@ -183,7 +185,7 @@ fn log_final(r: &MessageRecord) {
     }
 }
 
-impl Loaded {
+impl Agreement {
     pub(crate) fn name_style(&self) -> NameStyle {
         if self.partnership.compact_algorithm_names {
             NameStyle::Compact

@@ -9,7 +9,7 @@ use as2::mdn::{self, MdnSignature, MicCheck};
 use as2::{Disposition, HeaderMap};
 
 use crate::error::{GatewayError, Result};
-use crate::gateway::{Gateway, Loaded};
+use crate::gateway::{Agreement, Gateway};
 use crate::layout::{self, capture, rejected_capture, Direction, MessagePaths};
 use crate::model::{MdnMic, MdnSummary, MessageRecord, Status};
 use crate::ports::{Clock, MessageLog, ObjectStore, Ports};
@@ -74,7 +74,7 @@ impl<P: Ports> Gateway<P> {
     pub(crate) async fn take_mdn(
         &self,
         record: &mut MessageRecord,
-        loaded: &Loaded,
+        agreement: &Agreement,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<std::result::Result<Status, String>> {
@@ -90,7 +90,7 @@ impl<P: Ports> Gateway<P> {
             .store()
             .put(&key, capture(headers, body), BTreeMap::new())
             .await?;
-        let certs = std::slice::from_ref(&loaded.partner_cert);
+        let certs = std::slice::from_ref(&agreement.partner_cert);
         let mut cert_note = None;
         let parsed = match mdn::parse(
             headers,
@@ -149,8 +149,8 @@ impl<P: Ports> Gateway<P> {
             disposition: &parsed.disposition,
             mic: Some(&mic_check),
             signed,
-            asked_signed: loaded.partnership.signed_mdn,
-            message_signed: loaded.partnership.signing.is_some(),
+            asked_signed: agreement.partnership.signed_mdn,
+            message_signed: agreement.partnership.signing.is_some(),
             signer_not_valid: cert_note.as_deref(),
         });
         let summary = MdnSummary {
@@ -229,7 +229,7 @@ impl<P: Ports> Gateway<P> {
             ))
             .await;
         };
-        let loaded = match self.load(&station, &partner).await {
+        let agreement = match self.agreement(&station, &partner).await {
             Ok(l) => l,
             Err(e) => return unmatched(e.to_string()).await,
         };
@@ -239,7 +239,10 @@ impl<P: Ports> Gateway<P> {
                 "a receipt for this message was already received",
             ));
         }
-        match self.take_mdn(&mut record, &loaded, headers, body).await? {
+        match self
+            .take_mdn(&mut record, &agreement, headers, body)
+            .await?
+        {
             Ok(status) => Ok(HttpReply::text(
                 200,
                 &format!("receipt accepted; message {original} is {status}"),

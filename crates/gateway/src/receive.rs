@@ -109,7 +109,7 @@ impl<P: Ports> Gateway<P> {
             Ok(e) => e,
             Err(e) => return refuse(400, format!("not an AS2 message: {e}")).await,
         };
-        let loaded = match self.load(&envelope.to, &envelope.from).await {
+        let agreement = match self.agreement(&envelope.to, &envelope.from).await {
             Ok(l) => l,
             Err(GatewayError::UnknownPartnership { station, partner }) => {
                 let why = format!("no partnership between station {station} and partner {partner}");
@@ -118,7 +118,10 @@ impl<P: Ports> Gateway<P> {
             }
             Err(e) => return Err(e),
         };
-        if let Some(why) = self.client_certificate_refusal(&loaded, peer, now).await? {
+        if let Some(why) = self
+            .client_certificate_refusal(&agreement, peer, now)
+            .await?
+        {
             tracing::warn!(message_id = %envelope.message_id, station = %envelope.to, partner = %envelope.from, %why, "message refused");
             return refuse(403, why).await;
         }
@@ -131,7 +134,7 @@ impl<P: Ports> Gateway<P> {
         store
             .put(
                 &paths.headers(),
-                redacted(headers, &loaded.partnership.secret_headers).to_bytes(),
+                redacted(headers, &agreement.partnership.secret_headers).to_bytes(),
                 BTreeMap::new(),
             )
             .await?;
@@ -158,11 +161,11 @@ impl<P: Ports> Gateway<P> {
         record.lease_until = Some(now.plus(self.settings.receive_lease));
         if let Created::Exists(earlier) = self.ports.log().create(&record).await? {
             return self
-                .received_before(&envelope, &loaded, *earlier, &paths, headers, body)
+                .received_before(&envelope, &agreement, *earlier, &paths, headers, body)
                 .await;
         }
         self.settings.failpoints.hit("receive.took-id")?;
-        self.complete_receive(record, &envelope, &loaded, headers, body)
+        self.complete_receive(record, &envelope, &agreement, headers, body)
             .await
     }
 
@@ -175,12 +178,12 @@ impl<P: Ports> Gateway<P> {
         &self,
         mut record: MessageRecord,
         envelope: &Envelope,
-        loaded: &crate::gateway::Loaded,
+        agreement: &crate::gateway::Agreement,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<HttpReply> {
         match self
-            .store_outcome(&mut record, envelope, loaded, headers, body)
+            .store_outcome(&mut record, envelope, agreement, headers, body)
             .await
         {
             Ok(reply) => Ok(reply),
@@ -202,7 +205,7 @@ impl<P: Ports> Gateway<P> {
         &self,
         record: &mut MessageRecord,
         envelope: &Envelope,
-        loaded: &crate::gateway::Loaded,
+        agreement: &crate::gateway::Agreement,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<HttpReply> {
@@ -210,11 +213,11 @@ impl<P: Ports> Gateway<P> {
         let store = self.ports.store();
         let paths = MessagePaths::new(&envelope.to, &envelope.from, Direction::Inbox, &record.id)?;
         let keys = StaticKeys {
-            identities: vec![loaded.identity.clone()],
-            partner_certificates: vec![loaded.partner_cert.clone()],
+            identities: vec![agreement.identity.clone()],
+            partner_certificates: vec![agreement.partner_cert.clone()],
         };
-        let policy = loaded.policy(self.settings.max_decompressed_size);
-        let style = loaded.name_style();
+        let policy = agreement.policy(self.settings.max_decompressed_size);
+        let style = agreement.name_style();
         // What the record will say, once everything is stored.
         let (disposition, mic, outcome) =
             match receive::open(envelope, headers, body, &keys, &policy, now.unix()) {
@@ -253,9 +256,9 @@ impl<P: Ports> Gateway<P> {
         let receipt = match &envelope.mdn {
             None => None,
             Some(_) => {
-                let opts = loaded.mdn_options(&self.settings.reporting_ua);
+                let opts = agreement.mdn_options(&self.settings.reporting_ua);
                 let receipt_id =
-                    as2::envelope::new_message_id(&loaded.message_id_domain, now.unix());
+                    as2::envelope::new_message_id(&agreement.message_id_domain, now.unix());
                 let receipt = mdn::build(
                     envelope,
                     &disposition,
@@ -346,7 +349,7 @@ impl<P: Ports> Gateway<P> {
     async fn received_before(
         &self,
         envelope: &Envelope,
-        loaded: &crate::gateway::Loaded,
+        agreement: &crate::gateway::Agreement,
         mut earlier: MessageRecord,
         this_copy: &MessagePaths,
         headers: &HeaderMap,
@@ -356,7 +359,7 @@ impl<P: Ports> Gateway<P> {
         let give_up = clock.now().plus(self.settings.duplicate_wait);
         loop {
             if earlier.status != Status::Receiving {
-                return self.answer_again(envelope, loaded, &earlier).await;
+                return self.answer_again(envelope, agreement, &earlier).await;
             }
             let now = clock.now();
             if earlier.lease_until.is_none_or(|l| l <= now) {
@@ -376,7 +379,7 @@ impl<P: Ports> Gateway<P> {
                     Ok(()) => {
                         tracing::info!(id = %taken.id, message_id = %taken.message_id, "taking over a receive that did not finish");
                         return self
-                            .complete_receive(taken, envelope, loaded, headers, body)
+                            .complete_receive(taken, envelope, agreement, headers, body)
                             .await;
                     }
                     Err(GatewayError::Conflict(_)) => {}
@@ -423,8 +426,8 @@ impl<P: Ports> Gateway<P> {
         let body = read(&record.raw_key).await?;
         let (headers, _) = as2::mime::parse_header_block(&headers.data, &Default::default())?;
         let envelope = Envelope::from_headers(&headers).map_err(GatewayError::from)?;
-        let loaded = self.load(&envelope.to, &envelope.from).await?;
-        self.complete_receive(record, &envelope, &loaded, &headers, &body.data)
+        let agreement = self.agreement(&envelope.to, &envelope.from).await?;
+        self.complete_receive(record, &envelope, &agreement, &headers, &body.data)
             .await?;
         Ok(self
             .ports
@@ -512,11 +515,11 @@ impl<P: Ports> Gateway<P> {
     /// another one, or one outside its validity.
     async fn client_certificate_refusal(
         &self,
-        loaded: &crate::gateway::Loaded,
+        agreement: &crate::gateway::Agreement,
         peer: &Peer,
         now: crate::time::Millis,
     ) -> Result<Option<String>> {
-        let p = &loaded.partnership;
+        let p = &agreement.partnership;
         let Some(alias) = &p.client_certificate_alias else {
             return Ok(None);
         };
@@ -546,7 +549,7 @@ impl<P: Ports> Gateway<P> {
     async fn answer_again(
         &self,
         envelope: &Envelope,
-        loaded: &crate::gateway::Loaded,
+        agreement: &crate::gateway::Agreement,
         earlier: &MessageRecord,
     ) -> Result<HttpReply> {
         tracing::info!(message_id = %envelope.message_id, earlier = %earlier.id, "message received again");
@@ -578,8 +581,8 @@ impl<P: Ports> Gateway<P> {
             return Ok(HttpReply::text(200, "received again; not delivered twice"));
         }
         let now = self.ports.clock().now();
-        let opts: MdnOptions = loaded.mdn_options(&self.settings.reporting_ua);
-        let id = as2::envelope::new_message_id(&loaded.message_id_domain, now.unix());
+        let opts: MdnOptions = agreement.mdn_options(&self.settings.reporting_ua);
+        let id = as2::envelope::new_message_id(&agreement.message_id_domain, now.unix());
         let receipt = mdn::build(
             envelope,
             &Disposition::duplicate_document(),

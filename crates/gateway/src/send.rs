@@ -8,7 +8,7 @@ use as2::message::{self, Payload};
 use as2::HeaderMap;
 
 use crate::error::{GatewayError, Result};
-use crate::gateway::{Gateway, Loaded};
+use crate::gateway::{Agreement, Gateway};
 use crate::layout::{Direction, MessagePaths};
 use crate::model::{Job, MdnMode, MessageRecord, Status};
 use crate::ports::{
@@ -22,8 +22,15 @@ use crate::time::Millis;
 pub enum SendOutcome {
     /// Nothing to do: the message is not waiting to be sent (done, or another worker has it).
     Skipped(Status),
-    /// Sent; the record has the final or awaiting status.
-    Done(Status),
+    /// Sent, or failed for good: the record has the final or awaiting status.
+    Done {
+        /// The record's status now.
+        status: Status,
+        /// The detail of that status (why it failed, what the receipt said).
+        reason: String,
+        /// The message's Message-ID.
+        message_id: String,
+    },
     /// The attempt failed and another is queued.
     Retrying {
         /// When.
@@ -31,6 +38,17 @@ pub enum SendOutcome {
         /// Why the attempt failed.
         reason: String,
     },
+}
+
+impl SendOutcome {
+    /// Done, as `record` now says.
+    fn done(record: &MessageRecord) -> SendOutcome {
+        SendOutcome::Done {
+            status: record.status,
+            reason: record.last_detail().unwrap_or_default().to_string(),
+            message_id: record.message_id.clone(),
+        }
+    }
 }
 
 /// The first line of a body, for a log entry.
@@ -68,7 +86,7 @@ impl<P: Ports> Gateway<P> {
             return Ok(SendOutcome::Skipped(record.status));
         }
         let now = self.ports.clock().now();
-        let loaded = match self.load(&record.station, &record.partner).await {
+        let agreement = match self.agreement(&record.station, &record.partner).await {
             Ok(l) => l,
             Err(e) if e.is_permanent() => {
                 return self.fail(&mut record, now, e.to_string()).await;
@@ -94,20 +112,20 @@ impl<P: Ports> Gateway<P> {
                 )
                 .await;
         };
-        let opts = match loaded.message_options(&format!("AS2 message {}", record.filename)) {
+        let opts = match agreement.message_options(&format!("AS2 message {}", record.filename)) {
             Ok(o) => o,
             Err(e) => return self.fail(&mut record, now, e.to_string()).await,
         };
         if record.message_id.is_empty() {
             record.message_id =
-                as2::envelope::new_message_id(&loaded.message_id_domain, now.unix());
+                as2::envelope::new_message_id(&agreement.message_id_domain, now.unix());
         }
         let built = message::build(
             &opts,
             &Payload {
                 data: &payload.data,
                 filename: Some(&record.filename),
-                content_type: &loaded.partnership.content_type,
+                content_type: &agreement.partnership.content_type,
             },
             &record.message_id,
             now.unix(),
@@ -134,7 +152,7 @@ impl<P: Ports> Gateway<P> {
         store
             .put(&paths.headers(), built.headers.to_bytes(), BTreeMap::new())
             .await?;
-        let style = loaded.name_style();
+        let style = agreement.name_style();
         let (mic, alternatives) = (
             built.mic.to_field(style),
             built
@@ -155,7 +173,7 @@ impl<P: Ports> Gateway<P> {
         .await?;
 
         self.settings.failpoints.hit("send.built")?;
-        let request = match self.request(&loaded, built.headers, built.body).await {
+        let request = match self.request(&agreement, built.headers, built.body).await {
             Ok(r) => r,
             // A missing password secret or TLS trust anchor: nothing a retry would fix.
             Err(e) if e.is_permanent() => {
@@ -172,7 +190,7 @@ impl<P: Ports> Gateway<P> {
             Ok(r) => r,
             Err(e) => {
                 return self
-                    .retry_or_fail(&mut record, &loaded, now, e.to_string())
+                    .retry_or_fail(&mut record, &agreement, now, e.to_string())
                     .await
             }
         };
@@ -182,7 +200,7 @@ impl<P: Ports> Gateway<P> {
                 response.status,
                 first_line(&response.body)
             );
-            return self.retry_or_fail(&mut record, &loaded, now, why).await;
+            return self.retry_or_fail(&mut record, &agreement, now, why).await;
         }
         if !(200..300).contains(&response.status) {
             // A 4xx is the partner refusing this message; sending it again would not help.
@@ -193,16 +211,16 @@ impl<P: Ports> Gateway<P> {
             );
             return self.fail(&mut record, now, why).await;
         }
-        match loaded.partnership.mdn {
+        match agreement.partnership.mdn {
             MdnMode::None => {
                 self.save(&mut record, |r| {
                     r.set_status(Status::Sent, now, Some(format!("HTTP {}", response.status)))
                 })
                 .await?;
-                Ok(SendOutcome::Done(record.status))
+                Ok(SendOutcome::done(&record))
             }
             MdnMode::Async => {
-                let wait = Duration::from_secs(loaded.partnership.mdn_wait_secs);
+                let wait = Duration::from_secs(agreement.partnership.mdn_wait_secs);
                 self.save(&mut record, |r| {
                     r.set_status(
                         Status::AwaitingMdn,
@@ -228,15 +246,15 @@ impl<P: Ports> Gateway<P> {
                         )
                         .await?;
                 }
-                Ok(SendOutcome::Done(record.status))
+                Ok(SendOutcome::done(&record))
             }
             MdnMode::Sync => match self
-                .take_mdn(&mut record, &loaded, &response.headers, &response.body)
+                .take_mdn(&mut record, &agreement, &response.headers, &response.body)
                 .await?
             {
-                Ok(status) => Ok(SendOutcome::Done(status)),
+                Ok(_) => Ok(SendOutcome::done(&record)),
                 Err(not_an_mdn) => {
-                    self.retry_or_fail(&mut record, &loaded, now, not_an_mdn)
+                    self.retry_or_fail(&mut record, &agreement, now, not_an_mdn)
                         .await
                 }
             },
@@ -245,11 +263,11 @@ impl<P: Ports> Gateway<P> {
 
     async fn request(
         &self,
-        loaded: &Loaded,
+        agreement: &Agreement,
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<HttpRequest> {
-        let p = &loaded.partnership;
+        let p = &agreement.partnership;
         let basic_auth = match &p.auth {
             Some(a) => Some((
                 a.user.clone(),
@@ -282,18 +300,18 @@ impl<P: Ports> Gateway<P> {
             r.set_status(Status::Failed, now, Some(reason.clone()))
         })
         .await?;
-        Ok(SendOutcome::Done(record.status))
+        Ok(SendOutcome::done(record))
     }
 
     async fn retry_or_fail(
         &self,
         record: &mut MessageRecord,
-        loaded: &Loaded,
+        agreement: &Agreement,
         now: Millis,
         reason: String,
     ) -> Result<SendOutcome> {
         let attempt = record.attempts;
-        match loaded.retry.delay_after(attempt) {
+        match agreement.retry.delay_after(attempt) {
             Some(delay) => {
                 let at = now.plus(delay);
                 let detail = format!("attempt {attempt} failed: {reason}; next attempt at {at}");
@@ -304,7 +322,7 @@ impl<P: Ports> Gateway<P> {
                     })
                     .await?;
                 if !queued {
-                    return Ok(SendOutcome::Done(record.status));
+                    return Ok(SendOutcome::done(record));
                 }
                 self.ports
                     .queue()
@@ -341,9 +359,9 @@ impl<P: Ports> Gateway<P> {
             return Err(GatewayError::NotFound(mdn.key));
         };
         let (headers, at) = as2::mime::parse_header_block(&object.data, &Default::default())?;
-        let loaded = self.load(&record.station, &record.partner).await?;
+        let agreement = self.agreement(&record.station, &record.partner).await?;
         let mut request = match self
-            .request(&loaded, headers, object.data[at..].to_vec())
+            .request(&agreement, headers, object.data[at..].to_vec())
             .await
         {
             Ok(r) => r,
@@ -369,7 +387,7 @@ impl<P: Ports> Gateway<P> {
             Err(e) => Some(e.to_string()),
         };
         let attempt = attempt + 1;
-        let note = match (&failure, loaded.retry.delay_after(attempt)) {
+        let note = match (&failure, agreement.retry.delay_after(attempt)) {
             (None, _) => format!("asynchronous receipt delivered to {url}"),
             (Some(why), Some(delay)) => {
                 self.ports

@@ -8,7 +8,7 @@
 use std::future::Future;
 
 use gateway::model::{Job, Status};
-use gateway::ports::{Clock, MessageLog, Ports};
+use gateway::ports::{Clock, Ports};
 use gateway::{Gateway, GatewayError, Millis, SendOutcome};
 use gateway_aws::sqs::{QueuedJob, SqsQueue};
 use serde_json::{json, Value};
@@ -85,18 +85,20 @@ async fn run<P: Ports, Q: Parking>(
     };
     match &queued.job {
         Job::Send { id } => match gateway.send(id).await {
-            Ok(SendOutcome::Done(Status::Failed)) => {
-                let after = gateway.ports.log().get(id).await?;
-                let reason = after
-                    .as_ref()
-                    .and_then(|r| r.last_detail())
-                    .unwrap_or("failed")
-                    .to_string();
-                let message_id = after.map(|r| r.message_id).unwrap_or_default();
+            Ok(SendOutcome::Done {
+                status: Status::Failed,
+                reason,
+                message_id,
+            }) => {
                 tracing::error!(%message_id, "send failed for good; the file stays in the outbox");
-                park(reason).await
+                park(if reason.is_empty() {
+                    "failed".into()
+                } else {
+                    reason
+                })
+                .await
             }
-            Ok(SendOutcome::Done(status)) => {
+            Ok(SendOutcome::Done { status, .. }) => {
                 tracing::info!(status = status.as_str(), "sent");
                 Ok(Handled::Ran(Some(status)))
             }
