@@ -5,7 +5,6 @@
 
 use gateway::model::TlsOptions;
 use gateway::ports::{As2Transport, HttpRequest, HttpResponse, TransportError};
-use gateway::HttpReply;
 
 /// [`As2Transport`] with reqwest. Bodies always go with a Content-Length (some partners refuse
 /// chunked requests).
@@ -113,7 +112,7 @@ pub fn as2_headers(headers: &http::HeaderMap) -> as2::HeaderMap {
 
 /// The status and headers of the gateway's answer, for the HTTP response. A header HTTP cannot
 /// carry is left out, with a warning.
-pub fn reply_head(reply: &HttpReply) -> (http::StatusCode, http::HeaderMap) {
+pub fn reply_head(reply: &HttpResponse) -> (http::StatusCode, http::HeaderMap) {
     let status =
         http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let mut headers = http::HeaderMap::new();

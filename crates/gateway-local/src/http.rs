@@ -67,7 +67,7 @@ impl Limits {
 }
 
 /// A reply of the gateway as the HTTP server sends it.
-pub fn respond(reply: gateway::HttpReply) -> Response {
+pub fn respond(reply: gateway::HttpResponse) -> Response {
     let (status, headers) = gateway_http::reply_head(&reply);
     (status, headers, reply.body).into_response()
 }
@@ -161,7 +161,7 @@ impl BodyError {
                 "the message stopped coming; send it again\n",
             )
                 .into_response(),
-            BodyError::Io(_) => respond(gateway::HttpReply::unavailable()),
+            BodyError::Io(_) => respond(gateway::HttpResponse::unavailable()),
         }
     }
 }

@@ -690,7 +690,7 @@ async fn receive(
         // A full disk or a database failure: the partner sends again later (same
         // Message-ID) and the message is processed then; what failed is for our log only.
         tracing::error!(error = %e, "receiving failed; the partner is asked to send again");
-        gateway::HttpReply::unavailable()
+        gateway::HttpResponse::unavailable()
     }))
 }
 

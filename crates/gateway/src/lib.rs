@@ -20,8 +20,9 @@ mod upload;
 
 pub use error::{GatewayError, Result};
 pub use gateway::{Gateway, Settings, DEFAULT_DUPLICATE_WINDOW, DEFAULT_MAX_DECOMPRESSED_BYTES};
+pub use ports::HttpResponse;
 pub use ports::UploadRef;
-pub use receive::{HttpReply, Peer};
+pub use receive::Peer;
 pub use send::SendOutcome;
 pub use time::Millis;
 pub use upload::{Origin, UploadOutcome};

@@ -279,8 +279,8 @@ pub struct HttpRequest {
     pub trust: Vec<X509>,
 }
 
-/// The partner's answer.
-#[derive(Debug, Clone)]
+/// An HTTP answer: the partner's to a POST of ours, or ours to a POST we received.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     /// Status code.
     pub status: u16,

@@ -10,10 +10,10 @@ use as2::{Disposition, HeaderMap};
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::{Agreement, Gateway};
-use crate::layout::{self, capture, rejected_capture, Direction, MessagePaths};
+use crate::layout::{self, capture, rejected_capture};
 use crate::model::{MdnMic, MdnSummary, MessageRecord, Status};
+use crate::ports::HttpResponse;
 use crate::ports::{Clock, MessageLog, ObjectStore, Ports};
-use crate::receive::HttpReply;
 
 /// What a receipt says of a message we sent, and what was asked of it.
 #[derive(Debug, Clone, Copy)]
@@ -79,12 +79,7 @@ impl<P: Ports> Gateway<P> {
         body: &[u8],
     ) -> Result<std::result::Result<Status, String>> {
         let now = self.ports.clock().now();
-        let paths = MessagePaths::new(
-            &record.station,
-            &record.partner,
-            Direction::Outbox,
-            &record.id,
-        )?;
+        let paths = record.paths()?;
         let key = paths.mdn();
         self.ports
             .store()
@@ -189,7 +184,11 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// An asynchronous receipt for a message we sent.
-    pub(crate) async fn on_async_mdn(&self, headers: &HeaderMap, body: &[u8]) -> Result<HttpReply> {
+    pub(crate) async fn on_async_mdn(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<HttpResponse> {
         let now = self.ports.clock().now();
         let store = self.ports.store();
         let folder = layout::new_folder(now);
@@ -202,7 +201,7 @@ impl<P: Ports> Gateway<P> {
                 )
                 .await?;
             tracing::warn!(%why, "receipt not matched");
-            Ok::<_, GatewayError>(HttpReply::text(400, &why))
+            Ok::<_, GatewayError>(HttpResponse::text(400, &why))
         };
         // The receipt's AS2-From is the partner, its AS2-To our station.
         let (Some(partner), Some(station)) = (headers.get("AS2-From"), headers.get("AS2-To"))
@@ -234,7 +233,7 @@ impl<P: Ports> Gateway<P> {
             Err(e) => return unmatched(e.to_string()).await,
         };
         if record.mdn.is_some() && record.status != Status::AwaitingMdn {
-            return Ok(HttpReply::text(
+            return Ok(HttpResponse::text(
                 200,
                 "a receipt for this message was already received",
             ));
@@ -243,11 +242,11 @@ impl<P: Ports> Gateway<P> {
             .take_mdn(&mut record, &agreement, headers, body)
             .await?
         {
-            Ok(status) => Ok(HttpReply::text(
+            Ok(status) => Ok(HttpResponse::text(
                 200,
                 &format!("receipt accepted; message {original} is {status}"),
             )),
-            Err(why) => Ok(HttpReply::text(400, &why)),
+            Err(why) => Ok(HttpResponse::text(400, &why)),
         }
     }
 }

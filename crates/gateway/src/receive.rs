@@ -15,19 +15,9 @@ use crate::gateway::Gateway;
 use crate::layout::{self, capture, redacted, rejected_capture, Direction, MessagePaths};
 use crate::model::{Job, MdnMic, MdnSummary, MessageRecord, Status, StatusChange};
 use crate::ports::{
-    Clock, Created, JobQueue, Keystore, MessageLog, ObjectStore, PartnerDirectory, Ports,
+    Clock, Created, HttpResponse, JobQueue, Keystore, MessageLog, ObjectStore, PartnerDirectory,
+    Ports,
 };
-
-/// The HTTP answer to a POST.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpReply {
-    /// Status code.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Vec<u8>,
-}
 
 /// What a received message came to, before it is recorded.
 enum Outcome {
@@ -40,7 +30,7 @@ enum Outcome {
     Refused(String),
 }
 
-impl HttpReply {
+impl HttpResponse {
     /// The answer when receiving failed for a passing reason (storage, database): 503 and
     /// `Retry-After`, with nothing of what failed (that goes to the log).
     pub fn unavailable() -> Self {
@@ -58,7 +48,7 @@ impl HttpReply {
     }
 
     pub(crate) fn text(status: u16, text: &str) -> Self {
-        HttpReply {
+        HttpResponse {
             status,
             headers: [("Content-Type", "text/plain; charset=utf-8")]
                 .into_iter()
@@ -68,7 +58,7 @@ impl HttpReply {
     }
 
     fn mdn(headers: HeaderMap, body: Vec<u8>) -> Self {
-        HttpReply {
+        HttpResponse {
             status: 200,
             headers,
             body,
@@ -85,7 +75,7 @@ pub struct Peer {
 
 impl<P: Ports> Gateway<P> {
     /// Handles a POST to the AS2 endpoint: a message from a partner, or a receipt for one of ours.
-    pub async fn on_post(&self, headers: &HeaderMap, body: &[u8]) -> Result<HttpReply> {
+    pub async fn on_post(&self, headers: &HeaderMap, body: &[u8]) -> Result<HttpResponse> {
         self.on_post_from(&Peer::default(), headers, body).await
     }
 
@@ -96,7 +86,7 @@ impl<P: Ports> Gateway<P> {
         peer: &Peer,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<HttpReply> {
+    ) -> Result<HttpResponse> {
         if mdn::is_mdn(headers, body) {
             return self.on_async_mdn(headers, body).await;
         }
@@ -181,7 +171,7 @@ impl<P: Ports> Gateway<P> {
         agreement: &crate::gateway::Agreement,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<HttpReply> {
+    ) -> Result<HttpResponse> {
         match self
             .store_outcome(&mut record, envelope, agreement, headers, body)
             .await
@@ -208,10 +198,10 @@ impl<P: Ports> Gateway<P> {
         agreement: &crate::gateway::Agreement,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<HttpReply> {
+    ) -> Result<HttpResponse> {
         let now = self.ports.clock().now();
         let store = self.ports.store();
-        let paths = MessagePaths::new(&envelope.to, &envelope.from, Direction::Inbox, &record.id)?;
+        let paths = record.paths()?;
         let keys = StaticKeys {
             identities: vec![agreement.identity.clone()],
             partner_certificates: vec![agreement.partner_cert.clone()],
@@ -321,25 +311,19 @@ impl<P: Ports> Gateway<P> {
         self.settings.failpoints.hit("receive.recorded")?;
 
         let Some((receipt, _)) = receipt else {
-            return Ok(HttpReply::text(200, "received; no receipt was requested"));
+            return Ok(HttpResponse::text(
+                200,
+                "received; no receipt was requested",
+            ));
         };
         if receipt.async_url.is_some() {
-            self.ports
-                .queue()
-                .enqueue(
-                    Job::SendMdn {
-                        id: record.id.clone(),
-                        attempt: 0,
-                    },
-                    now,
-                )
-                .await?;
-            return Ok(HttpReply::text(
+            self.queue_async_receipt(&record.id).await?;
+            return Ok(HttpResponse::text(
                 200,
                 "received; the receipt will be sent asynchronously",
             ));
         }
-        Ok(HttpReply::mdn(receipt.headers, receipt.body))
+        Ok(HttpResponse::mdn(receipt.headers, receipt.body))
     }
 
     /// A Message-ID the partner sent before. Received (or refused) already: the earlier receipt
@@ -354,7 +338,7 @@ impl<P: Ports> Gateway<P> {
         this_copy: &MessagePaths,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<HttpReply> {
+    ) -> Result<HttpResponse> {
         let clock = self.ports.clock();
         let give_up = clock.now().plus(self.settings.duplicate_wait);
         loop {
@@ -386,7 +370,7 @@ impl<P: Ports> Gateway<P> {
                     Err(e) => return Err(e),
                 }
             } else if now >= give_up {
-                return Ok(HttpReply::retry_later(
+                return Ok(HttpResponse::retry_later(
                     30,
                     "this message is being received by another request; try again shortly",
                 ));
@@ -441,7 +425,7 @@ impl<P: Ports> Gateway<P> {
     /// at once (and its headers kept in `_rejected`) when it is not an AS2 request or names no
     /// partnership of ours, so nobody can make the gateway read a large body for nothing.
     /// `None`: read the body and hand it to [`Gateway::on_post_from`].
-    pub async fn precheck(&self, headers: &HeaderMap) -> Result<Option<HttpReply>> {
+    pub async fn precheck(&self, headers: &HeaderMap) -> Result<Option<HttpResponse>> {
         // Messages and asynchronous receipts alike name the partner in AS2-From and our
         // station in AS2-To; the rest of the headers is for the full check.
         let id = |name: &'static str| {
@@ -484,13 +468,13 @@ impl<P: Ports> Gateway<P> {
         why: String,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<HttpReply> {
+    ) -> Result<HttpResponse> {
         let key = layout::rejected(&layout::new_folder(self.ports.clock().now()));
         self.ports
             .store()
             .put(&key, rejected_capture(headers, body), BTreeMap::new())
             .await?;
-        Ok(HttpReply::text(status, &why))
+        Ok(HttpResponse::text(status, &why))
     }
 
     /// Removes what `_rejected` holds from longer ago than `older_than` (refused requests are
@@ -544,6 +528,16 @@ impl<P: Ports> Gateway<P> {
         Ok(None)
     }
 
+    /// Queues the first attempt at POSTing record `id`'s receipt to the URL its sender asked for.
+    async fn queue_async_receipt(&self, id: &str) -> Result<()> {
+        let now = self.ports.clock().now();
+        let job = Job::SendMdn {
+            id: id.to_string(),
+            attempt: 0,
+        };
+        self.ports.queue().enqueue(job, now).await
+    }
+
     /// A Message-ID this partner sent before: the file is not delivered again; the earlier
     /// receipt is returned (or re-sent), or a duplicate-document warning if there is none yet.
     async fn answer_again(
@@ -551,34 +545,27 @@ impl<P: Ports> Gateway<P> {
         envelope: &Envelope,
         agreement: &crate::gateway::Agreement,
         earlier: &MessageRecord,
-    ) -> Result<HttpReply> {
+    ) -> Result<HttpResponse> {
         tracing::info!(message_id = %envelope.message_id, earlier = %earlier.id, "message received again");
         if let Some(summary) = &earlier.mdn {
             if let Some(object) = self.ports.store().get(&summary.key).await? {
                 if earlier.async_mdn_url.is_some() {
-                    let now = self.ports.clock().now();
-                    self.ports
-                        .queue()
-                        .enqueue(
-                            Job::SendMdn {
-                                id: earlier.id.clone(),
-                                attempt: 0,
-                            },
-                            now,
-                        )
-                        .await?;
-                    return Ok(HttpReply::text(
+                    self.queue_async_receipt(&earlier.id).await?;
+                    return Ok(HttpResponse::text(
                         200,
                         "received again; the earlier receipt will be sent again",
                     ));
                 }
                 let (headers, at) =
                     as2::mime::parse_header_block(&object.data, &Default::default())?;
-                return Ok(HttpReply::mdn(headers, object.data[at..].to_vec()));
+                return Ok(HttpResponse::mdn(headers, object.data[at..].to_vec()));
             }
         }
         if envelope.mdn.is_none() {
-            return Ok(HttpReply::text(200, "received again; not delivered twice"));
+            return Ok(HttpResponse::text(
+                200,
+                "received again; not delivered twice",
+            ));
         }
         let now = self.ports.clock().now();
         let opts: MdnOptions = agreement.mdn_options(&self.settings.reporting_ua);
@@ -591,6 +578,6 @@ impl<P: Ports> Gateway<P> {
             &id,
             now.unix(),
         )?;
-        Ok(HttpReply::mdn(receipt.headers, receipt.body))
+        Ok(HttpResponse::mdn(receipt.headers, receipt.body))
     }
 }

@@ -9,7 +9,6 @@ use as2::HeaderMap;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::{Agreement, Gateway};
-use crate::layout::{Direction, MessagePaths};
 use crate::model::{Job, MdnMode, MessageRecord, Status};
 use crate::ports::{
     As2Transport, Clock, HttpRequest, JobQueue, Keystore, MessageLog, ObjectStore, Ports, Secrets,
@@ -139,12 +138,7 @@ impl<P: Ports> Gateway<P> {
                     .await
             }
         };
-        let paths = MessagePaths::new(
-            &record.station,
-            &record.partner,
-            Direction::Outbox,
-            &record.id,
-        )?;
+        let paths = record.paths()?;
         let store = self.ports.store();
         store
             .put(&paths.raw_message(), built.body.clone(), BTreeMap::new())

@@ -163,15 +163,12 @@ impl<P: Ports> Gateway<P> {
                     "{} was accepted at {accepted_at} as {record_id} and its duplicate window has not ended; moved to {moved_to}",
                     send.name,
                 );
-                let mut record = MessageRecord::new(
+                let mut record = MessageRecord::upload(
                     &folder,
-                    Direction::Outbox,
-                    &send.station,
-                    &send.partner,
-                    &send.name,
+                    &send,
+                    size,
                     StatusChange::new(now, Status::Duplicate, Some(detail)),
                 );
-                record.size = size;
                 record.payload_key = Some(moved_to.clone());
                 self.ports.log().create(&record).await?;
                 tracing::info!(key, %moved_to, "duplicate upload");
@@ -197,15 +194,12 @@ impl<P: Ports> Gateway<P> {
             Err(e) => return Err(e),
         }
         self.settings.failpoints.hit("upload.copied")?;
-        let mut record = MessageRecord::new(
+        let mut record = MessageRecord::upload(
             &id,
-            Direction::Outbox,
-            &send.station,
-            &send.partner,
-            &send.name,
+            &send,
+            size,
             StatusChange::new(now, Status::Queued, Some(format!("uploaded as {key}"))),
         );
-        record.size = size;
         record.payload_key = Some(outbox);
         let queue = match self.ports.log().create(&record).await? {
             Created::New => true,
@@ -241,15 +235,12 @@ impl<P: Ports> Gateway<P> {
         .map_err(|e| crate::GatewayError::port("digest", e))?;
         let id = format!("{}-{}", current.modified.compact(), as2::hex(&digest[..4]));
         let now = self.ports.clock().now();
-        let mut record = MessageRecord::new(
+        let record = MessageRecord::upload(
             &id,
-            Direction::Outbox,
-            &send.station,
-            &send.partner,
-            &send.name,
+            send,
+            current.size,
             StatusChange::new(now, Status::NotSent, Some(reason.clone())),
         );
-        record.size = current.size;
         if let Created::New = self.ports.log().create(&record).await? {
             tracing::warn!(key, %reason, "upload not sent");
         }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::Direction;
+use crate::layout::{Direction, MessagePaths, SendKey};
 use crate::time::Millis;
 
 /// A message's state. Every change is kept in the record's history.
@@ -236,6 +236,27 @@ pub struct MessageRecord {
 
 impl MessageRecord {
     /// A new record whose history starts with `first`.
+    /// The record of an upload to send: `send`'s file from its station to its partner, `size`
+    /// bytes, first at `first`.
+    pub fn upload(id: &str, send: &SendKey, size: u64, first: StatusChange) -> Self {
+        let mut record = MessageRecord::new(
+            id,
+            Direction::Outbox,
+            &send.station,
+            &send.partner,
+            &send.name,
+            first,
+        );
+        record.size = size;
+        record
+    }
+
+    /// Where this message's files are kept.
+    pub fn paths(&self) -> crate::Result<MessagePaths> {
+        MessagePaths::new(&self.station, &self.partner, self.direction, &self.id)
+    }
+
+    /// A new record.
     pub fn new(
         id: &str,
         direction: Direction,

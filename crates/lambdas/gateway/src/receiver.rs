@@ -8,7 +8,7 @@
 //! Lambda itself refuses the request before the function runs (also 413).
 
 use gateway::ports::Ports;
-use gateway::{Gateway, HttpReply};
+use gateway::{Gateway, HttpResponse};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
@@ -23,7 +23,7 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// The gateway's reply as an HTTP response (a receipt goes back as bytes, exactly as built).
-pub fn response(reply: HttpReply) -> Response<Body> {
+pub fn response(reply: HttpResponse) -> Response<Body> {
     let (status, headers) = gateway_http::reply_head(&reply);
     let mut r = Response::new(Body::Binary(reply.body));
     *r.status_mut() = status;
@@ -98,7 +98,7 @@ pub async fn handle<P: Ports>(
             // A storage or database failure: the partner sends again later (same Message-ID)
             // and the message is processed then; what failed is for our log, not for it.
             tracing::error!(%from, %message_id, error = %e, "receiving failed; the partner is asked to send again");
-            response(gateway::HttpReply::unavailable())
+            response(gateway::HttpResponse::unavailable())
         }
     }
 }
