@@ -33,8 +33,8 @@ pub enum Error {
     /// A CMS (PKCS#7) structure is truncated or not what its MIME type claims.
     #[error("malformed CMS {what}: {detail}")]
     MalformedCms {
-        /// Which structure was expected.
-        what: &'static str,
+        /// Which structure was being read.
+        what: CmsStructure,
         /// What the parser found.
         detail: String,
     },
@@ -104,6 +104,32 @@ impl From<openssl::error::ErrorStack> for Error {
 }
 
 /// The disposition an MDN reports (RFC 4130 section 7.4.3 and RFC 3798).
+/// Which CMS structure was being read when it turned out malformed: it decides the receipt's
+/// disposition (a broken envelope is `decryption-failed`, a broken signature
+/// `authentication-failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmsStructure {
+    /// The outer ContentInfo, before its type is known.
+    ContentInfo,
+    /// SignedData.
+    SignedData,
+    /// EnvelopedData or AuthEnvelopedData.
+    EnvelopedData,
+    /// CompressedData.
+    CompressedData,
+}
+
+impl std::fmt::Display for CmsStructure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CmsStructure::ContentInfo => "content-info",
+            CmsStructure::SignedData => "signed-data",
+            CmsStructure::EnvelopedData => "enveloped-data",
+            CmsStructure::CompressedData => "compressed-data",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Disposition {
     /// `processed`: the message was received and delivered.
@@ -186,11 +212,11 @@ impl Error {
             Error::InsufficientSecurity(_) | Error::UnsupportedAlgorithm(_) => {
                 "insufficient-message-security"
             }
-            Error::MalformedCms { what, .. } => match *what {
-                "enveloped-data" => "decryption-failed",
-                "compressed-data" => "decompression-failed",
-                "signed-data" => "authentication-failed",
-                _ => "unexpected-processing-error",
+            Error::MalformedCms { what, .. } => match what {
+                CmsStructure::EnvelopedData => "decryption-failed",
+                CmsStructure::CompressedData => "decompression-failed",
+                CmsStructure::SignedData => "authentication-failed",
+                CmsStructure::ContentInfo => "unexpected-processing-error",
             },
             _ => "unexpected-processing-error",
         };

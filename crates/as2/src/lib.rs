@@ -34,7 +34,7 @@ pub mod receive;
 mod smime;
 mod time;
 
-pub use error::{Disposition, Error, Result};
+pub use error::{CmsStructure, Disposition, Error, Result};
 pub use headers::HeaderMap;
 pub use ids::{hex, random_hex};
 pub use smime::Layer;

@@ -10,7 +10,7 @@ use openssl::x509::X509;
 use crate::algorithm::{ContentEncryption, DigestAlgorithm};
 use crate::cms::{self, ContentKind, SignedForm};
 use crate::envelope::Envelope;
-use crate::error::{Error, Result};
+use crate::error::{CmsStructure, Error, Result};
 use crate::headers::HeaderMap;
 use crate::keys::{check_validity, subject_name, Identity};
 use crate::mic::{self, Mic};
@@ -297,7 +297,7 @@ pub fn open(
                 }
                 other => {
                     return Err(Error::MalformedCms {
-                        what: "pkcs7-mime",
+                        what: CmsStructure::ContentInfo,
                         detail: format!("unexpected CMS content {other:?}"),
                     })
                 }
@@ -529,11 +529,11 @@ fn pkcs7_kind(ct: &ContentType, der: &[u8]) -> Result<ContentKind> {
     // The DER is the authority; smime-type is only a hint and is sometimes missing or wrong.
     let kind = cms::content_kind(der).map_err(|e| match ct.smime_type().as_deref() {
         Some("compressed-data") => Error::MalformedCms {
-            what: "compressed-data",
+            what: CmsStructure::CompressedData,
             detail: e.to_string(),
         },
         Some("enveloped-data") | Some("authenveloped-data") => Error::MalformedCms {
-            what: "enveloped-data",
+            what: CmsStructure::EnvelopedData,
             detail: e.to_string(),
         },
         _ => e,

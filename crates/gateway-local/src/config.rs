@@ -181,7 +181,9 @@ impl Config {
 
     /// Checks what can be checked without the keystore.
     pub fn check(&self) -> Result<()> {
-        let invalid = |what: String| move |e: String| GatewayError::Config(format!("{what}: {e}"));
+        let invalid = |what: String| {
+            move |e: model::SettingError| GatewayError::Config(format!("{what}: {e}"))
+        };
         self.defaults
             .check()
             .map_err(invalid("[defaults]".into()))?;

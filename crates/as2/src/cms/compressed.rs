@@ -1,7 +1,7 @@
 //! Compressed data (RFC 3274, zlib): the CMS wrapper around [`crate::deflate`].
 
 use crate::asn1::{self, tag};
-use crate::error::{Error, Result};
+use crate::error::{CmsStructure, Error, Result};
 
 use super::*;
 use crate::deflate::{inflate, zlib};
@@ -51,7 +51,7 @@ pub fn compress_parts(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
 
 /// Inflates CompressedData, failing with [`Error::DecompressionLimit`] past `limit` bytes.
 pub fn decompress(der: &[u8], limit: u64) -> Result<Vec<u8>> {
-    const W: &str = "compressed-data";
+    const W: CmsStructure = CmsStructure::CompressedData;
     let cd = expect_kind(der, OID_COMPRESSED_DATA, W)?;
     let kids = cd.children().map_err(malformed(W))?;
     let (alg, encap) = match kids.as_slice() {

@@ -5,7 +5,7 @@ use openssl::x509::{X509Ref, X509};
 
 use crate::algorithm::{legacy_cipher_name, ContentEncryption, KeyTransport};
 use crate::asn1::{self, tag};
-use crate::error::{Error, Result};
+use crate::error::{CmsStructure, Error, Result};
 use crate::ffi;
 use crate::keys::{subject_name, Identity};
 
@@ -259,7 +259,7 @@ pub struct EnvelopedInfo {
 
 /// Reads the algorithms and recipients of an EnvelopedData or AuthEnvelopedData.
 pub fn inspect_enveloped(der: &[u8]) -> Result<EnvelopedInfo> {
-    const W: &str = "enveloped-data";
+    const W: CmsStructure = CmsStructure::EnvelopedData;
     let (oid, content) = content_info(der, W)?;
     let authenticated = match oid.as_str() {
         OID_ENVELOPED_DATA => false,
@@ -324,7 +324,7 @@ pub fn inspect_enveloped(der: &[u8]) -> Result<EnvelopedInfo> {
 /// Splits an EnvelopedData or AuthEnvelopedData into the structure without its encrypted content
 /// (small) and the ciphertext (borrowed unless the sender chunked it).
 fn detach_ciphertext(der: &[u8]) -> Result<(Vec<u8>, std::borrow::Cow<'_, [u8]>)> {
-    const W: &str = "enveloped-data";
+    const W: CmsStructure = CmsStructure::EnvelopedData;
     let bad = |detail: &str| Error::MalformedCms {
         what: W,
         detail: detail.into(),
@@ -427,7 +427,7 @@ pub fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Decrypted> {
                 || reason.contains("header too long")
             {
                 Err(Error::MalformedCms {
-                    what: "enveloped-data",
+                    what: CmsStructure::EnvelopedData,
                     detail: reason,
                 })
             } else {

@@ -3,7 +3,7 @@
 //! compressed data (RFC 3274, `compressed`).
 
 use crate::asn1::{self, tag, Tlv};
-use crate::error::{Error, Result};
+use crate::error::{CmsStructure, Error, Result};
 
 /// id-data
 pub const OID_DATA: &str = "1.2.840.113549.1.7.1";
@@ -35,7 +35,7 @@ pub enum ContentKind {
     Other(String),
 }
 
-fn malformed(what: &'static str) -> impl Fn(asn1::Asn1Error) -> Error {
+fn malformed(what: CmsStructure) -> impl Fn(asn1::Asn1Error) -> Error {
     move |e| Error::MalformedCms {
         what,
         detail: e.to_string(),
@@ -43,7 +43,7 @@ fn malformed(what: &'static str) -> impl Fn(asn1::Asn1Error) -> Error {
 }
 
 /// Splits a ContentInfo into its content type OID and the `[0]`-wrapped content, if present.
-fn content_info<'a>(der: &'a [u8], what: &'static str) -> Result<(String, Option<Tlv<'a>>)> {
+fn content_info<'a>(der: &'a [u8], what: CmsStructure) -> Result<(String, Option<Tlv<'a>>)> {
     let ci = asn1::read_all(der)
         .and_then(|t| t.expect(tag::SEQUENCE, "ContentInfo"))
         .map_err(malformed(what))?;
@@ -74,7 +74,7 @@ fn content_info<'a>(der: &'a [u8], what: &'static str) -> Result<(String, Option
 
 /// The kind of a DER/BER ContentInfo.
 pub fn content_kind(der: &[u8]) -> Result<ContentKind> {
-    let (oid, _) = content_info(der, "content-info")?;
+    let (oid, _) = content_info(der, CmsStructure::ContentInfo)?;
     Ok(match oid.as_str() {
         OID_DATA => ContentKind::Data,
         OID_SIGNED_DATA => ContentKind::SignedData,
@@ -85,7 +85,7 @@ pub fn content_kind(der: &[u8]) -> Result<ContentKind> {
     })
 }
 
-fn expect_kind<'a>(der: &'a [u8], oid: &str, what: &'static str) -> Result<Tlv<'a>> {
+fn expect_kind<'a>(der: &'a [u8], oid: &str, what: CmsStructure) -> Result<Tlv<'a>> {
     let (found, content) = content_info(der, what)?;
     if found != oid {
         return Err(Error::MalformedCms {

@@ -7,7 +7,7 @@ use openssl::x509::X509;
 
 use crate::algorithm::{DigestAlgorithm, SignatureScheme};
 use crate::asn1::{tag, Tlv};
-use crate::error::{Error, Result};
+use crate::error::{CmsStructure, Error, Result};
 use crate::ffi;
 use crate::keys::{subject_name, Identity};
 
@@ -46,7 +46,7 @@ const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 
 /// Splits a SignedData into its fields and its first signer.
 fn signed_data(der: &[u8]) -> Result<(Vec<Tlv<'_>>, SignerDetails<'_>, usize)> {
-    const W: &str = "signed-data";
+    const W: CmsStructure = CmsStructure::SignedData;
     let bad = |detail: &str| Error::MalformedCms {
         what: W,
         detail: detail.into(),
@@ -116,7 +116,7 @@ pub fn signed_content_digest(der: &[u8]) -> Option<Vec<u8>> {
 
 /// Reads the algorithms and certificates of a SignedData.
 pub fn inspect_signed(der: &[u8]) -> Result<SignedDataInfo> {
-    const W: &str = "signed-data";
+    const W: CmsStructure = CmsStructure::SignedData;
     let (kids, signer, signer_count) = signed_data(der)?;
     let encap = kids
         .iter()

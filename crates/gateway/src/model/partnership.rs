@@ -62,10 +62,32 @@ impl Default for Defaults {
     }
 }
 
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// Not a domain a Message-ID can end in.
+    #[error("{0:?} is not a domain name (letters, digits, '-', '_' and dots) for Message-IDs")]
+    MessageIdDomain(String),
+    /// Not an AS2 URL.
+    #[error("{0:?} is not an http:// or https:// URL with a host")]
+    Url(String),
+    /// A retry policy that never tries.
+    #[error("a retry policy needs at least 1 attempt")]
+    NoAttempts,
+    /// A retry policy whose first wait is longer than its longest.
+    #[error("the first retry interval ({first} s) is longer than the longest ({longest} s)")]
+    FirstIntervalTooLong {
+        /// The first wait, in seconds.
+        first: u64,
+        /// The longest wait, in seconds.
+        longest: u64,
+    },
+}
+
 impl Defaults {
     /// Checks the values make sense: a domain that fits in a Message-ID, an http(s) URL, a
     /// retry policy that tries at least once.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SettingError> {
         check_domain(&self.message_id_domain)?;
         if let Some(url) = &self.mdn_url {
             check_url(url)?;
@@ -76,7 +98,7 @@ impl Defaults {
 
 /// Whether `domain` can follow the `@` of a Message-ID (RFC 5322 `dot-atom-text`, which is what
 /// partner products parse).
-pub fn check_domain(domain: &str) -> Result<(), String> {
+pub fn check_domain(domain: &str) -> Result<(), SettingError> {
     let ok = !domain.is_empty()
         && domain.len() <= 253
         && domain.split('.').all(|label| {
@@ -88,21 +110,17 @@ pub fn check_domain(domain: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{domain:?} is not a domain name (letters, digits, '-', '_' and dots) for Message-IDs"
-        ))
+        Err(SettingError::MessageIdDomain(domain.to_string()))
     }
 }
 
 /// Whether `url` can be an AS2 URL (a partner's, or ours for receipts): `http://` or `https://`
 /// with a host.
-pub fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), SettingError> {
     if is_http_url(url) {
         Ok(())
     } else {
-        Err(format!(
-            "{url:?} is not an http:// or https:// URL with a host"
-        ))
+        Err(SettingError::Url(url.to_string()))
     }
 }
 
@@ -147,15 +165,15 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Checks the policy tries at least once and waits at most as long as its longest wait.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SettingError> {
         if self.attempts == 0 {
-            return Err("a retry policy needs at least 1 attempt".into());
+            return Err(SettingError::NoAttempts);
         }
         if self.first_interval_secs > self.max_interval_secs {
-            return Err(format!(
-                "the first retry interval ({} s) is longer than the longest ({} s)",
-                self.first_interval_secs, self.max_interval_secs
-            ));
+            return Err(SettingError::FirstIntervalTooLong {
+                first: self.first_interval_secs,
+                longest: self.max_interval_secs,
+            });
         }
         Ok(())
     }
@@ -558,13 +576,21 @@ mod tests {
             attempts: 0,
             ..RetryPolicy::default()
         };
-        assert!(none.check().unwrap_err().contains("at least 1 attempt"));
+        assert!(none
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1 attempt"));
         let upside_down = RetryPolicy {
             attempts: 3,
             first_interval_secs: 600,
             max_interval_secs: 60,
         };
-        assert!(upside_down.check().unwrap_err().contains("longer than"));
+        assert!(upside_down
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("longer than"));
     }
 
     #[test]
@@ -586,7 +612,7 @@ mod tests {
                 mdn_url: Some(bad_url.into()),
                 ..Defaults::default()
             };
-            let e = d.check().unwrap_err();
+            let e = d.check().unwrap_err().to_string();
             assert!(e.contains("not an http"), "{bad_url:?}: {e}");
         }
     }

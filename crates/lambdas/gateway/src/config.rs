@@ -96,7 +96,7 @@ impl Config {
         let failpoints =
             gateway::failpoint::Failpoints::from_var(get(gateway::failpoint::Failpoints::VAR))?;
         let defaults = {
-            fn named(name: &'static str) -> impl Fn(String) -> String {
+            fn named(name: &'static str) -> impl Fn(model::SettingError) -> String {
                 move |e| format!("{name}: {e}")
             }
             let mdn_url = get("MFTG_AS2_URL").map(|u| u.trim().to_string());

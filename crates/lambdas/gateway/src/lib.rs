@@ -14,12 +14,64 @@ use gateway_aws::ports::AwsPorts;
 
 pub use config::Config;
 
+/// What kind of failure an invocation had: the function error's `errorType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The event is not what the function takes.
+    MalformedEvent,
+    /// A name that cannot be part of a storage key.
+    InvalidName,
+    /// No such partnership.
+    UnknownPartnership,
+    /// Configuration that cannot work.
+    Config,
+    /// Something that should exist does not.
+    NotFound,
+    /// A concurrent writer was first.
+    Conflict,
+    /// The AS2 engine refused something.
+    As2,
+    /// A port failed: `s3`, `dynamodb`, `sqs`, ...
+    Port(&'static str),
+    /// Anything else the domain reports.
+    Gateway,
+}
+
+impl ErrorKind {
+    /// The `errorType` code: `malformed_event`, `invalid_name`, `unknown_partnership`, `config`,
+    /// `not_found`, `conflict`, `as2`, the port's name, or `gateway`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::MalformedEvent => "malformed_event",
+            ErrorKind::InvalidName => "invalid_name",
+            ErrorKind::UnknownPartnership => "unknown_partnership",
+            ErrorKind::Config => "config",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::As2 => "as2",
+            ErrorKind::Port(port) => port,
+            ErrorKind::Gateway => "gateway",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, code: &&str) -> bool {
+        self.code() == *code
+    }
+}
+
 /// Why an invocation failed; becomes the function error's `errorType` and `errorMessage`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventError {
-    /// A short code: `malformed_event`, `unknown_partnership`, `config`, `not_found`,
-    /// `conflict`, `as2`, `invalid_name`, or the failing port (`s3`, `dynamodb`, `sqs`, ...).
-    pub kind: String,
+    /// What kind of failure.
+    pub kind: ErrorKind,
     /// What went wrong (never key material).
     pub message: String,
 }
@@ -28,7 +80,7 @@ impl EventError {
     /// An event that is not what the function takes.
     pub fn malformed(message: impl Into<String>) -> Self {
         EventError {
-            kind: "malformed_event".into(),
+            kind: ErrorKind::MalformedEvent,
             message: message.into(),
         }
     }
@@ -43,17 +95,17 @@ impl std::fmt::Display for EventError {
 impl From<GatewayError> for EventError {
     fn from(e: GatewayError) -> Self {
         let kind = match &e {
-            GatewayError::InvalidName(_) => "invalid_name",
-            GatewayError::UnknownPartnership { .. } => "unknown_partnership",
-            GatewayError::Config(_) => "config",
-            GatewayError::NotFound(_) => "not_found",
-            GatewayError::Conflict(_) => "conflict",
-            GatewayError::As2(_) => "as2",
-            GatewayError::Port { port, .. } => port,
-            _ => "gateway",
+            GatewayError::InvalidName(_) => ErrorKind::InvalidName,
+            GatewayError::UnknownPartnership { .. } => ErrorKind::UnknownPartnership,
+            GatewayError::Config(_) => ErrorKind::Config,
+            GatewayError::NotFound(_) => ErrorKind::NotFound,
+            GatewayError::Conflict(_) => ErrorKind::Conflict,
+            GatewayError::As2(_) => ErrorKind::As2,
+            GatewayError::Port { port, .. } => ErrorKind::Port(port),
+            _ => ErrorKind::Gateway,
         };
         EventError {
-            kind: kind.into(),
+            kind,
             message: e.to_string(),
         }
     }
@@ -62,7 +114,7 @@ impl From<GatewayError> for EventError {
 impl From<EventError> for lambda_runtime::Diagnostic {
     fn from(e: EventError) -> Self {
         lambda_runtime::Diagnostic {
-            error_type: e.kind,
+            error_type: e.kind.code().to_string(),
             error_message: e.message,
         }
     }

@@ -176,7 +176,7 @@ pub async fn handle<P: Ports>(
         match handle_record(gateway, bucket, record).await {
             Ok(r) => results.push(r),
             Err(e) => {
-                if e.kind == "malformed_event" {
+                if e.kind == crate::ErrorKind::MalformedEvent {
                     tracing::error!(error = %e.message, "malformed S3 record");
                 }
                 failures.push(e)
