@@ -3,7 +3,7 @@
 //! is one transaction.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use gateway::layout::SendKey;
@@ -50,9 +50,9 @@ pub struct Leased {
 }
 
 /// The SQLite database.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Db {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl Db {
@@ -94,7 +94,7 @@ impl Db {
         .map_err(err)?;
         add_window_ends(&conn)?;
         Ok(Db {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
@@ -102,9 +102,47 @@ impl Db {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`Db::take_due_now`], off the async workers.
+    pub async fn take_due(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
+        self.blocking(move |db| db.take_due_now(now, lease, max))
+            .await
+    }
+
+    /// [`Db::reset_leases_now`], off the async workers.
+    pub async fn reset_leases(&self) -> Result<usize> {
+        self.blocking(move |db| db.reset_leases_now()).await
+    }
+
+    /// [`Db::ack_now`], off the async workers.
+    pub async fn ack(&self, seq: i64) -> Result<()> {
+        self.blocking(move |db| db.ack_now(seq)).await
+    }
+
+    /// [`Db::release_now`], off the async workers.
+    pub async fn release(&self, seq: i64, at: Millis) -> Result<()> {
+        self.blocking(move |db| db.release_now(seq, at)).await
+    }
+
+    /// [`Db::unfinished_receives_now`], off the async workers.
+    pub async fn unfinished_receives(&self) -> Result<Vec<String>> {
+        self.blocking(move |db| db.unfinished_receives_now()).await
+    }
+
+    /// Runs `f` with the database on a thread where blocking is allowed (a statement may wait
+    /// up to the busy timeout for another process's lock), never on the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(err)?
+    }
+
     /// Takes up to `max` jobs due at `now`, leasing them for `lease`: a job whose worker dies is
     /// handed out again when its lease runs out, so nothing queued is lost across a crash.
-    pub fn take_due(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
+    fn take_due_now(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -144,7 +182,7 @@ impl Db {
 
     /// Frees every lease: called when the one process that works the queue starts, since any
     /// lease then belongs to a process that died (its jobs run again at once).
-    pub fn reset_leases(&self) -> Result<usize> {
+    fn reset_leases_now(&self) -> Result<usize> {
         self.conn()
             .execute(
                 "UPDATE jobs SET leased_until = NULL WHERE leased_until IS NOT NULL",
@@ -154,7 +192,7 @@ impl Db {
     }
 
     /// Removes a finished job.
-    pub fn ack(&self, seq: i64) -> Result<()> {
+    fn ack_now(&self, seq: i64) -> Result<()> {
         self.conn()
             .execute("DELETE FROM jobs WHERE seq = ?1", params![seq])
             .map_err(err)?;
@@ -162,7 +200,7 @@ impl Db {
     }
 
     /// Puts a job that failed for a passing reason back, due at `at`.
-    pub fn release(&self, seq: i64, at: Millis) -> Result<()> {
+    fn release_now(&self, seq: i64, at: Millis) -> Result<()> {
         self.conn()
             .execute(
                 "UPDATE jobs SET leased_until = NULL, due = ?1 WHERE seq = ?2",
@@ -182,7 +220,7 @@ impl Db {
     }
 
     /// The ids of inbound records still `receiving`: what a crash interrupted.
-    pub fn unfinished_receives(&self) -> Result<Vec<String>> {
+    fn unfinished_receives_now(&self) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut st = conn
             .prepare(
@@ -205,6 +243,24 @@ impl Db {
 
 impl DuplicateIndex for Db {
     async fn claim(&self, send: &SendKey, request: &ClaimRequest<'_>) -> Result<Claim> {
+        let send = send.clone();
+        let (upload_id, record_id) = (request.upload_id.to_string(), request.record_id.to_string());
+        let (now, window) = (request.now, request.window);
+        self.blocking(move |db| {
+            let request = ClaimRequest {
+                upload_id: &upload_id,
+                record_id: &record_id,
+                now,
+                window,
+            };
+            db.claim_now(&send, &request)
+        })
+        .await
+    }
+}
+
+impl Db {
+    fn claim_now(&self, send: &SendKey, request: &ClaimRequest<'_>) -> Result<Claim> {
         let key = params![send.station, send.partner, send.name];
         let mut conn = self.conn();
         let tx = conn
@@ -243,6 +299,63 @@ impl DuplicateIndex for Db {
 
 impl MessageLog for Db {
     async fn create(&self, record: &MessageRecord) -> Result<Created> {
+        let record = record.clone();
+        self.blocking(move |db| db.create_now(&record)).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<MessageRecord>> {
+        let id = id.to_string();
+        self.blocking(move |db| db.get_now(&id)).await
+    }
+
+    async fn update(&self, record: &mut MessageRecord) -> Result<()> {
+        let mut next = record.clone();
+        let (next, result) = self
+            .blocking(move |db| {
+                let result = db.update_now(&mut next);
+                Ok((next, result))
+            })
+            .await?;
+        *record = next;
+        result
+    }
+
+    async fn find_outbound(
+        &self,
+        station: &str,
+        partner: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        let (station, partner, message_id) = (
+            station.to_string(),
+            partner.to_string(),
+            message_id.to_string(),
+        );
+        self.blocking(move |db| db.find_outbound_now(&station, &partner, &message_id))
+            .await
+    }
+
+    async fn list(
+        &self,
+        station: Option<&str>,
+        partner: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>> {
+        let (station, partner) = (station.map(str::to_string), partner.map(str::to_string));
+        self.blocking(move |db| db.list_now(station.as_deref(), partner.as_deref(), limit))
+            .await
+    }
+}
+
+impl JobQueue for Db {
+    async fn enqueue(&self, job: Job, not_before: Millis) -> Result<()> {
+        self.blocking(move |db| db.enqueue_now(&job, not_before))
+            .await
+    }
+}
+
+impl Db {
+    fn create_now(&self, record: &MessageRecord) -> Result<Created> {
         let json = serde_json::to_string(record).map_err(err)?;
         let mut conn = self.conn();
         let tx = conn
@@ -279,7 +392,7 @@ impl MessageLog for Db {
         Ok(Created::Exists(Box::new(Db::record_from(&existing)?)))
     }
 
-    async fn get(&self, id: &str) -> Result<Option<MessageRecord>> {
+    fn get_now(&self, id: &str) -> Result<Option<MessageRecord>> {
         let json: Option<String> = self
             .conn()
             .query_row("SELECT json FROM records WHERE id = ?1", params![id], |r| {
@@ -290,7 +403,7 @@ impl MessageLog for Db {
         json.map(|j| Db::record_from(&j)).transpose()
     }
 
-    async fn update(&self, record: &mut MessageRecord) -> Result<()> {
+    fn update_now(&self, record: &mut MessageRecord) -> Result<()> {
         let mut next = record.clone();
         next.revision += 1;
         let json = serde_json::to_string(&next).map_err(err)?;
@@ -311,7 +424,7 @@ impl MessageLog for Db {
         Ok(())
     }
 
-    async fn find_outbound(
+    fn find_outbound_now(
         &self,
         station: &str,
         partner: &str,
@@ -329,7 +442,7 @@ impl MessageLog for Db {
         json.map(|j| Db::record_from(&j)).transpose()
     }
 
-    async fn list(
+    fn list_now(
         &self,
         station: Option<&str>,
         partner: Option<&str>,
@@ -353,11 +466,9 @@ impl MessageLog for Db {
         }
         Ok(out)
     }
-}
 
-impl JobQueue for Db {
-    async fn enqueue(&self, job: Job, not_before: Millis) -> Result<()> {
-        let json = serde_json::to_string(&job).map_err(err)?;
+    fn enqueue_now(&self, job: &Job, not_before: Millis) -> Result<()> {
+        let json = serde_json::to_string(job).map_err(err)?;
         self.conn()
             .execute(
                 "INSERT INTO jobs (due, json) VALUES (?1, ?2)",
@@ -512,12 +623,17 @@ mod tests {
             .unwrap();
         assert!(db
             .take_due(Millis(5), Duration::from_secs(1), 10)
+            .await
             .unwrap()
             .is_empty());
-        let got = db.take_due(Millis(10), Duration::from_secs(1), 10).unwrap();
+        let got = db
+            .take_due(Millis(10), Duration::from_secs(1), 10)
+            .await
+            .unwrap();
         assert_eq!(got.len(), 1);
         assert!(
             db.take_due(Millis(20), Duration::from_secs(1), 10)
+                .await
                 .unwrap()
                 .iter()
                 .all(|l| l.job != got[0].job),
@@ -526,10 +642,11 @@ mod tests {
         // The lease runs out: the job comes back (a worker died).
         let again = db
             .take_due(Millis(2000), Duration::from_secs(1), 10)
+            .await
             .unwrap();
         assert_eq!(again.len(), 2);
         for l in again {
-            db.ack(l.seq).unwrap();
+            db.ack(l.seq).await.unwrap();
         }
         assert_eq!(db.pending_jobs().unwrap(), 0);
     }

@@ -240,7 +240,7 @@ impl Node {
         }
         tracing::info!(%address, data = %self.config.data_dir.display(), "AS2 endpoint listening");
         self.recover().await?;
-        let resumed = self.gateway.ports.db().reset_leases()?;
+        let resumed = self.gateway.ports.db().reset_leases().await?;
         if resumed > 0 {
             tracing::info!(
                 jobs = resumed,
@@ -376,7 +376,7 @@ impl Node {
                 "removed partial writes left by the last run"
             );
         }
-        for id in self.gateway.ports.db().unfinished_receives()? {
+        for id in self.gateway.ports.db().unfinished_receives().await? {
             match self.gateway.resume_receive(&id).await {
                 Ok(status) => tracing::info!(%id, %status, "finished a receive the last run left"),
                 Err(e) => {
@@ -407,6 +407,7 @@ impl Node {
                     .ports
                     .db()
                     .take_due(now, LEASE, free)
+                    .await
                     .unwrap_or_else(|e| {
                         tracing::error!(error = %e, "job queue");
                         Vec::new()
@@ -439,7 +440,7 @@ impl Node {
                         .clock()
                         .now()
                         .plus(Duration::from_millis(250));
-                    if let Err(e) = self.gateway.ports.db().release(leased.seq, later) {
+                    if let Err(e) = self.gateway.ports.db().release(leased.seq, later).await {
                         tracing::error!(error = %e, "job queue");
                     }
                     continue;
@@ -470,27 +471,22 @@ impl Node {
         let result = self.gateway.run_job(&leased.job).await;
         let db = self.gateway.ports.db();
         let done = match result {
-            Ok(()) => db.ack(leased.seq),
+            Ok(()) => db.ack(leased.seq).await,
             Err(gateway::GatewayError::NotFound(what)) => {
                 tracing::warn!(job = ?leased.job, %what, "job for something that is gone");
-                db.ack(leased.seq)
+                db.ack(leased.seq).await
             }
             // Trying again cannot help (the partnership is gone, its configuration cannot work).
             Err(e) if e.is_permanent() => {
                 tracing::error!(job = ?leased.job, error = %e, "job dropped: it can never run");
-                db.ack(leased.seq)
+                db.ack(leased.seq).await
             }
             Err(e) => {
                 // A port failed (disk, database): the job runs again shortly.
                 tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");
-                db.release(
-                    leased.seq,
-                    self.gateway
-                        .ports
-                        .clock()
-                        .now()
-                        .plus(Duration::from_secs(30)),
-                )
+                let later = self.gateway.ports.clock().now();
+                db.release(leased.seq, later.plus(Duration::from_secs(30)))
+                    .await
             }
         };
         if let Err(e) = done {

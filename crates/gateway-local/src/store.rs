@@ -140,8 +140,59 @@ impl DirStore {
     }
 }
 
+/// Every file call runs where blocking is allowed, never on the async workers.
 impl ObjectStore for DirStore {
     async fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<ObjectMeta> {
+        let key = key.to_string();
+        self.blocking(move |s| s.put_now(&key, data, metadata))
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>> {
+        let key = key.to_string();
+        self.blocking(move |s| s.get_now(&key)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let key = key.to_string();
+        self.blocking(move |s| s.head_now(&key)).await
+    }
+
+    async fn copy(&self, from: &str, _version: Option<&str>, to: &str) -> Result<ObjectMeta> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.blocking(move |s| s.copy_now(&from, &to)).await
+    }
+
+    async fn delete(&self, key: &str, _version: Option<&str>) -> Result<()> {
+        let key = key.to_string();
+        self.blocking(move |s| s.delete_now(&key)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        let prefix = prefix.to_string();
+        self.blocking(move |s| s.list_now(&prefix)).await
+    }
+}
+
+impl DirStore {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&DirStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(err)?
+    }
+}
+
+impl DirStore {
+    fn put_now(
         &self,
         key: &str,
         data: Vec<u8>,
@@ -159,7 +210,7 @@ impl ObjectStore for DirStore {
             .ok_or_else(|| err(format!("{key} vanished after writing")))
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Object>> {
+    fn get_now(&self, key: &str) -> Result<Option<Object>> {
         let path = self.path(key)?;
         let Some(meta) = self.meta_of(key, &path)? else {
             return Ok(None);
@@ -171,20 +222,19 @@ impl ObjectStore for DirStore {
         }
     }
 
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+    fn head_now(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let path = self.path(key)?;
         self.meta_of(key, &path)
     }
 
-    async fn copy(&self, from: &str, _version: Option<&str>, to: &str) -> Result<ObjectMeta> {
+    fn copy_now(&self, from: &str, to: &str) -> Result<ObjectMeta> {
         let object = self
-            .get(from)
-            .await?
+            .get_now(from)?
             .ok_or_else(|| GatewayError::NotFound(from.into()))?;
-        self.put(to, object.data, object.meta.metadata).await
+        self.put_now(to, object.data, object.meta.metadata)
     }
 
-    async fn delete(&self, key: &str, _version: Option<&str>) -> Result<()> {
+    fn delete_now(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         for p in [path, self.meta_path(key)] {
             match std::fs::remove_file(&p) {
@@ -196,7 +246,7 @@ impl ObjectStore for DirStore {
         Ok(())
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
+    fn list_now(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
         // Walk from the deepest directory the prefix names.
         let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
         let start = if dir_part.is_empty() {
