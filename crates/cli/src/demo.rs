@@ -190,7 +190,7 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
             for r in node
                 .gateway
                 .ports
-                .db()
+                .log
                 .list(None, None, 100)
                 .await
                 .map_err(|e| e.to_string())?
@@ -243,7 +243,7 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
         let inbound = peer
             .gateway
             .ports
-            .db()
+            .log
             .list(Some(to.as_str()), Some(from), 100)
             .await
             .map_err(|e| e.to_string())?

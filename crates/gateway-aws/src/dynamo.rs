@@ -34,7 +34,8 @@ use aws_sdk_dynamodb::Client;
 use gateway::layout::{Direction, SendKey};
 use gateway::model::{MessageRecord, Partnership, Station};
 use gateway::ports::{
-    Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, MessageLog, PartnerDirectory,
+    apply_update, Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, MessageLog,
+    PartnerDirectory,
 };
 use gateway::{GatewayError, Millis, Result};
 
@@ -536,8 +537,7 @@ impl MessageLog for Dynamo {
     }
 
     async fn update(&self, record: &mut MessageRecord) -> Result<()> {
-        let mut next = record.clone();
-        next.revision += 1;
+        let next = record.next_revision();
         let with_marker = (next.direction == Direction::Outbox
             && !core(&next.message_id).is_empty())
         .then_some(None);
@@ -548,14 +548,7 @@ impl MessageLog for Dynamo {
                 with_marker,
             )
             .await?;
-        if !written {
-            return Err(GatewayError::Conflict(format!(
-                "record {} changed or is gone",
-                record.id
-            )));
-        }
-        *record = next;
-        Ok(())
+        apply_update(record, next, written)
     }
 
     async fn find_outbound(

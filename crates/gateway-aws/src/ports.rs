@@ -3,7 +3,7 @@
 //! HTTP client, and the wall clock.
 
 use gateway::keystore::{KeystorePasswords, StoreKeystore};
-use gateway::ports::Ports;
+use gateway::ports::PortSet;
 use gateway_http::HttpTransport;
 use gateway_http::SystemClock;
 
@@ -27,85 +27,38 @@ pub struct AwsSettings {
     pub keystore_passwords: KeystorePasswords,
 }
 
-/// The ports over AWS services.
-#[derive(Debug)]
-pub struct AwsPorts {
-    store: S3Store,
-    dynamo: Dynamo,
-    keys: StoreKeystore<S3Store, AwsSecrets>,
-    secrets: AwsSecrets,
-    transport: HttpTransport,
-    queue: SqsQueue,
-    clock: SystemClock,
-}
+/// The ports over AWS services (one DynamoDB client for the duplicate index, the log and the
+/// directory).
+pub type AwsPorts = PortSet<
+    S3Store,
+    Dynamo,
+    Dynamo,
+    Dynamo,
+    StoreKeystore<S3Store, AwsSecrets>,
+    AwsSecrets,
+    HttpTransport,
+    SqsQueue,
+    SystemClock,
+>;
 
-impl AwsPorts {
-    /// Clients built once from `conf`, for `settings`.
-    pub fn new(conf: &aws_config::SdkConfig, settings: &AwsSettings) -> Self {
-        let store = S3Store::from_conf(conf, &settings.bucket);
-        let secrets = AwsSecrets::from_conf(conf);
-        AwsPorts {
-            keys: StoreKeystore::new(
-                store.clone(),
-                secrets.clone(),
-                settings.keystore_passwords.clone(),
-            ),
-            store,
-            dynamo: Dynamo::from_conf(conf, settings.tables.clone()),
-            secrets,
-            transport: HttpTransport,
-            queue: SqsQueue::from_conf(conf, &settings.queue_url, settings.dead_letter_url.clone()),
-            clock: SystemClock,
-        }
-    }
-
-    /// The queue (for parking and deferring jobs).
-    pub fn sqs(&self) -> &SqsQueue {
-        &self.queue
-    }
-
-    /// The tables (for tools and tests).
-    pub fn dynamo(&self) -> &Dynamo {
-        &self.dynamo
-    }
-}
-
-impl Ports for AwsPorts {
-    type Store = S3Store;
-    type Duplicates = Dynamo;
-    type Log = Dynamo;
-    type Directory = Dynamo;
-    type Keys = StoreKeystore<S3Store, AwsSecrets>;
-    type Secrets = AwsSecrets;
-    type Transport = HttpTransport;
-    type Queue = SqsQueue;
-    type Clock = SystemClock;
-
-    fn store(&self) -> &S3Store {
-        &self.store
-    }
-    fn duplicates(&self) -> &Dynamo {
-        &self.dynamo
-    }
-    fn log(&self) -> &Dynamo {
-        &self.dynamo
-    }
-    fn directory(&self) -> &Dynamo {
-        &self.dynamo
-    }
-    fn keys(&self) -> &Self::Keys {
-        &self.keys
-    }
-    fn secrets(&self) -> &AwsSecrets {
-        &self.secrets
-    }
-    fn transport(&self) -> &HttpTransport {
-        &self.transport
-    }
-    fn queue(&self) -> &SqsQueue {
-        &self.queue
-    }
-    fn clock(&self) -> &SystemClock {
-        &self.clock
+/// Clients built once from `conf`, for `settings`.
+pub fn aws_ports(conf: &aws_config::SdkConfig, settings: &AwsSettings) -> AwsPorts {
+    let store = S3Store::from_conf(conf, &settings.bucket);
+    let secrets = AwsSecrets::from_conf(conf);
+    let dynamo = Dynamo::from_conf(conf, settings.tables.clone());
+    PortSet {
+        keys: StoreKeystore::new(
+            store.clone(),
+            secrets.clone(),
+            settings.keystore_passwords.clone(),
+        ),
+        store,
+        duplicates: dynamo.clone(),
+        log: dynamo.clone(),
+        directory: dynamo,
+        secrets,
+        transport: HttpTransport,
+        queue: SqsQueue::from_conf(conf, &settings.queue_url, settings.dead_letter_url.clone()),
+        clock: SystemClock,
     }
 }

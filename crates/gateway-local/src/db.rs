@@ -9,7 +9,7 @@ use std::time::Duration;
 use gateway::layout::SendKey;
 use gateway::model::{Job, MessageRecord};
 use gateway::ports::{
-    Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, JobQueue, MessageLog,
+    apply_update, Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, JobQueue, MessageLog,
 };
 use gateway::{GatewayError, Millis, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -404,8 +404,7 @@ impl Db {
     }
 
     fn update_now(&self, record: &mut MessageRecord) -> Result<()> {
-        let mut next = record.clone();
-        next.revision += 1;
+        let next = record.next_revision();
         let json = serde_json::to_string(&next).map_err(err)?;
         let changed = self
             .conn()
@@ -414,14 +413,7 @@ impl Db {
                 params![json, next.revision as i64, core(&next.message_id), record.id, record.revision as i64],
             )
             .map_err(err)?;
-        if changed != 1 {
-            return Err(GatewayError::Conflict(format!(
-                "record {} changed or is gone",
-                record.id
-            )));
-        }
-        *record = next;
-        Ok(())
+        apply_update(record, next, changed == 1)
     }
 
     fn find_outbound_now(

@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use gateway::keystore::{KeystorePasswords, StoreKeystore};
-use gateway::ports::{Clock, ObjectStore, Ports};
+use gateway::ports::{Clock, ObjectStore, PortSet, Ports};
 use gateway::{Gateway, Origin, Result, Settings, UploadOutcome};
 use tokio::sync::watch;
 
@@ -21,86 +21,45 @@ use crate::db::Db;
 use crate::store::DirStore;
 use crate::transport::{EnvSecrets, HttpTransport};
 
-/// Every port of the embedded gateway.
-#[derive(Debug)]
-pub struct LocalPorts {
-    store: DirStore,
-    db: Db,
-    directory: ConfigDirectory,
-    pub(crate) keys: StoreKeystore<DirStore, EnvSecrets>,
-    secrets: EnvSecrets,
-    transport: HttpTransport,
-    clock: SystemClock,
-}
+/// Every port of the embedded gateway: the data directory, SQLite (duplicate index, log and
+/// queue), the stations and partnerships of `mftg.toml`, keystores in the directory with
+/// passwords from the environment.
+pub type LocalPorts = PortSet<
+    DirStore,
+    Db,
+    Db,
+    ConfigDirectory,
+    StoreKeystore<DirStore, EnvSecrets>,
+    EnvSecrets,
+    HttpTransport,
+    Db,
+    SystemClock,
+>;
 
-impl LocalPorts {
-    /// Ports for `config`: its data directory, its database, its stations and partnerships.
-    pub fn open(config: &Config) -> Result<Self> {
-        let store = DirStore::new(&config.data_dir)?;
-        let env = config.keystore_password_env.clone();
-        Ok(LocalPorts {
-            db: Db::open(&config.database())?,
-            directory: ConfigDirectory::new(config),
-            keys: StoreKeystore::new(
-                store.clone(),
-                EnvSecrets,
-                KeystorePasswords {
-                    identity: env.clone(),
-                    trust: env.clone(),
-                    https: env,
-                },
-            ),
-            store,
-            secrets: EnvSecrets,
-            transport: HttpTransport,
-            clock: SystemClock,
-        })
-    }
-
-    /// The database (for the job worker and the CLI).
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-}
-
-impl Ports for LocalPorts {
-    type Store = DirStore;
-    type Duplicates = Db;
-    type Log = Db;
-    type Directory = ConfigDirectory;
-    type Keys = StoreKeystore<DirStore, EnvSecrets>;
-    type Secrets = EnvSecrets;
-    type Transport = HttpTransport;
-    type Queue = Db;
-    type Clock = SystemClock;
-
-    fn store(&self) -> &DirStore {
-        &self.store
-    }
-    fn duplicates(&self) -> &Db {
-        &self.db
-    }
-    fn log(&self) -> &Db {
-        &self.db
-    }
-    fn directory(&self) -> &ConfigDirectory {
-        &self.directory
-    }
-    fn keys(&self) -> &Self::Keys {
-        &self.keys
-    }
-    fn secrets(&self) -> &EnvSecrets {
-        &self.secrets
-    }
-    fn transport(&self) -> &HttpTransport {
-        &self.transport
-    }
-    fn queue(&self) -> &Db {
-        &self.db
-    }
-    fn clock(&self) -> &SystemClock {
-        &self.clock
-    }
+/// Ports for `config`: its data directory, its database, its stations and partnerships.
+pub fn local_ports(config: &Config) -> Result<LocalPorts> {
+    let store = DirStore::new(&config.data_dir)?;
+    let env = config.keystore_password_env.clone();
+    let db = Db::open(&config.database())?;
+    Ok(PortSet {
+        duplicates: db.clone(),
+        log: db.clone(),
+        queue: db,
+        directory: ConfigDirectory::new(config),
+        keys: StoreKeystore::new(
+            store.clone(),
+            EnvSecrets,
+            KeystorePasswords {
+                identity: env.clone(),
+                trust: env.clone(),
+                https: env,
+            },
+        ),
+        store,
+        secrets: EnvSecrets,
+        transport: HttpTransport,
+        clock: SystemClock,
+    })
 }
 
 /// An embedded gateway, ready to serve.
@@ -136,7 +95,7 @@ impl Shutdown {
 impl Node {
     /// Opens the node's ports.
     pub fn open(config: Config) -> Result<Self> {
-        let ports = LocalPorts::open(&config)?;
+        let ports = local_ports(&config)?;
         let failpoints = gateway::failpoint::Failpoints::from_var(
             std::env::var(gateway::failpoint::Failpoints::VAR).ok(),
         )
@@ -240,7 +199,7 @@ impl Node {
         }
         tracing::info!(%address, data = %self.config.data_dir.display(), "AS2 endpoint listening");
         self.recover().await?;
-        let resumed = self.gateway.ports.db().reset_leases().await?;
+        let resumed = self.gateway.ports.queue.reset_leases().await?;
         if resumed > 0 {
             tracing::info!(
                 jobs = resumed,
@@ -376,7 +335,7 @@ impl Node {
                 "removed partial writes left by the last run"
             );
         }
-        for id in self.gateway.ports.db().unfinished_receives().await? {
+        for id in self.gateway.ports.log.unfinished_receives().await? {
             match self.gateway.resume_receive(&id).await {
                 Ok(status) => tracing::info!(%id, %status, "finished a receive the last run left"),
                 Err(e) => {
@@ -405,7 +364,7 @@ impl Node {
                 let now = self.gateway.ports.clock().now();
                 self.gateway
                     .ports
-                    .db()
+                    .queue
                     .take_due(now, LEASE, free)
                     .await
                     .unwrap_or_else(|e| {
@@ -440,7 +399,7 @@ impl Node {
                         .clock()
                         .now()
                         .plus(Duration::from_millis(250));
-                    if let Err(e) = self.gateway.ports.db().release(leased.seq, later).await {
+                    if let Err(e) = self.gateway.ports.queue.release(leased.seq, later).await {
                         tracing::error!(error = %e, "job queue");
                     }
                     continue;
@@ -461,7 +420,7 @@ impl Node {
     /// `station/partner` of the record a job is about ("" if it is gone).
     async fn pair_of(&self, job: &gateway::model::Job) -> String {
         use gateway::ports::MessageLog as _;
-        match self.gateway.ports.db().get(job.record_id()).await {
+        match self.gateway.ports.log.get(job.record_id()).await {
             Ok(Some(r)) => format!("{}/{}", r.station, r.partner),
             _ => String::new(),
         }
@@ -469,23 +428,24 @@ impl Node {
 
     async fn run_leased(&self, leased: crate::db::Leased) {
         let result = self.gateway.run_job(&leased.job).await;
-        let db = self.gateway.ports.db();
+        let queue = &self.gateway.ports.queue;
         let done = match result {
-            Ok(()) => db.ack(leased.seq).await,
+            Ok(()) => queue.ack(leased.seq).await,
             Err(gateway::GatewayError::NotFound(what)) => {
                 tracing::warn!(job = ?leased.job, %what, "job for something that is gone");
-                db.ack(leased.seq).await
+                queue.ack(leased.seq).await
             }
             // Trying again cannot help (the partnership is gone, its configuration cannot work).
             Err(e) if e.is_permanent() => {
                 tracing::error!(job = ?leased.job, error = %e, "job dropped: it can never run");
-                db.ack(leased.seq).await
+                queue.ack(leased.seq).await
             }
             Err(e) => {
                 // A port failed (disk, database): the job runs again shortly.
                 tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");
                 let later = self.gateway.ports.clock().now();
-                db.release(leased.seq, later.plus(Duration::from_secs(30)))
+                queue
+                    .release(leased.seq, later.plus(Duration::from_secs(30)))
                     .await
             }
         };

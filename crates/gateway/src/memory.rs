@@ -217,15 +217,12 @@ impl MessageLog for MemoryLog {
         let stored = records
             .get(&record.id)
             .ok_or_else(|| GatewayError::NotFound(record.id.clone()))?;
-        if stored.revision != record.revision {
-            return Err(GatewayError::Conflict(format!(
-                "record {} changed",
-                record.id
-            )));
+        let written = stored.revision == record.revision;
+        let next = record.next_revision();
+        if written {
+            records.insert(next.id.clone(), next.clone());
         }
-        record.revision += 1;
-        records.insert(record.id.clone(), record.clone());
-        Ok(())
+        apply_update(record, next, written)
     }
 
     async fn find_outbound(
@@ -444,34 +441,24 @@ impl Clock for ManualClock {
     }
 }
 
-/// Every port in memory.
-#[derive(Debug, Clone)]
-pub struct MemoryPorts {
-    /// The bucket.
-    pub store: MemoryStore,
-    /// The duplicate index.
-    pub duplicates: MemoryDuplicates,
-    /// The message log.
-    pub log: MemoryLog,
-    /// Stations and partnerships.
-    pub directory: MemoryDirectory,
-    /// Keys.
-    pub keys: MemoryKeys,
-    /// Secrets.
-    pub secrets: MemorySecrets,
-    /// The partner, as a function.
-    pub transport: FnTransport,
-    /// The job queue.
-    pub queue: MemoryQueue,
-    /// The clock.
-    pub clock: ManualClock,
-}
+/// Every port in memory (the partner a function, the clock moved by hand).
+pub type MemoryPorts = PortSet<
+    MemoryStore,
+    MemoryDuplicates,
+    MemoryLog,
+    MemoryDirectory,
+    MemoryKeys,
+    MemorySecrets,
+    FnTransport,
+    MemoryQueue,
+    ManualClock,
+>;
 
 impl MemoryPorts {
     /// Empty ports at time `now`, sending to `transport`.
     pub fn new(now: Millis, transport: FnTransport) -> Self {
         let clock = ManualClock::at(now);
-        MemoryPorts {
+        PortSet {
             store: MemoryStore::new(clock.clone()),
             duplicates: MemoryDuplicates::default(),
             log: MemoryLog::default(),
@@ -482,46 +469,6 @@ impl MemoryPorts {
             queue: MemoryQueue::default(),
             clock,
         }
-    }
-}
-
-impl Ports for MemoryPorts {
-    type Store = MemoryStore;
-    type Duplicates = MemoryDuplicates;
-    type Log = MemoryLog;
-    type Directory = MemoryDirectory;
-    type Keys = MemoryKeys;
-    type Secrets = MemorySecrets;
-    type Transport = FnTransport;
-    type Queue = MemoryQueue;
-    type Clock = ManualClock;
-
-    fn store(&self) -> &MemoryStore {
-        &self.store
-    }
-    fn duplicates(&self) -> &MemoryDuplicates {
-        &self.duplicates
-    }
-    fn log(&self) -> &MemoryLog {
-        &self.log
-    }
-    fn directory(&self) -> &MemoryDirectory {
-        &self.directory
-    }
-    fn keys(&self) -> &MemoryKeys {
-        &self.keys
-    }
-    fn secrets(&self) -> &MemorySecrets {
-        &self.secrets
-    }
-    fn transport(&self) -> &FnTransport {
-        &self.transport
-    }
-    fn queue(&self) -> &MemoryQueue {
-        &self.queue
-    }
-    fn clock(&self) -> &ManualClock {
-        &self.clock
     }
 }
 

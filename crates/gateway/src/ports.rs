@@ -232,6 +232,21 @@ pub trait MessageLog: Send + Sync {
     ) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
 }
 
+/// The optimistic lock every [`MessageLog::update`] applies, with [`MessageRecord::next_revision`]:
+/// the adapter writes `next` only where the stored revision is still `record`'s and says
+/// whether it did; a stale write is a [`crate::GatewayError::Conflict`] and leaves `record` as it
+/// was, a successful one makes `record` the one written.
+pub fn apply_update(record: &mut MessageRecord, next: MessageRecord, written: bool) -> Result<()> {
+    if !written {
+        return Err(crate::GatewayError::Conflict(format!(
+            "record {} changed or is gone",
+            record.id
+        )));
+    }
+    *record = next;
+    Ok(())
+}
+
 /// Stations and partnerships.
 pub trait PartnerDirectory: Send + Sync {
     /// A station by AS2 ID.
@@ -369,4 +384,81 @@ pub trait Ports: Send + Sync {
     fn queue(&self) -> &Self::Queue;
     /// Clock.
     fn clock(&self) -> &Self::Clock;
+}
+
+/// The one port set: every adapter fills it with its own types (a directory and SQLite for the
+/// embedded gateway; S3, DynamoDB and SQS on AWS; memory for tests), and it is [`Ports`] for
+/// any types that implement the ports. One value may serve several (SQLite is the duplicate
+/// index, the log and the queue): each field holds a clone.
+#[derive(Debug, Clone)]
+pub struct PortSet<S, D, L, R, K, X, T, Q, C> {
+    /// The bucket (or the directory standing in for it).
+    pub store: S,
+    /// The same-name duplicate window.
+    pub duplicates: D,
+    /// Message records.
+    pub log: L,
+    /// Stations and partnerships.
+    pub directory: R,
+    /// Keys and certificates.
+    pub keys: K,
+    /// Named secrets.
+    pub secrets: X,
+    /// The HTTP client towards partners.
+    pub transport: T,
+    /// Where work waits until it is due.
+    pub queue: Q,
+    /// The time.
+    pub clock: C,
+}
+
+impl<S, D, L, R, K, X, T, Q, C> Ports for PortSet<S, D, L, R, K, X, T, Q, C>
+where
+    S: ObjectStore,
+    D: DuplicateIndex,
+    L: MessageLog,
+    R: PartnerDirectory,
+    K: Keystore,
+    X: Secrets,
+    T: As2Transport,
+    Q: JobQueue,
+    C: Clock,
+{
+    type Store = S;
+    type Duplicates = D;
+    type Log = L;
+    type Directory = R;
+    type Keys = K;
+    type Secrets = X;
+    type Transport = T;
+    type Queue = Q;
+    type Clock = C;
+
+    fn store(&self) -> &S {
+        &self.store
+    }
+    fn duplicates(&self) -> &D {
+        &self.duplicates
+    }
+    fn log(&self) -> &L {
+        &self.log
+    }
+    fn directory(&self) -> &R {
+        &self.directory
+    }
+    fn keys(&self) -> &K {
+        &self.keys
+    }
+    fn secrets(&self) -> &X {
+        &self.secrets
+    }
+    fn transport(&self) -> &T {
+        &self.transport
+    }
+    fn queue(&self) -> &Q {
+        &self.queue
+    }
+    fn clock(&self) -> &C {
+        &self.clock
+    }
 }

@@ -212,7 +212,7 @@ impl Running {
     }
 
     pub fn records(&self) -> Vec<MessageRecord> {
-        let db = self.node.gateway.ports.db();
+        let db = &self.node.gateway.ports.log;
         futures_lite(db.list(None, None, 100)).unwrap()
     }
 }

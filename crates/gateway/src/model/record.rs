@@ -251,6 +251,14 @@ impl MessageRecord {
         record
     }
 
+    /// What an update writes: this record with its revision bumped, to be stored only where the
+    /// stored revision is still this one's (see [`crate::ports::apply_update`]).
+    pub fn next_revision(&self) -> MessageRecord {
+        let mut next = self.clone();
+        next.revision += 1;
+        next
+    }
+
     /// Where this message's files are kept.
     pub fn paths(&self) -> crate::Result<MessagePaths> {
         MessagePaths::new(&self.station, &self.partner, self.direction, &self.id)

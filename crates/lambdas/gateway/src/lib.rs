@@ -124,7 +124,7 @@ impl From<EventError> for lambda_runtime::Diagnostic {
 /// (`AWS_ENDPOINT_URL`, when set, points them all at an emulator).
 pub async fn aws_gateway(config: &Config) -> Gateway<AwsPorts> {
     let conf = gateway_aws::config::load(&gateway_aws::config::Endpoint::default()).await;
-    let mut gateway = Gateway::new(AwsPorts::new(&conf, &config.aws));
+    let mut gateway = Gateway::new(gateway_aws::ports::aws_ports(&conf, &config.aws));
     gateway.settings = config.gateway.clone();
     gateway
 }

@@ -82,7 +82,7 @@ impl Embedded {
     }
 
     fn records(&self) -> Vec<MessageRecord> {
-        let db = self.node.gateway.ports.db();
+        let db = &self.node.gateway.ports.log;
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()

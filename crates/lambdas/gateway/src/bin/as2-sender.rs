@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let gateway = aws_gateway(&config).await;
     let gateway = &gateway;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        sender::handle(gateway, gateway.ports.sqs(), event.payload)
+        sender::handle(gateway, &gateway.ports.queue, event.payload)
             .await
             .map_err(Diagnostic::from)
     }))
