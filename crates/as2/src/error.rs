@@ -16,7 +16,7 @@ pub enum Error {
     /// A header is present but unusable.
     #[error("invalid {name} header: {reason}")]
     InvalidHeader {
-        /// Header name.
+        /// The header that is wrong.
         name: &'static str,
         /// What is wrong with it.
         reason: String,

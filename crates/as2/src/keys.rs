@@ -327,7 +327,7 @@ impl Keystore {
         Keystore::default()
     }
 
-    /// Every entry.
+    /// Every key and certificate entry, in keystore order.
     pub fn entries(&self) -> &[KeystoreEntry] {
         &self.entries
     }

@@ -49,7 +49,7 @@ pub struct OutboundMdn {
     pub message_id: String,
     /// HTTP headers (for a sync receipt, the response headers).
     pub headers: HeaderMap,
-    /// HTTP body.
+    /// The HTTP body: the receipt's outermost MIME entity's body, to send as is.
     pub body: Vec<u8>,
     /// Whether it is signed.
     pub signed: bool,
@@ -174,7 +174,7 @@ pub struct Mdn {
     pub to: Option<String>,
     /// `Original-Message-ID`, as written.
     pub original_message_id: String,
-    /// The disposition.
+    /// What the receiver did with the message.
     pub disposition: Disposition,
     /// The action and sending mode before the `;`.
     pub disposition_mode: String,

@@ -86,7 +86,7 @@ pub enum BodyEncoding {
     Base64,
 }
 
-/// Signing settings.
+/// How a message is signed: the key, the digest and the signature scheme.
 #[derive(Debug, Clone)]
 pub struct Signing {
     /// Our key and certificate.
@@ -111,7 +111,7 @@ impl Signing {
     }
 }
 
-/// Encryption settings.
+/// How a message is encrypted: to which certificate, with which cipher and key transport.
 #[derive(Debug, Clone)]
 pub struct Encryption {
     /// The partner's encryption certificate(s).
@@ -212,7 +212,7 @@ pub struct OutboundMessage {
     pub message_id: String,
     /// HTTP headers (AS2 headers and the top-level MIME headers).
     pub headers: HeaderMap,
-    /// HTTP body.
+    /// The HTTP body: the outermost MIME entity's body, to POST as is.
     pub body: Vec<u8>,
     /// The MIC a receipt must echo.
     pub mic: Mic,

@@ -16,7 +16,7 @@ use gateway::{GatewayError, Result};
 /// S3's limit for a single CopyObject.
 pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
-/// One bucket.
+/// [`ObjectStore`](gateway::ports::ObjectStore) over one S3 bucket (the account bucket, versioned).
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,

@@ -22,7 +22,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 /// A job as it travels through the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedJob {
-    /// The job.
+    /// What to do.
     pub job: Job,
     /// Not to be run before this time.
     pub not_before: Millis,

@@ -45,7 +45,7 @@ fn add_window_ends(conn: &Connection) -> Result<()> {
 pub struct Leased {
     /// Its queue position.
     pub seq: i64,
-    /// The job.
+    /// What to do.
     pub job: Job,
 }
 

@@ -33,7 +33,7 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
-    /// Largest body.
+    /// Largest body accepted, in bytes; a larger one is answered 413.
     pub max_body: usize,
 }
 

@@ -67,7 +67,7 @@ pub fn local_ports(config: &Config) -> Result<LocalPorts> {
 pub struct Node {
     /// The gateway over the local ports.
     pub gateway: Gateway<LocalPorts>,
-    /// Its configuration.
+    /// The configuration it was started with (`mftg.toml`).
     pub config: Config,
 }
 

@@ -31,7 +31,7 @@ impl DirStore {
         Ok(DirStore { root })
     }
 
-    /// The directory.
+    /// The data directory the keys are paths under.
     pub fn root(&self) -> &Path {
         &self.root
     }

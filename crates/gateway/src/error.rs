@@ -34,7 +34,7 @@ pub enum GatewayError {
     /// A port (storage, database, queue, network) failed.
     #[error("{port}: {message}")]
     Port {
-        /// Which port.
+        /// The port that failed: `s3`, `dynamodb`, `database`, `directory store`, ...
         port: &'static str,
         /// Its error, as it describes it.
         message: String,

@@ -61,9 +61,9 @@ impl Default for Settings {
 /// The gateway over its ports.
 #[derive(Debug)]
 pub struct Gateway<P: Ports> {
-    /// The ports.
+    /// Everything the gateway needs from the world.
     pub ports: P,
-    /// Settings.
+    /// Deployment-wide settings (windows, limits, defaults).
     pub settings: Settings,
 }
 

@@ -168,7 +168,7 @@ pub enum NotASend {
         station: String,
         /// The partner folder.
         partner: String,
-        /// Why.
+        /// What is wrong with the name.
         reason: String,
     },
     /// A file still being written, by the conventions of upload clients: a name starting with
@@ -329,9 +329,9 @@ pub fn unmatched_mdn(folder: &str) -> String {
 pub mod keystore {
     /// Station keys and certificates.
     pub const IDENTITY: &str = "AS2/keystore/identity.jks";
-    /// Partner certificates.
+    /// Partner certificates (signature checks, encryption to them).
     pub const TRUST: &str = "AS2/keystore/trust.jks";
-    /// TLS material.
+    /// Our HTTPS key and certificate, and the TLS trust anchors of partners' servers.
     pub const HTTPS: &str = "AS2/keystore/https.jks";
 }
 

@@ -24,9 +24,9 @@ pub struct ObjectMeta {
     pub etag: String,
     /// The version id, where the store keeps versions.
     pub version: Option<String>,
-    /// Last write.
+    /// When the current version was written.
     pub modified: Millis,
-    /// User metadata.
+    /// What the writer attached (S3 user metadata; a side file locally).
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -42,7 +42,7 @@ impl ObjectMeta {
 pub struct UploadRef {
     /// Version id, in a versioned bucket.
     pub version: Option<String>,
-    /// Entity tag.
+    /// The entity tag: the same for identical content, so the last resort to tell uploads apart.
     pub etag: Option<String>,
     /// Size in bytes.
     pub size: Option<u64>,
@@ -76,9 +76,9 @@ impl From<&ObjectMeta> for UploadRef {
 /// An object and its metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
-    /// The bytes.
+    /// The whole object.
     pub data: Vec<u8>,
-    /// Its metadata.
+    /// What the store knows of it.
     pub meta: ObjectMeta,
 }
 
@@ -124,7 +124,7 @@ pub enum Claim {
     Duplicate {
         /// When the earlier upload was accepted.
         accepted_at: Millis,
-        /// Its record.
+        /// The message record of that upload.
         record_id: String,
     },
 }
@@ -199,7 +199,7 @@ pub trait DuplicateIndex: Send + Sync {
 /// Whether [`MessageLog::create`] made a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
-    /// It did.
+    /// The record was stored; nobody had it.
     New,
     /// A record with this id, or (inbound) this partner's Message-ID, exists already.
     Exists(Box<MessageRecord>),
@@ -282,13 +282,13 @@ pub struct HttpRequest {
     pub url: String,
     /// Headers (the transport adds Content-Length; never chunked, as some partners refuse it).
     pub headers: HeaderMap,
-    /// Body.
+    /// The AS2 message or receipt, exactly as it goes over the wire.
     pub body: Vec<u8>,
     /// Give up after this long.
     pub timeout: Duration,
     /// Basic auth user and password.
     pub basic_auth: Option<(String, String)>,
-    /// TLS settings.
+    /// Which TLS versions and certificate checks the partnership allows.
     pub tls: TlsOptions,
     /// Extra trust anchors for the partner's server certificate.
     pub trust: Vec<X509>,
@@ -297,9 +297,9 @@ pub struct HttpRequest {
 /// An HTTP answer: the partner's to a POST of ours, or ours to a POST we received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
-    /// Status code.
+    /// The HTTP status: 200 with a synchronous receipt, 2xx without one, 4xx/5xx refused.
     pub status: u16,
-    /// Headers.
+    /// The HTTP headers (for a receipt, its AS2 and MIME headers).
     pub headers: HeaderMap,
     /// Body.
     pub body: Vec<u8>,
@@ -339,7 +339,7 @@ pub trait JobQueue: Send + Sync {
 
 /// The time. Injected, so time-dependent rules are tested without sleeping.
 pub trait Clock: Send + Sync {
-    /// Now.
+    /// The current time, to the millisecond.
     fn now(&self) -> Millis;
     /// Waits `d` (a clock of tests moves on by `d` at once).
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send;
@@ -396,19 +396,19 @@ pub struct PortSet<S, D, L, R, K, X, T, Q, C> {
     pub store: S,
     /// The same-name duplicate window.
     pub duplicates: D,
-    /// Message records.
+    /// Message records and their history.
     pub log: L,
     /// Stations and partnerships.
     pub directory: R,
     /// Keys and certificates.
     pub keys: K,
-    /// Named secrets.
+    /// Passwords by name (keystores, partners' basic auth).
     pub secrets: X,
     /// The HTTP client towards partners.
     pub transport: T,
     /// Where work waits until it is due.
     pub queue: Q,
-    /// The time.
+    /// The time, and waiting.
     pub clock: C,
 }
 

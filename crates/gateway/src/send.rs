@@ -32,7 +32,7 @@ pub enum SendOutcome {
     },
     /// The attempt failed and another is queued.
     Retrying {
-        /// When.
+        /// When the next attempt is due.
         at: Millis,
         /// Why the attempt failed.
         reason: String,

@@ -41,9 +41,9 @@ pub enum UploadOutcome {
     },
     /// Kept where it is and not sent (no such partnership); the reason is in the record.
     NotSent {
-        /// The record.
+        /// The not-sent record (its id is the same each time the upload is seen).
         id: String,
-        /// Why.
+        /// Why it is not sent, and how to make it go.
         reason: String,
     },
 }

@@ -196,7 +196,7 @@ impl RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MdnMode {
-    /// No receipt.
+    /// The partner is not asked for a receipt: a message is `sent` once the POST is answered.
     None,
     /// In the HTTP response.
     #[default]
@@ -234,7 +234,7 @@ impl std::str::FromStr for MdnMode {
 /// the environment (embedded) or a secret store (AWS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BasicAuth {
-    /// User name.
+    /// The user name sent in the clear (only the password is a secret).
     pub user: String,
     /// Name of the environment variable or secret holding the password.
     pub password_secret: String,
@@ -454,7 +454,7 @@ mod named {
         as2::algorithm::accepted(std::iter::once("none").chain(names))
     }
 
-    /// Ciphers.
+    /// The accepted cipher names, for error messages.
     pub(crate) fn ciphers() -> String {
         with_none(ContentEncryption::names())
     }

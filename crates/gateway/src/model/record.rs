@@ -100,7 +100,7 @@ impl fmt::Display for Status {
 /// One entry of a record's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
-    /// When.
+    /// When the status changed.
     pub at: Millis,
     /// The new status.
     pub status: Status,
@@ -187,9 +187,9 @@ pub struct MessageRecord {
     pub id: String,
     /// Which way it went.
     pub direction: Direction,
-    /// Our station.
+    /// Our station's AS2 ID.
     pub station: String,
-    /// The partner.
+    /// The partner's AS2 ID.
     pub partner: String,
     /// The AS2 Message-ID (empty until the first build of an outbound message).
     pub message_id: String,
@@ -197,7 +197,7 @@ pub struct MessageRecord {
     pub filename: String,
     /// Payload size in bytes.
     pub size: u64,
-    /// Current status.
+    /// Where the message is now (the last entry of `history`).
     pub status: Status,
     /// Every status, oldest first.
     pub history: Vec<StatusChange>,
@@ -207,7 +207,7 @@ pub struct MessageRecord {
     /// The same MIC under other algorithms the receipt may use.
     #[serde(default)]
     pub alternative_mics: Vec<String>,
-    /// The receipt.
+    /// The receipt, once there is one: the partner's for what we sent, ours for what we received.
     #[serde(default)]
     pub mdn: Option<MdnSummary>,
     /// Where the payload is.

@@ -14,7 +14,7 @@ use crate::EventError;
 pub struct S3Record {
     /// `eventName` without the `s3:` prefix, for example `ObjectCreated:Put`.
     pub event_name: String,
-    /// The bucket.
+    /// The account bucket: events from other buckets are ignored.
     pub bucket: String,
     /// The object key, decoded.
     pub key: String,
