@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::blocking;
 use gateway::layout::SendKey;
 use gateway::model::{Job, MessageRecord};
 use gateway::ports::{
@@ -104,40 +105,33 @@ impl Db {
 
     /// [`Db::take_due_now`], off the async workers.
     pub async fn take_due(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
-        self.blocking(move |db| db.take_due_now(now, lease, max))
-            .await
+        blocking::run(self, "database", move |db: &Db| {
+            db.take_due_now(now, lease, max)
+        })
+        .await
     }
 
     /// [`Db::reset_leases_now`], off the async workers.
     pub async fn reset_leases(&self) -> Result<usize> {
-        self.blocking(move |db| db.reset_leases_now()).await
+        blocking::run(self, "database", move |db: &Db| db.reset_leases_now()).await
     }
 
     /// [`Db::ack_now`], off the async workers.
     pub async fn ack(&self, seq: i64) -> Result<()> {
-        self.blocking(move |db| db.ack_now(seq)).await
+        blocking::run(self, "database", move |db: &Db| db.ack_now(seq)).await
     }
 
     /// [`Db::release_now`], off the async workers.
     pub async fn release(&self, seq: i64, at: Millis) -> Result<()> {
-        self.blocking(move |db| db.release_now(seq, at)).await
+        blocking::run(self, "database", move |db: &Db| db.release_now(seq, at)).await
     }
 
     /// [`Db::unfinished_receives_now`], off the async workers.
     pub async fn unfinished_receives(&self) -> Result<Vec<String>> {
-        self.blocking(move |db| db.unfinished_receives_now()).await
-    }
-
-    /// Runs `f` with the database on a thread where blocking is allowed (a statement may wait
-    /// up to the busy timeout for another process's lock), never on the async workers.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Db) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(err)?
+        blocking::run(self, "database", move |db: &Db| {
+            db.unfinished_receives_now()
+        })
+        .await
     }
 
     /// Takes up to `max` jobs due at `now`, leasing them for `lease`: a job whose worker dies is
@@ -246,7 +240,7 @@ impl DuplicateIndex for Db {
         let send = send.clone();
         let (upload_id, record_id) = (request.upload_id.to_string(), request.record_id.to_string());
         let (now, window) = (request.now, request.window);
-        self.blocking(move |db| {
+        blocking::run(self, "database", move |db: &Db| {
             let request = ClaimRequest {
                 upload_id: &upload_id,
                 record_id: &record_id,
@@ -300,22 +294,21 @@ impl Db {
 impl MessageLog for Db {
     async fn create(&self, record: &MessageRecord) -> Result<Created> {
         let record = record.clone();
-        self.blocking(move |db| db.create_now(&record)).await
+        blocking::run(self, "database", move |db: &Db| db.create_now(&record)).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<MessageRecord>> {
         let id = id.to_string();
-        self.blocking(move |db| db.get_now(&id)).await
+        blocking::run(self, "database", move |db: &Db| db.get_now(&id)).await
     }
 
     async fn update(&self, record: &mut MessageRecord) -> Result<()> {
         let mut next = record.clone();
-        let (next, result) = self
-            .blocking(move |db| {
-                let result = db.update_now(&mut next);
-                Ok((next, result))
-            })
-            .await?;
+        let (next, result) = blocking::run(self, "database", move |db: &Db| {
+            let result = db.update_now(&mut next);
+            Ok((next, result))
+        })
+        .await?;
         *record = next;
         result
     }
@@ -331,8 +324,10 @@ impl MessageLog for Db {
             partner.to_string(),
             message_id.to_string(),
         );
-        self.blocking(move |db| db.find_outbound_now(&station, &partner, &message_id))
-            .await
+        blocking::run(self, "database", move |db: &Db| {
+            db.find_outbound_now(&station, &partner, &message_id)
+        })
+        .await
     }
 
     async fn list(
@@ -342,15 +337,19 @@ impl MessageLog for Db {
         limit: usize,
     ) -> Result<Vec<MessageRecord>> {
         let (station, partner) = (station.map(str::to_string), partner.map(str::to_string));
-        self.blocking(move |db| db.list_now(station.as_deref(), partner.as_deref(), limit))
-            .await
+        blocking::run(self, "database", move |db: &Db| {
+            db.list_now(station.as_deref(), partner.as_deref(), limit)
+        })
+        .await
     }
 }
 
 impl JobQueue for Db {
     async fn enqueue(&self, job: Job, not_before: Millis) -> Result<()> {
-        self.blocking(move |db| db.enqueue_now(&job, not_before))
-            .await
+        blocking::run(self, "database", move |db: &Db| {
+            db.enqueue_now(&job, not_before)
+        })
+        .await
     }
 }
 

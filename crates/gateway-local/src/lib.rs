@@ -3,6 +3,7 @@
 //! messages and asynchronous receipts, an HTTP(S) client, and a watcher that treats files dropped
 //! in `AS2/send/<station>/<partner>/` as uploads.
 
+mod blocking;
 pub mod config;
 pub mod db;
 pub mod http;

@@ -1,6 +1,7 @@
 //! A directory standing in for the bucket: object keys are relative paths, writes are atomic
 //! (a temporary file renamed into place), and metadata lives beside the data under `.mftg/meta`.
 
+use crate::blocking;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -149,45 +150,47 @@ impl ObjectStore for DirStore {
         metadata: BTreeMap<String, String>,
     ) -> Result<ObjectMeta> {
         let key = key.to_string();
-        self.blocking(move |s| s.put_now(&key, data, metadata))
-            .await
+        blocking::run(self, "directory store", move |s: &DirStore| {
+            s.put_now(&key, data, metadata)
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>> {
         let key = key.to_string();
-        self.blocking(move |s| s.get_now(&key)).await
+        blocking::run(self, "directory store", move |s: &DirStore| s.get_now(&key)).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let key = key.to_string();
-        self.blocking(move |s| s.head_now(&key)).await
+        blocking::run(self, "directory store", move |s: &DirStore| {
+            s.head_now(&key)
+        })
+        .await
     }
 
     async fn copy(&self, from: &str, _version: Option<&str>, to: &str) -> Result<ObjectMeta> {
         let (from, to) = (from.to_string(), to.to_string());
-        self.blocking(move |s| s.copy_now(&from, &to)).await
+        blocking::run(self, "directory store", move |s: &DirStore| {
+            s.copy_now(&from, &to)
+        })
+        .await
     }
 
     async fn delete(&self, key: &str, _version: Option<&str>) -> Result<()> {
         let key = key.to_string();
-        self.blocking(move |s| s.delete_now(&key)).await
+        blocking::run(self, "directory store", move |s: &DirStore| {
+            s.delete_now(&key)
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>> {
         let prefix = prefix.to_string();
-        self.blocking(move |s| s.list_now(&prefix)).await
-    }
-}
-
-impl DirStore {
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&DirStore) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(err)?
+        blocking::run(self, "directory store", move |s: &DirStore| {
+            s.list_now(&prefix)
+        })
+        .await
     }
 }
 
