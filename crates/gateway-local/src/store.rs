@@ -1,13 +1,14 @@
 //! A directory standing in for the bucket: object keys are relative paths, writes are atomic
 //! (a temporary file renamed into place), and metadata lives beside the data under `.mftg/meta`.
 
-use crate::blocking;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use gateway::ports::{Object, ObjectMeta, ObjectStore};
 use gateway::{GatewayError, Millis, Result};
+
+use crate::blocking;
 
 /// Files whose names start with this are writes in progress, never objects.
 pub const TEMP_PREFIX: &str = ".mftg-tmp-";
