@@ -11,8 +11,14 @@
 //! - [`receive`] opens an inbound message: decrypt, verify, decompress, in whatever order they
 //!   were applied, with the partnership's security policy enforced.
 //! - [`mdn`] builds and parses Message Disposition Notifications (receipts).
+//! - [`envelope`] is what all three share: AS2 IDs, Message-IDs, the AS2 headers, the receipt
+//!   request.
 //! - [`keys`] loads certificates and keys from PEM, DER, PKCS#12 and JKS.
-//! - [`mime`], [`cms`], [`mic`] and [`algorithm`] are the building blocks.
+//! - [`mime`], [`cms`], [`mic`], [`filename`] and [`algorithm`] are the building blocks, each
+//!   exposing only what callers outside the engine use (parsing header blocks and entities,
+//!   inspecting, signing, encrypting and compressing CMS, for tools and tests that build odd
+//!   messages); DER, S/MIME framing, zlib, the JKS and PKCS#12 readers and OpenSSL's FFI stay
+//!   inside.
 
 pub mod algorithm;
 mod asn1;

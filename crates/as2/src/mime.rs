@@ -178,7 +178,7 @@ pub fn parse_header_block(raw: &[u8], limits: &Limits) -> Result<(HeaderMap, usi
 
 /// Where the body of an entity starts: just after the first empty line (CRLF or LF line ends).
 /// `None` when there is no empty line.
-pub fn header_block_end(raw: &[u8]) -> Option<usize> {
+pub(crate) fn header_block_end(raw: &[u8]) -> Option<usize> {
     let mut pos = 0;
     while pos < raw.len() {
         let line_end = memchr::memchr(b'\n', &raw[pos..]).map(|i| pos + i)?;
@@ -423,7 +423,7 @@ fn decode_charset(charset: &str, bytes: &[u8]) -> String {
 /// it is (line breaks become spaces); anything else becomes RFC 2047 `=?UTF-8?B?...?=` words of at
 /// most 75 characters, split between characters. HTTP header values must not carry raw UTF-8:
 /// HTTP libraries refuse it and partner products (pyas2lib among them) fail on it.
-pub fn encode_header_text(text: &str) -> String {
+pub(crate) fn encode_header_text(text: &str) -> String {
     let text = text.replace(['\r', '\n'], " ");
     let plain = text
         .bytes()
@@ -563,7 +563,7 @@ impl TransferEncoding {
 }
 
 /// Removes a transfer encoding. Identity encodings borrow; unknown ones are an error.
-pub fn decode_transfer<'a>(
+pub(crate) fn decode_transfer<'a>(
     body: &'a [u8],
     encoding: Option<&TransferEncoding>,
 ) -> Result<Cow<'a, [u8]>> {
@@ -747,7 +747,7 @@ fn finish_parts(parts: Vec<Range<usize>>, closed: bool) -> Result<Multipart> {
 }
 
 /// A fresh random boundary that does not occur in `content`.
-pub fn new_boundary(content: &[u8]) -> String {
+pub(crate) fn new_boundary(content: &[u8]) -> String {
     loop {
         let b = format!("----=_Part_mftg_{}", crate::random_hex(12));
         if memchr::memmem::find(content, b.as_bytes()).is_none() {
@@ -757,7 +757,7 @@ pub fn new_boundary(content: &[u8]) -> String {
 }
 
 /// Quotes a parameter value when it is not a plain token.
-pub fn quote_param(value: &str) -> String {
+pub(crate) fn quote_param(value: &str) -> String {
     let token = !value.is_empty()
         && value
             .bytes()

@@ -7,7 +7,7 @@ use super::*;
 use crate::deflate::{inflate, zlib};
 
 /// The zlib level used unless a partnership asks for another (zlib's own default).
-pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+pub(crate) const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
 
 /// CompressedData (zlib, default level) of `content`.
 pub fn compress(content: &[u8]) -> Result<Vec<u8>> {
@@ -15,7 +15,7 @@ pub fn compress(content: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// CompressedData (zlib at `level`, 0 to 9) of the concatenation of `parts`, without joining them.
-pub fn compress_parts(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
+pub(crate) fn compress_parts(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
     if level > 9 {
         return Err(Error::Config(format!(
             "compression level {level} is outside 0 to 9"

@@ -6,17 +6,17 @@ use crate::asn1::{self, tag, Tlv};
 use crate::error::{CmsStructure, Error, Result};
 
 /// id-data
-pub const OID_DATA: &str = "1.2.840.113549.1.7.1";
+pub(crate) const OID_DATA: &str = "1.2.840.113549.1.7.1";
 /// id-signedData
-pub const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+pub(crate) const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 /// id-envelopedData
-pub const OID_ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";
+pub(crate) const OID_ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";
 /// id-ct-authEnvelopedData (RFC 5083)
-pub const OID_AUTH_ENVELOPED_DATA: &str = "1.2.840.113549.1.9.16.1.23";
+pub(crate) const OID_AUTH_ENVELOPED_DATA: &str = "1.2.840.113549.1.9.16.1.23";
 /// id-ct-compressedData (RFC 3274)
-pub const OID_COMPRESSED_DATA: &str = "1.2.840.113549.1.9.16.1.9";
+pub(crate) const OID_COMPRESSED_DATA: &str = "1.2.840.113549.1.9.16.1.9";
 /// id-alg-zlibCompress (RFC 3274)
-pub const OID_ZLIB: &str = "1.2.840.113549.1.9.16.3.8";
+pub(crate) const OID_ZLIB: &str = "1.2.840.113549.1.9.16.3.8";
 
 /// What a CMS ContentInfo holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,7 +109,7 @@ fn message_digest_attribute(attrs: &Tlv<'_>) -> Option<Vec<u8>> {
 
 /// The digest of the signed content, as the first signer's messageDigest attribute states it.
 /// Once a signature has verified, this is the content's digest without hashing it again.
-pub fn signed_content_digest(der: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn signed_content_digest(der: &[u8]) -> Option<Vec<u8>> {
     let (_, signer, _) = signed_data(der).ok()?;
     message_digest_attribute(&signer.signed_attrs?)
 }
