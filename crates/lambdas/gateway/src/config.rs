@@ -23,6 +23,7 @@
 //! binary body arrives base64-encoded (4 bytes for every 3), so about 4.5 MB of AS2 message is the
 //! most that can reach the receiver through a Function URL or API Gateway.
 
+use lambda_support::EnvError;
 use std::time::Duration;
 
 use gateway::keystore::KeystorePasswords;
@@ -47,21 +48,20 @@ pub struct Config {
 
 impl Config {
     /// From the process environment.
-    pub fn from_env() -> Result<Config, String> {
+    pub fn from_env() -> Result<Config, EnvError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// From `lookup` (a variable's value by name); empty values count as unset.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let required = |name: &str| get(name).ok_or_else(|| format!("{name} is not set"));
-        let number = |name: &str, default: u64| -> Result<u64, String> {
+        let required = |name: &str| get(name).ok_or_else(|| EnvError::Missing(name.to_string()));
+        let number = |name: &str, default: u64| -> Result<u64, EnvError> {
             match get(name) {
                 None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| format!("{name} must be a whole number, not {v:?}")),
+                Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                    EnvError::invalid(name, format!("must be a whole number, not {v:?}"))
+                }),
             }
         };
         let prefix = get("MFTG_TABLE_PREFIX").unwrap_or_else(|| "mftg".into());
@@ -83,7 +83,10 @@ impl Config {
             gateway::DEFAULT_DUPLICATE_WINDOW.as_secs(),
         )?;
         if window == 0 {
-            return Err("MFTG_DUPLICATE_WINDOW_SECONDS must be at least 1".into());
+            return Err(EnvError::invalid(
+                "MFTG_DUPLICATE_WINDOW_SECONDS",
+                "must be at least 1",
+            ));
         }
         let max_body = number("MFTG_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)?;
         let max_decompressed = number(
@@ -91,13 +94,20 @@ impl Config {
             gateway::DEFAULT_MAX_DECOMPRESSED_BYTES,
         )?;
         if max_decompressed == 0 {
-            return Err("MFTG_MAX_DECOMPRESSED_BYTES must be at least 1".into());
+            return Err(EnvError::invalid(
+                "MFTG_MAX_DECOMPRESSED_BYTES",
+                "must be at least 1",
+            ));
         }
         let failpoints =
-            gateway::failpoint::Failpoints::from_var(get(gateway::failpoint::Failpoints::VAR))?;
+            gateway::failpoint::Failpoints::from_var(get(gateway::failpoint::Failpoints::VAR))
+                .map_err(|e| EnvError::invalid(gateway::failpoint::Failpoints::VAR, e))?;
         let defaults = {
-            fn named(name: &'static str) -> impl Fn(model::SettingError) -> String {
-                move |e| format!("{name}: {e}")
+            fn named(name: &'static str) -> impl Fn(model::SettingError) -> EnvError {
+                move |e| EnvError::Refused {
+                    name: name.to_string(),
+                    problem: e.to_string(),
+                }
             }
             let mdn_url = get("MFTG_AS2_URL").map(|u| u.trim().to_string());
             if let Some(url) = &mdn_url {
@@ -111,8 +121,9 @@ impl Config {
             let fallback = RetryPolicy::default();
             let attempts = number("MFTG_RETRY_ATTEMPTS", fallback.attempts.into())?;
             let retry = RetryPolicy {
-                attempts: u32::try_from(attempts)
-                    .map_err(|_| format!("MFTG_RETRY_ATTEMPTS is too large ({attempts})"))?,
+                attempts: u32::try_from(attempts).map_err(|_| {
+                    EnvError::invalid("MFTG_RETRY_ATTEMPTS", format!("is too large ({attempts})"))
+                })?,
                 first_interval_secs: number(
                     "MFTG_RETRY_INTERVAL_SECONDS",
                     fallback.first_interval_secs,
@@ -158,7 +169,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+    fn config(vars: &[(&str, &str)]) -> Result<Config, EnvError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -240,13 +251,16 @@ mod tests {
                 .copied()
                 .filter(|(k, _)| *k != missing)
                 .collect();
-            assert_eq!(config(&vars).err(), Some(format!("{missing} is not set")));
+            assert_eq!(
+                config(&vars).err().map(|e| e.to_string()),
+                Some(format!("{missing} is not set"))
+            );
         }
         let mut vars = BASE.to_vec();
         vars.push(("MFTG_DUPLICATE_WINDOW_SECONDS", "6h"));
         assert!(config(&vars)
             .err()
-            .is_some_and(|e| e.contains("MFTG_DUPLICATE_WINDOW_SECONDS")));
+            .is_some_and(|e| e.to_string().contains("MFTG_DUPLICATE_WINDOW_SECONDS")));
         let mut vars = BASE.to_vec();
         vars.push(("MFTG_DUPLICATE_WINDOW_SECONDS", "0"));
         assert!(config(&vars).is_err());
@@ -264,7 +278,7 @@ mod tests {
         ] {
             let mut vars = BASE.to_vec();
             vars.push((name, bad));
-            let e = config(&vars).expect_err(bad);
+            let e = config(&vars).expect_err(bad).to_string();
             // A value that is not a number names its variable; a policy that cannot work
             // names the policy.
             let policy = name.starts_with("MFTG_RETRY_") && e.starts_with("MFTG_RETRY_*: ");
@@ -273,6 +287,9 @@ mod tests {
         let mut vars = BASE.to_vec();
         vars.push(("MFTG_BUCKET", "  "));
         let vars: Vec<_> = vars.into_iter().skip(1).collect();
-        assert_eq!(config(&vars).err(), Some("MFTG_BUCKET is not set".into()));
+        assert_eq!(
+            config(&vars).err().map(|e| e.to_string()),
+            Some("MFTG_BUCKET is not set".into())
+        );
     }
 }

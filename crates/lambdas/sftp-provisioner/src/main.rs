@@ -18,9 +18,12 @@ use gateway_aws::transfer::TransferFamily;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_support::init_logging();
-    let server_id = lambda_support::required_env("MFTG_SFTP_SERVER_ID")?;
+    let configured = |name| {
+        lambda_support::required_env(name).inspect_err(|e| tracing::error!("configuration: {e}"))
+    };
+    let server_id = configured("MFTG_SFTP_SERVER_ID")?;
     let settings = Settings {
-        role_arn: lambda_support::required_env("MFTG_SFTP_USER_ROLE_ARN")?,
+        role_arn: configured("MFTG_SFTP_USER_ROLE_ARN")?,
         host: lambda_support::optional_env("MFTG_SFTP_HOST"),
     };
     // AWS_ENDPOINT_URL, when set, points every client at an emulator.
