@@ -70,10 +70,10 @@ pub struct Config {
     /// partnerships that do not set their own.
     #[serde(default)]
     pub defaults: Defaults,
-    /// Our stations.
+    /// Our stations (`[[station]]` tables).
     #[serde(default, rename = "station")]
     pub stations: Vec<Station>,
-    /// Our partnerships.
+    /// Their partnerships (`[[partnership]]` tables).
     #[serde(default, rename = "partnership")]
     pub partnerships: Vec<Partnership>,
 }

@@ -99,7 +99,9 @@ impl Node {
         let failpoints = gateway::failpoint::Failpoints::from_var(
             std::env::var(gateway::failpoint::Failpoints::VAR).ok(),
         )
-        .map_err(gateway::GatewayError::Config)?;
+        .map_err(|e| {
+            gateway::GatewayError::Config(format!("{}: {e}", gateway::failpoint::Failpoints::VAR))
+        })?;
         let settings = Settings {
             failpoints,
             duplicate_window: Duration::from_secs(config.duplicate_window_secs),

@@ -14,6 +14,25 @@ pub enum FailAction {
     Abort,
 }
 
+/// A failpoint setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailpointError {
+    /// An item without `=`.
+    #[error("failpoint {0:?}: expected point=abort or point=error")]
+    Syntax(String),
+    /// A point no workflow has.
+    #[error("unknown failpoint {0:?} (known: {known})", known = Failpoints::POINTS.join(", "))]
+    UnknownPoint(String),
+    /// An action other than `abort` and `error`.
+    #[error("failpoint {point}: unknown action {action:?}")]
+    UnknownAction {
+        /// The point.
+        point: String,
+        /// The action asked for.
+        action: String,
+    },
+}
+
 /// The failpoints that are set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Failpoints(Vec<(String, FailAction)>);
@@ -36,32 +55,34 @@ impl Failpoints {
     /// The environment variable the gateway's binaries read them from.
     pub const VAR: &'static str = "MFTG_FAILPOINTS";
 
-    /// The failpoints of [`Failpoints::VAR`]'s value, if it is set; an error names the variable.
-    pub fn from_var(value: Option<String>) -> std::result::Result<Self, String> {
+    /// The failpoints of [`Failpoints::VAR`]'s value, if it is set.
+    pub fn from_var(value: Option<String>) -> std::result::Result<Self, FailpointError> {
         match value {
-            Some(spec) => Self::parse(&spec).map_err(|e| format!("{}: {e}", Self::VAR)),
+            Some(spec) => Self::parse(&spec),
             None => Ok(Self::default()),
         }
     }
 
     /// Parses `point=abort, point=error`; an unknown point or action is refused.
-    pub fn parse(spec: &str) -> std::result::Result<Self, String> {
+    pub fn parse(spec: &str) -> std::result::Result<Self, FailpointError> {
         let mut out = Vec::new();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (point, action) = item.split_once('=').ok_or_else(|| {
-                format!("failpoint {item:?}: expected point=abort or point=error")
-            })?;
+            let (point, action) = item
+                .split_once('=')
+                .ok_or_else(|| FailpointError::Syntax(item.to_string()))?;
             let (point, action) = (point.trim(), action.trim());
             if !Self::POINTS.contains(&point) {
-                return Err(format!(
-                    "unknown failpoint {point:?} (known: {})",
-                    Self::POINTS.join(", ")
-                ));
+                return Err(FailpointError::UnknownPoint(point.to_string()));
             }
             let action = match action {
                 "abort" => FailAction::Abort,
                 "error" => FailAction::Error,
-                other => return Err(format!("failpoint {point}: unknown action {other:?}")),
+                other => {
+                    return Err(FailpointError::UnknownAction {
+                        point: point.to_string(),
+                        action: other.to_string(),
+                    })
+                }
             };
             out.push((point.to_string(), action));
         }

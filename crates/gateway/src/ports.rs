@@ -301,7 +301,7 @@ pub struct HttpResponse {
     pub status: u16,
     /// The HTTP headers (for a receipt, its AS2 and MIME headers).
     pub headers: HeaderMap,
-    /// Body.
+    /// The body: a synchronous receipt, or the text of an answer without one.
     pub body: Vec<u8>,
 }
 
@@ -347,42 +347,42 @@ pub trait Clock: Send + Sync {
 
 /// Every port the gateway uses, bundled so the workflows are written once over them.
 pub trait Ports: Send + Sync {
-    /// Object storage.
+    /// Where files, raw messages, receipts and keystores are kept.
     type Store: ObjectStore;
-    /// Duplicate index.
+    /// The same-name duplicate window.
     type Duplicates: DuplicateIndex;
-    /// Message log.
+    /// Message records and their history.
     type Log: MessageLog;
-    /// Partner directory.
+    /// Stations and partnerships.
     type Directory: PartnerDirectory;
     /// Keys and certificates.
     type Keys: Keystore;
-    /// Secrets.
+    /// Passwords by name.
     type Secrets: Secrets;
-    /// HTTP client.
+    /// The HTTP(S) client towards partners.
     type Transport: As2Transport;
-    /// Job queue.
+    /// Where sends, receipts and deadlines wait until they are due.
     type Queue: JobQueue;
-    /// Clock.
+    /// The time, and waiting.
     type Clock: Clock;
 
-    /// Object storage.
+    /// See [`Ports::Store`].
     fn store(&self) -> &Self::Store;
-    /// Duplicate index.
+    /// See [`Ports::Duplicates`].
     fn duplicates(&self) -> &Self::Duplicates;
-    /// Message log.
+    /// See [`Ports::Log`].
     fn log(&self) -> &Self::Log;
-    /// Partner directory.
+    /// See [`Ports::Directory`].
     fn directory(&self) -> &Self::Directory;
     /// Keys and certificates.
     fn keys(&self) -> &Self::Keys;
-    /// Secrets.
+    /// See [`Ports::Secrets`].
     fn secrets(&self) -> &Self::Secrets;
-    /// HTTP client.
+    /// See [`Ports::Transport`].
     fn transport(&self) -> &Self::Transport;
-    /// Job queue.
+    /// See [`Ports::Queue`].
     fn queue(&self) -> &Self::Queue;
-    /// Clock.
+    /// See [`Ports::Clock`].
     fn clock(&self) -> &Self::Clock;
 }
 

@@ -10,7 +10,7 @@ pub enum SftpError {
     /// The user name breaks a rule (named in the message).
     #[error("user name {name:?} is not allowed: {rule}")]
     InvalidUsername {
-        /// The name.
+        /// The user name refused.
         name: String,
         /// The rule it breaks.
         rule: &'static str,
@@ -44,7 +44,7 @@ pub enum SftpError {
     /// No SFTP user of this name belongs to the account.
     #[error("account {account:?} has no SFTP user {username:?}")]
     NotEnabled {
-        /// The account.
+        /// The account ID given.
         account: String,
         /// The user name.
         username: String,

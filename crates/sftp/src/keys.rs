@@ -164,7 +164,7 @@ pub struct GeneratedKey {
     pub fingerprint: String,
     /// The private key file's contents.
     pub private_key: Secret,
-    /// Its format.
+    /// How the private key is written (OpenSSH or PuTTY).
     pub format: PrivateKeyFormat,
 }
 

@@ -47,7 +47,7 @@ pub struct NewUser {
     pub policy: String,
     /// The user's one public key, as an `authorized_keys` line.
     pub public_key: String,
-    /// Tags.
+    /// Tags to put on the Transfer Family user (the customer's own labels).
     pub tags: Vec<(String, String)>,
 }
 
@@ -65,7 +65,7 @@ pub struct InstalledKey {
 pub struct UserInfo {
     /// The user name.
     pub username: String,
-    /// Its tags.
+    /// The tags the user carries.
     pub tags: Vec<(String, String)>,
     /// Its public keys.
     pub keys: Vec<InstalledKey>,
@@ -158,16 +158,16 @@ pub enum KeyChoice {
 pub enum Request {
     /// Create the user with its first key.
     Enable {
-        /// The account (the bucket is `mftg-<account_id>`).
+        /// The customer's AWS account ID (the bucket is `mftg-<account_id>`).
         account_id: String,
         /// The SFTP user name.
         username: String,
-        /// The key.
+        /// A key pair to generate, or the customer's own public key.
         key: KeyChoice,
     },
     /// Give the user a new key; the old ones are removed once the new one is installed.
     Rotate {
-        /// The account.
+        /// The customer's AWS account ID (the bucket is `mftg-<account_id>`).
         account_id: String,
         /// The SFTP user name.
         username: String,
@@ -176,14 +176,14 @@ pub enum Request {
     },
     /// Who the user is and how to connect.
     Describe {
-        /// The account.
+        /// The customer's AWS account ID (the bucket is `mftg-<account_id>`).
         account_id: String,
         /// The SFTP user name.
         username: String,
     },
     /// Delete the user and its keys.
     Disable {
-        /// The account.
+        /// The customer's AWS account ID (the bucket is `mftg-<account_id>`).
         account_id: String,
         /// The SFTP user name.
         username: String,
@@ -219,7 +219,7 @@ pub struct PrivateKeyFile {
 /// A user's SFTP access.
 #[derive(Debug, Serialize)]
 pub struct Access {
-    /// The account.
+    /// The customer's AWS account ID: the user reaches `mftg-<account-id>` only.
     pub account_id: String,
     /// The SFTP user name.
     pub username: String,
@@ -254,7 +254,7 @@ pub enum Outcome {
     Described(Access),
     /// The user and its keys are gone.
     Disabled {
-        /// The account.
+        /// The customer's AWS account ID (the bucket is `mftg-<account_id>`).
         account_id: String,
         /// The SFTP user name.
         username: String,

@@ -7,7 +7,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// The proxy.
+/// A TCP proxy on 127.0.0.1 in front of a server, that a test can cut and restore.
 #[derive(Debug)]
 pub struct CuttableProxy {
     addr: SocketAddr,
@@ -92,7 +92,7 @@ impl CuttableProxy {
         }
     }
 
-    /// Forwards again.
+    /// Forwards again after [`CuttableProxy::cut`]: new connections reach the server.
     pub fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
     }

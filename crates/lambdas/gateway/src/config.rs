@@ -101,7 +101,10 @@ impl Config {
         }
         let failpoints =
             gateway::failpoint::Failpoints::from_var(get(gateway::failpoint::Failpoints::VAR))
-                .map_err(|e| EnvError::invalid(gateway::failpoint::Failpoints::VAR, e))?;
+                .map_err(|e| EnvError::Refused {
+                    name: gateway::failpoint::Failpoints::VAR.to_string(),
+                    problem: e.to_string(),
+                })?;
         let defaults = {
             fn named(name: &'static str) -> impl Fn(model::SettingError) -> EnvError {
                 move |e| EnvError::Refused {
