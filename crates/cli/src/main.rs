@@ -89,6 +89,9 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
         _ => "warn",
     };
+    // The AWS SDK's credential chain warns of every provider it tried (instance metadata on a
+    // workstation); the command says itself, in one line, when no credentials were found.
+    let default = format!("{default},aws_config=error");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -270,3 +270,105 @@ fn refused_requests_say_why_and_leave_nothing() {
     left.sort();
     assert_eq!(left, ["own", "own.pub"]);
 }
+
+/// An AWS API stand-in on 127.0.0.1 that answers every request with one JSON-protocol error.
+fn refusing_endpoint(error_type: &'static str, message: &'static str) -> String {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // Bounded: the SDK makes one request (these errors are not retried) per command.
+        for stream in listener.incoming().take(4).flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let reply = format!(r#"{{"__type":"{error_type}","Message":"{message}"}}"#);
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {error_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    url
+}
+
+/// A command with no AWS credentials or configuration from this machine (no instance metadata
+/// either: a workstation has none).
+fn without_credentials(args: &[&str]) -> Command {
+    let home = tempfile::tempdir().unwrap().keep();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mftg"));
+    c.arg("sftp").args(args);
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "RUST_LOG",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("HOME", &home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", testkit::REGION);
+    c
+}
+
+#[test]
+fn credential_problems_are_one_line_saying_what_to_do() {
+    let describe = [
+        "describe",
+        "--account",
+        "123456789012",
+        "--user",
+        "acme",
+        "--server-id",
+        "s-0123456789abcdef0",
+    ];
+    let one_line = |out: &str| {
+        assert_eq!(out.trim().lines().count(), 1, "{out}");
+        for noise in ["WARN", "ProviderError", "DispatchFailure", "{", "Some("] {
+            assert!(!out.contains(noise), "{noise}: {out}");
+        }
+    };
+    // Nothing configured at all.
+    let (code, out) = run(without_credentials(&describe));
+    assert_ne!(code, 0, "{out}");
+    one_line(&out);
+    assert!(out.contains("no AWS credentials found"), "{out}");
+    assert!(out.contains("AWS_PROFILE"), "{out}");
+
+    // Credentials the service refuses: denied, and expired.
+    for (error_type, expected) in [
+        ("AccessDeniedException", "access denied"),
+        ("ExpiredTokenException", "expired or not valid"),
+    ] {
+        let url = refusing_endpoint(error_type, "as the test says");
+        let mut cmd = without_credentials(&describe);
+        cmd.env("AWS_ENDPOINT_URL", &url)
+            .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+            .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-key");
+        let (code, out) = run(cmd);
+        assert_ne!(code, 0, "{out}");
+        one_line(&out);
+        assert!(out.contains(expected), "{error_type}: {out}");
+        assert!(out.contains(error_type), "{out}");
+        assert!(!out.contains("not-a-real-secret-key"), "{out}");
+    }
+}

@@ -3,7 +3,7 @@
 
 pub mod config;
 pub mod dynamo;
-mod error;
+pub mod error;
 pub mod lifecycle;
 pub mod ports;
 pub mod s3;
