@@ -235,3 +235,32 @@ fn missing_configuration_stops_the_function_at_start() {
         f.log_text()
     );
 }
+
+#[test]
+fn logs_are_json_lines_when_the_function_is_configured_for_json() {
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(new_server(&moto));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut f = LambdaEmulator::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sftp-provisioner")),
+        &[
+            ("MFTG_SFTP_SERVER_ID", &server),
+            ("MFTG_SFTP_USER_ROLE_ARN", ROLE),
+            ("AWS_ENDPOINT_URL", moto.url()),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ],
+        tmp.path(),
+    );
+    f.invoke(&event("enable-generate.json"), LIMIT).unwrap();
+    let log = f.log_text();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty(), "nothing logged");
+    assert!(lines.iter().all(|l| l["level"].is_string()), "{log}");
+    assert!(log.contains("enabled"), "{log}");
+}
