@@ -662,6 +662,18 @@ pub enum MessagesCommand {
         /// The message's id (its folder name, as `list` shows it).
         id: String,
     },
+    /// Sends an outbound message again (failed, or delivered and wanted again): with the same
+    /// Message-ID, so a partner that has it answers with its first receipt and does not deliver
+    /// it twice, or with --as-new as a new message. The running gateway sends it.
+    Resend {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The message's id (its folder name, as `list` shows it).
+        id: String,
+        /// Send it as a new message, with a new Message-ID.
+        #[arg(long)]
+        as_new: bool,
+    },
 }
 
 pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
@@ -700,6 +712,24 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                         .map_or("-".to_string(), |m| m.disposition.clone()),
                     r.filename
                 );
+            }
+        }
+        MessagesCommand::Resend { config, id, as_new } => {
+            let c = config.load()?;
+            let gateway =
+                gateway::Gateway::new(gateway_local::local_ports(&c).map_err(|e| e.to_string())?);
+            let resent = rt
+                .block_on(gateway.resend(&id, as_new))
+                .map_err(|e| match e {
+                    gateway::GatewayError::NotFound(_) => format!("no message {id}"),
+                    e => e.to_string(),
+                })?;
+            match resent.message_id {
+                Some(mid) => out!("{}: queued to be sent again as {mid}", resent.id),
+                None => out!(
+                    "{}: queued to be sent again as a new message (a new Message-ID)",
+                    resent.id
+                ),
             }
         }
         MessagesCommand::Show { config, id } => {

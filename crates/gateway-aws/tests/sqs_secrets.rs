@@ -138,6 +138,7 @@ async fn jobs_are_delayed_redriven_and_parked() {
     // Due in two seconds: not visible before.
     let later = Job::MdnDeadline {
         id: "20261128060000000-00000002".into(),
+        attempt: 1,
     };
     q.enqueue(later.clone(), Millis(now().0 + 2000))
         .await

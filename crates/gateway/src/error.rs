@@ -25,6 +25,10 @@ pub enum GatewayError {
     /// An object, record or key that should exist does not.
     #[error("not found: {0}")]
     NotFound(String),
+    /// An operator's request the record's state does not allow (a resend of a message we
+    /// received, or of one still in flight): why.
+    #[error("refused: {0}")]
+    Refused(String),
     /// A concurrent writer changed a record first.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -52,6 +56,7 @@ impl GatewayError {
                 | GatewayError::UnknownPartnership { .. }
                 | GatewayError::Config(_)
                 | GatewayError::NotFound(_)
+                | GatewayError::Refused(_)
         )
     }
 

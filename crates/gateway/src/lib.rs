@@ -14,6 +14,7 @@ pub mod model;
 pub mod ports;
 pub mod receipt;
 mod receive;
+mod resend;
 mod send;
 mod time;
 mod upload;
@@ -23,6 +24,7 @@ pub use gateway::{Gateway, Settings, DEFAULT_DUPLICATE_WINDOW, DEFAULT_MAX_DECOM
 pub use ports::HttpResponse;
 pub use ports::UploadRef;
 pub use receive::Peer;
+pub use resend::Resent;
 pub use send::SendOutcome;
 pub use time::Millis;
 pub use upload::{Origin, UploadOutcome};

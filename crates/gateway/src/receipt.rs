@@ -162,13 +162,14 @@ impl<P: Ports> Gateway<P> {
         Ok(Ok(record.status))
     }
 
-    /// An asynchronous receipt did not come in time.
-    pub(crate) async fn mdn_deadline(&self, id: &str) -> Result<()> {
+    /// An asynchronous receipt for attempt `attempt` did not come in time (the deadline of an
+    /// attempt made before a resend is passed over).
+    pub(crate) async fn mdn_deadline(&self, id: &str, attempt: u32) -> Result<()> {
         let log = self.ports.log();
         let Some(mut record) = log.get(id).await? else {
             return Ok(());
         };
-        if record.status != Status::AwaitingMdn {
+        if record.status != Status::AwaitingMdn || (attempt != 0 && attempt != record.attempts) {
             return Ok(());
         }
         let now = self.ports.clock().now();

@@ -62,7 +62,7 @@ impl<P: Ports> Gateway<P> {
         match job {
             Job::Send { id } => self.send(id).await.map(|_| ()),
             Job::SendMdn { id, attempt } => self.send_async_mdn(id, *attempt).await,
-            Job::MdnDeadline { id } => self.mdn_deadline(id).await,
+            Job::MdnDeadline { id, attempt } => self.mdn_deadline(id, *attempt).await,
         }
     }
 
@@ -235,6 +235,7 @@ impl<P: Ports> Gateway<P> {
                         .enqueue(
                             Job::MdnDeadline {
                                 id: record.id.clone(),
+                                attempt: record.attempts,
                             },
                             now.plus(wait),
                         )
@@ -304,7 +305,8 @@ impl<P: Ports> Gateway<P> {
         now: Millis,
         reason: String,
     ) -> Result<SendOutcome> {
-        let attempt = record.attempts;
+        // The policy counts the attempts since the last resend; the detail shows them all.
+        let attempt = record.attempts.saturating_sub(record.resent_after);
         match agreement.retry.delay_after(attempt) {
             Some(delay) => {
                 let at = now.plus(delay);

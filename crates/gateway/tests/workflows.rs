@@ -1091,7 +1091,10 @@ async fn an_attempt_cut_off_midway_is_made_again() {
         SendOutcome::Skipped(Status::Delivered)
     );
     alpha
-        .run_job(&Job::MdnDeadline { id: id.clone() })
+        .run_job(&Job::MdnDeadline {
+            id: id.clone(),
+            attempt: 0,
+        })
         .await
         .unwrap();
     assert_eq!(record(&alpha, &id).await.status, Status::Delivered);
@@ -1309,4 +1312,83 @@ async fn a_receive_that_died_is_taken_over_or_resumed() {
     drain(&alpha).await;
     let r = record(&alpha, &id).await;
     assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_message_is_resent_and_delivered_once() {
+    let (alpha, beta, to_beta, _) = pair(&|p| {
+        p.retry = Some(RetryPolicy {
+            attempts: 2,
+            first_interval_secs: 10,
+            ..RetryPolicy::default()
+        });
+    });
+    to_beta.next(&[Wire::Refused; 2]);
+    let id = queued_id(&upload(&alpha, "resend.edi", b"send me again").await);
+    for _ in 0..2 {
+        drain(&alpha).await;
+        alpha.ports.clock.advance(Duration::from_secs(3600));
+    }
+    let failed = record(&alpha, &id).await;
+    assert_eq!(failed.status, Status::Failed);
+
+    // Resent with its Message-ID: queued again, the retry policy starting over.
+    let resent = alpha.resend(&id, false).await.unwrap();
+    assert_eq!(
+        resent.message_id.as_deref(),
+        Some(failed.message_id.as_str())
+    );
+    let refused = alpha.resend(&id, false).await.unwrap_err();
+    assert!(
+        matches!(&refused, gateway::GatewayError::Refused(why) if why.contains("still queued")),
+        "{refused}"
+    );
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert_eq!(r.message_id, failed.message_id);
+    assert!(
+        r.history.iter().any(|h| h
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("resent with the same Message-ID"))),
+        "{:#?}",
+        r.history
+    );
+    let delivered = only_record(&beta, Direction::Inbox).await;
+
+    // Again with the same Message-ID: BETA knows it and answers with its first receipt.
+    alpha.resend(&id, false).await.unwrap();
+    drain(&alpha).await;
+    assert_eq!(record(&alpha, &id).await.status, Status::Delivered);
+    assert_eq!(only_record(&beta, Direction::Inbox).await.id, delivered.id);
+
+    // As a new message: a new Message-ID, and BETA receives it as another message.
+    assert_eq!(alpha.resend(&id, true).await.unwrap().message_id, None);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered);
+    assert_ne!(r.message_id, failed.message_id);
+    let inbox = beta.ports.log.list(None, None, 10).await.unwrap();
+    assert_eq!(
+        inbox
+            .iter()
+            .filter(|x| x.direction == Direction::Inbox)
+            .count(),
+        2
+    );
+
+    // What cannot be resent: a received message, a message that does not exist.
+    let e = beta.resend(&delivered.id, false).await.unwrap_err();
+    assert!(matches!(e, gateway::GatewayError::Refused(_)), "{e}");
+    let e = alpha
+        .resend("20261128000000000-00000000", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, gateway::GatewayError::NotFound(_)), "{e}");
+    assert_eq!(
+        record(&beta, &delivered.id).await.history.len(),
+        delivered.history.len(),
+        "nothing changed"
+    );
 }

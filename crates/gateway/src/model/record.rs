@@ -219,9 +219,12 @@ pub struct MessageRecord {
     /// Where its HTTP headers are.
     #[serde(default)]
     pub headers_key: Option<String>,
-    /// Attempts made so far (outbound).
+    /// Attempts made so far (outbound), across resends.
     #[serde(default)]
     pub attempts: u32,
+    /// How many of `attempts` came before the last resend: the retry policy counts the rest.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent_after: u32,
     /// Where the MDN must be POSTed (inbound, async).
     #[serde(default)]
     pub async_mdn_url: Option<String>,
@@ -290,6 +293,7 @@ impl MessageRecord {
             raw_key: None,
             headers_key: None,
             attempts: 0,
+            resent_after: 0,
             async_mdn_url: None,
             lease_until: None,
             revision: 0,
@@ -326,6 +330,10 @@ pub enum Job {
     },
     /// Mark a message overdue if its asynchronous receipt has not come.
     MdnDeadline {
+        /// The attempt whose receipt is awaited (0: any; jobs queued before attempts were
+        /// named).
+        #[serde(default)]
+        attempt: u32,
         /// The record id.
         id: String,
     },
@@ -335,9 +343,13 @@ impl Job {
     /// The record the job is about.
     pub fn record_id(&self) -> &str {
         match self {
-            Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id } => id,
+            Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => id,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
