@@ -191,7 +191,7 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
                 .gateway
                 .ports
                 .log
-                .list(None, None, 100)
+                .query(&gateway::ports::RecordQuery::of(None, None, 100))
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -244,7 +244,11 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
             .gateway
             .ports
             .log
-            .list(Some(to.as_str()), Some(from), 100)
+            .query(&gateway::ports::RecordQuery::of(
+                Some(to.as_str()),
+                Some(from),
+                100,
+            ))
             .await
             .map_err(|e| e.to_string())?
             .into_iter()

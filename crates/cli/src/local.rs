@@ -641,25 +641,13 @@ pub fn send(a: SendArgs) -> Result<ExitCode, String> {
 
 #[derive(clap::Subcommand)]
 pub enum MessagesCommand {
-    /// Lists messages, newest first.
-    List {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Only this station's.
-        #[arg(long)]
-        station: Option<String>,
-        /// Only this partner's.
-        #[arg(long)]
-        partner: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
+    /// Lists messages, newest first, with filters and paging.
+    List(Box<ListArgs>),
     /// Shows one message: status history, MIC, receipt, where its files are.
     Show {
         #[command(flatten)]
         config: ConfigArg,
-        /// The message's id (its folder name, as `list` shows it).
+        /// The message's id (its folder name, as `list` shows it), or its Message-ID.
         id: String,
     },
     /// Sends an outbound message again (failed, or delivered and wanted again): with the same
@@ -676,22 +664,91 @@ pub enum MessagesCommand {
     },
 }
 
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this station's.
+    #[arg(long)]
+    station: Option<String>,
+    /// Only this partner's.
+    #[arg(long)]
+    partner: Option<String>,
+    /// Only sent (outbox) or received (inbox) messages.
+    #[arg(long)]
+    direction: Option<gateway::layout::Direction>,
+    /// Only messages in this status (queued, sending, sent, awaiting-mdn, delivered,
+    /// delivered-with-warning, failed, receiving, received, rejected, duplicate, not-sent).
+    #[arg(long)]
+    status: Option<gateway::model::Status>,
+    /// Only messages made at or after this time (2026-11-28, 2026-11-28T05:47:03Z; UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only messages made before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only the message with this Message-ID (angle brackets optional).
+    #[arg(long)]
+    message_id: Option<String>,
+    /// Only messages whose file name contains this (any case).
+    #[arg(long)]
+    file: Option<String>,
+    /// The next page: messages older than this id (the last one the previous page showed).
+    #[arg(long)]
+    before: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Print the records as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn time_arg(name: &str, value: &Option<String>) -> Result<Option<gateway::Millis>, String> {
+    value
+        .as_deref()
+        .map(|v| {
+            as2::UnixTime::parse(v)
+                .map(|t| gateway::Millis(t.0.saturating_mul(1000)))
+                .ok_or_else(|| {
+                    format!("--{name} {v:?} is not a time (2026-11-28 or 2026-11-28T05:47:03Z)")
+                })
+        })
+        .transpose()
+}
+
 pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| e.to_string())?;
     match cmd {
-        MessagesCommand::List {
-            config,
-            station,
-            partner,
-            limit,
-        } => {
-            let c = config.load()?;
+        MessagesCommand::List(a) => {
+            let query = gateway::ports::RecordQuery {
+                direction: a.direction,
+                status: a.status,
+                since: time_arg("since", &a.since)?,
+                until: time_arg("until", &a.until)?,
+                message_id: a.message_id.clone(),
+                filename: a.file.clone(),
+                before: a.before.clone(),
+                ..gateway::ports::RecordQuery::of(
+                    a.station.as_deref(),
+                    a.partner.as_deref(),
+                    a.limit.max(1),
+                )
+            };
+            let c = a.config.load()?;
             let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
-            let records = rt
-                .block_on(db.list(station.as_deref(), partner.as_deref(), limit))
-                .map_err(|e| e.to_string())?;
+            let records = rt.block_on(db.query(&query)).map_err(|e| e.to_string())?;
+            if a.json {
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&records).map_err(|e| e.to_string())?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let full = records.len() == query.limit;
+            let last = records.last().map(|r| r.id.clone());
             out!(
                 "{:<27} {:<6} {:<24} {:<22} {:<24} file",
                 "id",
@@ -712,6 +769,9 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                         .map_or("-".to_string(), |m| m.disposition.clone()),
                     r.filename
                 );
+            }
+            if let (true, Some(last)) = (full, last) {
+                out!("(more may follow: add --before {last})");
             }
         }
         MessagesCommand::Resend { config, id, as_new } => {
@@ -735,10 +795,30 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
         MessagesCommand::Show { config, id } => {
             let c = config.load()?;
             let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
-            let r = rt
-                .block_on(db.get(&id))
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no message {id}"))?;
+            let r = match rt.block_on(db.get(&id)).map_err(|e| e.to_string())? {
+                Some(r) => r,
+                None => {
+                    // Not a record id: a Message-ID, then.
+                    let by_message_id = gateway::ports::RecordQuery {
+                        message_id: Some(id.clone()),
+                        ..gateway::ports::RecordQuery::of(None, None, 10)
+                    };
+                    let mut found = rt
+                        .block_on(db.query(&by_message_id))
+                        .map_err(|e| e.to_string())?;
+                    match found.len() {
+                        0 => return Err(format!("no message {id}")),
+                        1 => found.remove(0),
+                        n => {
+                            let ids: Vec<_> = found.iter().map(|r| r.id.as_str()).collect();
+                            return Err(format!(
+                                "Message-ID {id} is {n} messages ({}); show one by its id",
+                                ids.join(", ")
+                            ));
+                        }
+                    }
+                }
+            };
             out!("id           {}", r.id);
             out!("direction    {}", r.direction);
             out!("station      {}", r.station);

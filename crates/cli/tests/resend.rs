@@ -67,6 +67,52 @@ fn a_message_that_failed_is_resent_and_delivered_once() {
     assert_eq!(inbound.len(), 1, "{inbound:#?}");
     assert_eq!(inbound[0].message_id, failed.message_id);
 
+    // Found again by what an operator knows of it.
+    let list = |args: &[&str]| {
+        let mut all = vec!["messages", "list"];
+        all.extend_from_slice(args);
+        common::mftg(&alpha, &all)
+    };
+    let core = failed.message_id.trim_matches(['<', '>']);
+    for filter in [
+        vec!["--status", "delivered"],
+        vec!["--direction", "outbox", "--partner", "BETA"],
+        vec!["--message-id", core],
+        vec!["--file", "PO-7001"],
+        vec!["--since", "2026-01-01", "--until", "2999-01-01"],
+    ] {
+        let out = list(&[filter.as_slice(), &["--json"]].concat());
+        let found: Vec<gateway::model::MessageRecord> = serde_json::from_str(&out).unwrap();
+        assert_eq!(found.len(), 1, "{filter:?}: {out}");
+        assert_eq!(found[0].id, failed.id, "{filter:?}");
+    }
+    for filter in [
+        vec!["--status", "failed"],
+        vec!["--direction", "inbox"],
+        vec!["--since", "2999-01-01"],
+    ] {
+        let out = list(&[filter.as_slice(), &["--json"]].concat());
+        assert_eq!(out.trim(), "[]", "{filter:?}");
+    }
+    let page = list(&["--limit", "1"]);
+    assert!(
+        page.contains(&format!("add --before {}", failed.id)),
+        "{page}"
+    );
+    assert!(!list(&["--before", &failed.id]).contains(&failed.id));
+    let shown = common::mftg(&alpha, &["messages", "show", &failed.message_id]);
+    assert!(shown.contains(&failed.id), "{shown}");
+    let (code, out) = testkit::run(
+        Command::new(env!("CARGO_BIN_EXE_mftg"))
+            .args(["messages", "list", "--status", "lost"])
+            .env("MFTG_CONFIG", &alpha.config),
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("delivered-with-warning"),
+        "lists the statuses: {out}"
+    );
+
     // Refused, in one line, changing nothing: a received message, and one that does not exist.
     let before = records(&beta);
     let (code, out) = resend(&beta, &[&inbound[0].id]);

@@ -35,7 +35,7 @@ use gateway::layout::{Direction, SendKey};
 use gateway::model::{MessageRecord, Partnership, Station};
 use gateway::ports::{
     apply_update, Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, MessageLog,
-    PartnerDirectory,
+    PartnerDirectory, RecordQuery,
 };
 use gateway::{GatewayError, Millis, Result};
 
@@ -382,41 +382,50 @@ impl Dynamo {
         }
     }
 
+    /// Queries `index` for `partition`, newest first, a page at a time from the query's cursor;
+    /// the partner is filtered by DynamoDB, every filter decided by [`RecordQuery::matches`].
     async fn query_records(
         &self,
         index: &str,
         partition: (&str, String),
-        partner: Option<&str>,
-        limit: usize,
+        query: &RecordQuery,
     ) -> Result<Vec<MessageRecord>> {
         let mut out = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
-        // Bounded: each page holds up to `limit` items, and a partner filter may need several.
+        let condition = match query.before {
+            Some(_) => "#p = :p AND id < :before",
+            None => "#p = :p",
+        };
+        // Bounded: each page holds up to `limit` items, and filters may need several.
         for _ in 0..1000 {
             let mut q = self
                 .client
                 .query()
                 .table_name(&self.tables.messages)
                 .index_name(index)
-                .key_condition_expression("#p = :p")
+                .key_condition_expression(condition)
                 .expression_attribute_names("#p", partition.0)
                 .expression_attribute_values(":p", s(&partition.1))
                 .scan_index_forward(false)
-                .limit(limit.clamp(1, 1000) as i32)
+                .limit(query.limit.clamp(1, 1000) as i32)
                 .set_exclusive_start_key(start.take());
-            if let Some(p) = partner {
+            if let Some(b) = &query.before {
+                q = q.expression_attribute_values(":before", s(b));
+            }
+            if let (Some(p), "by_time") = (&query.partner, index) {
                 q = q
                     .filter_expression("partner = :partner")
                     .expression_attribute_values(":partner", s(p));
             }
             let page = q.send().await.map_err(|e| port("Query", &e))?;
             for item in page.items() {
-                if out.len() < limit {
-                    out.push(decode(item, "message record")?);
+                let record: MessageRecord = decode(item, "message record")?;
+                if out.len() < query.limit && query.matches(&record) {
+                    out.push(record);
                 }
             }
             start = page.last_evaluated_key;
-            if out.len() >= limit || start.is_none() {
+            if out.len() >= query.limit || start.is_none() {
                 break;
             }
         }
@@ -565,23 +574,18 @@ impl MessageLog for Dynamo {
         Ok(record.filter(|r| core(&r.message_id) == core(message_id)))
     }
 
-    async fn list(
-        &self,
-        station: Option<&str>,
-        partner: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>> {
-        match (station, partner) {
+    async fn query(&self, query: &RecordQuery) -> Result<Vec<MessageRecord>> {
+        match (&query.station, &query.partner) {
             (Some(st), Some(pa)) => {
-                self.query_records("by_pair", ("sp", format!("{st}/{pa}")), None, limit)
+                self.query_records("by_pair", ("sp", format!("{st}/{pa}")), query)
                     .await
             }
             (Some(st), None) => {
-                self.query_records("by_station", ("station", st.to_string()), None, limit)
+                self.query_records("by_station", ("station", st.clone()), query)
                     .await
             }
-            (None, partner) => {
-                self.query_records("by_time", ("kind", "record".into()), partner, limit)
+            (None, _) => {
+                self.query_records("by_time", ("kind", "record".into()), query)
                     .await
             }
         }

@@ -118,6 +118,12 @@ async fn the_duplicate_window_is_one_conditional_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_queries() {
+    let moto = Moto::start();
+    gateway::memory::check_record_queries(&tables(&moto).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_is_fixed_at_acceptance() {
     let moto = Moto::start();
     gateway::memory::check_window_fixed_at_acceptance(&tables(&moto).await).await;
@@ -264,26 +270,49 @@ async fn the_message_log() {
     // Listings, newest first.
     let ids = |v: Vec<MessageRecord>| v.into_iter().map(|r| r.id).collect::<Vec<String>>();
     assert_eq!(
-        ids(d.list(None, None, 10).await.unwrap()),
+        ids(d
+            .query(&gateway::ports::RecordQuery::of(None, None, 10))
+            .await
+            .unwrap()),
         [other.id.as_str(), first.id.as_str(), out.id.as_str()]
     );
     assert_eq!(
-        ids(d.list(None, None, 2).await.unwrap()),
+        ids(d
+            .query(&gateway::ports::RecordQuery::of(None, None, 2))
+            .await
+            .unwrap()),
         [other.id.as_str(), first.id.as_str()]
     );
     assert_eq!(
-        ids(d.list(Some("ALPHA"), Some("BETA"), 10).await.unwrap()),
+        ids(d
+            .query(&gateway::ports::RecordQuery::of(
+                Some("ALPHA"),
+                Some("BETA"),
+                10
+            ))
+            .await
+            .unwrap()),
         [first.id.as_str(), out.id.as_str()]
     );
     assert_eq!(
-        ids(d.list(Some("ALPHA"), None, 1).await.unwrap()),
+        ids(d
+            .query(&gateway::ports::RecordQuery::of(Some("ALPHA"), None, 1))
+            .await
+            .unwrap()),
         [other.id.as_str()]
     );
     assert_eq!(
-        ids(d.list(None, Some("GAMMA"), 10).await.unwrap()),
+        ids(d
+            .query(&gateway::ports::RecordQuery::of(None, Some("GAMMA"), 10))
+            .await
+            .unwrap()),
         [other.id.as_str()]
     );
-    assert!(d.list(Some("NOBODY"), None, 10).await.unwrap().is_empty());
+    assert!(d
+        .query(&gateway::ports::RecordQuery::of(Some("NOBODY"), None, 10))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use gateway::layout::SendKey;
 use gateway::model::{Job, MessageRecord};
 use gateway::ports::{
     apply_update, Claim, ClaimRecord, ClaimRequest, Created, DuplicateIndex, JobQueue, MessageLog,
+    RecordQuery,
 };
 use gateway::{GatewayError, Millis, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -330,17 +331,9 @@ impl MessageLog for Db {
         .await
     }
 
-    async fn list(
-        &self,
-        station: Option<&str>,
-        partner: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>> {
-        let (station, partner) = (station.map(str::to_string), partner.map(str::to_string));
-        blocking::run(self, "database", move |db: &Db| {
-            db.list_now(station.as_deref(), partner.as_deref(), limit)
-        })
-        .await
+    async fn query(&self, query: &RecordQuery) -> Result<Vec<MessageRecord>> {
+        let query = query.clone();
+        blocking::run(self, "database", move |db: &Db| db.query_now(&query)).await
     }
 }
 
@@ -433,27 +426,50 @@ impl Db {
         json.map(|j| Db::record_from(&j)).transpose()
     }
 
-    fn list_now(
-        &self,
-        station: Option<&str>,
-        partner: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>> {
+    /// Narrows by the indexed columns in SQL, newest first, a batch at a time, and decides with
+    /// [`RecordQuery::matches`] (status, times, file name live in the record's JSON).
+    fn query_now(&self, query: &RecordQuery) -> Result<Vec<MessageRecord>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT json FROM records WHERE (?1 IS NULL OR station = ?1) AND (?2 IS NULL OR partner = ?2)
-                 ORDER BY id DESC LIMIT ?3",
+                "SELECT id, json FROM records WHERE (?1 IS NULL OR station = ?1) AND (?2 IS NULL OR partner = ?2)
+                 AND (?3 IS NULL OR direction = ?3) AND (?4 IS NULL OR message_id = ?4) AND (?5 IS NULL OR id < ?5)
+                 ORDER BY id DESC LIMIT ?6",
             )
             .map_err(err)?;
-        let rows = stmt
-            .query_map(params![station, partner, limit as i64], |r| {
-                r.get::<_, String>(0)
-            })
-            .map_err(err)?;
+        let direction = query.direction.map(|d| d.as_str());
+        let message_id = query.message_id.as_deref().map(core);
+        let batch = query.limit.clamp(1, 500) as i64;
+        let mut before = query.before.clone();
         let mut out = Vec::new();
-        for j in rows {
-            out.push(Db::record_from(&j.map_err(err)?)?);
+        // Bounded: each batch moves the cursor back by up to `batch` records.
+        for _ in 0..100_000 {
+            let rows: Vec<(String, String)> = stmt
+                .query_map(
+                    params![
+                        query.station,
+                        query.partner,
+                        direction,
+                        message_id,
+                        before,
+                        batch
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(err)?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err)?;
+            let last = rows.last().map(|(id, _)| id.clone());
+            for (_, json) in &rows {
+                let record = Db::record_from(json)?;
+                if out.len() < query.limit && query.matches(&record) {
+                    out.push(record);
+                }
+            }
+            if out.len() >= query.limit || (rows.len() as i64) < batch {
+                break;
+            }
+            before = last;
         }
         Ok(out)
     }
@@ -534,7 +550,7 @@ mod tests {
             "3"
         );
         assert_eq!(
-            db.list(Some("A"), None, 10)
+            db.query(&gateway::ports::RecordQuery::of(Some("A"), None, 10))
                 .await
                 .unwrap()
                 .iter()
@@ -640,6 +656,13 @@ mod tests {
             db.ack(l.seq).await.unwrap();
         }
         assert_eq!(db.pending_jobs().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn record_queries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("db.sqlite")).unwrap();
+        gateway::memory::check_record_queries(&db).await;
     }
 
     #[tokio::test]

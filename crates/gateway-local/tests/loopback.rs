@@ -254,7 +254,7 @@ fn a_gateway_killed_mid_send_finishes_after_a_restart() {
     ra.kill();
     let id = {
         let db = gateway_local::Db::open(&a.config.database()).unwrap();
-        let rs = futures_lite(db.list(None, None, 10)).unwrap();
+        let rs = futures_lite(db.query(&gateway::ports::RecordQuery::of(None, None, 10))).unwrap();
         assert_eq!(rs[0].status, Status::Sending, "{:#?}", rs[0].history);
         rs[0].id.clone()
     };

@@ -101,6 +101,19 @@ impl Direction {
     }
 }
 
+impl std::str::FromStr for Direction {
+    type Err = String;
+
+    /// `inbox` or `outbox`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "inbox" => Ok(Direction::Inbox),
+            "outbox" => Ok(Direction::Outbox),
+            other => Err(format!("unknown direction {other:?} (inbox or outbox)")),
+        }
+    }
+}
+
 impl fmt::Display for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -242,19 +242,12 @@ impl MessageLog for MemoryLog {
             .cloned())
     }
 
-    async fn list(
-        &self,
-        station: Option<&str>,
-        partner: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>> {
+    async fn query(&self, query: &RecordQuery) -> Result<Vec<MessageRecord>> {
         Ok(lock(&self.records)
             .values()
             .rev()
-            .filter(|r| {
-                station.is_none_or(|s| r.station == s) && partner.is_none_or(|p| r.partner == p)
-            })
-            .take(limit)
+            .filter(|r| query.matches(r))
+            .take(query.limit)
             .cloned()
             .collect())
     }
@@ -502,6 +495,112 @@ pub async fn check_window_fixed_at_acceptance<D: DuplicateIndex>(index: &D) {
     ));
 }
 
+/// The message log's query contract, for every adapter's tests to run against its own log:
+/// each filter of [`RecordQuery`] alone and together, newest first, and paging with `before`
+/// through more records than one page. Panics on the first breach. Writes 30 records of its
+/// own (station `QUERY`), so it can share a log with other tests.
+pub async fn check_record_queries<L: MessageLog>(log: &L) {
+    use crate::model::{MessageRecord, Status, StatusChange};
+    let t0 = Millis(1_795_845_423_000);
+    for n in 0..30u32 {
+        let direction = if n % 3 == 0 {
+            Direction::Inbox
+        } else {
+            Direction::Outbox
+        };
+        let status = match n % 4 {
+            0 => Status::Received,
+            1 => Status::Delivered,
+            2 => Status::Failed,
+            _ => Status::Sent,
+        };
+        let at = t0.plus(std::time::Duration::from_secs(60 * u64::from(n)));
+        let mut r = MessageRecord::new(
+            &format!("{}-{n:08}", at.compact()),
+            direction,
+            "QUERY",
+            if n % 2 == 0 { "EVEN" } else { "ODD" },
+            &format!("PO-{n}.x12"),
+            StatusChange::new(at, status, None),
+        );
+        r.message_id = format!("<q-{n}@query>");
+        log.create(&r).await.expect("create");
+    }
+    let ids = |q: RecordQuery| async move {
+        let got = log.query(&q).await.expect("query");
+        got.iter().map(|r| r.filename.clone()).collect::<Vec<_>>()
+    };
+    let all = RecordQuery::of(Some("QUERY"), None, 100);
+    let newest: Vec<String> = (0..30).rev().map(|n| format!("PO-{n}.x12")).collect();
+    assert_eq!(ids(all.clone()).await, newest, "newest first");
+    let q = RecordQuery {
+        status: Some(Status::Failed),
+        ..RecordQuery::of(Some("QUERY"), Some("EVEN"), 100)
+    };
+    let failed: Vec<String> = (0..30)
+        .rev()
+        .filter(|n| n % 4 == 2)
+        .map(|n| format!("PO-{n}.x12"))
+        .collect();
+    assert_eq!(ids(q).await, failed, "status and partner");
+    let q = RecordQuery {
+        direction: Some(Direction::Inbox),
+        since: Some(t0.plus(std::time::Duration::from_secs(60 * 10))),
+        until: Some(t0.plus(std::time::Duration::from_secs(60 * 20))),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(q).await,
+        ["PO-18.x12", "PO-15.x12", "PO-12.x12"],
+        "direction and time range"
+    );
+    let q = RecordQuery {
+        message_id: Some("q-7@query".into()),
+        ..RecordQuery::of(None, None, 10)
+    };
+    assert_eq!(ids(q).await, ["PO-7.x12"], "Message-ID without brackets");
+    let q = RecordQuery {
+        filename: Some("po-2".into()),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(q).await,
+        [
+            "PO-29.x12",
+            "PO-28.x12",
+            "PO-27.x12",
+            "PO-26.x12",
+            "PO-25.x12",
+            "PO-24.x12",
+            "PO-23.x12",
+            "PO-22.x12",
+            "PO-21.x12",
+            "PO-20.x12",
+            "PO-2.x12"
+        ],
+        "part of the file name, any case"
+    );
+    // Pages of 7, each from the last id of the one before, cover everything once.
+    let mut seen = Vec::new();
+    let mut before = None;
+    for _ in 0..10 {
+        let page = log
+            .query(&RecordQuery {
+                before: before.clone(),
+                ..RecordQuery::of(Some("QUERY"), None, 7)
+            })
+            .await
+            .expect("page");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        before = page.last().map(|r| r.id.clone());
+        seen.extend(page.into_iter().map(|r| r.filename));
+    }
+    assert_eq!(seen, newest, "paging");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,5 +608,10 @@ mod tests {
     #[tokio::test]
     async fn the_window_is_fixed_at_acceptance() {
         check_window_fixed_at_acceptance(&MemoryDuplicates::default()).await;
+    }
+
+    #[tokio::test]
+    async fn record_queries() {
+        check_record_queries(&MemoryLog::default()).await;
     }
 }

@@ -11,8 +11,8 @@ use as2::HeaderMap;
 use openssl::x509::X509;
 
 use crate::error::Result;
-use crate::layout::SendKey;
-use crate::model::{Job, MessageRecord, Partnership, Station, TlsOptions};
+use crate::layout::{Direction, SendKey};
+use crate::model::{Job, MessageRecord, Partnership, Station, Status, TlsOptions};
 use crate::time::Millis;
 
 /// What a store knows about an object.
@@ -196,6 +196,68 @@ pub trait DuplicateIndex: Send + Sync {
     ) -> impl Future<Output = Result<Claim>> + Send;
 }
 
+/// Which records [`MessageLog::query`] returns: every filter that is set must hold. Adapters
+/// may narrow with their indexes first but decide with [`RecordQuery::matches`], the one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordQuery {
+    /// Our station's AS2 ID.
+    pub station: Option<String>,
+    /// The partner's AS2 ID.
+    pub partner: Option<String>,
+    /// Sent or received.
+    pub direction: Option<Direction>,
+    /// The current status.
+    pub status: Option<Status>,
+    /// Made at or after this time.
+    pub since: Option<Millis>,
+    /// Made before this time.
+    pub until: Option<Millis>,
+    /// The AS2 Message-ID, with or without angle brackets.
+    pub message_id: Option<String>,
+    /// Part of the file name, in any case.
+    pub filename: Option<String>,
+    /// Only records older than this one (the last id of the page before): paging.
+    pub before: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl RecordQuery {
+    /// The newest `limit` records, of one station and partner where given.
+    pub fn of(station: Option<&str>, partner: Option<&str>, limit: usize) -> RecordQuery {
+        RecordQuery {
+            station: station.map(str::to_string),
+            partner: partner.map(str::to_string),
+            direction: None,
+            status: None,
+            since: None,
+            until: None,
+            message_id: None,
+            filename: None,
+            before: None,
+            limit,
+        }
+    }
+
+    /// Whether `record` is one the query selects.
+    pub fn matches(&self, record: &MessageRecord) -> bool {
+        let made = record.history.first().map_or(Millis(0), |h| h.at);
+        let core = as2::envelope::message_id_core;
+        self.station.as_ref().is_none_or(|s| *s == record.station)
+            && self.partner.as_ref().is_none_or(|p| *p == record.partner)
+            && self.direction.is_none_or(|d| d == record.direction)
+            && self.status.is_none_or(|s| s == record.status)
+            && self.since.is_none_or(|t| made >= t)
+            && self.until.is_none_or(|t| made < t)
+            && (self.message_id.as_ref()).is_none_or(|m| core(m) == core(&record.message_id))
+            && self
+                .filename
+                .as_ref()
+                .is_none_or(|f| record.filename.to_lowercase().contains(&f.to_lowercase()))
+            && self.before.as_ref().is_none_or(|b| record.id < *b)
+    }
+}
+
 /// Whether [`MessageLog::create`] made a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
@@ -223,13 +285,9 @@ pub trait MessageLog: Send + Sync {
         partner: &str,
         message_id: &str,
     ) -> impl Future<Output = Result<Option<MessageRecord>>> + Send;
-    /// Records, newest first, optionally of one station and partner, at most `limit`.
-    fn list(
-        &self,
-        station: Option<&str>,
-        partner: Option<&str>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
+    /// The records `query` selects, newest first, at most its `limit`.
+    fn query(&self, query: &RecordQuery)
+        -> impl Future<Output = Result<Vec<MessageRecord>>> + Send;
 }
 
 /// The optimistic lock every [`MessageLog::update`] applies, with [`MessageRecord::next_revision`]:

@@ -249,7 +249,7 @@ async fn only_record(g: &Gateway<MemoryPorts>, direction: Direction) -> MessageR
     let all: Vec<_> = g
         .ports
         .log
-        .list(None, None, 100)
+        .query(&gateway::ports::RecordQuery::of(None, None, 100))
         .await
         .unwrap()
         .into_iter()
@@ -478,7 +478,12 @@ async fn twenty_uploads_of_one_name_send_exactly_one() {
     assert_eq!(kept, want, "none lost");
     drain(&alpha).await;
     assert_eq!(
-        beta.ports.log.list(None, None, 100).await.unwrap().len(),
+        beta.ports
+            .log
+            .query(&gateway::ports::RecordQuery::of(None, None, 100))
+            .await
+            .unwrap()
+            .len(),
         1,
         "exactly one sent"
     );
@@ -540,7 +545,12 @@ async fn redelivered_event_does_not_send_twice() {
     ));
     drain(&alpha).await;
     assert_eq!(
-        beta.ports.log.list(None, None, 10).await.unwrap().len(),
+        beta.ports
+            .log
+            .query(&gateway::ports::RecordQuery::of(None, None, 10))
+            .await
+            .unwrap()
+            .len(),
         1,
         "sent once"
     );
@@ -608,7 +618,12 @@ async fn what_is_not_a_send() {
             other => panic!("{other:?}"),
         }
     }
-    let not_sent = alpha.ports.log.list(None, None, 100).await.unwrap();
+    let not_sent = alpha
+        .ports
+        .log
+        .query(&gateway::ports::RecordQuery::of(None, None, 100))
+        .await
+        .unwrap();
     assert_eq!(not_sent.len(), 1, "recorded once: {not_sent:#?}");
     // An unknown partner: kept where it is, the reason recorded.
     store
@@ -1369,7 +1384,12 @@ async fn a_failed_message_is_resent_and_delivered_once() {
     let r = record(&alpha, &id).await;
     assert_eq!(r.status, Status::Delivered);
     assert_ne!(r.message_id, failed.message_id);
-    let inbox = beta.ports.log.list(None, None, 10).await.unwrap();
+    let inbox = beta
+        .ports
+        .log
+        .query(&gateway::ports::RecordQuery::of(None, None, 10))
+        .await
+        .unwrap();
     assert_eq!(
         inbox
             .iter()

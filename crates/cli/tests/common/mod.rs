@@ -165,7 +165,7 @@ pub fn records(site: &Site) -> Vec<MessageRecord> {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
-        .block_on(db.list(None, None, 100))
+        .block_on(db.query(&gateway::ports::RecordQuery::of(None, None, 100)))
         .unwrap()
 }
 

@@ -213,7 +213,7 @@ impl Running {
 
     pub fn records(&self) -> Vec<MessageRecord> {
         let db = &self.node.gateway.ports.log;
-        futures_lite(db.list(None, None, 100)).unwrap()
+        futures_lite(db.query(&gateway::ports::RecordQuery::of(None, None, 100))).unwrap()
     }
 }
 

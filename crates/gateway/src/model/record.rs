@@ -72,6 +72,22 @@ impl Status {
             }
     }
 
+    /// Every status, in the order a message meets them.
+    pub const ALL: [Status; 12] = [
+        Status::Queued,
+        Status::Sending,
+        Status::Sent,
+        Status::AwaitingMdn,
+        Status::Delivered,
+        Status::DeliveredWithWarning,
+        Status::Failed,
+        Status::Receiving,
+        Status::Received,
+        Status::Rejected,
+        Status::Duplicate,
+        Status::NotSent,
+    ];
+
     /// The kebab-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,6 +104,21 @@ impl Status {
             Status::Duplicate => "duplicate",
             Status::NotSent => "not-sent",
         }
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    /// A status by its kebab-case name; the error lists the names.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s.trim())
+            .ok_or_else(|| {
+                let names: Vec<_> = Status::ALL.iter().map(|st| st.as_str()).collect();
+                format!("unknown status {s:?} (one of {})", names.join(", "))
+            })
     }
 }
 

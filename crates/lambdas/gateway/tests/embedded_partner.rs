@@ -86,7 +86,7 @@ impl Embedded {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(db.list(None, None, 100))
+            .block_on(db.query(&gateway::ports::RecordQuery::of(None, None, 100)))
             .unwrap()
     }
 

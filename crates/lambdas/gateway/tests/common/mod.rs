@@ -449,7 +449,12 @@ impl Deployment {
     }
 
     pub fn records(&self) -> Vec<MessageRecord> {
-        self.rt.block_on(self.dynamo.list(None, None, 200)).unwrap()
+        self.rt
+            .block_on(
+                self.dynamo
+                    .query(&gateway::ports::RecordQuery::of(None, None, 200)),
+            )
+            .unwrap()
     }
 
     pub fn record(&self, id: &str) -> MessageRecord {
