@@ -650,6 +650,20 @@ pub enum MessagesCommand {
         /// The message's id (its folder name, as `list` shows it), or its Message-ID.
         id: String,
     },
+    /// Writes out one of a message's stored files: its payload, the raw message, its HTTP
+    /// headers or its receipt.
+    Download {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The message's id, or its Message-ID.
+        id: String,
+        /// Which file.
+        #[arg(long, value_enum, default_value = "payload")]
+        part: Part,
+        /// Write it here (a new file); standard output without.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Sends an outbound message again (failed, or delivered and wanted again): with the same
     /// Message-ID, so a partner that has it answers with its first receipt and does not deliver
     /// it twice, or with --as-new as a new message. The running gateway sends it.
@@ -702,6 +716,48 @@ pub struct ListArgs {
     /// Print the records as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A record by its id or, failing that, its Message-ID.
+fn find_record(
+    rt: &tokio::runtime::Runtime,
+    db: &Db,
+    id: &str,
+) -> Result<gateway::model::MessageRecord, String> {
+    if let Some(r) = rt.block_on(db.get(id)).map_err(|e| e.to_string())? {
+        return Ok(r);
+    }
+    let by_message_id = gateway::ports::RecordQuery {
+        message_id: Some(id.to_string()),
+        ..gateway::ports::RecordQuery::of(None, None, 10)
+    };
+    let mut found = rt
+        .block_on(db.query(&by_message_id))
+        .map_err(|e| e.to_string())?;
+    match found.len() {
+        0 => Err(format!("no message {id}")),
+        1 => Ok(found.remove(0)),
+        n => {
+            let ids: Vec<_> = found.iter().map(|r| r.id.as_str()).collect();
+            Err(format!(
+                "Message-ID {id} is {n} messages ({}); name one by its id",
+                ids.join(", ")
+            ))
+        }
+    }
+}
+
+/// What `mftg messages download` writes out.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Part {
+    /// The file sent or received.
+    Payload,
+    /// The AS2 message as it went over the wire.
+    Raw,
+    /// Its HTTP headers.
+    Headers,
+    /// The receipt (headers, blank line, body).
+    Receipt,
 }
 
 fn time_arg(name: &str, value: &Option<String>) -> Result<Option<gateway::Millis>, String> {
@@ -774,6 +830,52 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                 out!("(more may follow: add --before {last})");
             }
         }
+        MessagesCommand::Download {
+            config,
+            id,
+            part,
+            out,
+        } => {
+            use gateway::ports::ObjectStore as _;
+            let c = config.load()?;
+            let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
+            let r = find_record(&rt, &db, &id)?;
+            let (what, key) = match part {
+                Part::Payload => ("payload", r.payload_key.clone()),
+                Part::Raw => ("raw message", r.raw_key.clone()),
+                Part::Headers => ("headers", r.headers_key.clone()),
+                Part::Receipt => ("receipt", r.mdn.as_ref().map(|m| m.key.clone())),
+            };
+            let key = key.ok_or_else(|| format!("message {} has no {what}", r.id))?;
+            let store = gateway_local::DirStore::new(&c.data_dir).map_err(|e| e.to_string())?;
+            let object = rt
+                .block_on(store.get(&key))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the {what} of message {} ({key}) is gone", r.id))?;
+            match out {
+                Some(path) => {
+                    use std::io::Write as _;
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    f.write_all(&object.data)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    eprintln!("{what} of {} written to {}", r.id, path.display());
+                }
+                None => {
+                    use std::io::Write as _;
+                    let mut stdout = std::io::stdout().lock();
+                    match stdout.write_all(&object.data).and_then(|()| stdout.flush()) {
+                        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                            return Err(e.to_string())
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
         MessagesCommand::Resend { config, id, as_new } => {
             let c = config.load()?;
             let gateway =
@@ -795,30 +897,7 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
         MessagesCommand::Show { config, id } => {
             let c = config.load()?;
             let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
-            let r = match rt.block_on(db.get(&id)).map_err(|e| e.to_string())? {
-                Some(r) => r,
-                None => {
-                    // Not a record id: a Message-ID, then.
-                    let by_message_id = gateway::ports::RecordQuery {
-                        message_id: Some(id.clone()),
-                        ..gateway::ports::RecordQuery::of(None, None, 10)
-                    };
-                    let mut found = rt
-                        .block_on(db.query(&by_message_id))
-                        .map_err(|e| e.to_string())?;
-                    match found.len() {
-                        0 => return Err(format!("no message {id}")),
-                        1 => found.remove(0),
-                        n => {
-                            let ids: Vec<_> = found.iter().map(|r| r.id.as_str()).collect();
-                            return Err(format!(
-                                "Message-ID {id} is {n} messages ({}); show one by its id",
-                                ids.join(", ")
-                            ));
-                        }
-                    }
-                }
-            };
+            let r = find_record(&rt, &db, &id)?;
             out!("id           {}", r.id);
             out!("direction    {}", r.direction);
             out!("station      {}", r.station);

@@ -102,6 +102,29 @@ fn a_message_that_failed_is_resent_and_delivered_once() {
     assert!(!list(&["--before", &failed.id]).contains(&failed.id));
     let shown = common::mftg(&alpha, &["messages", "show", &failed.message_id]);
     assert!(shown.contains(&failed.id), "{shown}");
+    // Its files, by record id or Message-ID.
+    let download = |id: &str, part: &str| {
+        let path = tmp.path().join(format!("{part}.out"));
+        common::mftg(
+            &alpha,
+            &[
+                "messages",
+                "download",
+                id,
+                "--part",
+                part,
+                "--out",
+                path.to_str().unwrap(),
+            ],
+        );
+        std::fs::read(path).unwrap()
+    };
+    assert_eq!(download(&failed.id, "payload"), b"ISA*00*RESEND~");
+    let headers = String::from_utf8(download(&failed.message_id, "headers")).unwrap();
+    assert!(headers.contains("AS2-To: BETA"), "{headers}");
+    assert!(!download(&failed.id, "raw").is_empty());
+    let receipt = String::from_utf8_lossy(&download(&failed.id, "receipt")).to_lowercase();
+    assert!(receipt.contains("disposition-notification"), "{receipt}");
     let (code, out) = testkit::run(
         Command::new(env!("CARGO_BIN_EXE_mftg"))
             .args(["messages", "list", "--status", "lost"])
