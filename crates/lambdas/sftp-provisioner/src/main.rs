@@ -17,7 +17,7 @@ use gateway_aws::transfer::TransferFamily;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    lambda_support::init_logging();
     let configured = |name| {
         lambda_support::required_env(name).inspect_err(|e| tracing::error!("configuration: {e}"))
     };

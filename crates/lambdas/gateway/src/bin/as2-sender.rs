@@ -7,7 +7,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    lambda_support::init_logging();
     let config = Config::from_env().inspect_err(|e| tracing::error!("configuration: {e}"))?;
     let gateway = aws_gateway(&config).await;
     let gateway = &gateway;
