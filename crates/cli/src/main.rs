@@ -19,6 +19,7 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
 
 mod capture;
 mod demo;
+mod doctor;
 #[cfg(feature = "aws")]
 mod infra;
 mod inspect;
@@ -69,6 +70,9 @@ enum Command {
     Demo(demo::Args),
     /// The storage layout: what each folder under AS2/ holds and how long it is kept.
     Layout(layout::Args),
+    /// Checks the gateway's setup, one line per check (keys, certificates, database, endpoint);
+    /// exits non-zero when one fails.
+    Doctor(doctor::Args),
     /// Customers' SFTP users on AWS Transfer Family: enable, rotate, describe, disable.
     #[cfg(feature = "aws")]
     Sftp {
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
         Command::Layout(a) => layout::run(a),
+        Command::Doctor(a) => doctor::run(a),
         #[cfg(feature = "aws")]
         Command::Sftp { command } => sftp_access::run(command),
         #[cfg(feature = "aws")]

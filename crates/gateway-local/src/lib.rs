@@ -14,6 +14,6 @@ pub mod transport;
 
 pub use config::{Config, ConfigDirectory, HttpsConfig};
 pub use db::Db;
-pub use node::{local_ports, LocalPorts, Node, Shutdown, SystemClock};
+pub use node::{local_ports, Check, LocalPorts, Node, Shutdown, SystemClock, Verdict};
 pub use store::DirStore;
 pub use transport::{EnvSecrets, HttpTransport};

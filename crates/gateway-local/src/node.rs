@@ -251,69 +251,78 @@ impl Node {
         }
     }
 
-    /// Everything that would make messages fail later, checked before the gateway starts: the
-    /// keystore password, every station's key, every partner's certificates, the secrets the
-    /// partnerships name. One line per problem; certificates that expire within 30 days (or
-    /// have) are warned about.
-    pub async fn preflight(&self) -> Result<()> {
+    /// Checks what the gateway needs before it can trade: the keystore password is set, every
+    /// station's key and every partner's certificate (and TLS certificates) are in the keystores
+    /// and valid, the partners' HTTP password variables are set. One entry per thing checked;
+    /// `mftg doctor` prints them all, [`Node::preflight`] refuses to start on a blocking one.
+    pub async fn checks(&self) -> Vec<Check> {
         use gateway::ports::Keystore as _;
-        let mut problems = Vec::new();
+        let mut out = Vec::new();
         let env = &self.config.keystore_password_env;
-        if std::env::var(env).is_err() {
-            problems.push(format!(
-                "{env} is not set: it must hold the keystores' password (keystore_password_env)"
-            ));
-        }
+        out.push(match std::env::var(env) {
+            Ok(_) => Check::ok(format!("keystore password ({env})"), "set"),
+            Err(_) => Check::blocking(
+                format!("keystore password ({env})"),
+                format!("{env} is not set: it must hold the keystores' password (keystore_password_env)"),
+            ),
+        });
         let keys = &self.gateway.ports.keys;
         let now = self.gateway.ports.clock().now();
-        let mut certificates = Vec::new();
         for s in &self.config.stations {
-            match keys.identity(&s.key_alias).await {
-                Ok(id) => certificates.push((format!("station {}", s.as2_id), id.certificate)),
-                Err(e) => problems.push(format!(
-                    "station {}: key {:?}: {}",
-                    s.as2_id,
-                    s.key_alias,
-                    describe(&e)
-                )),
-            }
+            let what = format!("station {}: key {:?}", s.as2_id, s.key_alias);
+            out.push(match keys.identity(&s.key_alias).await {
+                Ok(id) => Check::certificate(what, &id.certificate, now),
+                Err(e) => Check::blocking(what, describe(&e)),
+            });
         }
         for p in &self.config.partnerships {
             let who = format!("partnership {} -> {}", p.station, p.partner);
-            match keys.partner_certificate(&p.certificate_alias).await {
-                Ok(c) => certificates.push((format!("partner {}", p.partner), c)),
-                Err(e) => problems.push(format!(
-                    "{who}: certificate {:?}: {}",
-                    p.certificate_alias,
-                    describe(&e)
-                )),
-            }
+            let what = format!("{who}: certificate {:?}", p.certificate_alias);
+            out.push(match keys.partner_certificate(&p.certificate_alias).await {
+                Ok(c) => Check::certificate(what, &c, now),
+                Err(e) => Check::blocking(what, describe(&e)),
+            });
+            out.push(Check::ok(format!("{who}: URL"), p.url.clone()));
             for alias in [&p.tls.ca_alias, &p.client_certificate_alias]
                 .into_iter()
                 .flatten()
             {
-                if let Err(e) = keys.tls_certificate(alias).await {
-                    problems.push(format!(
-                        "{who}: TLS certificate {alias:?}: {}",
-                        describe(&e)
-                    ));
-                }
+                let what = format!("{who}: TLS certificate {alias:?}");
+                out.push(match keys.tls_certificate(alias).await {
+                    Ok(c) => Check::certificate(what, &c, now),
+                    Err(e) => Check::blocking(what, describe(&e)),
+                });
             }
             if let Some(a) = &p.auth {
-                if std::env::var(&a.password_secret).is_err() {
-                    problems.push(format!(
-                        "{who}: the HTTP password variable {} is not set",
-                        a.password_secret
-                    ));
-                }
+                let what = format!("{who}: HTTP password ({})", a.password_secret);
+                out.push(match std::env::var(&a.password_secret) {
+                    Ok(_) => Check::ok(what, "set"),
+                    Err(_) => Check::blocking(
+                        what,
+                        format!(
+                            "the HTTP password variable {} is not set",
+                            a.password_secret
+                        ),
+                    ),
+                });
             }
         }
-        for (who, cert) in &certificates {
-            let left = as2::keys::days_left(cert, now.unix()).unwrap_or(0);
-            if left < 0 {
-                tracing::warn!(%who, subject = %as2::keys::subject_name(cert), "certificate has EXPIRED");
-            } else if left < 30 {
-                tracing::warn!(%who, subject = %as2::keys::subject_name(cert), days = left, "certificate expires soon");
+        out
+    }
+
+    /// Refuses to start when a check that blocks fails; expired or soon-expiring certificates
+    /// are logged and the gateway starts (partners may still accept them).
+    pub async fn preflight(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        for c in self.checks().await {
+            match &c.verdict {
+                Verdict::Failed(why) if c.blocks_start => {
+                    problems.push(format!("{}: {why}", c.what))
+                }
+                Verdict::Failed(why) | Verdict::Warning(why) => {
+                    tracing::warn!(what = %c.what, "{why}");
+                }
+                Verdict::Ok(_) => {}
             }
         }
         if problems.is_empty() {
@@ -477,9 +486,13 @@ impl Node {
                 Ok(files) => {
                     let mut next = HashMap::new();
                     for (key, meta) in files {
-                        let (closed, writing) = {
+                        let (closed, writing, noticed) = {
                             let mut e = events.lock().unwrap_or_else(|p| p.into_inner());
-                            (e.closed.remove(&key), e.writing.contains(&key))
+                            (
+                                e.closed.remove(&key),
+                                e.writing.contains(&key),
+                                e.noticed.contains(&key),
+                            )
                         };
                         let (etag, since, mut handled) = match seen.remove(&key) {
                             Some((etag, since, handled)) if etag == meta.etag => {
@@ -487,12 +500,22 @@ impl Node {
                             }
                             _ => (meta.etag.clone(), std::time::Instant::now(), false),
                         };
-                        let complete = closed || (!writing && since.elapsed() >= quiet);
+                        let settle = if self.config.upload_events && !noticed {
+                            quiet.max(UNNOTICED_QUIET)
+                        } else {
+                            quiet
+                        };
+                        let complete = closed || (!writing && since.elapsed() >= settle);
                         if !handled && complete {
                             handled = self.upload(&key, &meta).await;
                         }
                         next.insert(key, (etag, since, handled));
                     }
+                    events
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .noticed
+                        .retain(|k| next.contains_key(k));
                     seen = next;
                 }
                 Err(e) => tracing::error!(error = %e, "cannot list the send folder"),
@@ -535,6 +558,7 @@ impl Node {
         let handler = move |res: notify::Result<notify::Event>| {
             let Ok(ev) = res else { return };
             let mut e = events.lock().unwrap_or_else(|p| p.into_inner());
+            e.noticed.extend(ev.paths.iter().filter_map(&key_of));
             match ev.kind {
                 EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
                     for k in ev.paths.iter().filter_map(&key_of) {
@@ -652,6 +676,67 @@ async fn receive(
     }))
 }
 
+/// One thing [`Node::checks`] looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked (`station ALPHA key "alpha"`).
+    pub what: String,
+    /// What was found.
+    pub verdict: Verdict,
+    /// Whether the gateway refuses to start while it fails.
+    pub blocks_start: bool,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// As it should be; the detail says what was found.
+    Ok(String),
+    /// Works, but not for long (a certificate expiring within 30 days).
+    Warning(String),
+    /// Does not work.
+    Failed(String),
+}
+
+impl Check {
+    fn ok(what: String, detail: impl Into<String>) -> Check {
+        Check {
+            what,
+            verdict: Verdict::Ok(detail.into()),
+            blocks_start: false,
+        }
+    }
+
+    fn blocking(what: String, why: String) -> Check {
+        Check {
+            what,
+            verdict: Verdict::Failed(why),
+            blocks_start: true,
+        }
+    }
+
+    /// A certificate found: valid, expiring within 30 days, or expired (which fails the check
+    /// but does not stop the gateway).
+    fn certificate(what: String, cert: &openssl::x509::X509, now: gateway::Millis) -> Check {
+        let subject = as2::keys::subject_name(cert);
+        let left = as2::keys::days_left(cert, now.unix()).unwrap_or(0);
+        let verdict = if left < 0 {
+            Verdict::Failed(format!("{subject}: certificate has EXPIRED"))
+        } else if left < 30 {
+            Verdict::Warning(format!(
+                "{subject}: certificate expires soon ({left} days left)"
+            ))
+        } else {
+            Verdict::Ok(format!("{subject}, {left} days left"))
+        };
+        Check {
+            what,
+            verdict,
+            blocks_start: false,
+        }
+    }
+}
+
 /// A keystore error as a line: a missing keystore says which one.
 fn describe(e: &gateway::GatewayError) -> String {
     match e {
@@ -667,4 +752,11 @@ struct UploadEvents {
     closed: std::collections::HashSet<String>,
     /// Written to and not closed since.
     writing: std::collections::HashSet<String>,
+    /// Every file any event was seen for (while it is in the send folder).
+    noticed: std::collections::HashSet<String>,
 }
+
+/// How long a file no event has been seen for must hold still while file events are on: the
+/// events of a file being written can come later than the listing that finds it (a loaded
+/// machine), and a file there before the gateway started has none at all.
+const UNNOTICED_QUIET: Duration = Duration::from_secs(2);
