@@ -478,6 +478,30 @@ pub fn days_left(cert: &X509Ref, at: UnixTime) -> Result<i64> {
     Ok(i64::from(t.diff(cert.not_after())?.days))
 }
 
+/// Certificates expiring within this many days are marked as expiring soon.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// Where a certificate stands at a given time, in whole days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Valid for more than [`EXPIRY_WARNING_DAYS`] days.
+    Valid(i64),
+    /// Valid for this many days more, within [`EXPIRY_WARNING_DAYS`].
+    Soon(i64),
+    /// Past its end.
+    Expired,
+}
+
+/// Where `cert` stands at `at` ([`days_left`] against [`EXPIRY_WARNING_DAYS`]); a certificate
+/// whose dates cannot be read counts as expired.
+pub fn expiry(cert: &X509Ref, at: UnixTime) -> Expiry {
+    match days_left(cert, at) {
+        Ok(left) if left >= EXPIRY_WARNING_DAYS => Expiry::Valid(left),
+        Ok(left) if left >= 0 => Expiry::Soon(left),
+        _ => Expiry::Expired,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +511,15 @@ mod tests {
         let start = UnixTime(1_800_000_000);
         let id = Identity::generate_self_signed("ALPHA", 2048, start, 30).unwrap();
         assert_eq!(days_left(&id.certificate, start).unwrap(), 30);
+        assert_eq!(expiry(&id.certificate, start), Expiry::Valid(30));
+        assert_eq!(
+            expiry(&id.certificate, UnixTime(start.0 + 86_400)),
+            Expiry::Soon(29)
+        );
+        assert_eq!(
+            expiry(&id.certificate, UnixTime(start.0 + 31 * 86_400)),
+            Expiry::Expired
+        );
         assert_eq!(
             days_left(&id.certificate, UnixTime(start.0 + 31 * 86_400)).unwrap(),
             -1

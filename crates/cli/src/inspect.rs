@@ -303,6 +303,7 @@ fn inspect_mdn(
         disposition: &m.disposition,
         mic: mic_check.as_ref(),
         signed,
+        // What was asked of the receipt is not in it: judge it as it came.
         asked_signed: signed,
         message_signed: mic_check.is_some(),
         signer_not_valid: None,

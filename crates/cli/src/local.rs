@@ -391,8 +391,9 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             let pw = password(&c)?;
             let data = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
             let certs = load_certificates(&data).map_err(|e| e.to_string())?;
-            if as2::keys::days_left(&certs[0], SystemClock.now().unix()).unwrap_or(0) < 0 && !force
-            {
+            let expired = as2::keys::expiry(&certs[0], SystemClock.now().unix())
+                == as2::keys::Expiry::Expired;
+            if expired && !force {
                 return Err(format!(
                     "{} expired on {}: messages it signs will be refused; ask the partner for its \
                      new certificate, or give --force to add it anyway",
@@ -419,14 +420,10 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
                 out!("{key}:");
                 for e in ks.entries() {
                     let kind = if e.has_private_key() { "key " } else { "cert" };
-                    let left =
-                        as2::keys::days_left(&e.certificate, SystemClock.now().unix()).unwrap_or(0);
-                    let mark = if left < 0 {
-                        "  EXPIRED".to_string()
-                    } else if left < 30 {
-                        format!("  expires in {left} days")
-                    } else {
-                        String::new()
+                    let mark = match as2::keys::expiry(&e.certificate, SystemClock.now().unix()) {
+                        as2::keys::Expiry::Expired => "  EXPIRED".to_string(),
+                        as2::keys::Expiry::Soon(left) => format!("  expires in {left} days"),
+                        as2::keys::Expiry::Valid(_) => String::new(),
                     };
                     out!(
                         "  {kind} {:<16} {}  valid to {}{mark}",

@@ -715,19 +715,17 @@ impl Check {
         }
     }
 
-    /// A certificate found: valid, expiring within 30 days, or expired (which fails the check
+    /// A certificate found: valid, expiring soon ([`as2::keys::expiry`]), or expired (which fails the check
     /// but does not stop the gateway).
     fn certificate(what: String, cert: &openssl::x509::X509, now: gateway::Millis) -> Check {
+        use as2::keys::Expiry;
         let subject = as2::keys::subject_name(cert);
-        let left = as2::keys::days_left(cert, now.unix()).unwrap_or(0);
-        let verdict = if left < 0 {
-            Verdict::Failed(format!("{subject}: certificate has EXPIRED"))
-        } else if left < 30 {
-            Verdict::Warning(format!(
+        let verdict = match as2::keys::expiry(cert, now.unix()) {
+            Expiry::Expired => Verdict::Failed(format!("{subject}: certificate has EXPIRED")),
+            Expiry::Soon(left) => Verdict::Warning(format!(
                 "{subject}: certificate expires soon ({left} days left)"
-            ))
-        } else {
-            Verdict::Ok(format!("{subject}, {left} days left"))
+            )),
+            Expiry::Valid(left) => Verdict::Ok(format!("{subject}, {left} days left")),
         };
         Check {
             what,

@@ -33,16 +33,13 @@ impl<P: Ports> Gateway<P> {
         if record.direction == Direction::Inbox {
             return refuse("it was received, not sent; only the partner can send it again".into());
         }
-        match record.status {
-            Status::Queued | Status::Sending | Status::AwaitingMdn => {
-                return refuse(format!("it is still {}", record.status));
-            }
-            Status::NotSent => {
-                return refuse(
-                    "it was never accepted for sending; rename the upload to send it".into(),
-                );
-            }
-            _ => {}
+        if !record.status.is_final() {
+            return refuse(format!("it is still {}", record.status));
+        }
+        if record.status == Status::NotSent {
+            return refuse(
+                "it was never accepted for sending; rename the upload to send it".into(),
+            );
         }
         let payload = record.payload_key.clone().unwrap_or_default();
         if payload.is_empty() || self.ports.store().head(&payload).await?.is_none() {
