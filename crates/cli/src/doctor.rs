@@ -7,7 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gateway_local::{Check, Config, Db, Node, Verdict};
+use gateway_local::{Check, Config, Node, Verdict};
 
 use crate::local::ConfigArg;
 
@@ -109,22 +109,25 @@ pub fn run(a: Args) -> Result<ExitCode, String> {
         }
     };
     failed |= line(&check("data directory", writable(&config)));
-    let db = Db::open(&config.database())
-        .and_then(|db| db.pending_jobs())
-        .map(|n| format!("{} opens; {n} job(s) waiting", config.database().display()))
-        .map_err(|e| e.to_string());
-    failed |= line(&check("database", db));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     match Node::open(config.clone()) {
         Ok(node) => {
+            let waiting = node
+                .gateway
+                .ports
+                .queue
+                .pending_jobs()
+                .map(|n| format!("{} opens; {n} job(s) waiting", config.database().display()));
+            failed |= line(&check("database", waiting.map_err(|e| e.to_string())));
             for c in runtime.block_on(node.checks()) {
                 failed |= line(&c);
             }
         }
-        Err(e) => failed |= line(&check("gateway", Err(e.to_string()))),
+        // Opening the node opens the database (and the data directory's store).
+        Err(e) => failed |= line(&check("database", Err(e.to_string()))),
     }
     failed |= line(&check("endpoint", health(&config)));
     Ok(if failed {
