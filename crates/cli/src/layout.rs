@@ -13,30 +13,6 @@ pub struct Args {
     json: bool,
 }
 
-/// What each root holds.
-const ROOTS: [(&str, &str); 8] = [
-    (
-        layout::SEND,
-        "files to send, dropped by SFTP users: <station>/<partner>/<name>",
-    ),
-    (
-        layout::DUPLICATE,
-        "same-name uploads inside the duplicate window, moved aside",
-    ),
-    (
-        layout::FILES,
-        "payloads sent and received: <station>/<partner>/<inbox|outbox>/<folder>/",
-    ),
-    (
-        layout::RAW_MESSAGE,
-        "AS2 messages as they went over the wire",
-    ),
-    (layout::RAW_MDN, "receipts as they went over the wire"),
-    (layout::HEADERS, "the HTTP headers of each message"),
-    (layout::KEYSTORE, "identity.jks, trust.jks, https.jks"),
-    (layout::TMP, "scratch space"),
-];
-
 fn retention(root: &str) -> Option<&'static Retention> {
     layout::RETENTION.iter().find(|r| r.root == root)
 }
@@ -44,7 +20,7 @@ fn retention(root: &str) -> Option<&'static Retention> {
 pub fn run(a: Args) -> Result<ExitCode, String> {
     let window = gateway::DEFAULT_DUPLICATE_WINDOW.as_secs();
     if a.json {
-        let roots: Vec<_> = ROOTS
+        let roots: Vec<_> = layout::ROOTS
             .iter()
             .map(|(root, what)| {
                 serde_json::json!({
@@ -69,7 +45,7 @@ pub fn run(a: Args) -> Result<ExitCode, String> {
         out!("{out:#}");
         return Ok(ExitCode::SUCCESS);
     }
-    for (root, what) in ROOTS {
+    for (root, what) in layout::ROOTS {
         let kept = match retention(root) {
             Some(r) => format!(
                 "noncurrent after {} days, deleted {} days later",

@@ -27,6 +27,27 @@ pub const KEYSTORE: &str = "AS2/keystore/";
 /// Scratch space (the seed's `AS2/tmp`): lifecycle rules empty it, SFTP users cannot reach it.
 pub const TMP: &str = "AS2/tmp/";
 
+/// Every root, with what it holds (`mftg layout` shows them).
+pub const ROOTS: [(&str, &str); 8] = [
+    (
+        SEND,
+        "files to send, dropped by SFTP users: <station>/<partner>/<name>",
+    ),
+    (
+        DUPLICATE,
+        "same-name uploads inside the duplicate window, moved aside",
+    ),
+    (
+        FILES,
+        "payloads sent and received: <station>/<partner>/<inbox|outbox>/<folder>/",
+    ),
+    (RAW_MESSAGE, "AS2 messages as they went over the wire"),
+    (RAW_MDN, "receipts as they went over the wire"),
+    (HEADERS, "the HTTP headers of each message"),
+    (KEYSTORE, "identity.jks, trust.jks, https.jks"),
+    (TMP, "scratch space"),
+];
+
 /// How long the seed's lifecycle rules (section 2.2) keep what is under a root: current
 /// versions become noncurrent `current_days` after they were written and are deleted
 /// `noncurrent_days` after that.
