@@ -9,18 +9,16 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// `bytes` random bytes as lower-case hex (twice as many characters). Should the system's random
-/// generator ever fail, the bytes come from the clock and a process-wide counter instead, so the
+/// generator ever fail, the bytes come from a process-wide counter instead (the engine reads no
+/// clock): every caller puts a timestamp beside them or checks them against the content, so the
 /// names made from them still differ.
 pub fn random_hex(bytes: usize) -> String {
     let mut r = vec![0u8; bytes];
     if openssl::rand::rand_bytes(&mut r).is_err() {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let seed = (nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(40)).to_be_bytes();
-        for (i, b) in r.iter_mut().enumerate() {
-            *b = seed[seed.len() - 1 - i % seed.len()];
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        for (i, b) in r.iter_mut().rev().enumerate() {
+            *b = n[n.len() - 1 - i % n.len()];
         }
     }
     hex(&r)
