@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gateway_local::{Check, Config, Node, Verdict};
 
-use crate::local::ConfigArg;
+use crate::backend::ConfigArg;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,32 +1,21 @@
 //! The embedded gateway's commands: `init`, `serve`, `keys`, `partners`, `send`, `messages`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use as2::algorithm::{ContentEncryption, DigestAlgorithm};
-use as2::keys::{fingerprint, load_certificates, subject_name, Identity, Keystore};
+use as2::keys::{fingerprint, load_certificates, subject_name, Identity};
 use as2::message::Compression;
-use gateway::layout::{check_as2_id, check_file_name, keystore as ks_paths};
+use gateway::layout::{check_as2_id, check_file_name};
 use gateway::model::{MdnMode, Partnership, Station};
-use gateway::ports::{Clock, MessageLog};
-use gateway_local::{Config, Db, Node, Shutdown, SystemClock};
+use gateway::ports::Clock;
+use gateway_local::{Config, Node, Shutdown, SystemClock};
 
-/// Where the configuration file is.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ConfigArg {
-    /// The configuration file.
-    #[arg(long, short = 'c', env = "MFTG_CONFIG", default_value = "mftg.toml")]
-    pub config: PathBuf,
-}
+use crate::backend::Backend;
+pub use crate::backend::{ConfigArg, Store};
 
-impl ConfigArg {
-    fn load(&self) -> Result<Config, String> {
-        Config::load(&self.config).map_err(|e| e.to_string())
-    }
-}
-
-fn now() -> as2::UnixTime {
+pub fn now() -> as2::UnixTime {
     SystemClock.now().unix()
 }
 
@@ -37,8 +26,10 @@ pub struct InitArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     /// Our station's AS2 ID.
-    #[arg(long)]
-    pub station: String,
+    #[arg(long, required_unless_present = "aws")]
+    pub station: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsInit,
     /// The data directory (the bucket), relative to the configuration file.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
@@ -53,8 +44,137 @@ pub struct InitArgs {
     pub https_listen: Option<std::net::SocketAddr>,
 }
 
+/// `mftg init --aws`: a profile naming an AWS deployment.
+#[derive(clap::Args)]
+pub struct AwsInit {
+    /// Write a profile for an AWS deployment (the `[aws]` section; with --profile NAME, a named
+    /// profile) instead of an embedded gateway's configuration.
+    #[arg(long = "aws")]
+    pub aws: bool,
+    /// The deployment's CloudFormation stack (`make deploy-sam`'s or the CDK app's): its
+    /// outputs and parameters fill the profile.
+    #[arg(long, requires = "aws")]
+    pub stack: Option<String>,
+    /// The region (default: the AWS CLI's, AWS_REGION).
+    #[arg(long, requires = "aws")]
+    pub region: Option<String>,
+    /// The customer account ID (the bucket is mftg-<account-id>).
+    #[arg(long, requires = "aws")]
+    pub account_id: Option<String>,
+    /// The bucket, when it is not mftg-<account-id>.
+    #[arg(long, requires = "aws")]
+    pub bucket: Option<String>,
+    /// The tables' prefix.
+    #[arg(long, requires = "aws")]
+    pub table_prefix: Option<String>,
+    /// The send queue's URL (the stack's SendQueueUrl).
+    #[arg(long, requires = "aws")]
+    pub queue_url: Option<String>,
+    /// The dead-letter queue's URL (DeadLetterQueueUrl).
+    #[arg(long, requires = "aws")]
+    pub dlq_url: Option<String>,
+    /// The secret holding the keystore password (KeystorePasswordSecretName).
+    #[arg(long, requires = "aws")]
+    pub keystore_password_secret: Option<String>,
+    /// The receiver's public AS2 URL (As2EndpointUrl).
+    #[arg(long, requires = "aws")]
+    pub as2_url: Option<String>,
+    /// An endpoint for every AWS API instead of AWS's own (moto, LocalStack).
+    #[arg(long, requires = "aws")]
+    pub endpoint_url: Option<String>,
+}
+
+#[cfg(feature = "aws")]
+fn init_aws(config: &ConfigArg, a: AwsInit) -> Result<ExitCode, String> {
+    use gateway_aws::profile::Profile;
+    let target = match &config.profile {
+        Some(name) => crate::backend::profile_file(name)?,
+        None => config.config.clone(),
+    };
+    if target.exists() {
+        return Err(format!("{} exists already", target.display()));
+    }
+    let endpoint = gateway_aws::config::Endpoint {
+        url: a.endpoint_url.clone(),
+        region: a.region.clone(),
+    };
+    let mut profile = match &a.stack {
+        Some(stack) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let conf = rt.block_on(gateway_aws::config::load(&endpoint));
+            rt.block_on(gateway_aws::profile::read_stack(&conf, stack))
+                .map_err(|e| e.to_string())?
+        }
+        None => Profile {
+            stack: None,
+            region: None,
+            account_id: None,
+            bucket: None,
+            table_prefix: "mftg".into(),
+            queue_url: a
+                .queue_url
+                .clone()
+                .ok_or("give --stack, or --queue-url with the other settings")?,
+            dead_letter_url: None,
+            keystore_password_secret: "mftg/keystore-password".into(),
+            as2_url: None,
+            endpoint_url: None,
+        },
+    };
+    // Flags win over what the stack says.
+    profile.region = a.region.or(profile.region);
+    profile.endpoint_url = a.endpoint_url.or(profile.endpoint_url);
+    profile.account_id = a.account_id.or(profile.account_id);
+    profile.bucket = a.bucket.or(profile.bucket);
+    profile.queue_url = a.queue_url.unwrap_or(profile.queue_url);
+    profile.dead_letter_url = a.dlq_url.or(profile.dead_letter_url);
+    profile.as2_url = a.as2_url.or(profile.as2_url);
+    if let Some(t) = a.table_prefix {
+        profile.table_prefix = t;
+    }
+    if let Some(k) = a.keystore_password_secret {
+        profile.keystore_password_secret = k;
+    }
+    profile.check().map_err(|e| e.to_string())?;
+    let text = toml::to_string_pretty(&crate::backend::ProfileFile {
+        aws: profile.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(d) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    std::fs::write(&target, text).map_err(|e| format!("{}: {e}", target.display()))?;
+    let bucket = profile.bucket().map_err(|e| e.to_string())?;
+    out!(
+        "Wrote {} for the deployment in bucket {bucket} (tables {}-*).",
+        target.display(),
+        profile.table_prefix
+    );
+    let flag = match &config.profile {
+        Some(name) => format!(" --profile {name}"),
+        None if target == std::path::Path::new("mftg.toml") => String::new(),
+        None => format!(" -c {}", target.display()),
+    };
+    out!("Check it with: mftg doctor{flag}");
+    out!("Next: mftg stations add{flag} --station <AS2 ID>, then mftg keys generate{flag} --alias <its key alias>.");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn init(a: InitArgs) -> Result<ExitCode, String> {
-    check_as2_id(&a.station).map_err(|e| e.to_string())?;
+    if a.aws.aws {
+        #[cfg(feature = "aws")]
+        return init_aws(&a.config, a.aws);
+        #[cfg(not(feature = "aws"))]
+        return Err("this mftg was built without AWS support (the `aws` feature)".into());
+    }
+    if a.config.profile.is_some() {
+        return Err("--profile names an AWS deployment's profile: give --aws too".into());
+    }
+    let station = a.station.clone().unwrap_or_default();
+    check_as2_id(&station).map_err(|e| e.to_string())?;
     if a.config.config.exists() {
         return Err(format!("{} exists already", a.config.config.display()));
     }
@@ -69,25 +189,25 @@ pub fn init(a: InitArgs) -> Result<ExitCode, String> {
         None => format!("http://{}/as2", a.listen),
     });
     c.stations.push(Station {
-        as2_id: a.station.clone(),
-        key_alias: a.station.to_lowercase(),
+        as2_id: station.clone(),
+        key_alias: station.to_lowercase(),
         mdn_url: Some(url.clone()),
         mdn_email: None,
         message_id_domain: Some(format!(
             "{}.mftg.local",
-            a.station.to_lowercase().replace(' ', "-")
+            station.to_lowercase().replace(' ', "-")
         )),
     });
     c.save(&a.config.config).map_err(|e| e.to_string())?;
     out!(
         "Wrote {} for station {} (AS2 URL {url}).",
         a.config.config.display(),
-        a.station
+        station
     );
     out!(
         "Next: export {}=<a password>, then `mftg keys generate --alias {}`.",
         c.keystore_password_env,
-        a.station.to_lowercase()
+        station.to_lowercase()
     );
     if let Some(h) = a.https_listen {
         out!(
@@ -212,72 +332,28 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Lists the keystores' entries.
+    /// Removes an entry (refused while a station or partnership names it, unless --force).
+    Remove {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The alias.
+        #[arg(long)]
+        alias: String,
+        /// The keystore.
+        #[arg(long, value_enum, default_value_t = Store::Trust)]
+        store: Store,
+        /// Remove it even though it is in use.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Lists the keystores' entries, with their validity (expired and soon-expiring marked).
     List {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
     },
-}
-
-/// One of the keystores of `AS2/keystore/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Store {
-    /// identity.jks: station keys.
-    Identity,
-    /// trust.jks: partner certificates.
-    Trust,
-    /// https.jks: the HTTPS listener's key, TLS trust anchors, partners' TLS client certificates.
-    Https,
-}
-
-impl Store {
-    fn path(self) -> &'static str {
-        match self {
-            Store::Identity => ks_paths::IDENTITY,
-            Store::Trust => ks_paths::TRUST,
-            Store::Https => ks_paths::HTTPS,
-        }
-    }
-}
-
-fn password(c: &Config) -> Result<String, String> {
-    std::env::var(&c.keystore_password_env)
-        .map_err(|_| format!("set {} to the keystore password", c.keystore_password_env))
-}
-
-fn keystore_file(c: &Config, key: &str) -> PathBuf {
-    c.data_dir.join(key)
-}
-
-fn load_keystore(path: &Path, password: &str) -> Result<Keystore, String> {
-    match std::fs::read(path) {
-        Ok(b) => Keystore::load(&b, password, None).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Keystore::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-fn save_keystore(path: &Path, ks: &Keystore, password: &str) -> Result<(), String> {
-    let bytes = ks.to_jks(password, now()).map_err(|e| e.to_string())?;
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    let tmp = path.with_extension("jks.tmp");
-    // Keys: readable by their owner only.
-    let write = || -> std::io::Result<()> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()
-    };
-    write().map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
@@ -292,16 +368,14 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             store,
             force,
         } => {
-            let c = config.load()?;
-            let pw = password(&c)?;
+            let b = config.open()?;
             let cn = cn.unwrap_or_else(|| alias.to_uppercase());
-            let path = keystore_file(&c, store.path());
-            let mut ks = load_keystore(&path, &pw)?;
+            let place = b.place(store.key());
+            let mut ks = b.keystore(store)?;
             if !force && ks.entry(&alias).is_some() {
                 return Err(format!(
-                    "{} already holds {alias:?}: replacing it breaks every partner that has its \
-                     certificate; give --force to replace it anyway",
-                    path.display()
+                    "{place} already holds {alias:?}: replacing it breaks every partner that has \
+                     its certificate; give --force to replace it anyway"
                 ));
             }
             let mut names: Vec<&str> = san.iter().map(String::as_str).collect();
@@ -311,11 +385,8 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             let id = Identity::generate_self_signed_for(&cn, &names, bits, now(), days)
                 .map_err(|e| e.to_string())?;
             ks.set_identity(&alias, &id);
-            save_keystore(&path, &ks, &pw)?;
-            out!(
-                "Generated {bits}-bit RSA key {alias:?} (CN={cn}, valid {days} days) in {}",
-                path.display()
-            );
+            b.save_keystore(store, &ks)?;
+            out!("Generated {bits}-bit RSA key {alias:?} (CN={cn}, valid {days} days) in {place}");
             out!("SHA-256 fingerprint {}", fingerprint(&id.certificate));
             let flag = if store == Store::Identity {
                 String::new()
@@ -337,8 +408,7 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             from_password_env,
             store,
         } => {
-            let c = config.load()?;
-            let pw = password(&c)?;
+            let b = config.open()?;
             if key.is_none() && from.is_none() {
                 return Err("give --key (and --cert) or --from".into());
             }
@@ -355,14 +425,13 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
                 [] => return Err("no key entry found".into()),
                 _ => return Err("several key entries: name one with --from-alias".into()),
             };
-            let path = keystore_file(&c, store.path());
-            let mut ks = load_keystore(&path, &pw)?;
+            let mut ks = b.keystore(store)?;
             ks.set_identity(&alias, &id);
-            save_keystore(&path, &ks, &pw)?;
+            b.save_keystore(store, &ks)?;
             out!(
                 "Imported {} as {alias:?} into {} (valid to {}, {})",
                 subject_name(&id.certificate),
-                path.display(),
+                b.place(store.key()),
                 id.certificate.not_after(),
                 fingerprint(&id.certificate)
             );
@@ -372,9 +441,11 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             alias,
             store,
         } => {
-            let c = config.load()?;
-            let ks = load_keystore(&keystore_file(&c, store.path()), &password(&c)?)?;
-            let cert = ks.certificate(&alias).map_err(|e| e.to_string())?;
+            let b = config.open()?;
+            let ks = b.keystore(store)?;
+            let cert = ks
+                .certificate(&alias)
+                .map_err(|e| format!("{}: {e}", b.place(store.key())))?;
             print!(
                 "{}",
                 String::from_utf8_lossy(&cert.to_pem().map_err(|e| e.to_string())?)
@@ -387,10 +458,9 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
             store,
             force,
         } => {
-            let c = config.load()?;
-            let pw = password(&c)?;
+            let b = config.open()?;
             let data = std::fs::read(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-            let certs = load_certificates(&data).map_err(|e| e.to_string())?;
+            let certs = load_certificates(&data).map_err(|e| format!("{}: {e}", cert.display()))?;
             let expired = as2::keys::expiry(&certs[0], SystemClock.now().unix())
                 == as2::keys::Expiry::Expired;
             if expired && !force {
@@ -401,30 +471,68 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
                     certs[0].not_after()
                 ));
             }
-            let path = keystore_file(&c, store.path());
-            let mut ks = load_keystore(&path, &pw)?;
+            let mut ks = b.keystore(store)?;
             ks.set_certificate(&alias, &certs[0]);
-            save_keystore(&path, &ks, &pw)?;
+            b.save_keystore(store, &ks)?;
             out!(
                 "Trusting {} as {alias:?} in {} ({})",
                 subject_name(&certs[0]),
-                path.display(),
+                b.place(store.key()),
                 fingerprint(&certs[0])
             );
         }
-        KeysCommand::List { config } => {
-            let c = config.load()?;
-            let pw = password(&c)?;
-            for key in [ks_paths::IDENTITY, ks_paths::TRUST, ks_paths::HTTPS] {
-                let ks = load_keystore(&keystore_file(&c, key), &pw)?;
-                out!("{key}:");
+        KeysCommand::Remove {
+            config,
+            alias,
+            store,
+            force,
+        } => {
+            let b = config.open()?;
+            let mut ks = b.keystore(store)?;
+            if ks.entry(&alias).is_none() {
+                return Err(format!("{} has no entry {alias:?}", b.place(store.key())));
+            }
+            let users = key_users(&b, store, &alias)?;
+            if !users.is_empty() && !force {
+                return Err(format!(
+                    "{alias:?} is in use by {}: change those first, or give --force",
+                    users.join(", ")
+                ));
+            }
+            ks.remove(&alias);
+            b.save_keystore(store, &ks)?;
+            out!("Removed {alias:?} from {}", b.place(store.key()));
+        }
+        KeysCommand::List { config, json } => {
+            let b = config.open()?;
+            let now = SystemClock.now().unix();
+            let mut listed = Vec::new();
+            for store in Store::ALL {
+                let ks = b.keystore(store)?;
+                if !json {
+                    out!("{}:", b.place(store.key()));
+                }
                 for e in ks.entries() {
-                    let kind = if e.has_private_key() { "key " } else { "cert" };
-                    let mark = match as2::keys::expiry(&e.certificate, SystemClock.now().unix()) {
+                    let expiry = as2::keys::expiry(&e.certificate, now);
+                    let mark = match expiry {
                         as2::keys::Expiry::Expired => "  EXPIRED".to_string(),
                         as2::keys::Expiry::Soon(left) => format!("  expires in {left} days"),
                         as2::keys::Expiry::Valid(_) => String::new(),
                     };
+                    if json {
+                        listed.push(serde_json::json!({
+                            "keystore": store.key(),
+                            "alias": e.alias,
+                            "private_key": e.has_private_key(),
+                            "subject": subject_name(&e.certificate),
+                            "not_after": e.certificate.not_after().to_string(),
+                            "fingerprint": fingerprint(&e.certificate),
+                            "expired": expiry == as2::keys::Expiry::Expired,
+                            "expires_soon": matches!(expiry, as2::keys::Expiry::Soon(_)),
+                        }));
+                        continue;
+                    }
+                    let kind = if e.has_private_key() { "key " } else { "cert" };
                     out!(
                         "  {kind} {:<16} {}  valid to {}{mark}",
                         e.alias,
@@ -433,6 +541,175 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
                     );
                 }
             }
+            if json {
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&listed).map_err(|e| e.to_string())?
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The stations and partnerships that name `alias` in `store`.
+fn key_users(b: &Backend, store: Store, alias: &str) -> Result<Vec<String>, String> {
+    let mut users = Vec::new();
+    if store == Store::Identity {
+        for s in b.stations()? {
+            if s.key_alias == alias {
+                users.push(format!("station {}", s.as2_id));
+            }
+        }
+    }
+    for p in b.partnerships()? {
+        let named = match store {
+            Store::Trust => p.certificate_alias == alias,
+            Store::Https => {
+                p.tls.ca_alias.as_deref() == Some(alias)
+                    || p.client_certificate_alias.as_deref() == Some(alias)
+            }
+            Store::Identity => false,
+        };
+        if named {
+            users.push(format!("partnership {} -> {}", p.station, p.partner));
+        }
+    }
+    Ok(users)
+}
+
+// ------------------------------------------------------------------ stations
+
+#[derive(clap::Subcommand)]
+pub enum StationsCommand {
+    /// Adds (or replaces) one of our AS2 identities.
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Its AS2 ID.
+        #[arg(long)]
+        station: String,
+        /// Alias of its key in identity.jks (default: the AS2 ID in lower case).
+        #[arg(long)]
+        key_alias: Option<String>,
+        /// Where partners send asynchronous receipts (default: the deployment's AS2 URL).
+        #[arg(long)]
+        mdn_url: Option<String>,
+        /// The part of its Message-IDs after the `@`.
+        #[arg(long)]
+        message_id_domain: Option<String>,
+    },
+    /// Lists the stations.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one station and its partnerships.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Its AS2 ID.
+        station: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a station that has no partnerships left.
+    Remove {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Its AS2 ID.
+        station: String,
+    },
+}
+
+fn json_out(v: &impl serde::Serialize) -> Result<(), String> {
+    out!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+pub fn stations(cmd: StationsCommand) -> Result<ExitCode, String> {
+    match cmd {
+        StationsCommand::Add {
+            config,
+            station,
+            key_alias,
+            mdn_url,
+            message_id_domain,
+        } => {
+            let mut b = config.open()?;
+            let key_alias = key_alias.unwrap_or_else(|| station.to_lowercase());
+            let s = Station {
+                as2_id: station.clone(),
+                key_alias: key_alias.clone(),
+                mdn_url,
+                mdn_email: None,
+                message_id_domain,
+            };
+            b.put_station(s)?;
+            out!("Station {station} saved in {}.", b.settings_place());
+            if b.keystore(Store::Identity)
+                .map(|ks| ks.entry(&key_alias).is_none())
+                .unwrap_or(false)
+            {
+                out!("Next: its key, `mftg keys generate --alias {key_alias}`.");
+            }
+        }
+        StationsCommand::List { config, json } => {
+            let b = config.open()?;
+            let all = b.stations()?;
+            if json {
+                json_out(&all)?;
+            } else {
+                for s in all {
+                    out!(
+                        "{:<20} key {:<16} receipts to {}",
+                        s.as2_id,
+                        s.key_alias,
+                        s.mdn_url.as_deref().unwrap_or("(the deployment's AS2 URL)")
+                    );
+                }
+            }
+        }
+        StationsCommand::Show {
+            config,
+            station,
+            json,
+        } => {
+            let b = config.open()?;
+            let s = b.station(&station)?;
+            let partners: Vec<_> = b
+                .partnerships()?
+                .into_iter()
+                .filter(|p| p.station == station)
+                .collect();
+            if json {
+                json_out(&serde_json::json!({"station": s, "partnerships": partners}))?;
+            } else {
+                out!("station      {}", s.as2_id);
+                out!("key alias    {}", s.key_alias);
+                out!(
+                    "receipts to  {}",
+                    s.mdn_url.as_deref().unwrap_or("(the deployment's AS2 URL)")
+                );
+                if let Some(d) = &s.message_id_domain {
+                    out!("message-ids  <...@{d}>");
+                }
+                for p in partners {
+                    out!("partner      {} ({})", p.partner, p.url);
+                }
+            }
+        }
+        StationsCommand::Remove { config, station } => {
+            let mut b = config.open()?;
+            b.remove_station(&station)?;
+            out!("Station {station} removed from {}.", b.settings_place());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -440,9 +717,81 @@ pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
 
 // ------------------------------------------------------------------ partners
 
+/// A partnership's settings on the command line: all of them for `add` (left out, the defaults),
+/// those to change for `update`.
+#[derive(clap::Args, Default)]
+pub struct PartnerOptions {
+    /// The partner's AS2 URL.
+    #[arg(long)]
+    url: Option<String>,
+    /// Alias of the partner's certificate in trust.jks.
+    #[arg(long)]
+    cert_alias: Option<String>,
+    /// How receipts come back (sync, async, none).
+    #[arg(long, value_parser = crate::named::mdn_mode())]
+    mdn: Option<MdnMode>,
+    /// Ask for unsigned receipts.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    unsigned_mdn: Option<bool>,
+    /// The MIC algorithm the receipt is asked for (default sha-256).
+    #[arg(long, value_parser = crate::named::mic_algorithm())]
+    mic_alg: Option<DigestAlgorithm>,
+    /// Encryption of what we send (default aes256-cbc; aliases such as 3des and aes256 are read
+    /// too). The AES-GCM ciphers are not read by pyas2lib-based partners (django-pyas2).
+    #[arg(long, value_parser = crate::named::cipher())]
+    cipher: Option<crate::named::OrNone<ContentEncryption>>,
+    /// RSAES-OAEP key transport instead of PKCS#1 v1.5.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    oaep: Option<bool>,
+    /// Signing digest of what we send (default sha-256).
+    #[arg(long, value_parser = crate::named::signing_digest())]
+    digest: Option<crate::named::OrNone<DigestAlgorithm>>,
+    /// RSASSA-PSS signatures instead of PKCS#1 v1.5.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pss: Option<bool>,
+    /// Compression of what we send, and where it goes relative to the signature (default
+    /// before-signing).
+    #[arg(long, value_parser = crate::named::compression())]
+    compression: Option<Compression>,
+    /// The MIC algorithm of our receipts for the partner's signed messages: the one it asks
+    /// for (`requested`, the default), or its signature's digest (pyas2lib and django-pyas2
+    /// partners need `signature`).
+    #[arg(long, value_parser = crate::named::receipt_mic())]
+    receipt_mic: Option<as2::receive::ReceiptMic>,
+}
+
+impl PartnerOptions {
+    fn apply(self, p: &mut Partnership) {
+        macro_rules! set {
+            ($($field:ident => $target:expr),* $(,)?) => {
+                $(if let Some(v) = self.$field { $target = v; })*
+            };
+        }
+        set!(
+            url => p.url,
+            cert_alias => p.certificate_alias,
+            mdn => p.mdn,
+            mic_alg => p.mic_algorithm,
+            oaep => p.oaep,
+            pss => p.pss,
+            compression => p.compression,
+            receipt_mic => p.receipt_mic,
+        );
+        if let Some(v) = self.unsigned_mdn {
+            p.signed_mdn = !v;
+        }
+        if let Some(v) = self.cipher {
+            p.encryption = v.0;
+        }
+        if let Some(v) = self.digest {
+            p.signing = v.0;
+        }
+    }
+}
+
 #[derive(clap::Subcommand)]
 pub enum PartnersCommand {
-    /// Adds (or replaces) a partnership in the configuration file.
+    /// Adds (or replaces) a partnership, with the defaults for what is not given.
     Add {
         #[command(flatten)]
         config: ConfigArg,
@@ -452,47 +801,98 @@ pub enum PartnersCommand {
         /// The partner's AS2 ID.
         #[arg(long)]
         partner: String,
-        /// The partner's AS2 URL.
+        #[command(flatten)]
+        options: PartnerOptions,
+    },
+    /// Changes the settings given of a partnership; the others stay.
+    Update {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Our station.
         #[arg(long)]
-        url: String,
-        /// Alias of the partner's certificate in trust.jks.
+        station: String,
+        /// The partner's AS2 ID.
         #[arg(long)]
-        cert_alias: String,
-        /// How receipts come back.
-        #[arg(long, default_value = "sync", value_parser = crate::named::mdn_mode())]
-        mdn: MdnMode,
-        /// Ask for unsigned receipts.
-        #[arg(long)]
-        unsigned_mdn: bool,
-        /// The MIC algorithm the receipt is asked for.
-        #[arg(long, default_value = "sha-256", value_parser = crate::named::mic_algorithm())]
-        mic_alg: DigestAlgorithm,
-        /// Encryption of what we send (aliases such as 3des and aes256 are read too). The
-        /// AES-GCM ciphers are not read by pyas2lib-based partners (django-pyas2).
-        #[arg(long, default_value = "aes256-cbc", value_parser = crate::named::cipher())]
-        cipher: crate::named::OrNone<ContentEncryption>,
-        /// RSAES-OAEP key transport instead of PKCS#1 v1.5.
-        #[arg(long)]
-        oaep: bool,
-        /// Signing digest of what we send.
-        #[arg(long, default_value = "sha-256", value_parser = crate::named::signing_digest())]
-        digest: crate::named::OrNone<DigestAlgorithm>,
-        /// RSASSA-PSS signatures instead of PKCS#1 v1.5.
-        #[arg(long)]
-        pss: bool,
-        /// Compression of what we send, and where it goes relative to the signature.
-        #[arg(long, default_value = "before-signing", value_parser = crate::named::compression())]
-        compression: Compression,
-        /// The MIC algorithm of our receipts for the partner's signed messages: the one it asks
-        /// for, or its signature's digest (pyas2lib and django-pyas2 partners need `signature`).
-        #[arg(long, default_value = "requested", value_parser = crate::named::receipt_mic())]
-        receipt_mic: as2::receive::ReceiptMic,
+        partner: String,
+        #[command(flatten)]
+        options: PartnerOptions,
     },
     /// Lists the partnerships.
     List {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
     },
+    /// Shows every setting of one partnership.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Our station.
+        #[arg(long)]
+        station: String,
+        /// The partner's AS2 ID.
+        #[arg(long)]
+        partner: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a partnership (refused while its messages are in flight, unless --force).
+    Remove {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Our station.
+        #[arg(long)]
+        station: String,
+        /// The partner's AS2 ID.
+        #[arg(long)]
+        partner: String,
+        /// Remove it even though messages are in flight (they fail).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Checks the certificate a partnership names is in trust.jks, when the keystore can be read.
+fn check_partner_certificate(b: &Backend, p: &Partnership) -> Result<(), String> {
+    let alias = &p.certificate_alias;
+    match b.keystore(Store::Trust) {
+        Ok(trust) if trust.entry(alias).is_none() => Err(format!(
+            "trust.jks has no certificate {alias:?}: add the partner's first \
+             (mftg keys trust --alias {alias} --cert FILE)"
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if b.local().is_some() && e.starts_with("set ") => {
+            eprintln!("mftg: note: {e}; the certificate {alias:?} was not looked for");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn save_partnership(b: &mut Backend, p: Partnership, verb: &str) -> Result<(), String> {
+    check_partner_certificate(b, &p)?;
+    if let Some(gcm) = p.encryption.filter(|c| c.is_authenticated()) {
+        eprintln!(
+            "mftg: note: {} is AES-GCM, which pyas2lib-based partners (django-pyas2) cannot \
+             decrypt; they answer `processed` without a MIC. Use aes256-cbc with them.",
+            gcm.name()
+        );
+    }
+    let (station, partner) = (p.station.clone(), p.partner.clone());
+    b.put_partnership(p)?;
+    let after = if b.local().is_some() {
+        " (restart `mftg serve` to use it)"
+    } else {
+        ""
+    };
+    out!(
+        "Partnership {station} -> {partner} {verb} in {}{after}.",
+        b.settings_place()
+    );
+    Ok(())
 }
 
 pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
@@ -501,65 +901,39 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
             config,
             station,
             partner,
-            url,
-            cert_alias,
-            mdn,
-            unsigned_mdn,
-            mic_alg,
-            cipher,
-            oaep,
-            digest,
-            pss,
-            compression,
-            receipt_mic,
+            options,
         } => {
-            let mut c = config.load()?;
-            let mut p = Partnership::new(&station, &partner, &url, &cert_alias);
-            p.mdn = mdn;
-            p.signed_mdn = !unsigned_mdn;
-            p.mic_algorithm = mic_alg;
-            p.encryption = cipher.0;
-            p.oaep = oaep;
-            p.signing = digest.0;
-            p.pss = pss;
-            p.compression = compression;
-            p.receipt_mic = receipt_mic;
-            // The certificate must be there before anything is sent with it.
-            match std::env::var(&c.keystore_password_env) {
-                Ok(pw) => {
-                    let trust = load_keystore(&keystore_file(&c, ks_paths::TRUST), &pw)?;
-                    if trust.entry(&cert_alias).is_none() {
-                        return Err(format!(
-                            "trust.jks has no certificate {cert_alias:?}: add the partner's first \
-                             (mftg keys trust --alias {cert_alias} --cert FILE)"
-                        ));
-                    }
-                }
-                Err(_) => eprintln!(
-                    "mftg: note: {} is not set, so the certificate {cert_alias:?} was not looked for",
-                    c.keystore_password_env
-                ),
-            }
-            if let Some(gcm) = cipher.0.filter(|c| c.is_authenticated()) {
-                eprintln!(
-                    "mftg: note: {} is AES-GCM, which pyas2lib-based partners (django-pyas2) cannot \
-                     decrypt; they answer `processed` without a MIC. Use aes256-cbc with them.",
-                    gcm.name()
-                );
-            }
-            c.partnerships
-                .retain(|q| !(q.station == station && q.partner == partner));
-            c.partnerships.push(p);
-            c.check().map_err(|e| e.to_string())?;
-            c.save(&config.config).map_err(|e| e.to_string())?;
-            out!(
-                "Partnership {station} -> {partner} saved in {} (restart `mftg serve` to use it).",
-                config.config.display()
-            );
+            let mut b = config.open()?;
+            let url = options
+                .url
+                .clone()
+                .ok_or("give the partner's AS2 URL: --url")?;
+            let alias = options
+                .cert_alias
+                .clone()
+                .ok_or("give the alias of the partner's certificate: --cert-alias")?;
+            let mut p = Partnership::new(&station, &partner, &url, &alias);
+            options.apply(&mut p);
+            save_partnership(&mut b, p, "saved")?;
         }
-        PartnersCommand::List { config } => {
-            let c = config.load()?;
-            for p in &c.partnerships {
+        PartnersCommand::Update {
+            config,
+            station,
+            partner,
+            options,
+        } => {
+            let mut b = config.open()?;
+            let mut p = b.partnership(&station, &partner)?;
+            options.apply(&mut p);
+            save_partnership(&mut b, p, "updated")?;
+        }
+        PartnersCommand::List { config, json } => {
+            let b = config.open()?;
+            let all = b.partnerships()?;
+            if json {
+                return json_out(&all).map(|()| ExitCode::SUCCESS);
+            }
+            for p in &all {
                 out!(
                     "{} -> {}  {}  cert {}  sign {}  encrypt {}  compress {}  mdn {}{}",
                     p.station,
@@ -573,6 +947,53 @@ pub fn partners(cmd: PartnersCommand) -> Result<ExitCode, String> {
                     if p.signed_mdn { " (signed)" } else { "" }
                 );
             }
+        }
+        PartnersCommand::Show {
+            config,
+            station,
+            partner,
+            json,
+        } => {
+            let b = config.open()?;
+            let p = b.partnership(&station, &partner)?;
+            if json {
+                return json_out(&p).map(|()| ExitCode::SUCCESS);
+            }
+            // Every setting, as the configuration writes it (secrets are names of variables or
+            // secrets, never values).
+            let v = serde_json::to_value(&p).map_err(|e| e.to_string())?;
+            if let serde_json::Value::Object(fields) = v {
+                for (k, v) in fields {
+                    let shown = match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    out!("{k:<26} {shown}");
+                }
+            }
+        }
+        PartnersCommand::Remove {
+            config,
+            station,
+            partner,
+            force,
+        } => {
+            let mut b = config.open()?;
+            b.partnership(&station, &partner)?;
+            let busy = b.in_flight(&station, Some(&partner))?;
+            if !busy.is_empty() && !force {
+                return Err(format!(
+                    "{} message(s) of {station} -> {partner} are in flight ({}): wait for them, \
+                     or give --force",
+                    busy.len(),
+                    busy.join(", ")
+                ));
+            }
+            b.remove_partnership(&station, &partner)?;
+            out!(
+                "Partnership {station} -> {partner} removed from {}.",
+                b.settings_place()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -597,10 +1018,10 @@ pub struct SendArgs {
     pub name: Option<String>,
 }
 
-/// Drops the file into `AS2/send/<from>/<to>/`, as an SFTP user would; the running gateway
-/// picks it up.
+/// Puts the file at `AS2/send/<from>/<to>/<name>`, as an SFTP user would: the running gateway,
+/// or the deployment's send trigger, picks it up.
 pub fn send(a: SendArgs) -> Result<ExitCode, String> {
-    let c = a.config.load()?;
+    let b = a.config.open()?;
     let name = match a.name {
         Some(n) => n,
         None => a
@@ -613,23 +1034,10 @@ pub fn send(a: SendArgs) -> Result<ExitCode, String> {
         check_as2_id(id).map_err(|e| e.to_string())?;
     }
     check_file_name(&name).map_err(|e| e.to_string())?;
-    let dir = c
-        .data_dir
-        .join(gateway::layout::SEND)
-        .join(&a.from)
-        .join(&a.to);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
-    std::fs::copy(&a.file, &tmp).map_err(|e| format!("{}: {e}", a.file.display()))?;
-    let target = dir.join(&name);
-    std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
-    out!(
-        "Queued {} for {} -> {} ({}).",
-        name,
-        a.from,
-        a.to,
-        target.display()
-    );
+    // What the gateway would refuse is refused here, before the file is anywhere.
+    b.partnership(&a.from, &a.to)?;
+    let target = b.send(&a.from, &a.to, &name, &a.file)?;
+    out!("Queued {} for {} -> {} ({target}).", name, a.from, a.to);
     out!("Follow it with: mftg messages list");
     Ok(ExitCode::SUCCESS)
 }
@@ -646,6 +1054,9 @@ pub enum MessagesCommand {
         config: ConfigArg,
         /// The message's id (its folder name, as `list` shows it), or its Message-ID.
         id: String,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Writes out one of a message's stored files: its payload, the raw message, its HTTP
     /// headers or its receipt.
@@ -667,7 +1078,7 @@ pub enum MessagesCommand {
     Resend {
         #[command(flatten)]
         config: ConfigArg,
-        /// The message's id (its folder name, as `list` shows it).
+        /// The message's id (its folder name, as `list` shows it), or its Message-ID.
         id: String,
         /// Send it as a new message, with a new Message-ID.
         #[arg(long)]
@@ -715,35 +1126,6 @@ pub struct ListArgs {
     json: bool,
 }
 
-/// A record by its id or, failing that, its Message-ID.
-fn find_record(
-    rt: &tokio::runtime::Runtime,
-    db: &Db,
-    id: &str,
-) -> Result<gateway::model::MessageRecord, String> {
-    if let Some(r) = rt.block_on(db.get(id)).map_err(|e| e.to_string())? {
-        return Ok(r);
-    }
-    let by_message_id = gateway::ports::RecordQuery {
-        message_id: Some(id.to_string()),
-        ..gateway::ports::RecordQuery::of(None, None, 10)
-    };
-    let mut found = rt
-        .block_on(db.query(&by_message_id))
-        .map_err(|e| e.to_string())?;
-    match found.len() {
-        0 => Err(format!("no message {id}")),
-        1 => Ok(found.remove(0)),
-        n => {
-            let ids: Vec<_> = found.iter().map(|r| r.id.as_str()).collect();
-            Err(format!(
-                "Message-ID {id} is {n} messages ({}); name one by its id",
-                ids.join(", ")
-            ))
-        }
-    }
-}
-
 /// What `mftg messages download` writes out.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Part {
@@ -771,9 +1153,6 @@ fn time_arg(name: &str, value: &Option<String>) -> Result<Option<gateway::Millis
 }
 
 pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())?;
     match cmd {
         MessagesCommand::List(a) => {
             let query = gateway::ports::RecordQuery {
@@ -790,15 +1169,10 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                     a.limit.max(1),
                 )
             };
-            let c = a.config.load()?;
-            let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
-            let records = rt.block_on(db.query(&query)).map_err(|e| e.to_string())?;
+            let b = a.config.open()?;
+            let records = b.query(&query)?;
             if a.json {
-                out!(
-                    "{}",
-                    serde_json::to_string_pretty(&records).map_err(|e| e.to_string())?
-                );
-                return Ok(ExitCode::SUCCESS);
+                return json_out(&records).map(|()| ExitCode::SUCCESS);
             }
             let full = records.len() == query.limit;
             let last = records.last().map(|r| r.id.clone());
@@ -833,10 +1207,8 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
             part,
             out,
         } => {
-            use gateway::ports::ObjectStore as _;
-            let c = config.load()?;
-            let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
-            let r = find_record(&rt, &db, &id)?;
+            let b = config.open()?;
+            let r = b.find_record(&id)?;
             let (what, key) = match part {
                 Part::Payload => ("payload", r.payload_key.clone()),
                 Part::Raw => ("raw message", r.raw_key.clone()),
@@ -844,10 +1216,8 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                 Part::Receipt => ("receipt", r.mdn.as_ref().map(|m| m.key.clone())),
             };
             let key = key.ok_or_else(|| format!("message {} has no {what}", r.id))?;
-            let store = gateway_local::DirStore::new(&c.data_dir).map_err(|e| e.to_string())?;
-            let object = rt
-                .block_on(store.get(&key))
-                .map_err(|e| e.to_string())?
+            let data = b
+                .object(&key)?
                 .ok_or_else(|| format!("the {what} of message {} ({key}) is gone", r.id))?;
             match out {
                 Some(path) => {
@@ -857,14 +1227,14 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                         .create_new(true)
                         .open(&path)
                         .map_err(|e| format!("{}: {e}", path.display()))?;
-                    f.write_all(&object.data)
+                    f.write_all(&data)
                         .map_err(|e| format!("{}: {e}", path.display()))?;
                     eprintln!("{what} of {} written to {}", r.id, path.display());
                 }
                 None => {
                     use std::io::Write as _;
                     let mut stdout = std::io::stdout().lock();
-                    match stdout.write_all(&object.data).and_then(|()| stdout.flush()) {
+                    match stdout.write_all(&data).and_then(|()| stdout.flush()) {
                         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                             return Err(e.to_string())
                         }
@@ -874,27 +1244,27 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
             }
         }
         MessagesCommand::Resend { config, id, as_new } => {
-            let c = config.load()?;
-            let gateway =
-                gateway::Gateway::new(gateway_local::local_ports(&c).map_err(|e| e.to_string())?);
-            let resent = rt
-                .block_on(gateway.resend(&id, as_new))
-                .map_err(|e| match e {
-                    gateway::GatewayError::NotFound(_) => format!("no message {id}"),
-                    e => e.to_string(),
-                })?;
+            let b = config.open()?;
+            let resent = b.resend(&id, as_new)?;
+            let by = if b.local().is_some() {
+                "the running gateway"
+            } else {
+                "the deployment's sender"
+            };
             match resent.message_id {
-                Some(mid) => out!("{}: queued to be sent again as {mid}", resent.id),
+                Some(mid) => out!("{}: queued to be sent again as {mid} by {by}", resent.id),
                 None => out!(
-                    "{}: queued to be sent again as a new message (a new Message-ID)",
+                    "{}: queued to be sent again as a new message (a new Message-ID) by {by}",
                     resent.id
                 ),
             }
         }
-        MessagesCommand::Show { config, id } => {
-            let c = config.load()?;
-            let db = Db::open(&c.database()).map_err(|e| e.to_string())?;
-            let r = find_record(&rt, &db, &id)?;
+        MessagesCommand::Show { config, id, json } => {
+            let b = config.open()?;
+            let r = b.find_record(&id)?;
+            if json {
+                return json_out(&r).map(|()| ExitCode::SUCCESS);
+            }
             out!("id           {}", r.id);
             out!("direction    {}", r.direction);
             out!("station      {}", r.station);
@@ -919,7 +1289,7 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                     m.signed,
                     m.mic
                 );
-                out!("receipt file {}", c.data_dir.join(&m.key).display());
+                out!("receipt file {}", b.place(&m.key));
             }
             for (label, key) in [
                 ("payload", &r.payload_key),
@@ -927,7 +1297,7 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                 ("headers", &r.headers_key),
             ] {
                 if let Some(k) = key {
-                    out!("{label:<12} {}", c.data_dir.join(k).display());
+                    out!("{label:<12} {}", b.place(k));
                 }
             }
             if r.attempts > 0 {

@@ -17,6 +17,7 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
     }
 }
 
+mod backend;
 mod capture;
 mod demo;
 mod doctor;
@@ -44,7 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Writes a starter configuration for one station.
-    Init(local::InitArgs),
+    Init(Box<local::InitArgs>),
     /// Runs the gateway: the AS2 endpoint, the send-folder watcher and the sender.
     Serve(local::ServeArgs),
     /// Station keys and partner certificates (AS2/keystore/*.jks).
@@ -52,7 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: local::KeysCommand,
     },
-    /// Partnerships in the configuration.
+    /// Our AS2 identities (stations): in mftg.toml, or a deployment's partners table.
+    Stations {
+        #[command(subcommand)]
+        command: local::StationsCommand,
+    },
+    /// Partnerships: in mftg.toml, or a deployment's partners table.
     Partners {
         #[command(subcommand)]
         command: local::PartnersCommand,
@@ -105,9 +111,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Init(a) => local::init(a),
+        Command::Init(a) => local::init(*a),
         Command::Serve(a) => local::serve(a),
         Command::Keys { command } => local::keys(command),
+        Command::Stations { command } => local::stations(command),
         Command::Partners { command } => local::partners(command),
         Command::Send(a) => local::send(a),
         Command::Messages { command } => local::messages(command),

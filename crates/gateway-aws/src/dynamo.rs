@@ -93,6 +93,24 @@ fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
     GatewayError::port("dynamodb", format!("{op}: {}", crate::error::describe(e)))
 }
 
+/// [`port`] for a call on `table`: a table that is not there is named, with what to check.
+fn port_on<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    table: &str,
+    e: &SdkError<E>,
+) -> GatewayError {
+    if e.code() == Some("ResourceNotFoundException") {
+        return GatewayError::port(
+            "dynamodb",
+            format!(
+                "{op}: table {table} does not exist in this account and region: check the \
+                 deployment's table prefix (the stack's TablePrefix) and region"
+            ),
+        );
+    }
+    port(op, e)
+}
+
 fn core(message_id: &str) -> String {
     as2::envelope::message_id_core(message_id).to_string()
 }
@@ -244,7 +262,7 @@ impl Dynamo {
             .item("doc", s(encode(station)?))
             .send()
             .await
-            .map_err(|e| port("PutItem", &e))?;
+            .map_err(|e| port_on("PutItem", &self.tables.partners, &e))?;
         Ok(())
     }
 
@@ -257,8 +275,85 @@ impl Dynamo {
             .item("doc", s(encode(p)?))
             .send()
             .await
-            .map_err(|e| port("PutItem", &e))?;
+            .map_err(|e| port_on("PutItem", &self.tables.partners, &e))?;
         Ok(())
+    }
+
+    /// Every station, by AS2 ID.
+    pub async fn stations(&self) -> Result<Vec<Station>> {
+        let mut out: Vec<Station> = self
+            .scan_settings("station#")
+            .await?
+            .iter()
+            .map(|(pk, item)| decode_setting(item, pk))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| a.as2_id.cmp(&b.as2_id));
+        Ok(out)
+    }
+
+    /// Every partnership, by station and partner.
+    pub async fn partnerships(&self) -> Result<Vec<Partnership>> {
+        let mut out: Vec<Partnership> = self
+            .scan_settings("partnership#")
+            .await?
+            .iter()
+            .map(|(pk, item)| decode_setting(item, pk))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| (&a.station, &a.partner).cmp(&(&b.station, &b.partner)));
+        Ok(out)
+    }
+
+    /// Removes a station (nothing if there is none).
+    pub async fn delete_station(&self, as2_id: &str) -> Result<()> {
+        self.delete_setting(&format!("station#{as2_id}")).await
+    }
+
+    /// Removes a partnership (nothing if there is none).
+    pub async fn delete_partnership(&self, station: &str, partner: &str) -> Result<()> {
+        self.delete_setting(&format!("partnership#{station}/{partner}"))
+            .await
+    }
+
+    async fn delete_setting(&self, pk: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.partners)
+            .key("pk", s(pk))
+            .send()
+            .await
+            .map_err(|e| port_on("DeleteItem", &self.tables.partners, &e))?;
+        Ok(())
+    }
+
+    /// The partners table's items whose key starts with `prefix` (the table holds a few items
+    /// per partner, so a scan is what reads them all).
+    async fn scan_settings(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, HashMap<String, AttributeValue>)>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.tables.partners)
+                .filter_expression("begins_with(pk, :p)")
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_on("Scan", &self.tables.partners, &e))?;
+            for item in page.items.unwrap_or_default() {
+                let pk = get_s(&item, "pk").unwrap_or_default().to_string();
+                out.push((pk, item));
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
     }
 
     async fn get_item(
@@ -274,7 +369,7 @@ impl Dynamo {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| port("GetItem", &e))?;
+            .map_err(|e| port_on("GetItem", table, &e))?;
         Ok(out.item)
     }
 
@@ -347,7 +442,7 @@ impl Dynamo {
                 {
                     Ok(false)
                 }
-                Err(e) => Err(port("PutItem", &e)),
+                Err(e) => Err(port_on("PutItem", &self.tables.messages, &e)),
             };
         };
         let marker = self.marker_item(record, marker_condition)?;
@@ -375,10 +470,10 @@ impl Dynamo {
                 if reasons.iter().any(|c| c == "ConditionalCheckFailed") || reasons.is_empty() {
                     Ok(false)
                 } else {
-                    Err(port("TransactWriteItems", &e))
+                    Err(port_on("TransactWriteItems", &self.tables.messages, &e))
                 }
             }
-            Err(e) => Err(port("TransactWriteItems", &e)),
+            Err(e) => Err(port_on("TransactWriteItems", &self.tables.messages, &e)),
         }
     }
 
@@ -417,7 +512,10 @@ impl Dynamo {
                     .filter_expression("partner = :partner")
                     .expression_attribute_values(":partner", s(p));
             }
-            let page = q.send().await.map_err(|e| port("Query", &e))?;
+            let page = q
+                .send()
+                .await
+                .map_err(|e| port_on("Query", &self.tables.messages, &e))?;
             for item in page.items() {
                 let record: MessageRecord = decode(item, "message record")?;
                 if out.len() < query.limit && query.matches(&record) {
@@ -481,7 +579,7 @@ impl DuplicateIndex for Dynamo {
                         _ => self.get_item(&self.tables.claims, &pk).await?,
                     }
                 }
-                Err(e) => return Err(port("PutItem", &e)),
+                Err(e) => return Err(port_on("PutItem", &self.tables.claims, &e)),
             };
             let existing = existing.map(|item| ClaimRecord {
                 upload_id: get_s(&item, "upload_id").unwrap_or_default().to_string(),

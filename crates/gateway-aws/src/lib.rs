@@ -6,6 +6,7 @@ pub mod dynamo;
 pub mod error;
 pub mod lifecycle;
 pub mod ports;
+pub mod profile;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;

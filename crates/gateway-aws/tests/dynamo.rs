@@ -382,3 +382,53 @@ async fn the_partner_directory() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_lists_and_removes_what_the_cli_writes() {
+    let moto = Moto::start();
+    let d = tables(&moto).await;
+    for id in ["ZULU", "ALPHA"] {
+        d.put_station(&Station {
+            as2_id: id.into(),
+            key_alias: id.to_lowercase(),
+            mdn_url: None,
+            mdn_email: None,
+            message_id_domain: None,
+        })
+        .await
+        .unwrap();
+    }
+    for partner in ["GAMMA", "BETA"] {
+        d.put_partnership(&Partnership::new(
+            "ALPHA",
+            partner,
+            "https://p.example/as2",
+            "p",
+        ))
+        .await
+        .unwrap();
+    }
+    let ids: Vec<_> = d
+        .stations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.as2_id)
+        .collect();
+    assert_eq!(ids, ["ALPHA", "ZULU"]);
+    let pairs: Vec<_> = d
+        .partnerships()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.partner)
+        .collect();
+    assert_eq!(pairs, ["BETA", "GAMMA"]);
+    d.delete_partnership("ALPHA", "BETA").await.unwrap();
+    d.delete_station("ZULU").await.unwrap();
+    // Removing what is not there is not an error.
+    d.delete_station("NOBODY").await.unwrap();
+    assert_eq!(d.partnership("ALPHA", "BETA").await.unwrap(), None);
+    assert_eq!(d.partnerships().await.unwrap().len(), 1);
+    assert_eq!(d.stations().await.unwrap().len(), 1);
+}

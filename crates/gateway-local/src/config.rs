@@ -188,36 +188,22 @@ impl Config {
             .check()
             .map_err(invalid("[defaults]".into()))?;
         for s in &self.stations {
-            gateway::layout::check_as2_id(&s.as2_id)?;
-            let what = || format!("station {}", s.as2_id);
-            if let Some(domain) = &s.message_id_domain {
-                model::check_domain(domain).map_err(invalid(what()))?;
-            }
-            if let Some(url) = &s.mdn_url {
-                model::check_url(url).map_err(invalid(what()))?;
-            }
+            s.check()?;
         }
         for p in &self.partnerships {
-            gateway::layout::check_as2_id(&p.partner)?;
             if !self.stations.iter().any(|s| s.as2_id == p.station) {
                 return Err(GatewayError::Config(format!(
                     "partnership {} -> {} names a station that is not configured",
                     p.station, p.partner
                 )));
             }
-            model::check_url(&p.url).map_err(invalid(format!("partner {}", p.partner)))?;
+            p.check()?;
             if p.client_certificate_alias.is_some() && self.https.is_none() {
                 return Err(GatewayError::Config(format!(
                     "partnership {} -> {} names a client_certificate_alias, which only an \
                      [https] listener can check: add one",
                     p.station, p.partner
                 )));
-            }
-            if let Some(retry) = &p.retry {
-                retry.check().map_err(invalid(format!(
-                    "partnership {} -> {}",
-                    p.station, p.partner
-                )))?;
             }
         }
         Ok(())

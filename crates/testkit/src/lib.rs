@@ -111,6 +111,23 @@ pub fn field<'a>(out: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"))
 }
 
+/// A binary of another package of the workspace (`mftg` for the Lambda tests), where
+/// `cargo test --workspace` builds it: beside the test binaries' `deps/` folder.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut dir = exe.parent().expect("its folder").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: run the workspace's tests (make test), or cargo build --bin {name}",
+        bin.display()
+    );
+    bin
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -84,6 +84,29 @@ pub enum SettingError {
     },
 }
 
+impl Station {
+    /// Checks what can be checked without the keystore: an AS2 ID that can name a folder, a
+    /// Message-ID domain and a receipt URL that work.
+    pub fn check(&self) -> crate::Result<()> {
+        crate::layout::check_as2_id(&self.as2_id)?;
+        let invalid =
+            |e: SettingError| crate::GatewayError::Config(format!("station {}: {e}", self.as2_id));
+        if let Some(domain) = &self.message_id_domain {
+            check_domain(domain).map_err(invalid)?;
+        }
+        if let Some(url) = &self.mdn_url {
+            check_url(url).map_err(invalid)?;
+        }
+        if self.key_alias.trim().is_empty() {
+            return Err(crate::GatewayError::Config(format!(
+                "station {}: the key alias is empty",
+                self.as2_id
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Defaults {
     /// Checks the values make sense: a domain that fits in a Message-ID, an http(s) URL, a
     /// retry policy that tries at least once.
@@ -391,6 +414,32 @@ impl Partnership {
             mdn_wait_secs: default_mdn_wait(),
             timeout_secs: default_timeout(),
         }
+    }
+}
+
+impl Partnership {
+    /// Checks what can be checked without the keystore and the station list: AS2 IDs that can
+    /// name folders, an http(s) URL, a certificate alias, a retry policy that tries.
+    pub fn check(&self) -> crate::Result<()> {
+        crate::layout::check_as2_id(&self.station)?;
+        crate::layout::check_as2_id(&self.partner)?;
+        let invalid = |e: SettingError| {
+            crate::GatewayError::Config(format!(
+                "partnership {} -> {}: {e}",
+                self.station, self.partner
+            ))
+        };
+        check_url(&self.url).map_err(invalid)?;
+        if let Some(retry) = &self.retry {
+            retry.check().map_err(invalid)?;
+        }
+        if self.certificate_alias.trim().is_empty() {
+            return Err(crate::GatewayError::Config(format!(
+                "partnership {} -> {}: the certificate alias is empty",
+                self.station, self.partner
+            )));
+        }
+        Ok(())
     }
 }
 

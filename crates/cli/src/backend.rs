@@ -1,0 +1,601 @@
+//! What a command acts on: the embedded gateway's data directory (`mftg.toml`), or an AWS
+//! deployment (an `[aws]` section, or `--profile NAME`). Both go through the domain's ports, the
+//! AWS one through the same `gateway-aws` adapters the Lambdas use.
+
+use std::path::{Path, PathBuf};
+
+use as2::keys::Keystore;
+use gateway::layout::keystore as ks_paths;
+use gateway::model::{MessageRecord, Partnership, Station};
+use gateway::ports::{MessageLog, ObjectStore, Ports, RecordQuery};
+use gateway_local::Config;
+
+/// Where the configuration file or profile is.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// The configuration file: an embedded gateway's, or one with an `[aws]` section naming a
+    /// deployment.
+    #[arg(long, short = 'c', env = "MFTG_CONFIG", default_value = "mftg.toml")]
+    pub config: PathBuf,
+    /// An AWS deployment's profile (written by `mftg init --aws --profile NAME`), instead of the
+    /// configuration file.
+    #[arg(long, env = "MFTG_PROFILE")]
+    pub profile: Option<String>,
+}
+
+/// The directory named profiles are kept in: `$MFTG_PROFILES`, else
+/// `$XDG_CONFIG_HOME/mftg/profiles`, else `~/.config/mftg/profiles`.
+pub fn profiles_dir() -> Result<PathBuf, String> {
+    if let Some(d) = std::env::var_os("MFTG_PROFILES").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("mftg").join("profiles"));
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".config/mftg/profiles")),
+        None => Err("set HOME (or MFTG_PROFILES) to say where profiles are kept".into()),
+    }
+}
+
+/// A named profile's file.
+pub fn profile_file(name: &str) -> Result<PathBuf, String> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.');
+    if !ok {
+        return Err(format!(
+            "profile name {name:?}: use letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(profiles_dir()?.join(format!("{name}.toml")))
+}
+
+/// What a configuration file holds.
+enum File {
+    Embedded(Box<Config>),
+    #[cfg(feature = "aws")]
+    Aws(Box<gateway_aws::profile::Profile>),
+}
+
+/// An `[aws]` file holds that section only.
+#[cfg(feature = "aws")]
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    /// The deployment.
+    pub aws: gateway_aws::profile::Profile,
+}
+
+fn read_file(path: &Path) -> Result<File, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let is_aws = text
+        .parse::<toml::Table>()
+        .map(|t| t.contains_key("aws"))
+        .unwrap_or(false);
+    if is_aws {
+        #[cfg(feature = "aws")]
+        {
+            let f: ProfileFile =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            f.aws
+                .check()
+                .map_err(|e| format!("{}: [aws]: {e}", path.display()))?;
+            return Ok(File::Aws(Box::new(f.aws)));
+        }
+        #[cfg(not(feature = "aws"))]
+        return Err(format!(
+            "{} names an AWS deployment, and this mftg was built without AWS support \
+             (build with the `aws` feature)",
+            path.display()
+        ));
+    }
+    Config::load(path)
+        .map(|c| File::Embedded(Box::new(c)))
+        .map_err(|e| e.to_string())
+}
+
+impl ConfigArg {
+    /// The embedded gateway's configuration; an error for a deployment's profile.
+    pub fn load(&self) -> Result<Config, String> {
+        match self.open_file()? {
+            (File::Embedded(c), _) => Ok(*c),
+            #[cfg(feature = "aws")]
+            (File::Aws(_), path) => Err(format!(
+                "{}: this command acts on an embedded gateway's data directory, and this names \
+                 an AWS deployment",
+                path.display()
+            )),
+        }
+    }
+
+    fn open_file(&self) -> Result<(File, PathBuf), String> {
+        let path = match &self.profile {
+            Some(name) => {
+                let path = profile_file(name)?;
+                if !path.exists() {
+                    return Err(format!(
+                        "no profile {name:?} ({}): make it with mftg init --aws --profile {name}",
+                        path.display()
+                    ));
+                }
+                path
+            }
+            None => self.config.clone(),
+        };
+        Ok((read_file(&path)?, path))
+    }
+
+    /// The backend the file or profile names, with a runtime to drive it.
+    pub fn open(&self) -> Result<Backend, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (file, path) = self.open_file()?;
+        let target = match file {
+            File::Embedded(config) => Target::Local { config, path },
+            #[cfg(feature = "aws")]
+            File::Aws(profile) => {
+                let settings = profile.settings().map_err(|e| e.to_string())?;
+                let conf = rt.block_on(gateway_aws::config::load(&profile.endpoint()));
+                let ports = gateway_aws::ports::aws_ports(&conf, &settings);
+                Target::Aws(Box::new(Aws {
+                    profile: *profile,
+                    settings,
+                    conf,
+                    ports,
+                }))
+            }
+        };
+        Ok(Backend { rt, target })
+    }
+}
+
+/// An AWS deployment, opened.
+#[cfg(feature = "aws")]
+pub struct Aws {
+    /// Its profile.
+    pub profile: gateway_aws::profile::Profile,
+    /// Where its data is.
+    pub settings: gateway_aws::ports::AwsSettings,
+    /// The SDK configuration.
+    pub conf: aws_config::SdkConfig,
+    /// The ports, as the Lambdas build them.
+    pub ports: gateway_aws::ports::AwsPorts,
+}
+
+/// What a command acts on.
+pub enum Target {
+    /// The embedded gateway: its configuration and the file it came from.
+    Local {
+        /// The configuration.
+        config: Box<Config>,
+        /// Its file.
+        path: PathBuf,
+    },
+    /// An AWS deployment.
+    #[cfg(feature = "aws")]
+    Aws(Box<Aws>),
+}
+
+/// A backend and the runtime its calls run on.
+pub struct Backend {
+    /// Runs the ports' calls.
+    pub rt: tokio::runtime::Runtime,
+    /// The backend.
+    pub target: Target,
+}
+
+/// Runs `$body` with `$p` bound to the backend's ports (each backend's own type).
+macro_rules! with_ports {
+    ($backend:expr, $p:ident => $body:expr) => {
+        match &$backend.target {
+            $crate::backend::Target::Local { config, .. } => {
+                let $p = gateway_local::local_ports(config).map_err(|e| e.to_string())?;
+                $body
+            }
+            #[cfg(feature = "aws")]
+            $crate::backend::Target::Aws(aws) => {
+                let $p = &aws.ports;
+                $body
+            }
+        }
+    };
+}
+
+/// One of the keystores of `AS2/keystore/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Store {
+    /// identity.jks: station keys.
+    Identity,
+    /// trust.jks: partner certificates.
+    Trust,
+    /// https.jks: the HTTPS listener's key, TLS trust anchors, partners' TLS client certificates.
+    Https,
+}
+
+impl Store {
+    /// Its key in the layout.
+    pub fn key(self) -> &'static str {
+        match self {
+            Store::Identity => ks_paths::IDENTITY,
+            Store::Trust => ks_paths::TRUST,
+            Store::Https => ks_paths::HTTPS,
+        }
+    }
+
+    /// All three.
+    pub const ALL: [Store; 3] = [Store::Identity, Store::Trust, Store::Https];
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Backend {
+    /// The embedded configuration, if that is the backend.
+    pub fn local(&self) -> Option<&Config> {
+        match &self.target {
+            Target::Local { config, .. } => Some(config),
+            #[cfg(feature = "aws")]
+            Target::Aws(_) => None,
+        }
+    }
+
+    /// Says where the settings are: the configuration file, or the deployment's table.
+    pub fn settings_place(&self) -> String {
+        match &self.target {
+            Target::Local { path, .. } => path.display().to_string(),
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => match &a.profile.stack {
+                Some(stack) => format!("table {} (stack {stack})", a.settings.tables.partners),
+                None => format!("table {}", a.settings.tables.partners),
+            },
+        }
+    }
+
+    /// Where a stored object is, for people: a path, or `s3://bucket/key`.
+    pub fn place(&self, key: &str) -> String {
+        match &self.target {
+            Target::Local { config, .. } => config.data_dir.join(key).display().to_string(),
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => format!("s3://{}/{key}", a.settings.bucket),
+        }
+    }
+
+    // -------------------------------------------------------------- messages
+
+    /// Records matching `query`, newest first.
+    pub fn query(&self, query: &RecordQuery) -> Result<Vec<MessageRecord>, String> {
+        with_ports!(self, p => self.rt.block_on(p.log().query(query)).map_err(err))
+    }
+
+    /// A record by its id or, failing that, its Message-ID.
+    pub fn find_record(&self, id: &str) -> Result<MessageRecord, String> {
+        let by_id = with_ports!(self, p => self.rt.block_on(p.log().get(id)).map_err(err))?;
+        if let Some(r) = by_id {
+            return Ok(r);
+        }
+        let by_message_id = RecordQuery {
+            message_id: Some(id.to_string()),
+            ..RecordQuery::of(None, None, 10)
+        };
+        let mut found = self.query(&by_message_id)?;
+        match found.len() {
+            0 => Err(format!("no message {id}")),
+            1 => Ok(found.remove(0)),
+            n => {
+                let ids: Vec<_> = found.iter().map(|r| r.id.as_str()).collect();
+                Err(format!(
+                    "Message-ID {id} is {n} messages ({}); name one by its id",
+                    ids.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// A stored object's bytes.
+    pub fn object(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        with_ports!(self, p => self
+            .rt
+            .block_on(p.store().get(key))
+            .map(|o| o.map(|o| o.data))
+            .map_err(err))
+    }
+
+    /// Queues an outbound message to be sent again.
+    pub fn resend(&self, id: &str, as_new: bool) -> Result<gateway::Resent, String> {
+        let record = self.find_record(id)?;
+        let id = record.id.as_str();
+        let mapped = |e: gateway::GatewayError| match e {
+            gateway::GatewayError::NotFound(_) => format!("no message {id}"),
+            e => e.to_string(),
+        };
+        match &self.target {
+            Target::Local { config, .. } => {
+                let g = gateway::Gateway::new(gateway_local::local_ports(config).map_err(err)?);
+                self.rt.block_on(g.resend(id, as_new)).map_err(mapped)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => {
+                let g = gateway::Gateway::new(gateway_aws::ports::aws_ports(&a.conf, &a.settings));
+                self.rt.block_on(g.resend(id, as_new)).map_err(mapped)
+            }
+        }
+    }
+
+    /// Whether any message of `station` (and `partner`) is not in a final state.
+    pub fn in_flight(&self, station: &str, partner: Option<&str>) -> Result<Vec<String>, String> {
+        let records = self.query(&RecordQuery::of(Some(station), partner, 500))?;
+        Ok(records
+            .into_iter()
+            .filter(|r| !r.status.is_final())
+            .map(|r| r.id)
+            .collect())
+    }
+
+    // -------------------------------------------------------------- sending
+
+    /// Puts `data` at `AS2/send/<from>/<to>/<name>`, as an SFTP upload would; returns where.
+    pub fn send(&self, from: &str, to: &str, name: &str, source: &Path) -> Result<String, String> {
+        match &self.target {
+            Target::Local { config, .. } => {
+                let dir = config
+                    .data_dir
+                    .join(gateway::layout::SEND)
+                    .join(from)
+                    .join(to);
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
+                std::fs::copy(source, &tmp).map_err(|e| format!("{}: {e}", source.display()))?;
+                let target = dir.join(name);
+                std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+                Ok(target.display().to_string())
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => {
+                let key = gateway::layout::SendKey::new(from, to, name).key();
+                let data =
+                    std::fs::read(source).map_err(|e| format!("{}: {e}", source.display()))?;
+                self.rt
+                    .block_on(a.ports.store.put(&key, data, Default::default()))
+                    .map_err(err)?;
+                Ok(self.place(&key))
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- stations and partnerships
+
+    /// Every station.
+    pub fn stations(&self) -> Result<Vec<Station>, String> {
+        match &self.target {
+            Target::Local { config, .. } => Ok(config.stations.clone()),
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self.rt.block_on(a.ports.directory.stations()).map_err(err),
+        }
+    }
+
+    /// Every partnership.
+    pub fn partnerships(&self) -> Result<Vec<Partnership>, String> {
+        match &self.target {
+            Target::Local { config, .. } => Ok(config.partnerships.clone()),
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.directory.partnerships())
+                .map_err(err),
+        }
+    }
+
+    /// One station, or an error naming what there is.
+    pub fn station(&self, as2_id: &str) -> Result<Station, String> {
+        let all = self.stations()?;
+        let ids: Vec<_> = all.iter().map(|s| s.as2_id.clone()).collect();
+        all.into_iter().find(|s| s.as2_id == as2_id).ok_or_else(|| {
+            format!(
+                "no station {as2_id} in {} (there are: {})",
+                self.settings_place(),
+                if ids.is_empty() {
+                    "none".into()
+                } else {
+                    ids.join(", ")
+                }
+            )
+        })
+    }
+
+    /// One partnership, or an error.
+    pub fn partnership(&self, station: &str, partner: &str) -> Result<Partnership, String> {
+        self.partnerships()?
+            .into_iter()
+            .find(|p| p.station == station && p.partner == partner)
+            .ok_or_else(|| {
+                format!(
+                    "no partnership {station} -> {partner} in {}",
+                    self.settings_place()
+                )
+            })
+    }
+
+    /// Adds or replaces a station.
+    pub fn put_station(&mut self, station: Station) -> Result<(), String> {
+        station.check().map_err(err)?;
+        match &mut self.target {
+            Target::Local { config, path } => {
+                config.stations.retain(|s| s.as2_id != station.as2_id);
+                config.stations.push(station);
+                save(config, path)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.directory.put_station(&station))
+                .map_err(err),
+        }
+    }
+
+    /// Adds or replaces a partnership; its station must exist.
+    pub fn put_partnership(&mut self, p: Partnership) -> Result<(), String> {
+        p.check().map_err(err)?;
+        self.station(&p.station)?;
+        match &mut self.target {
+            Target::Local { config, path } => {
+                config
+                    .partnerships
+                    .retain(|q| !(q.station == p.station && q.partner == p.partner));
+                config.partnerships.push(p);
+                save(config, path)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.directory.put_partnership(&p))
+                .map_err(err),
+        }
+    }
+
+    /// Removes a station (its partnerships must be gone first).
+    pub fn remove_station(&mut self, as2_id: &str) -> Result<(), String> {
+        self.station(as2_id)?;
+        let left: Vec<_> = self
+            .partnerships()?
+            .into_iter()
+            .filter(|p| p.station == as2_id)
+            .map(|p| p.partner)
+            .collect();
+        if !left.is_empty() {
+            return Err(format!(
+                "station {as2_id} still has partnerships ({}): remove them first",
+                left.join(", ")
+            ));
+        }
+        match &mut self.target {
+            Target::Local { config, path } => {
+                config.stations.retain(|s| s.as2_id != as2_id);
+                save(config, path)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.directory.delete_station(as2_id))
+                .map_err(err),
+        }
+    }
+
+    /// Removes a partnership.
+    pub fn remove_partnership(&mut self, station: &str, partner: &str) -> Result<(), String> {
+        self.partnership(station, partner)?;
+        match &mut self.target {
+            Target::Local { config, path } => {
+                config
+                    .partnerships
+                    .retain(|q| !(q.station == station && q.partner == partner));
+                save(config, path)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.directory.delete_partnership(station, partner))
+                .map_err(err),
+        }
+    }
+
+    // -------------------------------------------------------------- keystores
+
+    /// The password of `store`: the environment variable the configuration names, or the
+    /// deployment's secret.
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
+    fn keystore_password(&self, store: Store) -> Result<String, String> {
+        match &self.target {
+            Target::Local { config, .. } => {
+                std::env::var(&config.keystore_password_env).map_err(|_| {
+                    format!(
+                        "set {} to the keystore password",
+                        config.keystore_password_env
+                    )
+                })
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => {
+                use gateway::ports::Secrets as _;
+                let name = match store {
+                    Store::Identity => &a.settings.keystore_passwords.identity,
+                    Store::Trust => &a.settings.keystore_passwords.trust,
+                    Store::Https => &a.settings.keystore_passwords.https,
+                };
+                self.rt
+                    .block_on(a.ports.secrets.secret(name))
+                    .map_err(|e| format!("the keystore password (secret {name}): {e}"))
+            }
+        }
+    }
+
+    /// A keystore, empty if there is none yet.
+    pub fn keystore(&self, store: Store) -> Result<Keystore, String> {
+        let password = self.keystore_password(store)?;
+        let place = self.place(store.key());
+        match self.object(store.key())? {
+            Some(bytes) => {
+                Keystore::load(&bytes, &password, None).map_err(|e| format!("{place}: {e}"))
+            }
+            None => Ok(Keystore::new()),
+        }
+    }
+
+    /// Writes a keystore (JKS, with its password).
+    pub fn save_keystore(&self, store: Store, ks: &Keystore) -> Result<(), String> {
+        let password = self.keystore_password(store)?;
+        let now = crate::local::now();
+        let bytes = ks.to_jks(&password, now).map_err(err)?;
+        match &self.target {
+            Target::Local { config, .. } => {
+                write_private(&config.data_dir.join(store.key()), &bytes)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.store.put(store.key(), bytes, Default::default()))
+                .map(|_| ())
+                .map_err(err),
+        }
+    }
+}
+
+fn save(config: &Config, path: &Path) -> Result<(), String> {
+    config.check().map_err(err)?;
+    // The file keeps the data directory as it was written (relative to the file).
+    let mut written = config.clone();
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Ok(old) = toml::from_str::<Config>(&text) {
+            written.data_dir = old.data_dir;
+        }
+    }
+    written.save(path).map_err(err)
+}
+
+/// Writes `bytes` to `path` readable by its owner only, through a temporary file.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let tmp = path.with_extension("jks.tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,425 @@
+//! Operating a deployment with `mftg`, as the README's "Deploy on AWS" walkthrough does, against
+//! moto with the real Lambda binaries: a profile from the stack's outputs, a station and its key
+//! generated into the bucket's keystore, a pyas2lib partner's certificate and partnership added
+//! with the CLI, a file sent with `mftg send` and delivered by `send-trigger` and `as2-sender`,
+//! watched with `mftg messages`; the partner goes down, the message fails, it comes back and
+//! `mftg messages resend` delivers it once. Bad input each ends in one line and a non-zero exit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use gateway::model::Status;
+use serde_json::{json, Value};
+use testkit::pyas2::{self, Pyas2Partner};
+
+struct Cli {
+    bin: PathBuf,
+    profiles: PathBuf,
+    cwd: PathBuf,
+}
+
+impl Cli {
+    /// Runs `mftg ARGS`: (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .current_dir(&self.cwd)
+            .env("MFTG_PROFILES", &self.profiles)
+            .env_remove("MFTG_CONFIG")
+            .env_remove("MFTG_PROFILE")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_PROFILE")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `mftg ARGS --profile acme` and expects success.
+    fn ok(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--profile", "acme"]);
+        let (code, out, err) = self.run(&all);
+        assert_eq!(code, 0, "mftg {all:?}:\n{out}\n{err}");
+        out
+    }
+
+    /// Runs `mftg ARGS --profile acme` and expects a refusal: one line on stderr, exit 2, which
+    /// it returns.
+    fn refused(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--profile", "acme"]);
+        let (code, out, err) = self.run(&all);
+        assert_eq!(code, 2, "mftg {all:?} should fail:\n{out}\n{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(
+            !err.contains("Error {") && !err.contains("SdkError"),
+            "{err}"
+        );
+        err
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+/// A stack in moto's CloudFormation with the parameters and outputs the SAM template and the
+/// CDK app have (the resources themselves are the harness's: moto cannot run the real template).
+fn stack(d: &Deployment, name: &str, as2_url: &str) {
+    let client = aws_sdk_cloudformation::Client::new(&d.conf);
+    let template = json!({
+        "Parameters": {
+            "AccountId": {"Type": "String"},
+            "TablePrefix": {"Type": "String"},
+            "KeystorePasswordSecretName": {"Type": "String"},
+        },
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": format!("{name}-marker")}}},
+        "Outputs": {
+            "BucketName": {"Value": d.bucket},
+            "SendQueueUrl": {"Value": d.queue_url},
+            "DeadLetterQueueUrl": {"Value": d.dlq_url},
+            "As2EndpointUrl": {"Value": as2_url},
+        },
+    });
+    let param = |k: &str, v: &str| {
+        aws_sdk_cloudformation::types::Parameter::builder()
+            .parameter_key(k)
+            .parameter_value(v)
+            .build()
+    };
+    d.rt.block_on(
+        client
+            .create_stack()
+            .stack_name(name)
+            .template_body(template.to_string())
+            .parameters(param("AccountId", "123456789012"))
+            .parameters(param("TablePrefix", &d.prefix))
+            .parameters(param("KeystorePasswordSecretName", &d.secret))
+            .send(),
+    )
+    .expect("create_stack");
+}
+
+/// The event S3 sends for what `mftg send` put at `key`.
+fn event_for(d: &Deployment, key: &str) -> Value {
+    let head =
+        d.rt.block_on(d.s3.head_object().bucket(&d.bucket).key(key).send())
+            .expect("mftg send put the object");
+    d.s3_event(
+        "ObjectCreated:Put",
+        key,
+        head.version_id().unwrap_or(""),
+        head.e_tag().unwrap_or("").trim_matches('"'),
+        head.content_length().unwrap_or(0) as usize,
+    )
+}
+
+fn partner(dir: &Path, port: u16, station_pem: &[u8]) -> Pyas2Partner {
+    let id = identity("PYAS2");
+    Pyas2Partner::start(
+        dir,
+        "PYAS2",
+        (
+            &id.certificate.to_pem().unwrap(),
+            &id.private_key.private_key_to_pem_pkcs8().unwrap(),
+        ),
+        port,
+        &pyas2::Station {
+            as2_id: "ALPHA",
+            cert_pem: station_pem,
+            url: "http://127.0.0.1:9/as2",
+            trust_pem: None,
+        },
+        "SYNC",
+    )
+}
+
+fn received(py: &Pyas2Partner) -> usize {
+    py.events()
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .count()
+}
+
+#[test]
+fn operating_a_deployment_with_mftg() {
+    let d = Deployment::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        bin: testkit::workspace_binary("mftg"),
+        profiles: tmp.path().join("profiles"),
+        cwd: tmp.path().to_path_buf(),
+    };
+    let stack_name = testkit::Moto::unique("mftg-stack");
+    stack(&d, &stack_name, "https://as2.alpha.example/as2");
+
+    // A profile from the stack's outputs.
+    let (code, out, err) = cli.run(&[
+        "init",
+        "--aws",
+        "--profile",
+        "acme",
+        "--stack",
+        &stack_name,
+        "--region",
+        testkit::REGION,
+        "--endpoint-url",
+        d.moto.url(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&d.bucket), "{out}");
+    let profile = std::fs::read_to_string(cli.profiles.join("acme.toml")).unwrap();
+    assert!(
+        profile.contains(&d.queue_url)
+            && profile.contains(&format!("table_prefix = \"{}\"", d.prefix)),
+        "{profile}"
+    );
+    // A stack that is not there: one line.
+    let (code, _, err) = cli.run(&[
+        "init",
+        "--aws",
+        "--profile",
+        "other",
+        "--stack",
+        "no-such-stack",
+        "--region",
+        testkit::REGION,
+        "--endpoint-url",
+        d.moto.url(),
+    ]);
+    assert_eq!((code, err.trim().lines().count()), (2, 1), "{err}");
+    assert!(err.contains("no-such-stack"), "{err}");
+
+    // A station, and its key generated into the bucket's identity.jks.
+    cli.ok(&["stations", "add", "--station", "ALPHA"]);
+    let out = cli.ok(&["keys", "generate", "--alias", "alpha"]);
+    assert!(
+        out.contains(&format!("s3://{}/AS2/keystore/identity.jks", d.bucket)),
+        "{out}"
+    );
+    let station_pem = cli.ok(&["keys", "export", "--alias", "alpha"]);
+    assert!(
+        station_pem.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{station_pem}"
+    );
+    // The key generated is one the Lambdas can open: the same keystore, the secret's password.
+    let ks = as2::keys::Keystore::load(
+        &d.get("AS2/keystore/identity.jks").unwrap(),
+        KEYSTORE_PASSWORD,
+        None,
+    )
+    .unwrap();
+    assert!(ks.identity("alpha").is_ok());
+
+    // The partner: its certificate trusted, the partnership added with the CLI.
+    let port = free_port();
+    let py = partner(&tmp.path().join("pyas2"), port, station_pem.as_bytes());
+    let cert = tmp.path().join("pyas2.crt");
+    std::fs::write(&cert, identity("PYAS2").certificate.to_pem().unwrap()).unwrap();
+    let not_cert = tmp.path().join("not-a-cert.crt");
+    std::fs::write(&not_cert, b"hello").unwrap();
+    let err = cli.refused(&[
+        "keys",
+        "trust",
+        "--alias",
+        "pyas2",
+        "--cert",
+        not_cert.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not-a-cert.crt"), "{err}");
+    cli.ok(&[
+        "keys",
+        "trust",
+        "--alias",
+        "pyas2",
+        "--cert",
+        cert.to_str().unwrap(),
+    ]);
+    let url = format!("http://127.0.0.1:{port}/as2");
+    let err = cli.refused(&[
+        "partners",
+        "add",
+        "--station",
+        "ALPHA",
+        "--partner",
+        "PYAS2",
+        "--url",
+        &url,
+        "--cert-alias",
+        "nobody",
+    ]);
+    assert!(err.contains("nobody"), "{err}");
+    let err = cli.refused(&[
+        "partners",
+        "add",
+        "--station",
+        "NOSUCH",
+        "--partner",
+        "PYAS2",
+        "--url",
+        &url,
+        "--cert-alias",
+        "pyas2",
+    ]);
+    assert!(err.contains("no station NOSUCH"), "{err}");
+    cli.ok(&[
+        "partners",
+        "add",
+        "--station",
+        "ALPHA",
+        "--partner",
+        "PYAS2",
+        "--url",
+        &url,
+        "--cert-alias",
+        "pyas2",
+    ]);
+    let listed = cli.json(&["partners", "list", "--json"]);
+    assert_eq!(listed[0]["partner"], "PYAS2", "{listed}");
+    let keys = cli.json(&["keys", "list", "--json"]);
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["alias"] == "pyas2" && k["expired"] == false),
+        "{keys}"
+    );
+
+    // A file sent with `mftg send`, delivered by the real functions.
+    let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
+    let mut sender = d.function("as2-sender", "sender", &[("MFTG_RETRY_ATTEMPTS", "2")]);
+    let file = tmp.path().join("po-1.x12");
+    std::fs::write(&file, edi(1)).unwrap();
+    let err = cli.refused(&[
+        "send",
+        file.to_str().unwrap(),
+        "--from",
+        "ALPHA",
+        "--to",
+        "NOBODY",
+    ]);
+    assert!(err.contains("no partnership ALPHA -> NOBODY"), "{err}");
+    cli.ok(&[
+        "send",
+        file.to_str().unwrap(),
+        "--from",
+        "ALPHA",
+        "--to",
+        "PYAS2",
+    ]);
+    let out = trigger(
+        &mut trigger_fn,
+        &event_for(&d, "AS2/send/ALPHA/PYAS2/po-1.x12"),
+    );
+    assert_eq!(out["outcome"], "queued", "{out}");
+    let first = out["id"].as_str().unwrap().to_string();
+    d.pump_until(&mut sender, "delivery", Duration::from_secs(60), |d| {
+        d.record(&first).status == Status::Delivered
+    });
+    let listed = cli.json(&["messages", "list", "--json"]);
+    assert_eq!(
+        (listed[0]["id"].as_str(), listed[0]["status"].as_str()),
+        (Some(first.as_str()), Some("delivered")),
+        "{listed}"
+    );
+    let message_id = listed[0]["message_id"].as_str().unwrap().to_string();
+    let shown = cli.ok(&["messages", "show", &message_id]);
+    assert!(
+        shown.contains("receipt      processed (signed: true, MIC matches)"),
+        "{shown}"
+    );
+    let payload = cli.ok(&["messages", "download", &first]);
+    assert_eq!(payload.as_bytes(), edi(1));
+    assert_eq!(received(&py), 1);
+
+    // The partner goes down: the next message fails after its attempts.
+    drop(py);
+    let file = tmp.path().join("po-2.x12");
+    std::fs::write(&file, edi(2)).unwrap();
+    cli.ok(&[
+        "send",
+        file.to_str().unwrap(),
+        "--from",
+        "ALPHA",
+        "--to",
+        "PYAS2",
+    ]);
+    let out = trigger(
+        &mut trigger_fn,
+        &event_for(&d, "AS2/send/ALPHA/PYAS2/po-2.x12"),
+    );
+    let second = out["id"].as_str().unwrap().to_string();
+    d.pump_until(&mut sender, "failure", Duration::from_secs(60), |d| {
+        d.record(&second).status == Status::Failed
+    });
+    let failed = cli.json(&["messages", "list", "--status", "failed", "--json"]);
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(failed[0]["id"], second.as_str());
+
+    // Bad resends: nothing changes.
+    let err = cli.refused(&["messages", "resend", "<nothing@nowhere>"]);
+    assert!(err.contains("no message <nothing@nowhere>"), "{err}");
+
+    // It comes back; the resend delivers it once, with the same Message-ID.
+    let py = partner(
+        &tmp.path().join("pyas2-again"),
+        port,
+        station_pem.as_bytes(),
+    );
+    let out = cli.ok(&["messages", "resend", &second]);
+    let second_mid = d.record(&second).message_id;
+    assert!(out.contains(&second_mid), "{out}");
+    d.pump_until(
+        &mut sender,
+        "delivery after resend",
+        Duration::from_secs(60),
+        |d| d.record(&second).status == Status::Delivered,
+    );
+    assert_eq!(d.record(&second).message_id, second_mid);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(received(&py), 1, "{:?}", py.events());
+    let shown = cli.ok(&["messages", "show", &second]);
+    assert!(
+        shown.contains("failed") && shown.contains("delivered"),
+        "{shown}"
+    );
+
+    // Removing: refused while the station has partnerships; the partnership, then the station.
+    let err = cli.refused(&["stations", "remove", "ALPHA"]);
+    assert!(err.contains("PYAS2"), "{err}");
+    cli.ok(&[
+        "partners",
+        "remove",
+        "--station",
+        "ALPHA",
+        "--partner",
+        "PYAS2",
+    ]);
+    cli.ok(&["stations", "remove", "ALPHA"]);
+    assert_eq!(cli.json(&["stations", "list", "--json"]), json!([]));
+
+    // A profile naming tables that do not exist: one line naming the table.
+    let broken = cli.profiles.join("broken.toml");
+    std::fs::write(
+        &broken,
+        profile.replace(
+            &format!("table_prefix = \"{}\"", d.prefix),
+            "table_prefix = \"nothere\"",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = cli.run(&["messages", "list", "--profile", "broken"]);
+    assert_eq!((code, err.trim().lines().count()), (2, 1), "{err}");
+    assert!(err.contains("nothere-messages"), "{err}");
+}
