@@ -338,6 +338,57 @@ impl Backend {
             .collect())
     }
 
+    // -------------------------------------------------------------- parked jobs
+
+    /// Jobs set aside: the dead-letter queue, or the database's parked jobs.
+    pub fn parked(&self, limit: usize) -> Result<Vec<gateway::ports::ParkedJob>, String> {
+        match &self.target {
+            Target::Local { config, .. } => {
+                let db = gateway_local::Db::open(&config.database()).map_err(err)?;
+                let mut all = self.rt.block_on(db.parked()).map_err(err)?;
+                all.truncate(limit);
+                Ok(all)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.queue.dead_letters(limit))
+                .map_err(err),
+        }
+    }
+
+    /// Puts parked jobs back in the queue: all, or those whose id or message record is `only`.
+    pub fn redrive(
+        &self,
+        only: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<gateway::ports::ParkedJob>, String> {
+        match &self.target {
+            Target::Local { config, .. } => {
+                let db = gateway_local::Db::open(&config.database()).map_err(err)?;
+                let now = gateway::ports::Clock::now(&gateway_local::SystemClock);
+                let wanted: Vec<_> = self
+                    .rt
+                    .block_on(db.parked())
+                    .map_err(err)?
+                    .into_iter()
+                    .filter(|p| only.is_none_or(|o| p.id == o || p.record_id() == Some(o)))
+                    .take(limit)
+                    .collect();
+                for p in &wanted {
+                    let seq = p.id.parse().map_err(err)?;
+                    self.rt.block_on(db.redrive(Some(seq), now)).map_err(err)?;
+                }
+                Ok(wanted)
+            }
+            #[cfg(feature = "aws")]
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.ports.queue.redrive(only, limit))
+                .map_err(err),
+        }
+    }
+
     // -------------------------------------------------------------- sending
 
     /// Puts `data` at `AS2/send/<from>/<to>/<name>`, as an SFTP upload would; returns where.

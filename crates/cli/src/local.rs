@@ -1316,3 +1316,102 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+// ------------------------------------------------------------------ queue
+
+#[derive(clap::Subcommand)]
+pub enum QueueCommand {
+    /// Lists the jobs set aside (the deployment's dead-letter queue; the embedded gateway's
+    /// parked jobs), with why.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Puts jobs set aside back in the queue to run again: all of them, or one (--id).
+    Redrive {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this one: its id as `queue list` shows it, or its message's id.
+        #[arg(long)]
+        id: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+fn describe_job(p: &gateway::ports::ParkedJob) -> String {
+    use gateway::model::Job;
+    match &p.job {
+        Some(Job::Send { id }) => format!("send {id}"),
+        Some(Job::SendMdn { id, attempt }) => format!("receipt for {id} (attempt {attempt})"),
+        Some(Job::MdnDeadline { id, .. }) => format!("receipt deadline of {id}"),
+        None => format!(
+            "not a job: {:?}",
+            p.body
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect::<String>()
+        ),
+    }
+}
+
+pub fn queue(cmd: QueueCommand) -> Result<ExitCode, String> {
+    match cmd {
+        QueueCommand::List {
+            config,
+            limit,
+            json,
+        } => {
+            let b = config.open()?;
+            let parked = b.parked(limit.max(1))?;
+            if json {
+                return json_out(&parked).map(|()| ExitCode::SUCCESS);
+            }
+            if parked.is_empty() {
+                out!("No jobs are set aside.");
+            }
+            for p in &parked {
+                let when = p.parked_at.map_or("-".to_string(), |t| t.to_string());
+                let runs = p.runs.map_or(String::new(), |r| format!(", run {r} times"));
+                out!(
+                    "{}  {}  {}{runs}: {}",
+                    p.id,
+                    when,
+                    describe_job(p),
+                    p.reason
+                        .as_deref()
+                        .unwrap_or("moved there by the queue after failing again and again")
+                );
+            }
+        }
+        QueueCommand::Redrive { config, id, limit } => {
+            let b = config.open()?;
+            let moved = b.redrive(id.as_deref(), limit.max(1))?;
+            if moved.is_empty() {
+                return Err(match id {
+                    Some(id) => format!("no job {id} is set aside (see mftg queue list)"),
+                    None => "no jobs are set aside".into(),
+                });
+            }
+            for p in &moved {
+                out!("{}  {}: back in the queue", p.id, describe_job(p));
+            }
+            let by = if b.local().is_some() {
+                "the running gateway"
+            } else {
+                "the deployment's sender"
+            };
+            out!("{} job(s) redriven; {by} runs them.", moved.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

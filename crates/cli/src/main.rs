@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: local::MessagesCommand,
     },
+    /// Jobs set aside (the dead-letter queue on AWS, parked jobs embedded): list, redrive.
+    Queue {
+        #[command(subcommand)]
+        command: local::QueueCommand,
+    },
     /// Shows what a captured AS2 message or MDN contains: layers, algorithms, signer, file, MIC.
     Inspect(Box<inspect::Args>),
     /// Two gateways on this machine exchange EDI files both ways (what `make run` runs).
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
         Command::Partners { command } => local::partners(command),
         Command::Send(a) => local::send(a),
         Command::Messages { command } => local::messages(command),
+        Command::Queue { command } => local::queue(command),
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
         Command::Layout(a) => layout::run(a),

@@ -11,7 +11,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use gateway::model::Job;
-use gateway::ports::{Clock, JobQueue};
+use gateway::ports::{Clock, JobQueue, ParkedJob};
 use gateway::{GatewayError, Millis, Result};
 use gateway_http::SystemClock;
 use serde::{Deserialize, Serialize};
@@ -145,6 +145,137 @@ impl SqsQueue {
     /// The dead-letter queue's URL.
     pub fn dead_letter_url(&self) -> Option<&str> {
         self.dead_letter_url.as_deref()
+    }
+
+    fn dlq(&self) -> Result<&str> {
+        self.dead_letter_url.as_deref().ok_or_else(|| {
+            GatewayError::Config(
+                "no dead-letter queue is configured (the stack's DeadLetterQueueUrl)".into(),
+            )
+        })
+    }
+
+    /// Up to `limit` messages of the dead-letter queue, left in it: received with no
+    /// visibility timeout, each once, in rounds until a round brings nothing new.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<ParkedJob>> {
+        let dlq = self.dlq()?;
+        let mut out: Vec<ParkedJob> = Vec::new();
+        for _ in 0..(limit / 10 + 5) {
+            let got = self.receive(dlq, 0, 0).await?;
+            let before = out.len();
+            for m in got {
+                let parked = parked(&m);
+                if out.len() < limit && !out.iter().any(|p| p.id == parked.id) {
+                    out.push(parked);
+                }
+            }
+            if out.len() == before || out.len() >= limit {
+                break;
+            }
+        }
+        out.sort_by_key(|p| p.parked_at);
+        Ok(out)
+    }
+
+    /// Moves dead letters back to the send queue: all of them (at most `limit`), or those whose
+    /// message ID or record id is `only`. Returns the jobs moved.
+    pub async fn redrive(&self, only: Option<&str>, limit: usize) -> Result<Vec<ParkedJob>> {
+        let dlq = self.dlq()?;
+        let mut moved = Vec::new();
+        let mut passed: Vec<String> = Vec::new();
+        for _ in 0..(limit / 10 + 5) {
+            // Taken out of sight for a minute while it is moved; one not moved is let go again.
+            let got = self.receive(dlq, 60, 1).await?;
+            if got.is_empty() {
+                break;
+            }
+            let mut fresh = false;
+            for m in got {
+                let p = parked(&m);
+                let handle = m.receipt_handle().unwrap_or_default();
+                let wanted = moved.len() < limit
+                    && only.is_none_or(|o| p.id == o || p.record_id() == Some(o));
+                if !wanted {
+                    fresh |= !passed.contains(&p.id);
+                    passed.push(p.id.clone());
+                    self.client
+                        .change_message_visibility()
+                        .queue_url(dlq)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .map_err(|e| port("ChangeMessageVisibility", &e))?;
+                    continue;
+                }
+                fresh = true;
+                // Sent on before it is deleted: a failure between the two leaves a copy in
+                // each queue, and the sender runs a job twice without sending twice.
+                self.send(&self.url, m.body().unwrap_or_default().to_string(), 0, None)
+                    .await?;
+                self.client
+                    .delete_message()
+                    .queue_url(dlq)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| port("DeleteMessage", &e))?;
+                moved.push(p);
+            }
+            if !fresh || moved.len() >= limit {
+                break;
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn receive(
+        &self,
+        url: &str,
+        visibility: i32,
+        wait: i32,
+    ) -> Result<Vec<aws_sdk_sqs::types::Message>> {
+        use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility)
+            .wait_time_seconds(wait)
+            .message_system_attribute_names(A::SentTimestamp)
+            .message_system_attribute_names(A::ApproximateReceiveCount)
+            .message_attribute_names("reason")
+            .send()
+            .await
+            .map_err(|e| port("ReceiveMessage", &e))?;
+        Ok(out.messages.unwrap_or_default())
+    }
+}
+
+/// A dead letter as the operator sees it.
+fn parked(m: &aws_sdk_sqs::types::Message) -> ParkedJob {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    let body = m.body().unwrap_or_default();
+    let job = QueuedJob::parse(body).ok().map(|q| q.job);
+    let attr = |a: A| m.attributes().and_then(|all| all.get(&a)).cloned();
+    ParkedJob {
+        id: m.message_id().unwrap_or_default().to_string(),
+        body: if job.is_none() {
+            Some(body.to_string())
+        } else {
+            None
+        },
+        job,
+        reason: m
+            .message_attributes()
+            .and_then(|a| a.get("reason"))
+            .and_then(|v| v.string_value())
+            .map(str::to_string),
+        parked_at: attr(A::SentTimestamp)
+            .and_then(|t| t.parse().ok())
+            .map(Millis),
+        runs: attr(A::ApproximateReceiveCount).and_then(|c| c.parse().ok()),
     }
 }
 

@@ -42,6 +42,28 @@ fn add_window_ends(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Jobs get `parked` (why) and `parked_at` (when), for jobs set aside, and `runs`, how often a
+/// job failed for a passing reason (databases made before parking existed).
+fn add_parking(conn: &Connection) -> Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'parked'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(err)?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE jobs ADD COLUMN parked TEXT;
+             ALTER TABLE jobs ADD COLUMN parked_at INTEGER;
+             ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;",
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A job that failed this many times in a row for a passing reason is parked (as SQS moves a
+/// message to the dead-letter queue after its receive count).
+pub const FAILURES_BEFORE_PARKING: u32 = 10;
+
 /// A job taken from the queue, to be acknowledged once done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leased {
@@ -95,6 +117,7 @@ impl Db {
         )
         .map_err(err)?;
         add_window_ends(&conn)?;
+        add_parking(&conn)?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -127,6 +150,121 @@ impl Db {
         blocking::run(self, "database", move |db: &Db| db.release_now(seq, at)).await
     }
 
+    /// [`Db::park_now`], off the async workers.
+    pub async fn park(&self, seq: i64, reason: String, at: Millis) -> Result<()> {
+        blocking::run(self, "database", move |db: &Db| {
+            db.park_now(seq, &reason, at)
+        })
+        .await
+    }
+
+    /// [`Db::fail_now`], off the async workers.
+    pub async fn fail(
+        &self,
+        seq: i64,
+        error: String,
+        now: Millis,
+        retry: Duration,
+    ) -> Result<bool> {
+        blocking::run(self, "database", move |db: &Db| {
+            db.fail_now(seq, &error, now, retry)
+        })
+        .await
+    }
+
+    /// [`Db::parked_now`], off the async workers.
+    pub async fn parked(&self) -> Result<Vec<gateway::ports::ParkedJob>> {
+        blocking::run(self, "database", move |db: &Db| db.parked_now()).await
+    }
+
+    /// [`Db::redrive_now`], off the async workers.
+    pub async fn redrive(&self, seq: Option<i64>, now: Millis) -> Result<usize> {
+        blocking::run(self, "database", move |db: &Db| db.redrive_now(seq, now)).await
+    }
+
+    /// Sets a job aside with the reason: it is not run again until it is redriven.
+    fn park_now(&self, seq: i64, reason: &str, at: Millis) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE jobs SET leased_until = NULL, parked = ?1, parked_at = ?2 WHERE seq = ?3",
+                params![reason, at.0, seq],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// A job failed for a passing reason at `now`: it runs again `retry` later, or, after
+    /// [`FAILURES_BEFORE_PARKING`] failures in a row, is parked. Returns whether it was parked.
+    fn fail_now(&self, seq: i64, error: &str, now: Millis, retry: Duration) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(err)?;
+        let failures: i64 = tx
+            .query_row(
+                "UPDATE jobs SET failures = failures + 1, leased_until = NULL, due = ?1
+                 WHERE seq = ?2 RETURNING failures",
+                params![now.plus(retry).0, seq],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        let park = failures >= i64::from(FAILURES_BEFORE_PARKING);
+        if park {
+            tx.execute(
+                "UPDATE jobs SET parked = ?1, parked_at = ?2 WHERE seq = ?3",
+                params![
+                    format!("failed {failures} times in a row; the last: {error}"),
+                    now.0,
+                    seq
+                ],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(park)
+    }
+
+    /// The parked jobs, oldest first.
+    fn parked_now(&self) -> Result<Vec<gateway::ports::ParkedJob>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, json, parked, parked_at, failures FROM jobs
+                 WHERE parked IS NOT NULL ORDER BY parked_at, seq",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, json, reason, at, failures) = row.map_err(err)?;
+            let job = serde_json::from_str(&json).ok();
+            out.push(gateway::ports::ParkedJob {
+                id: seq.to_string(),
+                body: if job.is_none() { Some(json) } else { None },
+                job,
+                reason: Some(reason),
+                parked_at: at.map(Millis),
+                runs: Some(failures as u32 + 1),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Puts parked jobs (all, or the one `seq`) back in the queue, due now; returns how many.
+    fn redrive_now(&self, seq: Option<i64>, now: Millis) -> Result<usize> {
+        let sql = "UPDATE jobs SET parked = NULL, parked_at = NULL, failures = 0, due = ?1,
+                   leased_until = NULL WHERE parked IS NOT NULL AND (?2 IS NULL OR seq = ?2)";
+        self.conn().execute(sql, params![now.0, seq]).map_err(err)
+    }
+
     /// [`Db::unfinished_receives_now`], off the async workers.
     pub async fn unfinished_receives(&self) -> Result<Vec<String>> {
         blocking::run(self, "database", move |db: &Db| {
@@ -145,7 +283,8 @@ impl Db {
         let rows: Vec<(i64, String)> = {
             let mut stmt = tx
                 .prepare(
-                    "SELECT seq, json FROM jobs WHERE due <= ?1 AND (leased_until IS NULL OR leased_until < ?1)
+                    "SELECT seq, json FROM jobs WHERE due <= ?1 AND parked IS NULL
+                     AND (leased_until IS NULL OR leased_until < ?1)
                      ORDER BY due, seq LIMIT ?2",
                 )
                 .map_err(err)?;
@@ -165,9 +304,13 @@ impl Db {
             match serde_json::from_str(&json) {
                 Ok(job) => out.push(Leased { seq, job }),
                 Err(e) => {
-                    tracing::error!(seq, error = %e, "unreadable job dropped");
-                    tx.execute("DELETE FROM jobs WHERE seq = ?1", params![seq])
-                        .map_err(err)?;
+                    tracing::error!(seq, error = %e, "unreadable job parked");
+                    tx.execute(
+                        "UPDATE jobs SET leased_until = NULL, parked = ?1, parked_at = ?2
+                         WHERE seq = ?3",
+                        params![format!("not a job: {e}"), now.0, seq],
+                    )
+                    .map_err(err)?;
                 }
             }
         }
@@ -205,11 +348,13 @@ impl Db {
         Ok(())
     }
 
-    /// Jobs waiting (leased or not).
+    /// Jobs waiting (leased or not; parked ones not counted).
     pub fn pending_jobs(&self) -> Result<usize> {
         let n: i64 = self
             .conn()
-            .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM jobs WHERE parked IS NULL", [], |r| {
+                r.get(0)
+            })
             .map_err(err)?;
         Ok(n as usize)
     }
@@ -670,6 +815,78 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let db = Db::open(&tmp.path().join("db.sqlite")).unwrap();
         gateway::memory::check_window_fixed_at_acceptance(&db).await;
+    }
+
+    #[tokio::test]
+    async fn jobs_that_cannot_run_are_parked_until_redriven() {
+        use gateway::ports::JobQueue as _;
+        let tmp = tempfile::tempdir().unwrap();
+        // A database from before parking: its jobs table gets the columns, its job stays.
+        let path = tmp.path().join("db.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, due INTEGER NOT NULL,
+                     leased_until INTEGER, json TEXT NOT NULL);
+                 INSERT INTO jobs (due, json) VALUES (0, '{\"kind\":\"send\",\"id\":\"old\"}');
+                 INSERT INTO jobs (due, json) VALUES (0, 'not a job');",
+            )
+            .unwrap();
+        let db = Db::open(&path).unwrap();
+        let lease = Duration::from_secs(60);
+        let taken = db.take_due(Millis(10), lease, 10).await.unwrap();
+        assert_eq!(
+            taken.len(),
+            1,
+            "the unreadable one is parked, not handed out"
+        );
+        db.park(taken[0].seq, "the partnership is gone".into(), Millis(11))
+            .await
+            .unwrap();
+        db.enqueue(Job::Send { id: "flaky".into() }, Millis(0))
+            .await
+            .unwrap();
+        // A job failing for a passing reason runs again, and is parked once that keeps up.
+        for n in 1..=FAILURES_BEFORE_PARKING {
+            let t = db.take_due(Millis(1_000_000), lease, 10).await.unwrap();
+            assert_eq!(t.len(), 1, "run {n}");
+            let parked = db
+                .fail(t[0].seq, "disk full".into(), Millis(20), Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!(parked, n == FAILURES_BEFORE_PARKING);
+        }
+        assert!(db
+            .take_due(Millis(2_000_000), lease, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(db.pending_jobs().unwrap(), 0);
+        let parked = db.parked().await.unwrap();
+        assert_eq!(parked.len(), 3, "{parked:#?}");
+        assert_eq!(parked[0].body.as_deref(), Some("not a job"));
+        let old = parked
+            .iter()
+            .find(|p| p.record_id() == Some("old"))
+            .unwrap();
+        assert_eq!(old.reason.as_deref(), Some("the partnership is gone"));
+        let flaky = parked
+            .iter()
+            .find(|p| p.record_id() == Some("flaky"))
+            .unwrap();
+        assert!(flaky
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("10 times in a row; the last: disk full"));
+        // Redriven, one or all, they run again.
+        let one: i64 = old.id.parse().unwrap();
+        assert_eq!(db.redrive(Some(one), Millis(5)).await.unwrap(), 1);
+        let t = db.take_due(Millis(5), lease, 10).await.unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].job, Job::Send { id: "old".into() });
+        assert_eq!(db.redrive(None, Millis(6)).await.unwrap(), 2);
+        assert_eq!(db.parked().await.unwrap().len(), 0);
     }
 
     #[tokio::test]

@@ -448,16 +448,26 @@ impl Node {
             }
             // Trying again cannot help (the partnership is gone, its configuration cannot work).
             Err(e) if e.is_permanent() => {
-                tracing::error!(job = ?leased.job, error = %e, "job dropped: it can never run");
-                queue.ack(leased.seq).await
+                tracing::error!(job = ?leased.job, error = %e, "job parked: it cannot run (mftg queue list)");
+                let now = self.gateway.ports.clock().now();
+                queue.park(leased.seq, e.to_string(), now).await
             }
             Err(e) => {
-                // A port failed (disk, database): the job runs again shortly.
-                tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");
-                let later = self.gateway.ports.clock().now();
-                queue
-                    .release(leased.seq, later.plus(Duration::from_secs(30)))
-                    .await
+                // A port failed (disk, database): the job runs again shortly, and is parked
+                // when that keeps happening.
+                let now = self.gateway.ports.clock().now();
+                let retry = Duration::from_secs(30);
+                match queue.fail(leased.seq, e.to_string(), now, retry).await {
+                    Ok(true) => {
+                        tracing::error!(job = ?leased.job, error = %e, "job parked after failing again and again (mftg queue list)");
+                        Ok(())
+                    }
+                    Ok(false) => {
+                        tracing::error!(job = ?leased.job, error = %e, "job failed; will run again");
+                        Ok(())
+                    }
+                    Err(q) => Err(q),
+                }
             }
         };
         if let Err(e) = done {

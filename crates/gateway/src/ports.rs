@@ -395,6 +395,34 @@ pub trait JobQueue: Send + Sync {
     fn enqueue(&self, job: Job, not_before: Millis) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// A job set aside because running it failed for good or too often (the dead-letter queue on
+/// AWS, parked rows in the embedded gateway's database), for an operator to look at and redrive.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParkedJob {
+    /// What names it for `redrive --id` (the SQS message ID, the row's number).
+    pub id: String,
+    /// The job, if its body is one.
+    pub job: Option<Job>,
+    /// Its body as it was queued, when it is not a job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Why it was set aside; `None` when the queue moved it after too many failed runs.
+    pub reason: Option<String>,
+    /// When it was set aside.
+    pub parked_at: Option<Millis>,
+    /// How often it was run.
+    pub runs: Option<u32>,
+}
+
+impl ParkedJob {
+    /// The message record the job is for.
+    pub fn record_id(&self) -> Option<&str> {
+        match self.job.as_ref()? {
+            Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => Some(id),
+        }
+    }
+}
+
 /// The time. Injected, so time-dependent rules are tested without sleeping.
 pub trait Clock: Send + Sync {
     /// The current time, to the millisecond.

@@ -367,6 +367,22 @@ fn operating_a_deployment_with_mftg() {
     assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
     assert_eq!(failed[0]["id"], second.as_str());
 
+    // The sender parked its job in the dead-letter queue, with why.
+    let parked = cli.json(&["queue", "list", "--json"]);
+    let job = parked
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["job"]["id"] == second.as_str())
+        .unwrap_or_else(|| panic!("{parked}"));
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 2 attempts"),
+        "{job}"
+    );
+
     // Bad resends: nothing changes.
     let err = cli.refused(&["messages", "resend", "<nothing@nowhere>"]);
     assert!(err.contains("no message <nothing@nowhere>"), "{err}");
@@ -394,6 +410,68 @@ fn operating_a_deployment_with_mftg() {
         shown.contains("failed") && shown.contains("delivered"),
         "{shown}"
     );
+
+    // A job that keeps failing (the sender dies at the same step each time) is moved to the
+    // dead-letter queue by SQS after its receives; `queue redrive` brings it back.
+    let file = tmp.path().join("po-3.x12");
+    std::fs::write(&file, edi(3)).unwrap();
+    cli.ok(&[
+        "send",
+        file.to_str().unwrap(),
+        "--from",
+        "ALPHA",
+        "--to",
+        "PYAS2",
+    ]);
+    let out = trigger(
+        &mut trigger_fn,
+        &event_for(&d, "AS2/send/ALPHA/PYAS2/po-3.x12"),
+    );
+    let third = out["id"].as_str().unwrap().to_string();
+    let mut broken = d.function(
+        "as2-sender",
+        "broken-sender",
+        &[(gateway::failpoint::Failpoints::VAR, "send.built=error")],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let listed = cli.json(&["queue", "list", "--json"]);
+        if listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["job"]["id"] == third.as_str())
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not dead-lettered: {listed}"
+        );
+        d.deliver_once(&mut broken);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(broken);
+    let listed = cli.ok(&["queue", "list"]);
+    assert!(
+        listed.contains(&format!("send {third}"))
+            && listed.contains("moved there by the queue after failing again and again"),
+        "{listed}"
+    );
+    let err = cli.refused(&["queue", "redrive", "--id", "nothing-like-it"]);
+    assert!(err.contains("no job nothing-like-it"), "{err}");
+    let out = cli.ok(&["queue", "redrive", "--id", &third]);
+    assert!(out.contains("1 job(s) redriven"), "{out}");
+    d.pump_until(
+        &mut sender,
+        "delivery after redrive",
+        Duration::from_secs(60),
+        |d| d.record(&third).status == Status::Delivered,
+    );
+    assert_eq!(received(&py), 2, "{:?}", py.events());
+    // The other dead letter (the second message's, delivered since by the resend) stays.
+    let left = cli.json(&["queue", "list", "--json"]);
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
 
     // Removing: refused while the station has partnerships; the partnership, then the station.
     let err = cli.refused(&["stations", "remove", "ALPHA"]);
