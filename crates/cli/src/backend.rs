@@ -112,6 +112,15 @@ impl ConfigArg {
         }
     }
 
+    /// Whether this names an AWS deployment (a profile, or a file with an `[aws]` section).
+    pub fn names_aws(&self) -> bool {
+        self.profile.is_some()
+            || std::fs::read_to_string(&self.config)
+                .ok()
+                .and_then(|t| t.parse::<toml::Table>().ok())
+                .is_some_and(|t| t.contains_key("aws"))
+    }
+
     fn open_file(&self) -> Result<(File, PathBuf), String> {
         let path = match &self.profile {
             Some(name) => {

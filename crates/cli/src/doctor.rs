@@ -28,14 +28,7 @@ fn line(c: &Check) -> bool {
 }
 
 fn check(what: &str, result: Result<String, String>) -> Check {
-    Check {
-        what: what.to_string(),
-        verdict: match result {
-            Ok(d) => Verdict::Ok(d),
-            Err(e) => Verdict::Failed(one_line(&e)),
-        },
-        blocks_start: true,
-    }
+    Check::of(what, result.map_err(|e| one_line(&e)))
 }
 
 /// An error that spans lines (a TOML error shows the line it is about) as one: its first line
@@ -88,7 +81,115 @@ fn health(c: &Config) -> Result<String, String> {
     }
 }
 
+/// Where the receiver answers `GET /health`: the AS2 URL with its `/as2` path replaced.
+#[cfg(feature = "aws")]
+fn health_url(as2_url: &str) -> String {
+    let base = as2_url.trim().trim_end_matches('/');
+    let base = base.strip_suffix("/as2").unwrap_or(base);
+    format!("{base}/health")
+}
+
+#[cfg(feature = "aws")]
+fn run_aws(config: &ConfigArg) -> Result<ExitCode, String> {
+    use crate::backend::Target;
+    let mut failed = false;
+    let b = match config.open() {
+        Ok(b) => b,
+        Err(e) => {
+            line(&check("profile", Err(e)));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let Target::Aws(a) = &b.target else {
+        return Err("not an AWS deployment".into());
+    };
+    line(&check(
+        "profile",
+        Ok(format!(
+            "bucket {}, tables {}-*, region {}{}",
+            a.settings.bucket,
+            a.profile.table_prefix,
+            a.conf.region().map_or("(none)", |r| r.as_ref()),
+            a.profile
+                .stack
+                .as_ref()
+                .map_or(String::new(), |s| format!(", stack {s}"))
+        )),
+    ));
+    for c in b.rt.block_on(gateway_aws::doctor::deployment_checks(
+        &a.conf,
+        &a.settings,
+        &a.ports,
+    )) {
+        failed |= line(&c);
+    }
+    match (b.stations(), b.partnerships()) {
+        (Ok(stations), Ok(partnerships)) => {
+            failed |= line(&check(
+                "stations and partnerships",
+                Ok(format!(
+                    "{} station(s), {} partnership(s)",
+                    stations.len(),
+                    partnerships.len()
+                )),
+            ));
+            let gateway =
+                gateway::Gateway::new(gateway_aws::ports::aws_ports(&a.conf, &a.settings));
+            for c in
+                b.rt.block_on(gateway.setting_checks(&stations, &partnerships))
+            {
+                failed |= line(&c);
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => failed |= line(&check("stations and partnerships", Err(e))),
+    }
+    match &a.profile.as2_url {
+        Some(url) => {
+            let health = health_url(url);
+            let answer = b.rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let r = client.get(&health).send().await.map_err(|e| {
+                    let mut text = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(s) = src {
+                        text = format!("{text}: {s}");
+                        src = s.source();
+                    }
+                    text
+                })?;
+                if r.status().is_success() {
+                    Ok(format!("{health} answers"))
+                } else {
+                    Err(format!("{health} answered {}", r.status()))
+                }
+            });
+            failed |= line(&check(
+                "receiver",
+                answer.map_err(|e| format!("nothing answers at {health} ({e})")),
+            ));
+        }
+        None => {
+            line(&Check::warning(
+                "receiver",
+                "the profile names no as2_url: its /health was not asked",
+            ));
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 pub fn run(a: Args) -> Result<ExitCode, String> {
+    #[cfg(feature = "aws")]
+    if a.config.names_aws() {
+        return run_aws(&a.config);
+    }
     let mut failed = false;
     let config = match Config::load(&a.config.config) {
         Ok(c) => {

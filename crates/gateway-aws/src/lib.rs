@@ -2,6 +2,7 @@
 //! and is tested against moto server (see `tests/`).
 
 pub mod config;
+pub mod doctor;
 pub mod dynamo;
 pub mod error;
 pub mod lifecycle;

@@ -14,6 +14,7 @@ use gateway::ports::{Clock, ObjectStore, PortSet, Ports};
 use gateway::{Gateway, Origin, Result, Settings, UploadOutcome};
 use tokio::sync::watch;
 
+pub use gateway::check::{Check, Verdict};
 pub use gateway_http::SystemClock;
 
 use crate::config::{Config, ConfigDirectory};
@@ -256,7 +257,6 @@ impl Node {
     /// and valid, the partners' HTTP password variables are set. One entry per thing checked;
     /// `mftg doctor` prints them all, [`Node::preflight`] refuses to start on a blocking one.
     pub async fn checks(&self) -> Vec<Check> {
-        use gateway::ports::Keystore as _;
         let mut out = Vec::new();
         let env = &self.config.keystore_password_env;
         out.push(match std::env::var(env) {
@@ -266,47 +266,11 @@ impl Node {
                 format!("{env} is not set: it must hold the keystores' password (keystore_password_env)"),
             ),
         });
-        let keys = &self.gateway.ports.keys;
-        let now = self.gateway.ports.clock().now();
-        for s in &self.config.stations {
-            let what = format!("station {}: key {:?}", s.as2_id, s.key_alias);
-            out.push(match keys.identity(&s.key_alias).await {
-                Ok(id) => Check::certificate(what, &id.certificate, now),
-                Err(e) => Check::blocking(what, describe(&e)),
-            });
-        }
-        for p in &self.config.partnerships {
-            let who = format!("partnership {} -> {}", p.station, p.partner);
-            let what = format!("{who}: certificate {:?}", p.certificate_alias);
-            out.push(match keys.partner_certificate(&p.certificate_alias).await {
-                Ok(c) => Check::certificate(what, &c, now),
-                Err(e) => Check::blocking(what, describe(&e)),
-            });
-            out.push(Check::ok(format!("{who}: URL"), p.url.clone()));
-            for alias in [&p.tls.ca_alias, &p.client_certificate_alias]
-                .into_iter()
-                .flatten()
-            {
-                let what = format!("{who}: TLS certificate {alias:?}");
-                out.push(match keys.tls_certificate(alias).await {
-                    Ok(c) => Check::certificate(what, &c, now),
-                    Err(e) => Check::blocking(what, describe(&e)),
-                });
-            }
-            if let Some(a) = &p.auth {
-                let what = format!("{who}: HTTP password ({})", a.password_secret);
-                out.push(match std::env::var(&a.password_secret) {
-                    Ok(_) => Check::ok(what, "set"),
-                    Err(_) => Check::blocking(
-                        what,
-                        format!(
-                            "the HTTP password variable {} is not set",
-                            a.password_secret
-                        ),
-                    ),
-                });
-            }
-        }
+        out.extend(
+            self.gateway
+                .setting_checks(&self.config.stations, &self.config.partnerships)
+                .await,
+        );
         out
     }
 
@@ -684,73 +648,6 @@ async fn receive(
         tracing::error!(error = %e, "receiving failed; the partner is asked to send again");
         gateway::HttpResponse::unavailable()
     }))
-}
-
-/// One thing [`Node::checks`] looked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// What was checked (`station ALPHA key "alpha"`).
-    pub what: String,
-    /// What was found.
-    pub verdict: Verdict,
-    /// Whether the gateway refuses to start while it fails.
-    pub blocks_start: bool,
-}
-
-/// What a check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// As it should be; the detail says what was found.
-    Ok(String),
-    /// Works, but not for long (a certificate expiring within 30 days).
-    Warning(String),
-    /// Does not work.
-    Failed(String),
-}
-
-impl Check {
-    fn ok(what: String, detail: impl Into<String>) -> Check {
-        Check {
-            what,
-            verdict: Verdict::Ok(detail.into()),
-            blocks_start: false,
-        }
-    }
-
-    fn blocking(what: String, why: String) -> Check {
-        Check {
-            what,
-            verdict: Verdict::Failed(why),
-            blocks_start: true,
-        }
-    }
-
-    /// A certificate found: valid, expiring soon ([`as2::keys::expiry`]), or expired (which fails the check
-    /// but does not stop the gateway).
-    fn certificate(what: String, cert: &openssl::x509::X509, now: gateway::Millis) -> Check {
-        use as2::keys::Expiry;
-        let subject = as2::keys::subject_name(cert);
-        let verdict = match as2::keys::expiry(cert, now.unix()) {
-            Expiry::Expired => Verdict::Failed(format!("{subject}: certificate has EXPIRED")),
-            Expiry::Soon(left) => Verdict::Warning(format!(
-                "{subject}: certificate expires soon ({left} days left)"
-            )),
-            Expiry::Valid(left) => Verdict::Ok(format!("{subject}, {left} days left")),
-        };
-        Check {
-            what,
-            verdict,
-            blocks_start: false,
-        }
-    }
-}
-
-/// A keystore error as a line: a missing keystore says which one.
-fn describe(e: &gateway::GatewayError) -> String {
-    match e {
-        gateway::GatewayError::NotFound(what) => format!("{what} does not exist"),
-        e => e.to_string(),
-    }
 }
 
 /// What inotify said of the files under `AS2/send/` since the last poll.

@@ -12,7 +12,9 @@ pub struct EnvSecrets;
 impl Secrets for EnvSecrets {
     async fn secret(&self, name: &str) -> Result<String> {
         std::env::var(name).map_err(|_| {
-            GatewayError::Config(format!("environment variable {name} (a secret) is not set"))
+            GatewayError::Config(format!(
+                "environment variable {name} is not set (it holds a secret)"
+            ))
         })
     }
 }

@@ -3,6 +3,7 @@
 //! receipts, receiving with receipts and duplicate Message-ID handling. No AWS SDK, no HTTP
 //! framework, no filesystem: adapters bring those.
 
+pub mod check;
 mod error;
 pub mod failpoint;
 mod gateway;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::*;
 use gateway::model::Status;
 use serde_json::{json, Value};
+use testkit::function_url::FunctionUrl;
 use testkit::pyas2::{self, Pyas2Partner};
 
 struct Cli {
@@ -161,8 +162,10 @@ fn operating_a_deployment_with_mftg() {
         profiles: tmp.path().join("profiles"),
         cwd: tmp.path().to_path_buf(),
     };
+    // The receiver behind its Function URL, which the stack names as the AS2 URL.
+    let receiver = FunctionUrl::start(d.function("as2-receiver", "receiver", &[]));
     let stack_name = testkit::Moto::unique("mftg-stack");
-    stack(&d, &stack_name, "https://as2.alpha.example/as2");
+    stack(&d, &stack_name, &format!("{}/as2", receiver.url()));
 
     // A profile from the stack's outputs.
     let (code, out, err) = cli.run(&[
@@ -343,6 +346,103 @@ fn operating_a_deployment_with_mftg() {
     assert_eq!(payload.as_bytes(), edi(1));
     assert_eq!(received(&py), 1);
 
+    // doctor passes on the deployment (the lifecycle rules installed as the template's custom
+    // resource installs them), and names each thing broken on purpose.
+    let (code, out, err) = cli.run(&[
+        "infra",
+        "lifecycle",
+        "--bucket",
+        &d.bucket,
+        "--endpoint-url",
+        d.moto.url(),
+        "--region",
+        testkit::REGION,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doctor = |want: i32| -> Vec<String> {
+        let (code, out, err) = cli.run(&["doctor", "--profile", "acme"]);
+        assert_eq!(code, want, "doctor:\n{out}{err}");
+        assert!(!out.contains(KEYSTORE_PASSWORD), "{out}");
+        out.lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(doctor(0), Vec::<String>::new());
+    let (code, out, _) = cli.run(&["doctor", "--profile", "acme"]);
+    for what in [
+        "ok    bucket ",
+        "ok    bucket versioning: enabled",
+        "ok    lifecycle rules",
+        "TTL",
+        "send queue",
+        "dead-letter queue",
+        "secret ",
+        "keystore AS2/keystore/identity.jks: opens",
+        "station ALPHA: key \"alpha\"",
+        "partnership ALPHA -> PYAS2: certificate \"pyas2\"",
+        "receiver: ",
+    ] {
+        assert!(code == 0 && out.contains(what), "{what}: {out}");
+    }
+    let versioning = |status: aws_sdk_s3::types::BucketVersioningStatus| {
+        d.rt.block_on(
+            d.s3.put_bucket_versioning()
+                .bucket(&d.bucket)
+                .versioning_configuration(
+                    aws_sdk_s3::types::VersioningConfiguration::builder()
+                        .status(status)
+                        .build(),
+                )
+                .send(),
+        )
+        .unwrap();
+    };
+    versioning(aws_sdk_s3::types::BucketVersioningStatus::Suspended);
+    let failed = doctor(1);
+    assert!(
+        failed.len() == 1 && failed[0].contains("bucket versioning: versioning is Suspended"),
+        "{failed:?}"
+    );
+    versioning(aws_sdk_s3::types::BucketVersioningStatus::Enabled);
+    d.rt.block_on(d.s3.delete_bucket_lifecycle().bucket(&d.bucket).send())
+        .unwrap();
+    let failed = doctor(1);
+    assert!(
+        failed.len() == 1
+            && failed[0].contains("lifecycle rules: ")
+            && failed[0].contains("missing"),
+        "{failed:?}"
+    );
+    cli.run(&[
+        "infra",
+        "lifecycle",
+        "--bucket",
+        &d.bucket,
+        "--endpoint-url",
+        d.moto.url(),
+        "--region",
+        testkit::REGION,
+    ]);
+    let err = cli.refused(&["keys", "remove", "--alias", "pyas2"]);
+    assert!(err.contains("partnership ALPHA -> PYAS2"), "in use: {err}");
+    cli.ok(&["keys", "remove", "--alias", "pyas2", "--force"]);
+    let failed = doctor(1);
+    assert!(
+        failed.len() == 1
+            && failed[0].contains("partnership ALPHA -> PYAS2: certificate \"pyas2\""),
+        "{failed:?}"
+    );
+    cli.ok(&[
+        "keys",
+        "trust",
+        "--alias",
+        "pyas2",
+        "--cert",
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(doctor(0), Vec::<String>::new());
+
     // The partner goes down: the next message fails after its attempts.
     drop(py);
     let file = tmp.path().join("po-2.x12");
@@ -487,6 +587,29 @@ fn operating_a_deployment_with_mftg() {
     cli.ok(&["stations", "remove", "ALPHA"]);
     assert_eq!(cli.json(&["stations", "list", "--json"]), json!([]));
 
+    // The receiver down, the secret gone: doctor says so.
+    drop(receiver);
+    let failed = doctor(1);
+    assert!(
+        failed.len() == 1 && failed[0].starts_with("FAIL  receiver: nothing answers at"),
+        "{failed:?}"
+    );
+    d.rt.block_on(
+        aws_sdk_secretsmanager::Client::new(&d.conf)
+            .delete_secret()
+            .secret_id(&d.secret)
+            .force_delete_without_recovery(true)
+            .send(),
+    )
+    .unwrap();
+    let failed = doctor(1);
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.contains(&format!("secret {}", d.secret))),
+        "{failed:?}"
+    );
+
     // A profile naming tables that do not exist: one line naming the table.
     let broken = cli.profiles.join("broken.toml");
     std::fs::write(
@@ -500,4 +623,10 @@ fn operating_a_deployment_with_mftg() {
     let (code, _, err) = cli.run(&["messages", "list", "--profile", "broken"]);
     assert_eq!((code, err.trim().lines().count()), (2, 1), "{err}");
     assert!(err.contains("nothere-messages"), "{err}");
+    let (code, out, _) = cli.run(&["doctor", "--profile", "broken"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  table nothere-claims: does not exist"),
+        "{out}"
+    );
 }
