@@ -9,6 +9,18 @@ use gateway_aws::config::Endpoint;
 pub enum InfraCommand {
     /// Puts the seed's lifecycle rules on an existing bucket, keeping the rules it has.
     Lifecycle(LifecycleArgs),
+    /// Deletes a deployment's data after its stack is gone: every version in the bucket, the
+    /// bucket, and the tables the stack kept. Cannot be undone.
+    Destroy(DestroyArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    config: crate::backend::ConfigArg,
+    /// The bucket's name again, to say this is meant.
+    #[arg(long)]
+    confirm: String,
 }
 
 #[derive(clap::Args)]
@@ -28,12 +40,16 @@ pub struct LifecycleArgs {
 }
 
 pub fn run(command: InfraCommand) -> Result<ExitCode, String> {
+    if let InfraCommand::Destroy(a) = command {
+        return destroy(a);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         match command {
+            InfraCommand::Destroy(_) => unreachable!("handled above"),
             InfraCommand::Lifecycle(a) => {
                 let conf = gateway_aws::config::load(&Endpoint {
                     url: a.endpoint_url.clone().filter(|u| !u.is_empty()),
@@ -55,4 +71,36 @@ pub fn run(command: InfraCommand) -> Result<ExitCode, String> {
             }
         }
     })
+}
+
+fn destroy(a: DestroyArgs) -> Result<ExitCode, String> {
+    use crate::backend::Target;
+    if !a.config.names_aws() {
+        return Err("destroy acts on an AWS deployment: give --profile NAME".into());
+    }
+    let b = a.config.open()?;
+    let Target::Aws(aws) = &b.target else {
+        return Err("destroy acts on an AWS deployment: give --profile NAME".into());
+    };
+    let bucket = &aws.settings.bucket;
+    if &a.confirm != bucket {
+        return Err(format!(
+            "--confirm {:?} is not the deployment's bucket ({bucket}): nothing deleted",
+            a.confirm
+        ));
+    }
+    let store = gateway_aws::s3::S3Store::from_conf(&aws.conf, bucket.clone());
+    let n =
+        b.rt.block_on(store.delete_bucket_and_versions())
+            .map_err(|e| e.to_string())?;
+    println!("Deleted {n} object version(s) and delete marker(s), then bucket {bucket}.");
+    let tables =
+        b.rt.block_on(aws.ports.directory.delete_tables())
+            .map_err(|e| e.to_string())?;
+    if tables.is_empty() {
+        println!("No tables were left to delete.");
+    } else {
+        println!("Deleted table(s) {}.", tables.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
 }

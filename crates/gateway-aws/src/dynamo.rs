@@ -253,6 +253,24 @@ impl Dynamo {
         Ok(())
     }
 
+    /// Deletes the tables that exist (tearing a deployment down; the templates keep the messages
+    /// and partners tables when the stack is deleted). Returns the names deleted.
+    pub async fn delete_tables(&self) -> Result<Vec<String>> {
+        let mut deleted = Vec::new();
+        for table in [
+            &self.tables.claims,
+            &self.tables.messages,
+            &self.tables.partners,
+        ] {
+            match self.client.delete_table().table_name(table).send().await {
+                Ok(_) => deleted.push(table.clone()),
+                Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+                Err(e) => return Err(port_on("DeleteTable", table, &e)),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Adds or replaces a station.
     pub async fn put_station(&self, station: &Station) -> Result<()> {
         self.client

@@ -69,6 +69,77 @@ impl S3Store {
         &self.client
     }
 
+    /// Deletes every version and delete marker in the bucket, then the bucket: what tearing a
+    /// deployment down needs, since a versioned bucket cannot be deleted while anything is in it.
+    /// Returns how many versions and markers were deleted.
+    pub async fn delete_bucket_and_versions(&self) -> Result<usize> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let mut deleted = 0;
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .max_keys(1000)
+                .send()
+                .await
+                .map_err(|e| port("ListObjectVersions", &self.bucket, e))?;
+            let mut ids = Vec::new();
+            for (key, version) in page
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id()))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .map(|m| (m.key(), m.version_id())),
+                )
+            {
+                let id = ObjectIdentifier::builder()
+                    .key(key.unwrap_or_default())
+                    .set_version_id(version.map(str::to_string))
+                    .build()
+                    .map_err(|e| GatewayError::port("s3", e))?;
+                ids.push(id);
+            }
+            if ids.is_empty() {
+                break;
+            }
+            deleted += ids.len();
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| GatewayError::port("s3", e))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| port("DeleteObjects", &self.bucket, e))?;
+            if let Some(e) = out.errors().first() {
+                return Err(GatewayError::port(
+                    "s3",
+                    format!(
+                        "DeleteObjects {}: {} {}",
+                        self.bucket,
+                        e.key().unwrap_or_default(),
+                        e.message().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        self.client
+            .delete_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| port("DeleteBucket", &self.bucket, e))?;
+        Ok(deleted)
+    }
+
     /// Creates the bucket in `region`, with versioning on when `versioned` (for tests and
     /// emulators; deployments get theirs from the templates).
     pub async fn create_bucket(&self, region: &str, versioned: bool) -> Result<()> {

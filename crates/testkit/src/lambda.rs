@@ -108,6 +108,10 @@ impl LambdaEmulator {
             .env("AWS_SECRET_ACCESS_KEY", crate::SECRET_KEY)
             .env_remove("AWS_PROFILE")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // Plain text logs unless a test asks for JSON (AWS_LAMBDA_LOG_FORMAT): lambda_runtime's
+            // subscriber colours text wherever tracing-subscriber's `ansi` feature is built in.
+            // On AWS the templates set the log format to JSON, which has no colours.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);

@@ -629,4 +629,24 @@ fn operating_a_deployment_with_mftg() {
         out.contains("FAIL  table nothere-claims: does not exist"),
         "{out}"
     );
+
+    // Teardown after the stack is deleted: the versioned bucket with every version, and the
+    // tables the stack keeps. The wrong confirmation deletes nothing.
+    let err = cli.refused(&["infra", "destroy", "--confirm", "mftg-other"]);
+    assert!(err.contains("nothing deleted"), "{err}");
+    assert!(d.versions("AS2/") > 3);
+    let out = cli.ok(&["infra", "destroy", "--confirm", &d.bucket]);
+    assert!(out.contains(&format!("then bucket {}", d.bucket)), "{out}");
+    assert!(out.contains(&format!("{}-messages", d.prefix)), "{out}");
+    let gone = d.rt.block_on(d.s3.head_bucket().bucket(&d.bucket).send());
+    assert!(gone.is_err(), "the bucket is gone");
+    let (code, out, _) = cli.run(&["doctor", "--profile", "acme"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!(
+            "FAIL  bucket {0}: bucket {0} does not exist",
+            d.bucket
+        )),
+        "{out}"
+    );
 }

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_support::init_logging();
+    // JSON when the function is configured for JSON logs (the templates configure it).
+    lambda_runtime::tracing::init_default_subscriber();
     let conf = gateway_aws::config::load(&gateway_aws::config::Endpoint::default()).await;
     // Path-style addressing when AWS_ENDPOINT_URL points at an emulator, as for the gateway.
     let s3 = gateway_aws::s3::S3Store::from_conf(&conf, "")

@@ -17,7 +17,8 @@ use gateway_aws::transfer::TransferFamily;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_support::init_logging();
+    // JSON when the function is configured for JSON logs (the templates configure it).
+    lambda_runtime::tracing::init_default_subscriber();
     let configured = |name| {
         lambda_support::required_env(name).inspect_err(|e| tracing::error!("configuration: {e}"))
     };

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_support::init_logging();
+    // JSON when the function is configured for JSON logs (the templates configure it).
+    lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|e| tracing::error!("configuration: {e}"))?;
     let gateway = aws_gateway(&config).await;
     let gateway = &gateway;
