@@ -113,6 +113,7 @@ impl ConfigArg {
     }
 
     /// Whether this names an AWS deployment (a profile, or a file with an `[aws]` section).
+    #[cfg(feature = "aws")]
     pub fn names_aws(&self) -> bool {
         self.profile.is_some()
             || std::fs::read_to_string(&self.config)
