@@ -211,6 +211,11 @@ fn operating_a_deployment_with_mftg() {
         out.contains(&format!("s3://{}/AS2/keystore/identity.jks", d.bucket)),
         "{out}"
     );
+    let err = cli.refused(&["keys", "export", "--alias", "nobody"]);
+    assert!(
+        err.contains("nobody") && err.contains("identity.jks"),
+        "{err}"
+    );
     let station_pem = cli.ok(&["keys", "export", "--alias", "alpha"]);
     assert!(
         station_pem.starts_with("-----BEGIN CERTIFICATE-----"),
