@@ -204,6 +204,43 @@ fn operating_a_deployment_with_mftg() {
     assert_eq!((code, err.trim().lines().count()), (2, 1), "{err}");
     assert!(err.contains("no-such-stack"), "{err}");
 
+    // The same deployment named by flags, in an `[aws]` section of a configuration file.
+    let (code, out, err) = cli.run(&[
+        "init",
+        "--aws",
+        "-c",
+        "deploy.toml",
+        "--region",
+        testkit::REGION,
+        "--endpoint-url",
+        d.moto.url(),
+        "--bucket",
+        &d.bucket,
+        "--table-prefix",
+        &d.prefix,
+        "--queue-url",
+        &d.queue_url,
+        "--dlq-url",
+        &d.dlq_url,
+        "--keystore-password-secret",
+        &d.secret,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli.run(&["stations", "list", "-c", "deploy.toml", "--json"]);
+    assert_eq!((code, out.trim()), (0, "[]"), "{err}");
+    let (code, _, err) = cli.run(&["serve", "-c", "deploy.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("names an AWS deployment"), "{err}");
+    let (code, _, err) = cli.run(&[
+        "init",
+        "--aws",
+        "-c",
+        "other.toml",
+        "--region",
+        testkit::REGION,
+    ]);
+    assert_eq!((code, err.trim().lines().count()), (2, 1), "{err}");
+
     // A station, and its key generated into the bucket's identity.jks.
     cli.ok(&["stations", "add", "--station", "ALPHA"]);
     let out = cli.ok(&["keys", "generate", "--alias", "alpha"]);
@@ -211,6 +248,55 @@ fn operating_a_deployment_with_mftg() {
         out.contains(&format!("s3://{}/AS2/keystore/identity.jks", d.bucket)),
         "{out}"
     );
+    // A key made elsewhere (keytool's PKCS#12), imported into the bucket's keystore; the wrong
+    // password is refused in one line.
+    testkit::legacy_keytool_pkcs12(tmp.path(), "erp.p12", "erp", "ACME ERP", "P12-Pass-1");
+    let p12 = tmp.path().join("erp.p12");
+    let import = |password: &str| {
+        Command::new(&cli.bin)
+            .args([
+                "keys",
+                "import",
+                "--profile",
+                "acme",
+                "--alias",
+                "erp",
+                "--from",
+            ])
+            .arg(&p12)
+            .args(["--from-password-env", "MFTG_TEST_P12_PASSWORD"])
+            .env("MFTG_PROFILES", &cli.profiles)
+            .env("MFTG_TEST_P12_PASSWORD", password)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .output()
+            .unwrap()
+    };
+    let wrong = import("not-it");
+    let err = String::from_utf8_lossy(&wrong.stderr).into_owned();
+    assert_eq!(
+        (wrong.status.code(), err.trim().lines().count()),
+        (Some(2), 1),
+        "{err}"
+    );
+    assert!(!err.contains("not-it"), "{err}");
+    let right = import("P12-Pass-1");
+    assert_eq!(
+        right.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    let listed = cli.json(&["keys", "list", "--json"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["alias"] == "erp" && k["private_key"] == true),
+        "{listed}"
+    );
+    cli.ok(&["keys", "remove", "--alias", "erp", "--store", "identity"]);
+
     let err = cli.refused(&["keys", "export", "--alias", "nobody"]);
     assert!(
         err.contains("nobody") && err.contains("identity.jks"),
