@@ -17,6 +17,7 @@ use common::*;
 use gateway::model::Status;
 use serde_json::{json, Value};
 use testkit::function_url::FunctionUrl;
+use testkit::lambda::LambdaEmulator;
 use testkit::pyas2::{self, Pyas2Partner};
 
 struct Cli {
@@ -124,6 +125,22 @@ fn event_for(d: &Deployment, key: &str) -> Value {
         head.e_tag().unwrap_or("").trim_matches('"'),
         head.content_length().unwrap_or(0) as usize,
     )
+}
+
+/// `mftg send po-N.x12 --from ALPHA --to PYAS2`, then `send-trigger` on the event S3 sends for
+/// it; returns the record id it queued.
+fn send_po(cli: &Cli, d: &Deployment, trigger_fn: &mut LambdaEmulator, n: u32) -> String {
+    let name = format!("po-{n}.x12");
+    let file = cli.cwd.join(&name);
+    std::fs::write(&file, edi(n)).unwrap();
+    let path = file.to_str().unwrap();
+    cli.ok(&["send", path, "--from", "ALPHA", "--to", "PYAS2"]);
+    let out = trigger(
+        trigger_fn,
+        &event_for(d, &format!("AS2/send/ALPHA/PYAS2/{name}")),
+    );
+    assert_eq!(out["outcome"], "queued", "{out}");
+    out["id"].as_str().unwrap().to_string()
 }
 
 fn partner(dir: &Path, port: u16, station_pem: &[u8]) -> Pyas2Partner {
@@ -393,31 +410,9 @@ fn operating_a_deployment_with_mftg() {
     // A file sent with `mftg send`, delivered by the real functions.
     let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
     let mut sender = d.function("as2-sender", "sender", &[("MFTG_RETRY_ATTEMPTS", "2")]);
-    let file = tmp.path().join("po-1.x12");
-    std::fs::write(&file, edi(1)).unwrap();
-    let err = cli.refused(&[
-        "send",
-        file.to_str().unwrap(),
-        "--from",
-        "ALPHA",
-        "--to",
-        "NOBODY",
-    ]);
+    let err = cli.refused(&["send", "/etc/hostname", "--from", "ALPHA", "--to", "NOBODY"]);
     assert!(err.contains("no partnership ALPHA -> NOBODY"), "{err}");
-    cli.ok(&[
-        "send",
-        file.to_str().unwrap(),
-        "--from",
-        "ALPHA",
-        "--to",
-        "PYAS2",
-    ]);
-    let out = trigger(
-        &mut trigger_fn,
-        &event_for(&d, "AS2/send/ALPHA/PYAS2/po-1.x12"),
-    );
-    assert_eq!(out["outcome"], "queued", "{out}");
-    let first = out["id"].as_str().unwrap().to_string();
+    let first = send_po(&cli, &d, &mut trigger_fn, 1);
     d.pump_until(&mut sender, "delivery", Duration::from_secs(60), |d| {
         d.record(&first).status == Status::Delivered
     });
@@ -536,21 +531,7 @@ fn operating_a_deployment_with_mftg() {
 
     // The partner goes down: the next message fails after its attempts.
     drop(py);
-    let file = tmp.path().join("po-2.x12");
-    std::fs::write(&file, edi(2)).unwrap();
-    cli.ok(&[
-        "send",
-        file.to_str().unwrap(),
-        "--from",
-        "ALPHA",
-        "--to",
-        "PYAS2",
-    ]);
-    let out = trigger(
-        &mut trigger_fn,
-        &event_for(&d, "AS2/send/ALPHA/PYAS2/po-2.x12"),
-    );
-    let second = out["id"].as_str().unwrap().to_string();
+    let second = send_po(&cli, &d, &mut trigger_fn, 2);
     d.pump_until(&mut sender, "failure", Duration::from_secs(60), |d| {
         d.record(&second).status == Status::Failed
     });
@@ -604,21 +585,7 @@ fn operating_a_deployment_with_mftg() {
 
     // A job that keeps failing (the sender dies at the same step each time) is moved to the
     // dead-letter queue by SQS after its receives; `queue redrive` brings it back.
-    let file = tmp.path().join("po-3.x12");
-    std::fs::write(&file, edi(3)).unwrap();
-    cli.ok(&[
-        "send",
-        file.to_str().unwrap(),
-        "--from",
-        "ALPHA",
-        "--to",
-        "PYAS2",
-    ]);
-    let out = trigger(
-        &mut trigger_fn,
-        &event_for(&d, "AS2/send/ALPHA/PYAS2/po-3.x12"),
-    );
-    let third = out["id"].as_str().unwrap().to_string();
+    let third = send_po(&cli, &d, &mut trigger_fn, 3);
     let mut broken = d.function(
         "as2-sender",
         "broken-sender",
