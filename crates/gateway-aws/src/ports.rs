@@ -57,7 +57,7 @@ pub fn aws_ports(conf: &aws_config::SdkConfig, settings: &AwsSettings) -> AwsPor
         log: dynamo.clone(),
         directory: dynamo,
         secrets,
-        transport: HttpTransport,
+        transport: HttpTransport::new(),
         queue: SqsQueue::from_conf(conf, &settings.queue_url, settings.dead_letter_url.clone()),
         clock: SystemClock,
     }

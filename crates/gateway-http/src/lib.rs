@@ -3,32 +3,86 @@
 //! `http` crate's requests and responses and what the domain reads and answers, and the wall
 //! clock.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use gateway::model::TlsOptions;
 use gateway::ports::{As2Transport, HttpRequest, HttpResponse, TransportError};
 
 /// [`As2Transport`] with reqwest. Bodies always go with a Content-Length (some partners refuse
 /// chunked requests).
+///
+/// One client per distinct TLS configuration (trust anchors, verification on or off), built on
+/// first use and kept: building one loads the system's CA bundle, which costs more than signing
+/// and encrypting a small message, and a kept client keeps its connections to each partner alive
+/// between messages. Clones share the clients.
 #[derive(Debug, Clone, Default)]
-pub struct HttpTransport;
+pub struct HttpTransport {
+    clients: Arc<Mutex<HashMap<ClientKey, reqwest::Client>>>,
+}
+
+/// What makes two clients differ: the extra trust anchors (DER) and whether verification is off.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    trust: Vec<Vec<u8>>,
+    insecure: bool,
+}
+
+/// Distinct TLS configurations kept at most; past it the kept ones are dropped and built again
+/// as they are used (a deployment has a handful).
+const MAX_CLIENTS: usize = 64;
 
 impl HttpTransport {
+    /// A transport with no clients built yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many clients are kept (one per TLS configuration used so far).
+    pub fn clients(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, reqwest::Client>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn client(
+        &self,
         tls: &TlsOptions,
         trust: &[openssl::x509::X509],
     ) -> std::result::Result<reqwest::Client, TransportError> {
+        let key = ClientKey {
+            trust: trust
+                .iter()
+                .map(|c| c.to_der())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| TransportError::Connect(e.to_string()))?,
+            insecure: tls.insecure_skip_verify,
+        };
+        if let Some(c) = self.lock().get(&key) {
+            return Ok(c.clone());
+        }
+        let built = Self::build(&key)?;
+        let mut clients = self.lock();
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        Ok(clients.entry(key).or_insert(built).clone())
+    }
+
+    fn build(key: &ClientKey) -> std::result::Result<reqwest::Client, TransportError> {
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("mftg/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none());
-        for cert in trust {
-            let der = cert
-                .to_der()
-                .map_err(|e| TransportError::Connect(e.to_string()))?;
-            let c = reqwest::Certificate::from_der(&der)
+            .redirect(reqwest::redirect::Policy::none())
+            // A kept connection a partner has closed meanwhile is not reused after this long.
+            .pool_idle_timeout(std::time::Duration::from_secs(30));
+        for der in &key.trust {
+            let c = reqwest::Certificate::from_der(der)
                 .map_err(|e| TransportError::Connect(e.to_string()))?;
             b = b.add_root_certificate(c);
         }
-        if tls.insecure_skip_verify {
-            tracing::warn!("TLS certificate verification is off for this partner");
+        if key.insecure {
             b = b.danger_accept_invalid_certs(true);
         }
         b.build()
@@ -41,7 +95,10 @@ impl As2Transport for HttpTransport {
         &self,
         request: HttpRequest,
     ) -> std::result::Result<HttpResponse, TransportError> {
-        let client = Self::client(&request.tls, &request.trust)?;
+        if request.tls.insecure_skip_verify {
+            tracing::warn!(url = %request.url, "TLS certificate verification is off for this partner");
+        }
+        let client = self.client(&request.tls, &request.trust)?;
         let mut headers = reqwest::header::HeaderMap::new();
         for h in request.headers.iter() {
             let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
@@ -144,5 +201,91 @@ impl gateway::ports::Clock for SystemClock {
 
     async fn sleep(&self, d: std::time::Duration) {
         tokio::time::sleep(d).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use std::io::{BufRead as _, Read as _, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// An HTTP/1.1 server on 127.0.0.1 that answers every POST with 200 and keeps connections
+    /// open; returns its port and the count of connections it accepted.
+    fn keep_alive_server() -> (u16, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(16) {
+                let Ok(stream) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    for _ in 0..64 {
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    fn request(port: u16, trust: Vec<openssl::x509::X509>) -> HttpRequest {
+        HttpRequest {
+            url: format!("http://127.0.0.1:{port}/as2"),
+            headers: as2::HeaderMap::new(),
+            body: b"message".to_vec(),
+            timeout: Duration::from_secs(10),
+            basic_auth: None,
+            tls: TlsOptions::default(),
+            trust,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_client_per_tls_configuration_and_its_connections_kept() {
+        let (port, accepted) = keep_alive_server();
+        let t = HttpTransport::new();
+        for _ in 0..5 {
+            let r = t.post(request(port, Vec::new())).await.unwrap();
+            assert_eq!((r.status, r.body.as_slice()), (200, b"ok".as_slice()));
+        }
+        assert_eq!(t.clients(), 1);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "five messages, one connection"
+        );
+        // Another trust anchor is another client; a clone shares what is built.
+        let id =
+            as2::keys::Identity::generate_self_signed("CA", 2048, as2::UnixTime(1_700_000_000), 30)
+                .unwrap();
+        t.clone()
+            .post(request(port, vec![id.certificate.clone()]))
+            .await
+            .unwrap();
+        assert_eq!(t.clients(), 2);
     }
 }

@@ -58,7 +58,7 @@ pub fn local_ports(config: &Config) -> Result<LocalPorts> {
         ),
         store,
         secrets: EnvSecrets,
-        transport: HttpTransport,
+        transport: HttpTransport::new(),
         clock: SystemClock,
     })
 }
