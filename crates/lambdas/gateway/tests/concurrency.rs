@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use gateway::model::Status;
 use serde_json::Value;
@@ -118,4 +120,100 @@ fn fifty_concurrent_uploads_of_one_name_send_once() {
     assert_ne!(out["outcome"], "queued", "{out}");
     assert!(d.receive(&d.queue_url).is_empty(), "no second job");
     assert_eq!(d.records().len(), 50);
+}
+
+/// A partner on 127.0.0.1 that answers no POST until `n` are open at once (then 200 to each),
+/// or 503 after 20 s: only a sender that sends them together gets them through.
+fn partner_wanting_together(n: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let waiting = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4 * n) {
+            let Ok(mut stream) = stream else { return };
+            let (waiting, most) = (waiting.clone(), most.clone());
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let (lock, cv) = &*waiting;
+                let mut open = lock.lock().unwrap();
+                *open += 1;
+                most.fetch_max(*open, Ordering::SeqCst);
+                cv.notify_all();
+                let (open, timeout) = cv
+                    .wait_timeout_while(open, Duration::from_secs(20), |o| *o < n)
+                    .unwrap();
+                drop(open);
+                let reply: &[u8] = if timeout.timed_out() {
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let _ = stream.write_all(reply);
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn the_jobs_of_a_batch_are_sent_together() {
+    let d = Deployment::new();
+    d.keystores(&["ALPHA"], &["BETA"]);
+    d.station("ALPHA", None);
+    let (port, most) = partner_wanting_together(3);
+    d.partnership(
+        "ALPHA",
+        "BETA",
+        &format!("http://127.0.0.1:{port}/as2"),
+        |p| {
+            p.mdn = gateway::model::MdnMode::None;
+            p.timeout_secs = 30;
+        },
+    );
+    let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
+    let ids: Vec<String> = (0..3)
+        .map(|n| {
+            let key = format!("AS2/send/ALPHA/BETA/order-{n}.x12");
+            let out = trigger(&mut trigger_fn, &d.upload(&key, &edi(n)));
+            out["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // The three jobs, in one batch (the queue delivers up to ten at once).
+    let mut batch = Vec::new();
+    for _ in 0..10 {
+        batch.extend(d.receive(&d.queue_url));
+        if batch.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(batch.len(), 3);
+    let mut sender = d.function("as2-sender", "sender", &[]);
+    let reply = sender
+        .invoke(&d.sqs_event(&batch), Duration::from_secs(90))
+        .unwrap();
+    assert_eq!(reply["batchItemFailures"], serde_json::json!([]), "{reply}");
+    for id in &ids {
+        assert_eq!(d.record(id).status, Status::Sent, "{:#?}", d.record(id));
+    }
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
