@@ -2,6 +2,7 @@
 //! processes may open it (the server and `mftg messages` at once); every rule that must be atomic
 //! is one transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -71,6 +72,8 @@ pub struct Leased {
     pub seq: i64,
     /// What to do.
     pub job: Job,
+    /// `station/partner` of the message it is for (empty when there is no such message).
+    pub pair: String,
 }
 
 /// The SQLite database.
@@ -127,10 +130,23 @@ impl Db {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// [`Db::take_due_now`], off the async workers.
+    /// [`Db::take_due_now`], off the async workers, for any partnership.
     pub async fn take_due(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
+        self.take_due_for(now, lease, max, usize::MAX, HashMap::new())
+            .await
+    }
+
+    /// [`Db::take_due_now`], off the async workers.
+    pub async fn take_due_for(
+        &self,
+        now: Millis,
+        lease: Duration,
+        max: usize,
+        per_pair: usize,
+        busy: HashMap<String, usize>,
+    ) -> Result<Vec<Leased>> {
         blocking::run(self, "database", move |db: &Db| {
-            db.take_due_now(now, lease, max)
+            db.take_due_now(now, lease, max, per_pair, &busy)
         })
         .await
     }
@@ -274,35 +290,70 @@ impl Db {
     }
 
     /// Takes up to `max` jobs due at `now`, leasing them for `lease`: a job whose worker dies is
-    /// handed out again when its lease runs out, so nothing queued is lost across a crash.
-    fn take_due_now(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
+    /// handed out again when its lease runs out, so nothing queued is lost across a crash. Jobs
+    /// go oldest first, and at most `per_pair` for any one partnership counting the `busy` ones
+    /// it has running already: the others stay where they are in the queue, in their order, and
+    /// are not leased (so nothing is taken only to be put back).
+    fn take_due_now(
+        &self,
+        now: Millis,
+        lease: Duration,
+        max: usize,
+        per_pair: usize,
+        busy: &HashMap<String, usize>,
+    ) -> Result<Vec<Leased>> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        let rows: Vec<(i64, String)> = {
+        // Per partnership only its first `per_pair` due jobs can be taken: the window function
+        // hands back no more than that of each, however many are queued.
+        let rows: Vec<(i64, String, String)> = {
             let mut stmt = tx
                 .prepare(
-                    "SELECT seq, json FROM jobs WHERE due <= ?1 AND parked IS NULL
-                     AND (leased_until IS NULL OR leased_until < ?1)
-                     ORDER BY due, seq LIMIT ?2",
+                    "SELECT seq, json, pair FROM (
+                         SELECT j.seq, j.json, j.due,
+                                COALESCE(r.station || '/' || r.partner, '') AS pair,
+                                ROW_NUMBER() OVER (
+                                    PARTITION BY COALESCE(r.station || '/' || r.partner, '')
+                                    ORDER BY j.due, j.seq) AS n
+                         FROM jobs j LEFT JOIN records r
+                             ON r.id = CASE WHEN json_valid(j.json) THEN json_extract(j.json, '$.id') END
+                         WHERE j.due <= ?1 AND j.parked IS NULL
+                           AND (j.leased_until IS NULL OR j.leased_until < ?1))
+                     WHERE n <= ?2 ORDER BY due, seq",
                 )
                 .map_err(err)?;
             let rows = stmt
-                .query_map(params![now.0, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map(
+                    params![now.0, per_pair.min(i64::MAX as usize) as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
                 .map_err(err)?;
             rows.collect::<std::result::Result<_, _>>().map_err(err)?
         };
         let until = now.plus(lease).0;
+        let mut taken: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::new();
-        for (seq, json) in rows {
-            tx.execute(
-                "UPDATE jobs SET leased_until = ?1 WHERE seq = ?2",
-                params![until, seq],
-            )
-            .map_err(err)?;
+        for (seq, json, pair) in rows {
+            if out.len() >= max {
+                break;
+            }
+            let running =
+                busy.get(&pair).copied().unwrap_or(0) + taken.get(&pair).copied().unwrap_or(0);
+            if running >= per_pair {
+                continue;
+            }
             match serde_json::from_str(&json) {
-                Ok(job) => out.push(Leased { seq, job }),
+                Ok(job) => {
+                    tx.execute(
+                        "UPDATE jobs SET leased_until = ?1 WHERE seq = ?2",
+                        params![until, seq],
+                    )
+                    .map_err(err)?;
+                    *taken.entry(pair.clone()).or_default() += 1;
+                    out.push(Leased { seq, job, pair });
+                }
                 Err(e) => {
                     tracing::error!(seq, error = %e, "unreadable job parked");
                     tx.execute(
@@ -815,6 +866,67 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let db = Db::open(&tmp.path().join("db.sqlite")).unwrap();
         gateway::memory::check_window_fixed_at_acceptance(&db).await;
+    }
+
+    #[tokio::test]
+    async fn jobs_are_taken_oldest_first_within_each_partnerships_share() {
+        use gateway::ports::JobQueue as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("db.sqlite")).unwrap();
+        // Records of two partnerships (A/B, A/C) and jobs for them, interleaved.
+        for (id, partner) in [
+            ("b1", "B"),
+            ("b2", "B"),
+            ("b3", "B"),
+            ("c1", "C"),
+            ("c2", "C"),
+        ] {
+            let mut r = rec(id, Direction::Outbox, &format!("<{id}@x>"));
+            r.partner = partner.into();
+            db.create(&r).await.unwrap();
+        }
+        for (n, id) in ["b1", "c1", "b2", "c2", "b3"].iter().enumerate() {
+            db.enqueue(Job::Send { id: (*id).into() }, Millis(n as i64))
+                .await
+                .unwrap();
+        }
+        db.enqueue(Job::Send { id: "gone".into() }, Millis(9))
+            .await
+            .unwrap();
+        let lease = Duration::from_secs(60);
+        let ids = |t: &[Leased]| -> Vec<String> {
+            t.iter().map(|l| l.job.record_id().to_string()).collect()
+        };
+        // One each: A/B's first, A/C's first, and the job whose message is gone.
+        let t = db
+            .take_due_for(Millis(100), lease, 10, 1, HashMap::new())
+            .await
+            .unwrap();
+        assert_eq!(ids(&t), ["b1", "c1", "gone"]);
+        assert_eq!(t[0].pair, "A/B");
+        assert_eq!(t[2].pair, "");
+        // While b1 and c1 run, neither has a turn; the rest stay queued, in order, not leased.
+        let busy: HashMap<String, usize> = [("A/B".to_string(), 1), ("A/C".to_string(), 1)].into();
+        let t2 = db
+            .take_due_for(Millis(100), lease, 10, 1, busy.clone())
+            .await
+            .unwrap();
+        assert!(t2.is_empty(), "{t2:?}");
+        db.ack(t[0].seq).await.unwrap();
+        db.ack(t[1].seq).await.unwrap();
+        let t3 = db
+            .take_due_for(Millis(100), lease, 10, 2, HashMap::new())
+            .await
+            .unwrap();
+        assert_eq!(ids(&t3), ["b2", "c2", "b3"]);
+        // At most `max` in all.
+        assert!(
+            db.take_due_for(Millis(100_000_000), lease, 1, 5, HashMap::new())
+                .await
+                .unwrap()
+                .len()
+                <= 1
+        );
     }
 
     #[tokio::test]

@@ -337,10 +337,11 @@ impl Node {
                 Vec::new()
             } else {
                 let now = self.gateway.ports.clock().now();
+                let running_now = busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 self.gateway
                     .ports
                     .queue
-                    .take_due(now, LEASE, free)
+                    .take_due_for(now, LEASE, free, per_partner, running_now)
                     .await
                     .unwrap_or_else(|e| {
                         tracing::error!(error = %e, "job queue");
@@ -348,6 +349,8 @@ impl Node {
                     })
             };
             if jobs.is_empty() {
+                // Nothing can start until a job ends (freeing its partnership's turn) or new
+                // work is due.
                 tokio::select! {
                     _ = running.join_next(), if !running.is_empty() => {}
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -355,50 +358,26 @@ impl Node {
                 continue;
             }
             for leased in jobs {
-                let pair = self.pair_of(&leased.job).await;
-                let taken = {
-                    let mut b = busy.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = b.entry(pair.clone()).or_default();
-                    if *n >= per_partner {
-                        false
-                    } else {
-                        *n += 1;
-                        true
-                    }
-                };
-                if !taken {
-                    // That partnership has its share in flight: this one waits its turn.
-                    let later = self
-                        .gateway
-                        .ports
-                        .clock()
-                        .now()
-                        .plus(Duration::from_millis(250));
-                    if let Err(e) = self.gateway.ports.queue.release(leased.seq, later).await {
-                        tracing::error!(error = %e, "job queue");
-                    }
-                    continue;
-                }
+                let pair = leased.pair.clone();
+                *busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(pair.clone())
+                    .or_default() += 1;
                 let (node, busy) = (self.clone(), busy.clone());
                 running.spawn(async move {
                     node.run_leased(leased).await;
                     let mut b = busy.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(n) = b.get_mut(&pair) {
                         *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            b.remove(&pair);
+                        }
                     }
                 });
             }
         }
         while running.join_next().await.is_some() {}
-    }
-
-    /// `station/partner` of the record a job is about ("" if it is gone).
-    async fn pair_of(&self, job: &gateway::model::Job) -> String {
-        use gateway::ports::MessageLog as _;
-        match self.gateway.ports.log.get(job.record_id()).await {
-            Ok(Some(r)) => format!("{}/{}", r.station, r.partner),
-            _ => String::new(),
-        }
     }
 
     async fn run_leased(&self, leased: crate::db::Leased) {

@@ -1,0 +1,199 @@
+"""`make bench`, throughput section: two embedded gateways (`mftg serve`, release build) on
+127.0.0.1; a burst of small files dropped into ALPHA's send folder at once, each sent to BETA
+(sign + compress + AES-256, signed synchronous receipt, the default partnership), until every one
+is delivered. Reported: messages per second, the sending gateway's CPU per message and the
+receiving one's, and the latency from acceptance to delivery (p50, p99), against the engine's own
+CPU for building and opening the same message, measured in the same run (`pipeline build-many`).
+
+Run alone: .venv/bin/python tests/bench/throughput.py [files] (prints JSON).
+"""
+import json
+import os
+import pathlib
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench-out" / "throughput"
+MFTG = ROOT / "target/release/mftg"
+PIPELINE = ROOT / "target/release/examples/pipeline"
+PASSWORD = "Bench-Keystore-1"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*args, cwd=None, env=None):
+    p = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(map(str, args))} failed:\n{p.stdout}{p.stderr}")
+    return p.stdout
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu(pid):
+    """CPU seconds (user + system) the process has used."""
+    f = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / TICK
+
+
+def setup(root, partner_concurrency):
+    env = dict(os.environ, MFTG_KEYSTORE_PASSWORD=PASSWORD)
+    ports = {"ALPHA": free_port(), "BETA": free_port()}
+    sites = {}
+    for sid in ("ALPHA", "BETA"):
+        d = root / sid.lower()
+        d.mkdir(parents=True)
+        cfg = d / "mftg.toml"
+        sh(MFTG, "init", "-c", cfg, "--station", sid, "--listen", f"127.0.0.1:{ports[sid]}", env=env)
+        sh(MFTG, "keys", "generate", "-c", cfg, "--alias", sid.lower(), env=env)
+        (root / f"{sid}.crt").write_text(sh(MFTG, "keys", "export", "-c", cfg, "--alias", sid.lower(), env=env))
+        sites[sid] = cfg
+    for sid, other in (("ALPHA", "BETA"), ("BETA", "ALPHA")):
+        cfg = sites[sid]
+        sh(MFTG, "keys", "trust", "-c", cfg, "--alias", other.lower(), "--cert", root / f"{other}.crt", env=env)
+        sh(MFTG, "partners", "add", "-c", cfg, "--station", sid, "--partner", other, "--url",
+           f"http://127.0.0.1:{ports[other]}/as2", "--cert-alias", other.lower(), env=env)
+        text = cfg.read_text()
+        # Files are complete when written (renamed into place): no need to wait for stillness.
+        text = text.replace("upload_quiet_ms = 5000", "upload_quiet_ms = 200")
+        text = text.replace("partner_concurrency = 1", f"partner_concurrency = {partner_concurrency}")
+        cfg.write_text(text)
+    return sites, ports, env
+
+
+def wait_health(port):
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"no gateway on port {port}")
+
+
+def delivered(db):
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = con.execute("SELECT json FROM records WHERE direction = 'outbox'").fetchall()
+    finally:
+        con.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+def burst(files, size, partner_concurrency):
+    root = OUT / f"burst-{partner_concurrency}"
+    if root.exists():
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+    sites, ports, env = setup(root, partner_concurrency)
+    env = dict(env, RUST_LOG="warn")
+    procs = {sid: subprocess.Popen([str(MFTG), "serve", "-c", str(cfg)], env=env,
+                                   stderr=open(root / f"{sid}.log", "w"))
+             for sid, cfg in sites.items()}
+    try:
+        for sid, port in ports.items():
+            wait_health(port)
+        send = root / "alpha/data/AS2/send/ALPHA/BETA"
+        send.mkdir(parents=True, exist_ok=True)
+        db = root / "alpha/data/.mftg/gateway.sqlite"
+        body = (b"ISA*00*BENCH~ST*850*0001~" * (size // 25 + 1))[:size]
+        cpu0 = {sid: cpu(p.pid) for sid, p in procs.items()}
+        start = time.monotonic()
+        for n in range(files):
+            tmp = send / f".po-{n}.tmp"
+            tmp.write_bytes(body)
+            tmp.rename(send / f"po-{n:05d}.x12")
+        limit = start + 60 + files
+        while True:
+            records = delivered(db)
+            done = [r for r in records if r["status"] == "delivered"]
+            failed = [r for r in records if r["status"] == "failed"]
+            if failed:
+                sys.exit(f"{len(failed)} failed: {failed[0]['history'][-1]}")
+            if len(done) == files:
+                break
+            if time.monotonic() > limit:
+                sys.exit(f"only {len(done)} of {files} delivered in time")
+            time.sleep(0.2)
+        wall = time.monotonic() - start
+        used = {sid: cpu(p.pid) - cpu0[sid] for sid, p in procs.items()}
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait(timeout=30)
+    latencies = sorted((r["history"][-1]["at"] - r["history"][0]["at"]) / 1000 for r in done)
+    received = list((root / "beta/data/AS2/files/BETA/ALPHA/inbox").glob("*/*"))
+    if len(received) != files or any(f.read_bytes() != body for f in received):
+        sys.exit("BETA did not receive every file as sent")
+    return {
+        "files": files,
+        "size": size,
+        "partner_concurrency": partner_concurrency,
+        "wall_s": wall,
+        "per_s": files / wall,
+        "send_cpu_s": used["ALPHA"] / files,
+        "receive_cpu_s": used["BETA"] / files,
+        "p50_s": statistics.median(latencies),
+        "p99_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+def engine(size):
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in ("a", "b"):
+        if not (OUT / f"{name}.key").exists():
+            sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", OUT / f"{name}.key",
+               "-out", OUT / f"{name}.crt", "-subj", f"/CN={name.upper()}", "-days", "30")
+    payload = OUT / "payload.x12"
+    payload.write_bytes((b"ISA*00*BENCH~ST*850*0001~" * (size // 25 + 1))[:size])
+    out = sh(PIPELINE, "build-many", 500, payload, OUT / "a.crt", OUT / "a.key", OUT / "b.crt")
+    return json.loads(out)
+
+
+def measure(files=500, size=10 * 1024):
+    sh("cargo", "build", "--quiet", "--release", "-p", "mftg-cli", "--no-default-features", cwd=ROOT)
+    sh("cargo", "build", "--quiet", "--release", "-p", "as2", "--example", "pipeline", cwd=ROOT)
+    result = {"engine": engine(size), "bursts": [burst(files, size, c) for c in (1, 4)]}
+    return result
+
+
+def report(t):
+    e = t["engine"]
+    lines = [
+        "## Throughput: small files between two embedded gateways",
+        "",
+        f"A burst of {t['bursts'][0]['files']} files of {t['bursts'][0]['size'] // 1024} KB dropped into ALPHA's send folder at once,",
+        "sent to BETA on 127.0.0.1 (sign + compress + AES-256, signed synchronous receipt) until every",
+        "one is delivered; both gateways are `mftg serve` release builds. CPU per message is each",
+        "gateway process's CPU over the burst divided by the files; the engine's own figures are",
+        f"`pipeline build-many` in the same run: {e['build_cpu_s'] * 1000:.2f} ms to build, {e['open_cpu_s'] * 1000:.2f} ms to open one.",
+        "",
+        "| partner_concurrency | messages/s | sender CPU/msg | vs engine build | receiver CPU/msg | vs engine open | p50 | p99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for b in t["bursts"]:
+        lines.append(
+            f"| {b['partner_concurrency']} | {b['per_s']:.1f} | {b['send_cpu_s'] * 1000:.2f} ms | "
+            f"{b['send_cpu_s'] / e['build_cpu_s']:.1f}x | {b['receive_cpu_s'] * 1000:.2f} ms | "
+            f"{b['receive_cpu_s'] / e['open_cpu_s']:.1f}x | {b['p50_s']:.2f} s | {b['p99_s']:.2f} s |"
+        )
+    lines.append("")
+    return lines
+
+
+if __name__ == "__main__":
+    files = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    print(json.dumps(measure(files), indent=2))
