@@ -1,6 +1,8 @@
 """`make bench`: AS2 build (sign + compress + encrypt) and open (the reverse) at 1, 10 and 100 MB,
 timed with peak RSS, side by side with the `openssl cms` command-line pipeline and pyas2lib on the
-same files and keys in the same run. Writes docs/PERFORMANCE.md.
+same files and keys in the same run; then the throughput of two embedded gateways on a burst of
+small files (tests/bench/throughput.py). Writes docs/PERFORMANCE.md. BENCH_THROUGHPUT_FILES sets
+the burst (default 500; 0 leaves the section out).
 
 Each operation runs in its own process; peak RSS is that process's ru_maxrss (os.wait4). Times
 are the median of several runs for the small sizes. Debian's OpenSSL has no zlib, so the openssl
@@ -14,6 +16,9 @@ import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import throughput  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench-out"
@@ -71,7 +76,10 @@ def edi_payload(path, size):
 def main():
     if "--report" in sys.argv:
         # Re-render docs/PERFORMANCE.md from the last run's numbers.
-        write_report(json.loads((OUT / "results.json").read_text()))
+        saved = json.loads((OUT / "results.json").read_text())
+        if isinstance(saved, list):  # written before the throughput section
+            saved = {"sizes": saved}
+        write_report(saved["sizes"], saved.get("throughput"))
         return
     OUT.mkdir(exist_ok=True)
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "as2", "--example", "pipeline"], cwd=ROOT, check=True)
@@ -123,8 +131,10 @@ def main():
         for f in OUT.glob(f"{mb}mb-*"):
             f.unlink()
         print(f"{mb} MB done", flush=True)
-    (OUT / "results.json").write_text(json.dumps(rows))
-    write_report(rows)
+    files = int(os.environ.get("BENCH_THROUGHPUT_FILES", "500"))
+    tp = throughput.measure(files) if files > 0 else None
+    (OUT / "results.json").write_text(json.dumps({"sizes": rows, "throughput": tp}))
+    write_report(rows, tp)
 
 
 def fmt_ratio(x):
@@ -169,7 +179,7 @@ def summary(rows):
     return out
 
 
-def write_report(rows):
+def write_report(rows, tp=None):
     lines = [
         "# Performance",
         "",
@@ -205,6 +215,8 @@ def write_report(rows):
             lines.append(f"| {name} | {t:.3f} s | {vt} | {rss / 1048576:.1f} MiB | {rss / size:.2f} | {vr} |")
         lines.append("")
     lines += summary(rows)
+    if tp:
+        lines += throughput.report(tp)
     lines += [
         "## Machine",
         "",

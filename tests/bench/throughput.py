@@ -190,7 +190,21 @@ def report(t):
             f"{b['send_cpu_s'] / e['build_cpu_s']:.1f}x | {b['receive_cpu_s'] * 1000:.2f} ms | "
             f"{b['receive_cpu_s'] / e['open_cpu_s']:.1f}x | {b['p50_s']:.2f} s | {b['p99_s']:.2f} s |"
         )
-    lines.append("")
+    worst_send = max(b["send_cpu_s"] / e["build_cpu_s"] for b in t["bursts"])
+    worst_recv = max(b["receive_cpu_s"] / e["open_cpu_s"] for b in t["bursts"])
+    lines += [
+        "",
+        f"- Sending a small message costs at most 1.5x the engine's build: {worst_send:.1f}x, "
+        + ("met." if worst_send <= 1.5 else "NOT met."),
+        f"- Receiving one costs at most 1.5x the engine's open: {worst_recv:.1f}x, "
+        + ("met." if worst_recv <= 1.5 else "NOT met."),
+        "",
+        "`partner_concurrency = 1` (the default) keeps one partnership's messages in order, one",
+        "in flight at a time; the sender's CPU per message includes its share of the receipt it",
+        "checks, the message log and the files it writes (payload, raw message, headers, receipt),",
+        "which the engine alone does not do.",
+        "",
+    ]
     return lines
 
 

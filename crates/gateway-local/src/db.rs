@@ -161,11 +161,6 @@ impl Db {
         blocking::run(self, "database", move |db: &Db| db.ack_now(seq)).await
     }
 
-    /// [`Db::release_now`], off the async workers.
-    pub async fn release(&self, seq: i64, at: Millis) -> Result<()> {
-        blocking::run(self, "database", move |db: &Db| db.release_now(seq, at)).await
-    }
-
     /// [`Db::park_now`], off the async workers.
     pub async fn park(&self, seq: i64, reason: String, at: Millis) -> Result<()> {
         blocking::run(self, "database", move |db: &Db| {
@@ -384,17 +379,6 @@ impl Db {
     fn ack_now(&self, seq: i64) -> Result<()> {
         self.conn()
             .execute("DELETE FROM jobs WHERE seq = ?1", params![seq])
-            .map_err(err)?;
-        Ok(())
-    }
-
-    /// Puts a job that failed for a passing reason back, due at `at`.
-    fn release_now(&self, seq: i64, at: Millis) -> Result<()> {
-        self.conn()
-            .execute(
-                "UPDATE jobs SET leased_until = NULL, due = ?1 WHERE seq = ?2",
-                params![at.0, seq],
-            )
             .map_err(err)?;
         Ok(())
     }
