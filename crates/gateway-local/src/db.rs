@@ -29,7 +29,7 @@ fn core(message_id: &str) -> String {
 /// (the only window there was until it became a setting).
 fn add_window_ends(conn: &Connection) -> Result<()> {
     let has = conn
-        .prepare("SELECT 1 FROM pragma_table_info('claims') WHERE name = 'window_ends'")
+        .prepare_cached("SELECT 1 FROM pragma_table_info('claims') WHERE name = 'window_ends'")
         .and_then(|mut s| s.exists([]))
         .map_err(err)?;
     if !has {
@@ -43,11 +43,35 @@ fn add_window_ends(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Statements kept prepared, each parsed once per connection instead of on every call (parsing
+/// was a sixth of the sender's CPU in a burst of small files).
+trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// Jobs get `parked` (why) and `parked_at` (when), for jobs set aside, and `runs`, how often a
 /// job failed for a passing reason (databases made before parking existed).
 fn add_parking(conn: &Connection) -> Result<()> {
     let has = conn
-        .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'parked'")
+        .prepare_cached("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'parked'")
         .and_then(|mut s| s.exists([]))
         .map_err(err)?;
     if !has {
@@ -97,6 +121,7 @@ impl Db {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -196,7 +221,7 @@ impl Db {
     /// Sets a job aside with the reason: it is not run again until it is redriven.
     fn park_now(&self, seq: i64, reason: &str, at: Millis) -> Result<()> {
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE jobs SET leased_until = NULL, parked = ?1, parked_at = ?2 WHERE seq = ?3",
                 params![reason, at.0, seq],
             )
@@ -210,7 +235,7 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(err)?;
         let failures: i64 = tx
-            .query_row(
+            .row(
                 "UPDATE jobs SET failures = failures + 1, leased_until = NULL, due = ?1
                  WHERE seq = ?2 RETURNING failures",
                 params![now.plus(retry).0, seq],
@@ -219,7 +244,7 @@ impl Db {
             .map_err(err)?;
         let park = failures >= i64::from(FAILURES_BEFORE_PARKING);
         if park {
-            tx.execute(
+            tx.exec(
                 "UPDATE jobs SET parked = ?1, parked_at = ?2 WHERE seq = ?3",
                 params![
                     format!("failed {failures} times in a row; the last: {error}"),
@@ -237,7 +262,7 @@ impl Db {
     fn parked_now(&self) -> Result<Vec<gateway::ports::ParkedJob>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT seq, json, parked, parked_at, failures FROM jobs
                  WHERE parked IS NOT NULL ORDER BY parked_at, seq",
             )
@@ -273,7 +298,7 @@ impl Db {
     fn redrive_now(&self, seq: Option<i64>, now: Millis) -> Result<usize> {
         let sql = "UPDATE jobs SET parked = NULL, parked_at = NULL, failures = 0, due = ?1,
                    leased_until = NULL WHERE parked IS NOT NULL AND (?2 IS NULL OR seq = ?2)";
-        self.conn().execute(sql, params![now.0, seq]).map_err(err)
+        self.conn().exec(sql, params![now.0, seq]).map_err(err)
     }
 
     /// [`Db::unfinished_receives_now`], off the async workers.
@@ -305,7 +330,7 @@ impl Db {
         // hands back no more than that of each, however many are queued.
         let rows: Vec<(i64, String, String)> = {
             let mut stmt = tx
-                .prepare(
+                .prepare_cached(
                     "SELECT seq, json, pair FROM (
                          SELECT j.seq, j.json, j.due,
                                 COALESCE(r.station || '/' || r.partner, '') AS pair,
@@ -341,7 +366,7 @@ impl Db {
             }
             match serde_json::from_str(&json) {
                 Ok(job) => {
-                    tx.execute(
+                    tx.exec(
                         "UPDATE jobs SET leased_until = ?1 WHERE seq = ?2",
                         params![until, seq],
                     )
@@ -351,7 +376,7 @@ impl Db {
                 }
                 Err(e) => {
                     tracing::error!(seq, error = %e, "unreadable job parked");
-                    tx.execute(
+                    tx.exec(
                         "UPDATE jobs SET leased_until = NULL, parked = ?1, parked_at = ?2
                          WHERE seq = ?3",
                         params![format!("not a job: {e}"), now.0, seq],
@@ -368,7 +393,7 @@ impl Db {
     /// lease then belongs to a process that died (its jobs run again at once).
     fn reset_leases_now(&self) -> Result<usize> {
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE jobs SET leased_until = NULL WHERE leased_until IS NOT NULL",
                 [],
             )
@@ -378,7 +403,7 @@ impl Db {
     /// Removes a finished job.
     fn ack_now(&self, seq: i64) -> Result<()> {
         self.conn()
-            .execute("DELETE FROM jobs WHERE seq = ?1", params![seq])
+            .exec("DELETE FROM jobs WHERE seq = ?1", params![seq])
             .map_err(err)?;
         Ok(())
     }
@@ -387,7 +412,7 @@ impl Db {
     pub fn pending_jobs(&self) -> Result<usize> {
         let n: i64 = self
             .conn()
-            .query_row("SELECT COUNT(*) FROM jobs WHERE parked IS NULL", [], |r| {
+            .row("SELECT COUNT(*) FROM jobs WHERE parked IS NULL", [], |r| {
                 r.get(0)
             })
             .map_err(err)?;
@@ -398,7 +423,7 @@ impl Db {
     fn unfinished_receives_now(&self) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id FROM records WHERE direction = 'inbox' \
                  AND json_extract(json, '$.status') = 'receiving' ORDER BY id",
             )
@@ -442,7 +467,7 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let existing = tx
-            .query_row(
+            .row(
                 "SELECT upload_id, record_id, accepted_at, window_ends FROM claims WHERE station = ?1 AND partner = ?2 AND name = ?3",
                 key,
                 |r| {
@@ -461,7 +486,7 @@ impl Db {
             return Ok(claim);
         }
         let c = request.accepted();
-        tx.execute(
+        tx.exec(
             "INSERT INTO claims (station, partner, name, upload_id, record_id, accepted_at, window_ends) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (station, partner, name) DO UPDATE SET upload_id = ?4, record_id = ?5, accepted_at = ?6, window_ends = ?7",
             params![send.station, send.partner, send.name, c.upload_id, c.record_id, c.accepted_at.0, c.window_ends.0],
@@ -534,7 +559,7 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let inserted = tx
-            .execute(
+            .exec(
                 "INSERT INTO records (id, direction, station, partner, message_id, revision, json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
                 params![
@@ -553,7 +578,7 @@ impl Db {
             return Ok(Created::New);
         }
         let existing: String = tx
-            .query_row(
+            .row(
                 "SELECT json FROM records WHERE id = ?1
                  OR (direction = 'inbox' AND ?2 = 'inbox' AND station = ?3 AND partner = ?4 AND message_id = ?5 AND message_id != '')
                  LIMIT 1",
@@ -567,7 +592,7 @@ impl Db {
     fn get_now(&self, id: &str) -> Result<Option<MessageRecord>> {
         let json: Option<String> = self
             .conn()
-            .query_row("SELECT json FROM records WHERE id = ?1", params![id], |r| {
+            .row("SELECT json FROM records WHERE id = ?1", params![id], |r| {
                 r.get(0)
             })
             .optional()
@@ -580,7 +605,7 @@ impl Db {
         let json = serde_json::to_string(&next).map_err(err)?;
         let changed = self
             .conn()
-            .execute(
+            .exec(
                 "UPDATE records SET json = ?1, revision = ?2, message_id = ?3 WHERE id = ?4 AND revision = ?5",
                 params![json, next.revision as i64, core(&next.message_id), record.id, record.revision as i64],
             )
@@ -596,7 +621,7 @@ impl Db {
     ) -> Result<Option<MessageRecord>> {
         let json: Option<String> = self
             .conn()
-            .query_row(
+            .row(
                 "SELECT json FROM records WHERE direction = 'outbox' AND station = ?1 AND partner = ?2 AND message_id = ?3",
                 params![station, partner, core(message_id)],
                 |r| r.get(0),
@@ -611,7 +636,7 @@ impl Db {
     fn query_now(&self, query: &RecordQuery) -> Result<Vec<MessageRecord>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, json FROM records WHERE (?1 IS NULL OR station = ?1) AND (?2 IS NULL OR partner = ?2)
                  AND (?3 IS NULL OR direction = ?3) AND (?4 IS NULL OR message_id = ?4) AND (?5 IS NULL OR id < ?5)
                  ORDER BY id DESC LIMIT ?6",
@@ -657,7 +682,7 @@ impl Db {
     fn enqueue_now(&self, job: &Job, not_before: Millis) -> Result<()> {
         let json = serde_json::to_string(job).map_err(err)?;
         self.conn()
-            .execute(
+            .exec(
                 "INSERT INTO jobs (due, json) VALUES (?1, ?2)",
                 params![not_before.0, json],
             )
