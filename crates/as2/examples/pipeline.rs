@@ -5,7 +5,12 @@
 //! pipeline build <payload> <out> <signer.crt> <signer.key> <recipient.crt> [plain|compress]
 //! pipeline open  <message> <out> <recipient.crt> <recipient.key> <signer.crt>
 //! pipeline build-many <n> <payload> <signer.crt> <signer.key> <recipient.crt>
+//! pipeline build-set <n> <dir> <payload> <signer.crt> <signer.key> <recipient.crt>
 //! ```
+//!
+//! `build-set` writes `n` messages ALPHA -> BETA (headers, blank line, body; each its own
+//! Message-ID, asking for a signed synchronous receipt) into `dir`, for the inbound throughput
+//! benchmark to POST.
 //!
 //! `build-many` builds the payload `n` times in one process (sign, compress, encrypt, as the
 //! gateways' default partnership does) and then opens the last message `n` times, and prints the
@@ -113,8 +118,35 @@ fn main() {
             drop(m);
             println!("{{\"build_cpu_s\": {build:.6}, \"open_cpu_s\": {open:.6}}}");
         }
+        Some("build-set") => {
+            let n: u32 = a[2].parse().unwrap();
+            let dir = std::path::Path::new(&a[3]);
+            let payload = read(&a[4]);
+            let signer = Identity::from_pem_or_der(&read(&a[5]), &read(&a[6]), None).unwrap();
+            let recipient = load_certificates(&read(&a[7])).unwrap().remove(0);
+            let mut opts = MessageOptions::new("ALPHA", "BETA");
+            opts.compression = Compression::BeforeSigning;
+            opts.signing = Some(Signing::new(signer));
+            opts.encryption = Some(Encryption::new(recipient));
+            opts.mdn = Some(as2::envelope::MdnRequest::sync(
+                "ALPHA",
+                &[as2::algorithm::DigestAlgorithm::Sha256],
+                Default::default(),
+            ));
+            std::fs::create_dir_all(dir).unwrap();
+            for i in 0..n {
+                let id = as2::envelope::new_message_id("bench.example", now);
+                let name = format!("po-{i:05}.x12");
+                let m = message::build(&opts, &Payload::new(&payload, Some(&name)), &id, now)
+                    .unwrap();
+                let mut out = m.headers.to_bytes();
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&m.body);
+                std::fs::write(dir.join(format!("{i:05}.as2")), out).unwrap();
+            }
+        }
         _ => {
-            eprintln!("usage: pipeline build|open|build-many ...");
+            eprintln!("usage: pipeline build|open|build-many|build-set ...");
             std::process::exit(2);
         }
     }
