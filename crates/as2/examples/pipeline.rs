@@ -137,8 +137,8 @@ fn main() {
             for i in 0..n {
                 let id = as2::envelope::new_message_id("bench.example", now);
                 let name = format!("po-{i:05}.x12");
-                let m = message::build(&opts, &Payload::new(&payload, Some(&name)), &id, now)
-                    .unwrap();
+                let m =
+                    message::build(&opts, &Payload::new(&payload, Some(&name)), &id, now).unwrap();
                 let mut out = m.headers.to_bytes();
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(&m.body);

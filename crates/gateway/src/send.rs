@@ -50,6 +50,31 @@ impl SendOutcome {
     }
 }
 
+/// The longest a partner's Retry-After is followed: a day (a longer one is read as a day).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// How long a Retry-After header (seconds, or an HTTP date) asks to wait from `now`.
+fn retry_after(headers: &as2::HeaderMap, now: Millis) -> Option<Duration> {
+    let value = headers.get("Retry-After")?.trim();
+    let secs = match value.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => {
+            // IMF-fixdate, as HTTP writes dates: `Sun, 06 Nov 1994 08:49:37 GMT`.
+            let parts: Vec<&str> = value.split_whitespace().collect();
+            let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+                return None;
+            };
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            let m = MONTHS.iter().position(|x| x.eq_ignore_ascii_case(month))? + 1;
+            let at = as2::UnixTime::parse(&format!("{year}-{m:02}-{day:0>2}T{time}Z"))?;
+            u64::try_from(at.0.saturating_sub(now.0 / 1000)).unwrap_or(0)
+        }
+    };
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
 /// The first line of a body, for a log entry.
 fn first_line(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
@@ -188,13 +213,22 @@ impl<P: Ports> Gateway<P> {
                     .await
             }
         };
-        if response.status >= 500 {
+        // 5xx is the partner's trouble, 429 its asking us to slow down: both pass, and the
+        // next attempt waits at least as long as its Retry-After says.
+        if response.status >= 500 || response.status == 429 {
+            let wait = retry_after(&response.headers, now);
             let why = format!(
-                "the partner answered HTTP {}: {}",
+                "the partner answered HTTP {}: {}{}",
                 response.status,
-                first_line(&response.body)
+                first_line(&response.body),
+                wait.map_or(String::new(), |w| format!(
+                    " (Retry-After: {} s)",
+                    w.as_secs()
+                ))
             );
-            return self.retry_or_fail(&mut record, &agreement, now, why).await;
+            return self
+                .retry_or_fail_after(&mut record, &agreement, now, why, wait)
+                .await;
         }
         if !(200..300).contains(&response.status) {
             // A 4xx is the partner refusing this message; sending it again would not help.
@@ -305,10 +339,25 @@ impl<P: Ports> Gateway<P> {
         now: Millis,
         reason: String,
     ) -> Result<SendOutcome> {
+        self.retry_or_fail_after(record, agreement, now, reason, None)
+            .await
+    }
+
+    /// [`Self::retry_or_fail`], the next attempt no sooner than `at_least` from now (what the
+    /// partner's Retry-After asked for).
+    async fn retry_or_fail_after(
+        &self,
+        record: &mut MessageRecord,
+        agreement: &Agreement,
+        now: Millis,
+        reason: String,
+        at_least: Option<Duration>,
+    ) -> Result<SendOutcome> {
         // The policy counts the attempts since the last resend; the detail shows them all.
         let attempt = record.attempts.saturating_sub(record.resent_after);
         match agreement.retry.delay_after(attempt) {
             Some(delay) => {
+                let delay = delay.max(at_least.unwrap_or_default());
                 let at = now.plus(delay);
                 let detail = format!("attempt {attempt} failed: {reason}; next attempt at {at}");
                 tracing::info!(id = %record.id, message_id = %record.message_id, %detail, "send will be retried");
@@ -410,5 +459,33 @@ impl<P: Ports> Gateway<P> {
         })
         .await
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_an_http_date() {
+        let mut h = as2::HeaderMap::new();
+        let now = Millis(784_111_777_000); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after(&h, now), None);
+        h.append("Retry-After", "120");
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
+        let mut d = as2::HeaderMap::new();
+        d.append("Retry-After", "Sun, 06 Nov 1994 08:51:37 GMT");
+        assert_eq!(retry_after(&d, now), Some(Duration::from_secs(120)));
+        let mut past = as2::HeaderMap::new();
+        past.append("Retry-After", "Sun, 06 Nov 1994 08:00:00 GMT");
+        assert_eq!(retry_after(&past, now), Some(Duration::ZERO));
+        for bad in ["soon", "-5", "Sun, 06 Foo 1994 08:51:37 GMT"] {
+            let mut b = as2::HeaderMap::new();
+            b.append("Retry-After", bad);
+            assert_eq!(retry_after(&b, now), None, "{bad}");
+        }
+        let mut far = as2::HeaderMap::new();
+        far.append("Retry-After", "99999999");
+        assert_eq!(retry_after(&far, now), Some(MAX_RETRY_AFTER));
     }
 }

@@ -51,6 +51,10 @@ enum Wire {
     Timeout,
     Http500,
     Http403,
+    /// 503 with `Retry-After: 600`.
+    Busy,
+    /// 429 with `Retry-After: 90`.
+    TooMany,
     Garbage,
     TamperMic,
     /// Forwards, then lets the partner run its jobs (its asynchronous receipt arrives) before
@@ -79,6 +83,20 @@ fn transport(target: Slot, script: Arc<Mutex<VecDeque<Wire>>>) -> FnTransport {
             Wire::Timeout => return Err(TransportError::Timeout),
             Wire::Http500 => return ok(500, "Internal Server Error"),
             Wire::Http403 => return ok(403, "Forbidden: bad credentials"),
+            Wire::Busy | Wire::TooMany => {
+                let (status, wait) = if wire == Wire::Busy {
+                    (503, "600")
+                } else {
+                    (429, "90")
+                };
+                let mut headers = as2::HeaderMap::new();
+                headers.append("Retry-After", wait);
+                return Ok(HttpResponse {
+                    status,
+                    headers,
+                    body: b"slow down".to_vec(),
+                });
+            }
             Wire::Garbage => return ok(200, "<html>welcome to nginx</html>"),
             Wire::Forward | Wire::TamperMic | Wire::ReceiptFirst => {}
         }
@@ -697,6 +715,39 @@ async fn retries_back_off_and_keep_the_message_id() {
         only_record(&beta, Direction::Inbox).await.status,
         Status::Received
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_partner_asking_to_wait_is_given_the_time_it_asks_for() {
+    let (alpha, _, to_beta, _) = pair(&|p| {
+        p.retry = Some(RetryPolicy {
+            first_interval_secs: 30,
+            ..RetryPolicy::default()
+        })
+    });
+    // 503 asking for 10 minutes, then 429 (too many requests, retried, not a refusal) asking
+    // for 90 s where the policy would wait 60.
+    to_beta.next(&[Wire::Busy, Wire::TooMany]);
+    let id = queued_id(&upload(&alpha, "busy.edi", b"wait for me").await);
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        assert_eq!(drain(&alpha).await, 1);
+        let (at, _) = alpha.ports.queue.pending().into_iter().next().unwrap();
+        waits.push(at.since(alpha.ports.clock.now()).as_secs());
+        alpha.ports.clock.advance(at.since(alpha.ports.clock.now()));
+    }
+    assert_eq!(waits, vec![600, 90]);
+    let r = record(&alpha, &id).await;
+    assert!(
+        r.history.iter().any(|h| h
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("HTTP 429") && d.contains("Retry-After: 90 s"))),
+        "{:#?}",
+        r.history
+    );
+    assert_eq!(drain(&alpha).await, 1);
+    assert_eq!(record(&alpha, &id).await.status, Status::Delivered);
 }
 
 #[tokio::test(flavor = "current_thread")]
