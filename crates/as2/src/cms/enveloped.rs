@@ -27,82 +27,15 @@ pub fn encrypt(
     cipher: ContentEncryption,
     transport: KeyTransport,
 ) -> Result<Vec<u8>> {
-    use openssl::encrypt::Encrypter;
-    use openssl::rsa::Padding;
     use openssl::symm::{Crypter, Mode};
 
-    if recipients.is_empty() {
-        return Err(Error::Config(
-            "encryption needs at least one recipient certificate".into(),
-        ));
-    }
+    let Head {
+        mut key,
+        iv,
+        recipient_set,
+        content_alg,
+    } = head(recipients, cipher, transport)?;
     let c = cipher.cipher();
-    let mut key = vec![0u8; c.key_len()];
-    openssl::rand::rand_bytes(&mut key)?;
-    let iv_len = if cipher.is_authenticated() {
-        12
-    } else {
-        c.iv_len().unwrap_or(0)
-    };
-    let mut iv = vec![0u8; iv_len];
-    openssl::rand::rand_bytes(&mut iv)?;
-
-    // RecipientInfos: the content key encrypted to each certificate.
-    let mut infos = Vec::new();
-    for cert in recipients {
-        let public = cert.public_key()?;
-        if public.id() != openssl::pkey::Id::RSA {
-            return Err(Error::Config(format!(
-                "the encryption certificate {} does not have an RSA key",
-                subject_name(cert)
-            )));
-        }
-        let mut enc = Encrypter::new(&public)?;
-        let alg = match transport {
-            KeyTransport::RsaPkcs1v15 => {
-                enc.set_rsa_padding(Padding::PKCS1)?;
-                asn1::der_seq(
-                    tag::SEQUENCE,
-                    &[&asn1::der_oid(OID_RSA_ENCRYPTION), &[tag::NULL, 0]],
-                )
-            }
-            KeyTransport::RsaOaep => {
-                // SHA-1 and MGF1-SHA-1: the RSAES-OAEP defaults, written as empty parameters.
-                enc.set_rsa_padding(Padding::PKCS1_OAEP)?;
-                asn1::der_seq(
-                    tag::SEQUENCE,
-                    &[&asn1::der_oid(OID_RSAES_OAEP), &[tag::SEQUENCE, 0]],
-                )
-            }
-        };
-        let mut ek = vec![0u8; enc.encrypt_len(&key)?];
-        let n = enc.encrypt(&key, &mut ek)?;
-        ek.truncate(n);
-        let (issuer, serial) = issuer_and_serial(cert)?;
-        let rid = asn1::der_seq(tag::SEQUENCE, &[&issuer, &serial]);
-        infos.push(asn1::der_seq(
-            tag::SEQUENCE,
-            &[
-                &[tag::INTEGER, 1, 0],
-                &rid,
-                &alg,
-                &asn1::der(tag::OCTET_STRING, &ek),
-            ],
-        ));
-    }
-    let info_refs: Vec<&[u8]> = infos.iter().map(Vec::as_slice).collect();
-    let recipient_set = asn1::der_seq(tag::SET, &info_refs);
-
-    let params = if cipher.is_authenticated() {
-        // GCMParameters: the nonce and a 16-byte ICV (the default is 12, so it is written).
-        asn1::der_seq(
-            tag::SEQUENCE,
-            &[&asn1::der(tag::OCTET_STRING, &iv), &[tag::INTEGER, 1, 16]],
-        )
-    } else {
-        asn1::der(tag::OCTET_STRING, &iv)
-    };
-    let content_alg = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(cipher.oid()), &params]);
     let block = c.block_size();
     let ct_len = if block > 1 {
         (content.len() / block + 1) * block
@@ -178,6 +111,203 @@ pub fn encrypt(
     output.fill(0);
     debug_assert_eq!(out.len(), total);
     Ok(out)
+}
+
+/// What every envelope of a content key starts with: the key and IV, the RecipientInfos (the
+/// key encrypted to each certificate), the content-encryption AlgorithmIdentifier.
+struct Head {
+    key: Vec<u8>,
+    iv: Vec<u8>,
+    recipient_set: Vec<u8>,
+    content_alg: Vec<u8>,
+}
+
+fn head(recipients: &[X509], cipher: ContentEncryption, transport: KeyTransport) -> Result<Head> {
+    use openssl::encrypt::Encrypter;
+    use openssl::rsa::Padding;
+
+    if recipients.is_empty() {
+        return Err(Error::Config(
+            "encryption needs at least one recipient certificate".into(),
+        ));
+    }
+    let c = cipher.cipher();
+    let mut key = vec![0u8; c.key_len()];
+    openssl::rand::rand_bytes(&mut key)?;
+    let iv_len = if cipher.is_authenticated() {
+        12
+    } else {
+        c.iv_len().unwrap_or(0)
+    };
+    let mut iv = vec![0u8; iv_len];
+    openssl::rand::rand_bytes(&mut iv)?;
+
+    // RecipientInfos: the content key encrypted to each certificate.
+    let mut infos = Vec::new();
+    for cert in recipients {
+        let public = cert.public_key()?;
+        if public.id() != openssl::pkey::Id::RSA {
+            return Err(Error::Config(format!(
+                "the encryption certificate {} does not have an RSA key",
+                subject_name(cert)
+            )));
+        }
+        let mut enc = Encrypter::new(&public)?;
+        let alg = match transport {
+            KeyTransport::RsaPkcs1v15 => {
+                enc.set_rsa_padding(Padding::PKCS1)?;
+                asn1::der_seq(
+                    tag::SEQUENCE,
+                    &[&asn1::der_oid(OID_RSA_ENCRYPTION), &[tag::NULL, 0]],
+                )
+            }
+            KeyTransport::RsaOaep => {
+                // SHA-1 and MGF1-SHA-1: the RSAES-OAEP defaults, written as empty parameters.
+                enc.set_rsa_padding(Padding::PKCS1_OAEP)?;
+                asn1::der_seq(
+                    tag::SEQUENCE,
+                    &[&asn1::der_oid(OID_RSAES_OAEP), &[tag::SEQUENCE, 0]],
+                )
+            }
+        };
+        let mut ek = vec![0u8; enc.encrypt_len(&key)?];
+        let n = enc.encrypt(&key, &mut ek)?;
+        ek.truncate(n);
+        let (issuer, serial) = issuer_and_serial(cert)?;
+        let rid = asn1::der_seq(tag::SEQUENCE, &[&issuer, &serial]);
+        infos.push(asn1::der_seq(
+            tag::SEQUENCE,
+            &[
+                &[tag::INTEGER, 1, 0],
+                &rid,
+                &alg,
+                &asn1::der(tag::OCTET_STRING, &ek),
+            ],
+        ));
+    }
+    let info_refs: Vec<&[u8]> = infos.iter().map(Vec::as_slice).collect();
+    let recipient_set = asn1::der_seq(tag::SET, &info_refs);
+
+    let params = if cipher.is_authenticated() {
+        // GCMParameters: the nonce and a 16-byte ICV (the default is 12, so it is written).
+        asn1::der_seq(
+            tag::SEQUENCE,
+            &[&asn1::der(tag::OCTET_STRING, &iv), &[tag::INTEGER, 1, 16]],
+        )
+    } else {
+        asn1::der(tag::OCTET_STRING, &iv)
+    };
+    let content_alg = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(cipher.oid()), &params]);
+    Ok(Head {
+        key,
+        iv,
+        recipient_set,
+        content_alg,
+    })
+}
+
+/// EnvelopedData (AuthEnvelopedData for AES-GCM) written as the content is fed, in constant
+/// memory: BER with indefinite lengths, as OpenSSL's streaming mode writes it (every partner
+/// product reads it), the ciphertext in OCTET STRING chunks, one per [`EnvelopeStream::update`]
+/// that produced any. Sans-IO: each call appends what it has to `out`.
+pub struct EnvelopeStream {
+    crypter: openssl::symm::Crypter,
+    block: usize,
+    authenticated: bool,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for EnvelopeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvelopeStream")
+            .field("authenticated", &self.authenticated)
+            .finish_non_exhaustive()
+    }
+}
+
+/// End-of-contents, closing an indefinite length.
+const EOC: [u8; 2] = [0, 0];
+
+impl EnvelopeStream {
+    /// Starts an envelope for `recipients`: appends its head (everything before the
+    /// ciphertext) to `out`.
+    pub fn start(
+        recipients: &[X509],
+        cipher: ContentEncryption,
+        transport: KeyTransport,
+        out: &mut Vec<u8>,
+    ) -> Result<Self> {
+        use openssl::symm::{Crypter, Mode};
+        let Head {
+            mut key,
+            iv,
+            recipient_set,
+            content_alg,
+        } = head(recipients, cipher, transport)?;
+        let c = cipher.cipher();
+        let crypter = Crypter::new(c, Mode::Encrypt, &key, Some(&iv));
+        key.fill(0);
+        let crypter = crypter?;
+        let authenticated = cipher.is_authenticated();
+        out.extend_from_slice(&[tag::SEQUENCE, 0x80]);
+        out.extend_from_slice(&asn1::der_oid(if authenticated {
+            OID_AUTH_ENVELOPED_DATA
+        } else {
+            OID_ENVELOPED_DATA
+        }));
+        out.extend_from_slice(&[tag::CONTEXT_0, 0x80, tag::SEQUENCE, 0x80]);
+        out.extend_from_slice(&[tag::INTEGER, 1, 0]);
+        out.extend_from_slice(&recipient_set);
+        out.extend_from_slice(&[tag::SEQUENCE, 0x80]);
+        out.extend_from_slice(&asn1::der_oid(OID_DATA));
+        out.extend_from_slice(&content_alg);
+        // encryptedContent [0] IMPLICIT OCTET STRING, constructed: chunks follow.
+        out.extend_from_slice(&[tag::CONTEXT_0, 0x80]);
+        Ok(EnvelopeStream {
+            crypter,
+            block: c.block_size(),
+            authenticated,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Encrypts the next part of the content; appends the ciphertext it makes (as one OCTET
+    /// STRING, when there is any) to `out`.
+    pub fn update(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.scratch.resize(plain.len() + self.block, 0);
+        let n = self.crypter.update(plain, &mut self.scratch)?;
+        push_chunk(out, &self.scratch[..n]);
+        Ok(())
+    }
+
+    /// Ends the content: appends the last ciphertext (the padding), the authentication tag for
+    /// AES-GCM, and the end of every open structure to `out`.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.scratch.resize(2 * self.block.max(16), 0);
+        let n = self.crypter.finalize(&mut self.scratch)?;
+        push_chunk(out, &self.scratch[..n]);
+        // The encrypted content, then the EncryptedContentInfo, end.
+        out.extend_from_slice(&EOC);
+        out.extend_from_slice(&EOC);
+        if self.authenticated {
+            let mut mac = [0u8; 16];
+            self.crypter.get_tag(&mut mac)?;
+            out.extend_from_slice(&asn1::der(tag::OCTET_STRING, &mac));
+        }
+        // EnvelopedData, the [0] around it, the ContentInfo.
+        out.extend_from_slice(&EOC);
+        out.extend_from_slice(&EOC);
+        out.extend_from_slice(&EOC);
+        self.scratch.fill(0);
+        Ok(())
+    }
+}
+
+fn push_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        push_header(out, tag::OCTET_STRING, bytes.len());
+        out.extend_from_slice(bytes);
+    }
 }
 
 /// The certificate's issuer Name and serial number INTEGER, as encoded in the certificate.

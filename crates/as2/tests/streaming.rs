@@ -1,0 +1,132 @@
+//! The streaming envelope (`cms::EnvelopeStream`): fed in any chunks, it writes BER with
+//! indefinite lengths that opens to the same content as the in-memory `cms::encrypt` does, with
+//! our own `cms::decrypt` and with the `openssl cms` command line, for every cipher and key
+//! transport.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use as2::algorithm::{ContentEncryption, KeyTransport};
+use as2::cms::{self, EnvelopeStream};
+use common::*;
+use proptest::prelude::*;
+
+fn streamed(
+    content: &[u8],
+    cuts: &[usize],
+    cipher: ContentEncryption,
+    transport: KeyTransport,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = EnvelopeStream::start(
+        std::slice::from_ref(&beta().certificate),
+        cipher,
+        transport,
+        &mut out,
+    )
+    .unwrap();
+    let mut at = 0;
+    for &cut in cuts {
+        let end = (at + cut).min(content.len());
+        s.update(&content[at..end], &mut out).unwrap();
+        at = end;
+    }
+    s.update(&content[at..], &mut out).unwrap();
+    s.finish(&mut out).unwrap();
+    out
+}
+
+fn transports() -> [KeyTransport; 2] {
+    [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaep]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_chunking_opens_to_the_content(
+        content in proptest::collection::vec(any::<u8>(), 0..70_000),
+        cuts in proptest::collection::vec(0usize..20_000, 0..8),
+        cipher in proptest::sample::select(ContentEncryption::ALL.to_vec()),
+        oaep in any::<bool>(),
+    ) {
+        let transport = if oaep { KeyTransport::RsaOaep } else { KeyTransport::RsaPkcs1v15 };
+        let ber = streamed(&content, &cuts, cipher, transport);
+        let opened = cms::decrypt(&ber, std::slice::from_ref(beta())).unwrap();
+        prop_assert_eq!(&opened.content, &content);
+        prop_assert_eq!(opened.cipher, cipher);
+        prop_assert_eq!(opened.key_transport, Some(transport));
+        // What the in-memory envelope says of itself, the streamed one says too.
+        let info = cms::inspect_enveloped(&ber).unwrap();
+        prop_assert_eq!(info.cipher, Some(cipher));
+        prop_assert_eq!(info.authenticated, cipher.is_authenticated());
+    }
+}
+
+#[test]
+fn openssl_decrypts_the_streamed_envelope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (beta_crt, beta_key) = write_pem(tmp.path(), "beta", beta());
+    let content = awkward_payload(150_001);
+    for cipher in ContentEncryption::ALL {
+        for transport in transports() {
+            let ber = streamed(&content, &[1, 15, 16, 4096, 65_536], cipher, transport);
+            let input = tmp.path().join("in.ber");
+            let output = tmp.path().join("out.bin");
+            std::fs::write(&input, &ber).unwrap();
+            let _ = std::fs::remove_file(&output);
+            run_bounded(
+                Command::new("openssl").args([
+                    "cms",
+                    "-decrypt",
+                    "-binary",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    input.to_str().unwrap(),
+                    "-inkey",
+                    beta_key.to_str().unwrap(),
+                    "-recip",
+                    beta_crt.to_str().unwrap(),
+                    "-out",
+                    output.to_str().unwrap(),
+                ]),
+                Duration::from_secs(60),
+            );
+            assert_eq!(
+                std::fs::read(&output).unwrap(),
+                content,
+                "{cipher:?} {transport:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stream_cut_short_or_tampered_is_refused() {
+    let content = awkward_payload(40_000);
+    for cipher in [ContentEncryption::Aes256Cbc, ContentEncryption::Aes256Gcm] {
+        let ber = streamed(&content, &[1000, 5000], cipher, KeyTransport::RsaPkcs1v15);
+        // Ends in the middle of the ciphertext, or without its end-of-contents octets.
+        for cut in [ber.len() / 2, ber.len() - 2] {
+            assert!(
+                cms::decrypt(&ber[..cut], std::slice::from_ref(beta())).is_err(),
+                "{cipher:?} cut at {cut}"
+            );
+        }
+    }
+    // AES-GCM's tag covers every byte: one flipped in the ciphertext is refused.
+    let mut ber = streamed(
+        &content,
+        &[7000],
+        ContentEncryption::Aes256Gcm,
+        KeyTransport::RsaPkcs1v15,
+    );
+    let at = ber.len() / 2;
+    ber[at] ^= 1;
+    assert!(cms::decrypt(&ber, std::slice::from_ref(beta())).is_err());
+}
