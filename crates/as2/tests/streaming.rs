@@ -1,7 +1,8 @@
-//! The streaming envelope (`cms::EnvelopeStream`): fed in any chunks, it writes BER with
-//! indefinite lengths that opens to the same content as the in-memory `cms::encrypt` does, with
-//! our own `cms::decrypt` and with the `openssl cms` command line, for every cipher and key
-//! transport.
+//! The streaming layers: `cms::EnvelopeStream` and `cms::CompressStream`, fed in any chunks,
+//! write BER with indefinite lengths that opens to the content: the envelope with our own
+//! `cms::decrypt` and with the `openssl cms` command line, for every cipher and key transport;
+//! the compressed data with `cms::decompress` and with asn1crypto and Python's zlib (Debian's
+//! OpenSSL has no zlib); one layer fed into the other, too.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -11,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use as2::algorithm::{ContentEncryption, KeyTransport};
-use as2::cms::{self, EnvelopeStream};
+use as2::cms::{self, CompressStream, EnvelopeStream};
 use common::*;
 use proptest::prelude::*;
 
@@ -129,4 +130,88 @@ fn a_stream_cut_short_or_tampered_is_refused() {
     let at = ber.len() / 2;
     ber[at] ^= 1;
     assert!(cms::decrypt(&ber, std::slice::from_ref(beta())).is_err());
+}
+
+fn compressed(content: &[u8], cuts: &[usize], level: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = CompressStream::start(level, &mut out).unwrap();
+    let mut at = 0;
+    for &cut in cuts {
+        let end = (at + cut).min(content.len());
+        s.update(&content[at..end], &mut out).unwrap();
+        at = end;
+    }
+    s.update(&content[at..], &mut out).unwrap();
+    s.finish(&mut out).unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_chunking_decompresses_to_the_content(
+        content in proptest::collection::vec(0u8..4, 0..200_000),
+        cuts in proptest::collection::vec(0usize..70_000, 0..8),
+        level in 0u32..10,
+    ) {
+        let ber = compressed(&content, &cuts, level);
+        prop_assert_eq!(cms::decompress(&ber, 1 << 30).unwrap(), content);
+    }
+}
+
+#[test]
+fn compressed_then_enveloped_as_one_stream() {
+    let content = awkward_payload(300_000);
+    let mut inner = Vec::new();
+    let mut z = CompressStream::start(6, &mut inner).unwrap();
+    let mut outer = Vec::new();
+    let mut e = EnvelopeStream::start(
+        std::slice::from_ref(&beta().certificate),
+        ContentEncryption::Aes256Cbc,
+        KeyTransport::RsaPkcs1v15,
+        &mut outer,
+    )
+    .unwrap();
+    for chunk in content.chunks(8191) {
+        z.update(chunk, &mut inner).unwrap();
+        e.update(&inner, &mut outer).unwrap();
+        inner.clear();
+    }
+    z.finish(&mut inner).unwrap();
+    e.update(&inner, &mut outer).unwrap();
+    e.finish(&mut outer).unwrap();
+    let opened = cms::decrypt(&outer, std::slice::from_ref(beta())).unwrap();
+    assert_eq!(cms::decompress(&opened.content, 1 << 30).unwrap(), content);
+    // Past the limit it is refused while inflating.
+    assert!(matches!(
+        cms::decompress(&opened.content, 1000),
+        Err(as2::Error::DecompressionLimit { .. })
+    ));
+}
+
+#[test]
+fn asn1crypto_and_zlib_read_the_streamed_compressed_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let content = awkward_payload(250_000);
+    let ber = compressed(&content, &[3, 4096, 100_000], 9);
+    let input = tmp.path().join("compressed.ber");
+    std::fs::write(&input, &ber).unwrap();
+    let output = tmp.path().join("content.bin");
+    let script = "import sys, zlib\n\
+from asn1crypto import cms\n\
+ci = cms.ContentInfo.load(open(sys.argv[1], 'rb').read())\n\
+assert ci['content_type'].native == 'compressed_data', ci['content_type'].native\n\
+cd = ci['content']\n\
+assert cd['compression_algorithm']['algorithm'].native == 'zlib'\n\
+data = cd['encap_content_info']['content'].native\n\
+open(sys.argv[2], 'wb').write(zlib.decompress(data))\n";
+    run_bounded(
+        Command::new(testkit::python())
+            .args(["-c", script])
+            .arg(&input)
+            .arg(&output),
+        Duration::from_secs(60),
+    );
+    assert_eq!(std::fs::read(&output).unwrap(), content);
 }

@@ -49,6 +49,96 @@ pub(crate) fn compress_parts(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// CompressedData (zlib) written as the content is fed, in constant memory: BER with indefinite
+/// lengths, the compressed bytes in OCTET STRING chunks inside a constructed OCTET STRING (as
+/// OpenSSL's streaming mode writes it). Sans-IO: each call appends what it has to `out`.
+pub struct CompressStream {
+    z: flate2::Compress,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for CompressStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompressStream")
+            .field("total_in", &self.z.total_in())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Room for what one call to zlib may write.
+const SCRATCH: usize = 1 << 16;
+
+impl CompressStream {
+    /// Starts CompressedData at zlib `level` (0 to 9): appends its head to `out`.
+    pub fn start(level: u32, out: &mut Vec<u8>) -> Result<Self> {
+        if level > 9 {
+            return Err(Error::Config(format!(
+                "compression level {level} is outside 0 to 9"
+            )));
+        }
+        out.extend_from_slice(&[tag::SEQUENCE, 0x80]);
+        out.extend_from_slice(&asn1::der_oid(OID_COMPRESSED_DATA));
+        out.extend_from_slice(&[tag::CONTEXT_0, 0x80, tag::SEQUENCE, 0x80]);
+        out.extend_from_slice(&asn1::der(tag::INTEGER, &[0]));
+        out.extend_from_slice(&asn1::der(tag::SEQUENCE, &asn1::der_oid(OID_ZLIB)));
+        out.extend_from_slice(&[tag::SEQUENCE, 0x80]);
+        out.extend_from_slice(&asn1::der_oid(OID_DATA));
+        // eContent [0] EXPLICIT, holding a constructed OCTET STRING of chunks.
+        out.extend_from_slice(&[tag::CONTEXT_0, 0x80, tag::OCTET_STRING | 0x20, 0x80]);
+        Ok(CompressStream {
+            z: flate2::Compress::new(flate2::Compression::new(level), true),
+            scratch: Vec::with_capacity(SCRATCH),
+        })
+    }
+
+    fn run(
+        &mut self,
+        mut input: &[u8],
+        flush: flate2::FlushCompress,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        loop {
+            self.scratch.clear();
+            let before = self.z.total_in();
+            let status = self
+                .z
+                .compress_vec(input, &mut self.scratch, flush)
+                .map_err(|e| Error::Crypto(format!("compression failed: {e}")))?;
+            let read = (self.z.total_in() - before) as usize;
+            input = &input[read..];
+            if !self.scratch.is_empty() {
+                push_header(out, tag::OCTET_STRING, self.scratch.len());
+                out.extend_from_slice(&self.scratch);
+            }
+            let done = match flush {
+                flate2::FlushCompress::Finish => status == flate2::Status::StreamEnd,
+                // All read, and zlib had room to spare: nothing more is waiting.
+                _ => input.is_empty() && self.scratch.len() < SCRATCH,
+            };
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Compresses the next part of the content; appends the compressed bytes it makes.
+    pub fn update(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.run(plain, flate2::FlushCompress::None, out)
+    }
+
+    /// Ends the content: appends the rest of the zlib stream and the end of every open
+    /// structure to `out`.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.run(&[], flate2::FlushCompress::Finish, out)?;
+        // The OCTET STRING, the [0], the EncapsulatedContentInfo, the CompressedData, the [0]
+        // around it, the ContentInfo.
+        for _ in 0..6 {
+            out.extend_from_slice(&[0, 0]);
+        }
+        Ok(())
+    }
+}
+
 /// Inflates CompressedData, failing with [`Error::DecompressionLimit`] past `limit` bytes.
 pub fn decompress(der: &[u8], limit: u64) -> Result<Vec<u8>> {
     const W: CmsStructure = CmsStructure::CompressedData;
