@@ -2,7 +2,9 @@
 //! write BER with indefinite lengths that opens to the content: the envelope with our own
 //! `cms::decrypt` and with the `openssl cms` command line, for every cipher and key transport;
 //! the compressed data with `cms::decompress` and with asn1crypto and Python's zlib (Debian's
-//! OpenSSL has no zlib); one layer fed into the other, too.
+//! OpenSSL has no zlib); one layer fed into the other, too. `cms::SignStream` signs what it is fed
+//! as a detached SignedData that `cms::verify_detached` and `openssl cms -verify` accept, for
+//! every digest, PKCS#1 v1.5 and PSS.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -12,7 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use as2::algorithm::{ContentEncryption, KeyTransport};
-use as2::cms::{self, CompressStream, EnvelopeStream};
+use as2::algorithm::{DigestAlgorithm, SignatureScheme};
+use as2::cms::{self, CompressStream, EnvelopeStream, SignStream};
 use common::*;
 use proptest::prelude::*;
 
@@ -214,4 +217,109 @@ open(sys.argv[2], 'wb').write(zlib.decompress(data))\n";
         Duration::from_secs(60),
     );
     assert_eq!(std::fs::read(&output).unwrap(), content);
+}
+
+fn signed(
+    content: &[u8],
+    cuts: &[usize],
+    digest: DigestAlgorithm,
+    scheme: SignatureScheme,
+) -> Vec<u8> {
+    let mut s = SignStream::start(alpha(), digest, scheme, as2::UnixTime(1_795_858_200)).unwrap();
+    let mut at = 0;
+    for &cut in cuts {
+        let end = (at + cut).min(content.len());
+        s.update(&content[at..end]).unwrap();
+        at = end;
+    }
+    s.update(&content[at..]).unwrap();
+    s.finish().unwrap()
+}
+
+fn signing_digests() -> Vec<DigestAlgorithm> {
+    DigestAlgorithm::ALL
+        .into_iter()
+        .filter(|d| d.can_sign())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn any_chunking_signs_what_verifies(
+        content in proptest::collection::vec(any::<u8>(), 0..50_000),
+        cuts in proptest::collection::vec(0usize..20_000, 0..6),
+        d in 0usize..5,
+        pss in any::<bool>(),
+    ) {
+        let digest = signing_digests()[d % signing_digests().len()];
+        let scheme = if pss { SignatureScheme::RsaPss } else { SignatureScheme::RsaPkcs1v15 };
+        let sig = signed(&content, &cuts, digest, scheme);
+        let v = cms::verify_detached(&sig, &content, std::slice::from_ref(&alpha().certificate), &[]).unwrap();
+        prop_assert_eq!(v.digest, digest);
+        prop_assert_eq!(v.scheme, Some(scheme));
+        // One byte different: refused.
+        let mut other = content.clone();
+        other.push(b'x');
+        prop_assert!(cms::verify_detached(&sig, &other, std::slice::from_ref(&alpha().certificate), &[]).is_err());
+    }
+}
+
+#[test]
+fn openssl_verifies_the_streamed_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alpha_crt, _) = write_pem(tmp.path(), "alpha", alpha());
+    let content = awkward_payload(120_003);
+    let data = tmp.path().join("content.bin");
+    std::fs::write(&data, &content).unwrap();
+    for digest in signing_digests() {
+        for scheme in [SignatureScheme::RsaPkcs1v15, SignatureScheme::RsaPss] {
+            let sig = signed(&content, &[10, 4096, 65_536], digest, scheme);
+            let file = tmp.path().join("sig.der");
+            std::fs::write(&file, &sig).unwrap();
+            run_bounded(
+                Command::new("openssl").args([
+                    "cms",
+                    "-verify",
+                    "-binary",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    file.to_str().unwrap(),
+                    "-content",
+                    data.to_str().unwrap(),
+                    "-CAfile",
+                    alpha_crt.to_str().unwrap(),
+                    "-purpose",
+                    "any",
+                    "-out",
+                    "/dev/null",
+                ]),
+                Duration::from_secs(60),
+            );
+            // What it says of itself: the digest, the scheme, the signer's certificate, detached.
+            let info = cms::inspect_signed(&sig).unwrap();
+            assert_eq!(
+                (info.digest, info.scheme, info.detached, info.signer_count),
+                (Some(digest), Some(scheme), true, 1),
+                "{digest:?} {scheme:?}"
+            );
+        }
+    }
+    // MD5 cannot sign, and an RSA key does not sign with ECDSA.
+    assert!(SignStream::start(
+        alpha(),
+        DigestAlgorithm::Md5,
+        SignatureScheme::RsaPkcs1v15,
+        as2::UnixTime(0)
+    )
+    .is_err());
+    assert!(SignStream::start(
+        alpha(),
+        DigestAlgorithm::Sha256,
+        SignatureScheme::Ecdsa,
+        as2::UnixTime(0)
+    )
+    .is_err());
 }

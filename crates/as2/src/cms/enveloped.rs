@@ -311,7 +311,7 @@ fn push_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// The certificate's issuer Name and serial number INTEGER, as encoded in the certificate.
-fn issuer_and_serial(cert: &X509Ref) -> Result<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn issuer_and_serial(cert: &X509Ref) -> Result<(Vec<u8>, Vec<u8>)> {
     let der = cert.to_der()?;
     let bad = |e: asn1::Asn1Error| Error::Key(format!("unreadable certificate: {e}"));
     let tbs = asn1::read_all(&der)

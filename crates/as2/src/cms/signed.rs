@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use openssl::x509::X509;
 
 use crate::algorithm::{DigestAlgorithm, SignatureScheme};
-use crate::asn1::{tag, Tlv};
+use crate::asn1::{self, tag, Tlv};
 use crate::error::{CmsStructure, Error, Result};
 use crate::ffi;
 use crate::keys::{subject_name, Identity};
@@ -170,6 +170,192 @@ pub fn sign_detached(
         digest.message_digest(),
         scheme == SignatureScheme::RsaPss,
     )?)
+}
+
+/// A detached signature made as the content is fed, in constant memory: the content goes
+/// through the digest as it comes, and [`SignStream::finish`] writes the SignedData (signed
+/// attributes with the digest and the signing time, the certificate and chain, one SignerInfo)
+/// as OpenSSL's `CMS_sign` does for a detached binary signature. Sans-IO.
+pub struct SignStream {
+    hasher: openssl::hash::Hasher,
+    digest: DigestAlgorithm,
+    scheme: SignatureScheme,
+    identity: Identity,
+    signing_time: crate::UnixTime,
+}
+
+impl std::fmt::Debug for SignStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignStream")
+            .field("digest", &self.digest)
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+/// id-contentType and id-signingTime (RFC 5652 section 11).
+const OID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
+const OID_SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
+/// rsaEncryption, as OpenSSL names a PKCS#1 v1.5 signature in a SignerInfo.
+const OID_RSA: &str = "1.2.840.113549.1.1.1";
+/// id-mgf1.
+const OID_MGF1: &str = "1.2.840.113549.1.1.8";
+
+fn digest_alg_id(d: DigestAlgorithm) -> Vec<u8> {
+    asn1::der(tag::SEQUENCE, &asn1::der_oid(d.oid()))
+}
+
+fn ecdsa_oid(d: DigestAlgorithm) -> Option<&'static str> {
+    Some(match d {
+        DigestAlgorithm::Sha1 => "1.2.840.10045.4.1",
+        DigestAlgorithm::Sha224 => "1.2.840.10045.4.3.1",
+        DigestAlgorithm::Sha256 => "1.2.840.10045.4.3.2",
+        DigestAlgorithm::Sha384 => "1.2.840.10045.4.3.3",
+        DigestAlgorithm::Sha512 => "1.2.840.10045.4.3.4",
+        DigestAlgorithm::Md5 => return None,
+    })
+}
+
+/// UTCTime (years 1950 to 2049) or GeneralizedTime, as RFC 5652 asks of signingTime.
+fn signing_time(t: crate::UnixTime) -> Vec<u8> {
+    let (y, mo, d, h, mi, s, _) = t.civil();
+    if (1950..2050).contains(&y) {
+        let text = format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100);
+        asn1::der(0x17, text.as_bytes())
+    } else {
+        let text = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z");
+        asn1::der(0x18, text.as_bytes())
+    }
+}
+
+fn attribute(oid: &str, value: &[u8]) -> Vec<u8> {
+    asn1::der_seq(
+        tag::SEQUENCE,
+        &[&asn1::der_oid(oid), &asn1::der(tag::SET, value)],
+    )
+}
+
+impl SignStream {
+    /// Starts a signature by `identity` with `digest` and `scheme`, dated `now`.
+    pub fn start(
+        identity: &Identity,
+        digest: DigestAlgorithm,
+        scheme: SignatureScheme,
+        now: crate::UnixTime,
+    ) -> Result<Self> {
+        if !digest.can_sign() {
+            return Err(Error::UnsupportedAlgorithm(format!(
+                "signing with {digest}"
+            )));
+        }
+        let is_ec = identity.private_key.id() == openssl::pkey::Id::EC;
+        if (scheme == SignatureScheme::Ecdsa) != is_ec {
+            return Err(Error::Config(if is_ec {
+                "an EC key signs with ECDSA only".into()
+            } else {
+                "ECDSA signing needs an EC key".into()
+            }));
+        }
+        Ok(SignStream {
+            hasher: openssl::hash::Hasher::new(digest.message_digest())?,
+            digest,
+            scheme,
+            identity: identity.clone(),
+            signing_time: now,
+        })
+    }
+
+    /// Feeds the next part of the content (taken as binary).
+    pub fn update(&mut self, content: &[u8]) -> Result<()> {
+        self.hasher.update(content)?;
+        Ok(())
+    }
+
+    /// The detached SignedData (DER) over everything fed.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        use openssl::rsa::Padding;
+        use openssl::sign::{RsaPssSaltlen, Signer};
+        let digest = self.hasher.finish()?;
+        let md = self.digest.message_digest();
+        // Signed attributes, in DER order (a SET OF is sorted by encoding).
+        let mut attrs = vec![
+            attribute(OID_CONTENT_TYPE, &asn1::der_oid(OID_DATA)),
+            attribute(OID_SIGNING_TIME, &signing_time(self.signing_time)),
+            attribute(OID_MESSAGE_DIGEST, &asn1::der(tag::OCTET_STRING, &digest)),
+        ];
+        attrs.sort();
+        let attr_refs: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
+        let signed_attrs = asn1::der_seq(tag::SET, &attr_refs);
+        let key = &self.identity.private_key;
+        let mut signer = Signer::new(md, key)?;
+        let signature_alg = match self.scheme {
+            SignatureScheme::RsaPkcs1v15 => {
+                signer.set_rsa_padding(Padding::PKCS1)?;
+                asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(OID_RSA), &[tag::NULL, 0]])
+            }
+            SignatureScheme::RsaPss => {
+                signer.set_rsa_padding(Padding::PKCS1_PSS)?;
+                signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                signer.set_rsa_mgf1_md(md)?;
+                let hash = digest_alg_id(self.digest);
+                let mgf = asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(OID_MGF1), &hash]);
+                let salt = asn1::der(tag::INTEGER, &[md.size() as u8]);
+                let params = asn1::der_seq(
+                    tag::SEQUENCE,
+                    &[
+                        &asn1::der(tag::CONTEXT_0, &hash),
+                        &asn1::der(tag::CONTEXT_0 + 1, &mgf),
+                        &asn1::der(tag::CONTEXT_0 + 2, &salt),
+                    ],
+                );
+                asn1::der_seq(tag::SEQUENCE, &[&asn1::der_oid(OID_RSASSA_PSS), &params])
+            }
+            SignatureScheme::Ecdsa => {
+                let oid = ecdsa_oid(self.digest).ok_or_else(|| {
+                    Error::UnsupportedAlgorithm(format!("ECDSA with {}", self.digest))
+                })?;
+                asn1::der(tag::SEQUENCE, &asn1::der_oid(oid))
+            }
+        };
+        let signature = signer.sign_oneshot_to_vec(&signed_attrs)?;
+        let (issuer, serial) = super::enveloped::issuer_and_serial(&self.identity.certificate)?;
+        // signedAttrs [0] IMPLICIT: the SET's contents under the context tag.
+        let mut implicit_attrs = signed_attrs;
+        implicit_attrs[0] = tag::CONTEXT_0;
+        let signer_info = asn1::der_seq(
+            tag::SEQUENCE,
+            &[
+                &[tag::INTEGER, 1, 1],
+                &asn1::der_seq(tag::SEQUENCE, &[&issuer, &serial]),
+                &digest_alg_id(self.digest),
+                &implicit_attrs,
+                &signature_alg,
+                &asn1::der(tag::OCTET_STRING, &signature),
+            ],
+        );
+        let mut certs = vec![self.identity.certificate.to_der()?];
+        for c in &self.identity.chain {
+            certs.push(c.to_der()?);
+        }
+        let cert_refs: Vec<&[u8]> = certs.iter().map(Vec::as_slice).collect();
+        let signed_data = asn1::der_seq(
+            tag::SEQUENCE,
+            &[
+                &[tag::INTEGER, 1, 1],
+                &asn1::der(tag::SET, &digest_alg_id(self.digest)),
+                &asn1::der(tag::SEQUENCE, &asn1::der_oid(OID_DATA)),
+                &asn1::der_seq(tag::CONTEXT_0, &cert_refs),
+                &asn1::der(tag::SET, &signer_info),
+            ],
+        );
+        Ok(asn1::der_seq(
+            tag::SEQUENCE,
+            &[
+                &asn1::der_oid(OID_SIGNED_DATA),
+                &asn1::der(tag::CONTEXT_0, &signed_data),
+            ],
+        ))
+    }
 }
 
 /// Which form of the signed bytes a signature verified over.
