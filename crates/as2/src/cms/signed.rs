@@ -278,7 +278,7 @@ impl SignStream {
         let digest = self.hasher.finish()?;
         let md = self.digest.message_digest();
         // Signed attributes, in DER order (a SET OF is sorted by encoding).
-        let mut attrs = vec![
+        let mut attrs = [
             attribute(OID_CONTENT_TYPE, &asn1::der_oid(OID_DATA)),
             attribute(OID_SIGNING_TIME, &signing_time(self.signing_time)),
             attribute(OID_MESSAGE_DIGEST, &asn1::der(tag::OCTET_STRING, &digest)),
