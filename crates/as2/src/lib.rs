@@ -33,6 +33,7 @@ mod ids;
 pub mod keys;
 pub mod mdn;
 pub mod message;
+pub mod message_stream;
 pub mod mic;
 pub mod mime;
 mod pkcs12;

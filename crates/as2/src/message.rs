@@ -280,13 +280,13 @@ impl Part {
 }
 
 /// Header lines plus the blank line that ends them.
-fn head_bytes(h: &HeaderMap) -> Vec<u8> {
+pub(crate) fn head_bytes(h: &HeaderMap) -> Vec<u8> {
     let mut out = h.to_bytes();
     out.extend_from_slice(b"\r\n");
     out
 }
 
-fn transfer_encoding(h: &mut HeaderMap, enc: BodyEncoding) {
+pub(crate) fn transfer_encoding(h: &mut HeaderMap, enc: BodyEncoding) {
     h.append(
         "Content-Transfer-Encoding",
         match enc {
@@ -296,7 +296,7 @@ fn transfer_encoding(h: &mut HeaderMap, enc: BodyEncoding) {
     );
 }
 
-fn pkcs7_headers(smime_type: &str, name: &str, enc: BodyEncoding) -> HeaderMap {
+pub(crate) fn pkcs7_headers(smime_type: &str, name: &str, enc: BodyEncoding) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.append(
         "Content-Type",
@@ -310,13 +310,14 @@ fn pkcs7_headers(smime_type: &str, name: &str, enc: BodyEncoding) -> HeaderMap {
     h
 }
 
-/// Builds a message with the given Message-ID (use [`new_message_id`], or the original ID for a resend).
-pub fn build(
+/// What [`build`] and the streaming builder refuse before writing anything: AS2 IDs, an empty
+/// receipt address, a Message-ID or content type that cannot be a header, a digest that cannot
+/// sign, an encryption without a recipient.
+pub(crate) fn check_options(
     opts: &MessageOptions,
-    payload: &Payload<'_>,
+    content_type: &str,
     message_id: &str,
-    now: UnixTime,
-) -> Result<OutboundMessage> {
+) -> Result<()> {
     validate_as2_id(&opts.from)?;
     validate_as2_id(&opts.to)?;
     if opts
@@ -331,7 +332,7 @@ pub fn build(
     if message_id.trim().is_empty() || message_id.contains(['\r', '\n']) {
         return Err(Error::Config(format!("invalid Message-ID {message_id:?}")));
     }
-    let content_type = payload.content_type.trim();
+    let content_type = content_type.trim();
     if content_type.is_empty() || !content_type.contains('/') || content_type.contains(['\r', '\n'])
     {
         return Err(Error::Config(format!(
@@ -355,6 +356,18 @@ pub fn build(
             "encryption needs at least one recipient certificate".into(),
         ));
     }
+    Ok(())
+}
+
+/// Builds a message with the given Message-ID (use [`new_message_id`], or the original ID for a resend).
+pub fn build(
+    opts: &MessageOptions,
+    payload: &Payload<'_>,
+    message_id: &str,
+    now: UnixTime,
+) -> Result<OutboundMessage> {
+    check_options(opts, payload.content_type, message_id)?;
+    let content_type = payload.content_type.trim();
     let wrapped = opts.signing.is_some()
         || opts.encryption.is_some()
         || opts.compression != Compression::None;
@@ -513,7 +526,7 @@ pub fn build(
 /// The MIC algorithms a receipt may use, the one it should use first: the first requested one we
 /// support (RFC 4130 7.3.1; OpenAS2, Mendelson), else the signing digest (else SHA-256), then the
 /// signing digest (pyas2lib answers in it whatever was asked), then the other requested ones.
-fn mic_algorithms(opts: &MessageOptions) -> Vec<DigestAlgorithm> {
+pub(crate) fn mic_algorithms(opts: &MessageOptions) -> Vec<DigestAlgorithm> {
     let requested: Vec<DigestAlgorithm> = opts
         .mdn
         .as_ref()

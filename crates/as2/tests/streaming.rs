@@ -16,6 +16,10 @@ use std::time::Duration;
 use as2::algorithm::{ContentEncryption, KeyTransport};
 use as2::algorithm::{DigestAlgorithm, SignatureScheme};
 use as2::cms::{self, CompressStream, EnvelopeStream, SignStream};
+use as2::envelope::Envelope;
+use as2::message::{Compression, Encryption, MessageOptions, Payload, Signing};
+use as2::message_stream::BuildStream;
+use as2::receive::Policy;
 use common::*;
 use proptest::prelude::*;
 
@@ -322,4 +326,140 @@ fn openssl_verifies_the_streamed_signature() {
         as2::UnixTime(0)
     )
     .is_err());
+}
+
+/// Message options from the numbers a property test draws.
+fn options(compression: u8, sign: Option<(usize, bool)>, encrypt: Option<usize>) -> MessageOptions {
+    let mut opts = MessageOptions::new("ALPHA", "BETA");
+    opts.compression = [
+        Compression::None,
+        Compression::BeforeSigning,
+        Compression::AfterSigning,
+    ][usize::from(compression) % 3];
+    if let Some((d, pss)) = sign {
+        let mut s = Signing::new(alpha().clone());
+        s.digest = signing_digests()[d % signing_digests().len()];
+        s.scheme = if pss {
+            SignatureScheme::RsaPss
+        } else {
+            SignatureScheme::RsaPkcs1v15
+        };
+        opts.signing = Some(s);
+    }
+    if let Some(c) = encrypt {
+        let mut e = Encryption::new(beta().certificate.clone());
+        e.cipher = ContentEncryption::ALL[c % ContentEncryption::ALL.len()];
+        opts.encryption = Some(e);
+    }
+    opts.mdn = Some(as2::envelope::MdnRequest::sync(
+        "as2@alpha.example",
+        &[DigestAlgorithm::Sha256],
+        as2::algorithm::NameStyle::Hyphenated,
+    ));
+    opts
+}
+
+fn build_streamed(
+    opts: &MessageOptions,
+    payload: &[u8],
+    cuts: &[usize],
+) -> (as2::HeaderMap, Vec<u8>, as2::message_stream::Built) {
+    let now = as2::UnixTime(1_795_858_200);
+    let mut body = Vec::new();
+    let id = as2::envelope::new_message_id("alpha.example", now);
+    let (mut b, headers) = BuildStream::start(
+        opts,
+        "application/edi-x12",
+        Some("order 1.edi"),
+        &id,
+        now,
+        &mut body,
+    )
+    .unwrap();
+    let mut at = 0;
+    for &cut in cuts {
+        let end = (at + cut).min(payload.len());
+        b.update(&payload[at..end], &mut body).unwrap();
+        at = end;
+    }
+    b.update(&payload[at..], &mut body).unwrap();
+    let built = b.finish(&mut body).unwrap();
+    (headers, body, built)
+}
+
+fn open(headers: &as2::HeaderMap, body: &[u8]) -> as2::receive::Received {
+    let env = Envelope::from_headers(headers).unwrap();
+    as2::receive::open(
+        &env,
+        headers,
+        body,
+        &keys_for(beta(), alpha()),
+        &Policy::default(),
+        as2::UnixTime(1_795_858_200),
+    )
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn a_streamed_message_opens_as_the_in_memory_one_does(
+        payload in proptest::collection::vec(any::<u8>(), 0..60_000),
+        cuts in proptest::collection::vec(0usize..25_000, 0..6),
+        compression in 0u8..3,
+        sign in proptest::option::of((0usize..5, any::<bool>())),
+        encrypt in proptest::option::of(0usize..6),
+    ) {
+        let opts = options(compression, sign, encrypt);
+        let (headers, body, built) = build_streamed(&opts, &payload, &cuts);
+        let got = open(&headers, &body);
+        prop_assert_eq!(&got.payload, &payload);
+        prop_assert_eq!(got.filename.as_deref(), Some("order 1.edi"));
+        prop_assert!(
+            std::iter::once(&built.mic).chain(&built.alternative_mics).any(|m| m.matches(&got.mic)),
+            "receiver MIC {} not among {:?}", got.mic, built
+        );
+        // The same layers as the in-memory builder's, in the same order.
+        let id = as2::envelope::new_message_id("alpha.example", as2::UnixTime(1_795_858_200));
+        let memory = as2::message::build(&opts, &Payload { content_type: "application/edi-x12", ..Payload::new(&payload, Some("order 1.edi")) }, &id, as2::UnixTime(1_795_858_200)).unwrap();
+        prop_assert_eq!(&built.layers, &memory.layers);
+        prop_assert_eq!(open(&memory.headers, &memory.body).payload, payload);
+    }
+}
+
+#[test]
+fn pyas2lib_opens_a_streamed_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alpha_crt, _) = write_pem(tmp.path(), "alpha", alpha());
+    let (beta_crt, beta_key) = write_pem(tmp.path(), "beta", beta());
+    // CRLF text: pyas2lib rewrites bare LFs in non-binary parts.
+    let payload = crlf_payload(200_000);
+    for compression in [0u8, 1, 2] {
+        let opts = options(compression, Some((1, false)), Some(3));
+        let (headers, body, _) = build_streamed(&opts, &payload, &[5, 70_000]);
+        let mut message = headers.to_bytes();
+        message.extend_from_slice(b"\r\n");
+        message.extend_from_slice(&body);
+        let file = tmp.path().join("message.as2");
+        std::fs::write(&file, &message).unwrap();
+        let out = tmp.path().join("payload.out");
+        let _ = std::fs::remove_file(&out);
+        run_bounded(
+            Command::new(testkit::python())
+                .arg(testkit::repo_root().join("tests/bench/pyas2_bench.py"))
+                .args(["open"])
+                .arg(&file)
+                .arg(&out)
+                .arg(&beta_crt)
+                .arg(&beta_key)
+                .arg(&alpha_crt),
+            Duration::from_secs(120),
+        );
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            payload,
+            "compression {compression}"
+        );
+    }
 }
