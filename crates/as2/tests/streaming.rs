@@ -37,14 +37,23 @@ fn streamed(
         &mut out,
     )
     .unwrap();
+    for piece in pieces(content, cuts) {
+        s.update(piece, &mut out).unwrap();
+    }
+    s.finish(&mut out).unwrap();
+    out
+}
+
+/// `content` cut after each of `cuts` bytes (the last piece is the rest, empty or not).
+fn pieces<'a>(content: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
     let mut at = 0;
     for &cut in cuts {
         let end = (at + cut).min(content.len());
-        s.update(&content[at..end], &mut out).unwrap();
+        out.push(&content[at..end]);
         at = end;
     }
-    s.update(&content[at..], &mut out).unwrap();
-    s.finish(&mut out).unwrap();
+    out.push(&content[at..]);
     out
 }
 
@@ -142,13 +151,9 @@ fn a_stream_cut_short_or_tampered_is_refused() {
 fn compressed(content: &[u8], cuts: &[usize], level: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut s = CompressStream::start(level, &mut out).unwrap();
-    let mut at = 0;
-    for &cut in cuts {
-        let end = (at + cut).min(content.len());
-        s.update(&content[at..end], &mut out).unwrap();
-        at = end;
+    for piece in pieces(content, cuts) {
+        s.update(piece, &mut out).unwrap();
     }
-    s.update(&content[at..], &mut out).unwrap();
     s.finish(&mut out).unwrap();
     out
 }
@@ -230,13 +235,9 @@ fn signed(
     scheme: SignatureScheme,
 ) -> Vec<u8> {
     let mut s = SignStream::start(alpha(), digest, scheme, as2::UnixTime(1_795_858_200)).unwrap();
-    let mut at = 0;
-    for &cut in cuts {
-        let end = (at + cut).min(content.len());
-        s.update(&content[at..end]).unwrap();
-        at = end;
+    for piece in pieces(content, cuts) {
+        s.update(piece).unwrap();
     }
-    s.update(&content[at..]).unwrap();
     s.finish().unwrap()
 }
 
@@ -376,13 +377,9 @@ fn build_streamed(
         &mut body,
     )
     .unwrap();
-    let mut at = 0;
-    for &cut in cuts {
-        let end = (at + cut).min(payload.len());
-        b.update(&payload[at..end], &mut body).unwrap();
-        at = end;
+    for piece in pieces(payload, cuts) {
+        b.update(piece, &mut body).unwrap();
     }
-    b.update(&payload[at..], &mut body).unwrap();
     let built = b.finish(&mut body).unwrap();
     (headers, body, built)
 }
