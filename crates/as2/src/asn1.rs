@@ -195,6 +195,57 @@ fn read_at_depth(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8]), Asn1Err
     ))
 }
 
+/// An element's tag and length, read from the front of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The tag octet.
+    pub tag: u8,
+    /// The content length; `None` for an indefinite length (content up to end-of-contents).
+    pub len: Option<usize>,
+    /// Octets the tag and length take.
+    pub header_len: usize,
+}
+
+/// The header at the front of `input`, or `None` when more bytes are needed to read it.
+pub fn read_header(input: &[u8]) -> Result<Option<Header>, Asn1Error> {
+    let (Some(&tag), Some(&first)) = (input.first(), input.get(1)) else {
+        return Ok(None);
+    };
+    if tag & 0x1f == 0x1f {
+        return err("multi-byte ASN.1 tags are not supported");
+    }
+    if first == 0x80 {
+        if tag & 0x20 == 0 {
+            return err("indefinite length on a primitive element");
+        }
+        return Ok(Some(Header {
+            tag,
+            len: None,
+            header_len: 2,
+        }));
+    }
+    if first & 0x80 == 0 {
+        return Ok(Some(Header {
+            tag,
+            len: Some(first as usize),
+            header_len: 2,
+        }));
+    }
+    let n = (first & 0x7f) as usize;
+    if n == 0 || n > 8 {
+        return err(format!("unsupported ASN.1 length of {n} octets"));
+    }
+    let Some(octets) = input.get(2..2 + n) else {
+        return Ok(None);
+    };
+    let len = octets.iter().fold(0u64, |l, &b| (l << 8) | u64::from(b));
+    Ok(Some(Header {
+        tag,
+        len: Some(usize::try_from(len).map_err(|_| Asn1Error("ASN.1 length too large".into()))?),
+        header_len: 2 + n,
+    }))
+}
+
 /// Reads exactly one element; trailing bytes other than padding (zeros, line breaks) are an error.
 pub fn read_all(input: &[u8]) -> Result<Tlv<'_>, Asn1Error> {
     let (t, rest) = read(input)?;

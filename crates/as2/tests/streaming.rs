@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use as2::algorithm::{ContentEncryption, KeyTransport};
 use as2::algorithm::{DigestAlgorithm, SignatureScheme};
-use as2::cms::{self, CompressStream, EnvelopeStream, SignStream};
+use as2::cms::{self, CompressStream, EnvelopeStream, InflateStream, SignStream};
 use as2::envelope::Envelope;
 use as2::message::{Compression, Encryption, MessageOptions, Payload, Signing};
 use as2::message_stream::BuildStream;
@@ -459,4 +459,105 @@ fn pyas2lib_opens_a_streamed_message() {
             "compression {compression}"
         );
     }
+}
+
+/// Inflates `der` fed in the pieces `cuts` makes.
+fn inflated(der: &[u8], cuts: &[usize], limit: u64) -> as2::Result<Vec<u8>> {
+    let mut s = InflateStream::new(limit);
+    let mut out = Vec::new();
+    for piece in pieces(der, cuts) {
+        s.update(piece, &mut out)?;
+    }
+    let n = s.finish()?;
+    assert_eq!(n as usize, out.len());
+    Ok(out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn streamed_and_in_memory_compressed_data_inflate_in_any_chunks(
+        content in proptest::collection::vec(0u8..8, 0..150_000),
+        write_cuts in proptest::collection::vec(0usize..40_000, 0..5),
+        read_cuts in proptest::collection::vec(0usize..3_000, 0..12),
+    ) {
+        let ber = compressed(&content, &write_cuts, 6);
+        prop_assert_eq!(inflated(&ber, &read_cuts, 1 << 30).unwrap(), content.clone());
+        let der = cms::compress(&content).unwrap();
+        prop_assert_eq!(inflated(&der, &read_cuts, 1 << 30).unwrap(), content);
+    }
+}
+
+#[test]
+fn inflating_refuses_past_the_limit_and_what_is_cut_short() {
+    let content = vec![b'A'; 5_000_000];
+    let ber = compressed(&content, &[1 << 20], 9);
+    // Refused while inflating: the output never runs far past the limit.
+    let mut s = InflateStream::new(100_000);
+    let mut out = Vec::new();
+    let mut refused = false;
+    for piece in ber.chunks(512) {
+        match s.update(piece, &mut out) {
+            Ok(()) => assert!(out.len() <= 100_000 + (1 << 16), "{}", out.len()),
+            Err(as2::Error::DecompressionLimit { limit: 100_000 }) => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused);
+    // Cut short anywhere: not complete.
+    for cut in [0, 10, ber.len() / 2, ber.len() - 13] {
+        assert!(
+            inflated(&ber[..cut], &[7], 1 << 30).is_err(),
+            "cut at {cut}"
+        );
+    }
+    // Not compressed data; an unknown algorithm; a zlib stream that is not one.
+    assert!(inflated(
+        &streamed(
+            b"x",
+            &[],
+            ContentEncryption::Aes128Cbc,
+            KeyTransport::RsaPkcs1v15
+        ),
+        &[],
+        10
+    )
+    .is_err());
+    let mut broken = ber.clone();
+    let z = broken.windows(2).position(|w| w == [0x78, 0xda]).unwrap();
+    broken[z + 2] ^= 0xff;
+    broken[z + 3] ^= 0xff;
+    assert!(inflated(&broken, &[100], 1 << 30).is_err());
+}
+
+#[test]
+fn compressed_data_asn1crypto_writes_inflates_in_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let content = awkward_payload(180_000);
+    let input = tmp.path().join("content.bin");
+    std::fs::write(&input, &content).unwrap();
+    let output = tmp.path().join("compressed.der");
+    let script = "import sys, zlib\n\
+from asn1crypto import cms\n\
+data = open(sys.argv[1], 'rb').read()\n\
+cd = cms.CompressedData({'version': 'v0', 'compression_algorithm': {'algorithm': 'zlib'},\n\
+    'encap_content_info': {'content_type': 'data', 'content': zlib.compress(data)}})\n\
+ci = cms.ContentInfo({'content_type': 'compressed_data', 'content': cd})\n\
+open(sys.argv[2], 'wb').write(ci.dump())\n";
+    run_bounded(
+        Command::new(testkit::python())
+            .args(["-c", script])
+            .arg(&input)
+            .arg(&output),
+        Duration::from_secs(60),
+    );
+    let der = std::fs::read(&output).unwrap();
+    assert_eq!(
+        inflated(&der, &[1, 2, 3, 4096, 333], 1 << 30).unwrap(),
+        content
+    );
 }
