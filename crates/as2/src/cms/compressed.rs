@@ -146,7 +146,8 @@ impl CompressStream {
 /// [`InflateStream::finish`] says whether the structure and the zlib stream were complete.
 pub struct InflateStream {
     buf: Vec<u8>,
-    state: Inflating,
+    /// `None` while the head is being read.
+    state: Option<Octets>,
     z: Option<flate2::Decompress>,
     ended: bool,
     produced: u64,
@@ -160,24 +161,6 @@ impl std::fmt::Debug for InflateStream {
             .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
-}
-
-/// Where the reader is in the structure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Inflating {
-    /// Reading the head, up to the compressed content.
-    Head,
-    /// In one primitive OCTET STRING with this much left.
-    Octets(usize),
-    /// In a constructed OCTET STRING (`total`: its definite length, if it has one); inside a
-    /// chunk with `chunk` bytes left.
-    Chunks {
-        total: Option<usize>,
-        read: usize,
-        chunk: usize,
-    },
-    /// The compressed content has ended.
-    Done,
 }
 
 const W: CmsStructure = CmsStructure::CompressedData;
@@ -194,7 +177,7 @@ impl InflateStream {
     pub fn new(limit: u64) -> Self {
         InflateStream {
             buf: Vec::new(),
-            state: Inflating::Head,
+            state: None,
             z: None,
             ended: false,
             produced: 0,
@@ -204,84 +187,33 @@ impl InflateStream {
 
     /// The structure's head, from `self.buf`: `None` until it is all there; then where the
     /// content starts and how it is laid out.
-    fn head(&self) -> Result<Option<(usize, Inflating)>> {
-        let b = &self.buf;
-        let mut at = 0;
-        // One element's header at `at`, checked against `tag`; `None`: more bytes needed.
-        let header = |at: usize, tag: u8, what: &str| -> Result<Option<asn1::Header>> {
-            match asn1::read_header(&b[at..]).map_err(|e| bad(e.to_string()))? {
-                None => Ok(None),
-                Some(h) if h.tag == tag => Ok(Some(h)),
-                Some(h) => Err(bad(format!(
-                    "expected {what} (tag {tag:#04x}), found tag {:#04x}",
-                    h.tag
-                ))),
-            }
-        };
-        // A whole element at `at`: its bytes.
-        let whole = |at: usize, tag: u8, what: &str| -> Result<Option<(usize, &[u8])>> {
-            let Some(h) = header(at, tag, what)? else {
-                return Ok(None);
-            };
-            let len = h
-                .len
-                .ok_or_else(|| bad(format!("{what} has an indefinite length")))?;
-            let end = at + h.header_len + len;
-            Ok((b.len() >= end).then(|| (end, &b[at + h.header_len..end])))
-        };
-        macro_rules! open {
-            ($tag:expr, $what:expr) => {
-                match header(at, $tag, $what)? {
-                    Some(h) => at += h.header_len,
-                    None => return Ok(None),
-                }
-            };
-        }
-        macro_rules! take {
-            ($tag:expr, $what:expr) => {
-                match whole(at, $tag, $what)? {
-                    Some((end, content)) => {
-                        at = end;
-                        content
-                    }
-                    None => return Ok(None),
-                }
-            };
-        }
-        open!(tag::SEQUENCE, "ContentInfo");
-        let oid = take!(tag::OID, "content type");
-        if oid != asn1::encode_oid(OID_COMPRESSED_DATA).as_slice() {
+    fn head(&self) -> Result<Option<(usize, Octets)>> {
+        let mut r = HeadReader::new(&self.buf, W);
+        need!(r.open(tag::SEQUENCE, "ContentInfo"));
+        let oid = need!(r.take(tag::OID, "content type"));
+        if oid[2..] != asn1::encode_oid(OID_COMPRESSED_DATA)[..] {
             return Err(bad("not compressed data"));
         }
-        open!(tag::CONTEXT_0, "content");
-        open!(tag::SEQUENCE, "CompressedData");
-        take!(tag::INTEGER, "version");
-        let alg = take!(tag::SEQUENCE, "compression algorithm");
+        need!(r.open(tag::CONTEXT_0, "content"));
+        need!(r.open(tag::SEQUENCE, "CompressedData"));
+        need!(r.take(tag::INTEGER, "version"));
+        let alg = need!(r.take(tag::SEQUENCE, "compression algorithm"));
         let alg_oid = asn1::read(alg)
             .ok()
-            .and_then(|(t, _)| t.oid().ok())
+            .and_then(|(t, _)| first_oid(&t))
             .unwrap_or_default();
         if alg_oid != OID_ZLIB {
             return Err(Error::UnsupportedAlgorithm(format!(
                 "compression {alg_oid}"
             )));
         }
-        open!(tag::SEQUENCE, "EncapsulatedContentInfo");
-        take!(tag::OID, "content type");
-        open!(tag::CONTEXT_0, "compressed content");
-        let Some(h) = asn1::read_header(&b[at..]).map_err(|e| bad(e.to_string()))? else {
-            return Ok(None);
-        };
-        let state = match (h.tag, h.len) {
-            (tag::OCTET_STRING, Some(len)) => Inflating::Octets(len),
-            (t, total) if t == tag::OCTET_STRING | 0x20 => Inflating::Chunks {
-                total,
-                read: 0,
-                chunk: 0,
-            },
-            (t, _) => return Err(bad(format!("compressed content has tag {t:#04x}"))),
-        };
-        Ok(Some((at + h.header_len, state)))
+        need!(r.open(tag::SEQUENCE, "EncapsulatedContentInfo"));
+        need!(r.take(tag::OID, "content type"));
+        need!(r.open(tag::CONTEXT_0, "compressed content"));
+        let h = need!(r.peek());
+        let layout = Octets::of(h, tag::OCTET_STRING, tag::OCTET_STRING | 0x20)
+            .ok_or_else(|| bad(format!("compressed content has tag {:#04x}", h.tag)))?;
+        Ok(Some((r.at + h.header_len, layout)))
     }
 
     fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
@@ -324,83 +256,30 @@ impl InflateStream {
         self.buf.extend_from_slice(input);
         let mut at = 0;
         loop {
-            match self.state {
-                Inflating::Head => match self.head()? {
-                    Some((start, state)) => {
+            let Some(layout) = &mut self.state else {
+                match self.head()? {
+                    Some((start, layout)) => {
                         at = start;
-                        self.state = state;
+                        self.state = Some(layout);
+                        continue;
                     }
                     None => break,
-                },
-                Inflating::Octets(left) => {
-                    let n = left.min(self.buf.len() - at);
-                    let chunk = self.buf[at..at + n].to_vec();
-                    self.inflate(&chunk, out)?;
-                    at += n;
-                    self.state = if n == left {
-                        Inflating::Done
-                    } else {
-                        Inflating::Octets(left - n)
-                    };
-                    if self.state != Inflating::Done {
-                        break;
-                    }
                 }
-                Inflating::Chunks { total, read, chunk } if chunk > 0 => {
-                    let n = chunk.min(self.buf.len() - at);
-                    if n == 0 {
-                        break;
-                    }
-                    let bytes = self.buf[at..at + n].to_vec();
-                    self.inflate(&bytes, out)?;
-                    at += n;
-                    self.state = Inflating::Chunks {
-                        total,
-                        read: read + n,
-                        chunk: chunk - n,
-                    };
-                }
-                Inflating::Chunks { total, read, .. } => {
-                    if total == Some(read) {
-                        self.state = Inflating::Done;
-                        continue;
-                    }
-                    let rest = &self.buf[at..];
-                    if total.is_none() && rest.len() >= 2 && rest[0] == 0 && rest[1] == 0 {
-                        at += 2;
-                        self.state = Inflating::Done;
-                        continue;
-                    }
-                    match asn1::read_header(rest).map_err(|e| bad(e.to_string()))? {
-                        None => break,
-                        Some(h) if h.tag == tag::OCTET_STRING => {
-                            let len = h
-                                .len
-                                .ok_or_else(|| bad("a chunk has an indefinite length"))?;
-                            at += h.header_len;
-                            self.state = Inflating::Chunks {
-                                total,
-                                read: read + h.header_len,
-                                chunk: len,
-                            };
-                            if len == 0 {
-                                continue;
-                            }
-                        }
-                        Some(h) => {
-                            return Err(bad(format!(
-                                "a chunk of the compressed content has tag {:#04x}",
-                                h.tag
-                            )))
-                        }
-                    }
-                }
+            };
+            if *layout == Octets::Done {
                 // What follows the content closes the structures around it.
-                Inflating::Done => {
-                    at = self.buf.len();
-                    break;
-                }
+                at = self.buf.len();
+                break;
             }
+            let Some((skip, take)) = layout.next(&self.buf[at..], W)? else {
+                break;
+            };
+            at += skip;
+            let chunk = std::mem::take(&mut self.buf);
+            let result = self.inflate(&chunk[at..at + take], out);
+            self.buf = chunk;
+            result?;
+            at += take;
         }
         self.buf.drain(..at);
         Ok(())
@@ -408,7 +287,7 @@ impl InflateStream {
 
     /// Whether everything came: the compressed content and its zlib stream both ended.
     pub fn finish(self) -> Result<u64> {
-        if self.state != Inflating::Done {
+        if self.state != Some(Octets::Done) {
             return Err(bad("truncated: the compressed content did not end"));
         }
         if !self.ended {

@@ -145,6 +145,167 @@ fn certificate_id(t: &Tlv<'_>) -> CertificateId {
     }
 }
 
+/// Reading a structure's head from the front of a stream's buffered bytes: each step either
+/// reads its element or says more bytes are needed (`Ok(None)`), so a reader can try again when
+/// they come.
+struct HeadReader<'a> {
+    b: &'a [u8],
+    at: usize,
+    what: CmsStructure,
+}
+
+impl<'a> HeadReader<'a> {
+    fn new(b: &'a [u8], what: CmsStructure) -> Self {
+        HeadReader { b, at: 0, what }
+    }
+
+    fn bad(&self, detail: impl Into<String>) -> Error {
+        Error::MalformedCms {
+            what: self.what,
+            detail: detail.into(),
+        }
+    }
+
+    /// The header of the next element, not consumed.
+    fn peek(&self) -> Result<Option<asn1::Header>> {
+        asn1::read_header(&self.b[self.at..]).map_err(|e| self.bad(e.to_string()))
+    }
+
+    /// Steps into the next element (its header read), which must have `tag`.
+    fn open(&mut self, tag: u8, what: &str) -> Result<Option<asn1::Header>> {
+        let Some(h) = self.peek()? else {
+            return Ok(None);
+        };
+        if h.tag != tag {
+            return Err(self.bad(format!(
+                "expected {what} (tag {tag:#04x}), found tag {:#04x}",
+                h.tag
+            )));
+        }
+        self.at += h.header_len;
+        Ok(Some(h))
+    }
+
+    /// The next element whole (it must have a definite length): its raw bytes.
+    fn take(&mut self, tag: u8, what: &str) -> Result<Option<&'a [u8]>> {
+        let Some(h) = self.peek()? else {
+            return Ok(None);
+        };
+        if h.tag != tag {
+            return Err(self.bad(format!(
+                "expected {what} (tag {tag:#04x}), found tag {:#04x}",
+                h.tag
+            )));
+        }
+        let len = h
+            .len
+            .ok_or_else(|| self.bad(format!("{what} has an indefinite length")))?;
+        let end = self.at + h.header_len + len;
+        if self.b.len() < end {
+            return Ok(None);
+        }
+        let raw = &self.b[self.at..end];
+        self.at = end;
+        Ok(Some(raw))
+    }
+}
+
+/// `Ok(None)` from the enclosing function when `$e` needs more bytes.
+macro_rules! need {
+    ($e:expr) => {
+        match $e? {
+            Some(v) => v,
+            None => return Ok(None),
+        }
+    };
+}
+
+/// Reading an OCTET STRING's content as it streams: one primitive string, or a constructed
+/// one of primitive chunks (definite or indefinite length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Octets {
+    /// A primitive string with this much left.
+    Plain(usize),
+    /// A constructed one: its definite length if it has one, what of it has been read, and what
+    /// is left of the chunk being read.
+    Chunks {
+        total: Option<usize>,
+        read: usize,
+        chunk: usize,
+    },
+    /// Ended.
+    Done,
+}
+
+impl Octets {
+    /// How the content whose header is `h` is laid out: `primitive` and `constructed` are the
+    /// tags it may have (an IMPLICIT tag, or OCTET STRING's own).
+    fn of(h: asn1::Header, primitive: u8, constructed: u8) -> Option<Octets> {
+        match (h.tag, h.len) {
+            (t, Some(len)) if t == primitive => Some(Octets::Plain(len)),
+            (t, total) if t == constructed => Some(Octets::Chunks {
+                total,
+                read: 0,
+                chunk: 0,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The next run of content bytes in `b`: `Some((skip, take))` to skip `skip` bytes of chunk
+    /// headers and then hand on `take` content bytes; `None` when more bytes are needed. Ended
+    /// when `self` is `Done`.
+    fn next(&mut self, b: &[u8], what: CmsStructure) -> Result<Option<(usize, usize)>> {
+        let bad = |detail: String| Error::MalformedCms { what, detail };
+        match *self {
+            Octets::Done => Ok(Some((0, 0))),
+            Octets::Plain(left) => {
+                let n = left.min(b.len());
+                *self = if n == left {
+                    Octets::Done
+                } else {
+                    Octets::Plain(left - n)
+                };
+                Ok((n > 0 || *self == Octets::Done).then_some((0, n)))
+            }
+            Octets::Chunks { total, read, chunk } if chunk > 0 => {
+                let n = chunk.min(b.len());
+                *self = Octets::Chunks {
+                    total,
+                    read: read + n,
+                    chunk: chunk - n,
+                };
+                Ok((n > 0).then_some((0, n)))
+            }
+            Octets::Chunks { total, read, .. } => {
+                if total == Some(read) {
+                    *self = Octets::Done;
+                    return Ok(Some((0, 0)));
+                }
+                if total.is_none() && b.len() >= 2 && b[0] == 0 && b[1] == 0 {
+                    *self = Octets::Done;
+                    return Ok(Some((2, 0)));
+                }
+                match asn1::read_header(b).map_err(|e| bad(e.to_string()))? {
+                    None => Ok(None),
+                    Some(h) if h.tag == tag::OCTET_STRING => {
+                        let len = h
+                            .len
+                            .ok_or_else(|| bad("a chunk has an indefinite length".into()))?;
+                        *self = Octets::Chunks {
+                            total,
+                            read: read + h.header_len,
+                            chunk: len,
+                        };
+                        Ok(Some((h.header_len, 0)))
+                    }
+                    Some(h) => Err(bad(format!("a content chunk has tag {:#04x}", h.tag))),
+                }
+            }
+        }
+    }
+}
+
 mod compressed;
 mod enveloped;
 mod signed;
