@@ -561,3 +561,121 @@ open(sys.argv[2], 'wb').write(ci.dump())\n";
         content
     );
 }
+
+/// Decrypts `ber` fed in the pieces `cuts` makes.
+fn decrypted(ber: &[u8], cuts: &[usize]) -> as2::Result<(Vec<u8>, cms::Opened)> {
+    let mut s = cms::DecryptStream::new(std::slice::from_ref(beta()));
+    let mut out = Vec::new();
+    for piece in pieces(ber, cuts) {
+        s.update(piece, &mut out)?;
+    }
+    let opened = s.finish(&mut out)?;
+    Ok((out, opened))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn streamed_and_in_memory_envelopes_decrypt_in_any_chunks(
+        content in proptest::collection::vec(any::<u8>(), 0..60_000),
+        write_cuts in proptest::collection::vec(0usize..20_000, 0..5),
+        read_cuts in proptest::collection::vec(0usize..5_000, 0..10),
+        cipher in proptest::sample::select(ContentEncryption::ALL.to_vec()),
+        oaep in any::<bool>(),
+    ) {
+        let transport = if oaep { KeyTransport::RsaOaep } else { KeyTransport::RsaPkcs1v15 };
+        let ber = streamed(&content, &write_cuts, cipher, transport);
+        let (got, opened) = decrypted(&ber, &read_cuts).unwrap();
+        prop_assert_eq!(&got, &content);
+        prop_assert_eq!((opened.cipher, opened.key_transport), (cipher, Some(transport)));
+        let der = cms::encrypt(content.clone(), std::slice::from_ref(&beta().certificate), cipher, transport).unwrap();
+        prop_assert_eq!(decrypted(&der, &read_cuts).unwrap().0, content);
+    }
+}
+
+#[test]
+fn what_openssl_encrypts_decrypts_in_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (beta_crt, _) = write_pem(tmp.path(), "beta", beta());
+    let content = awkward_payload(123_457);
+    let input = tmp.path().join("content.bin");
+    std::fs::write(&input, &content).unwrap();
+    for cipher in ContentEncryption::ALL {
+        // -stream writes BER with indefinite lengths, as partner products on OpenSSL do.
+        for stream in [false, true] {
+            let output = tmp.path().join("enveloped.der");
+            let mut args = vec!["cms", "-encrypt", "-binary", "-outform", "DER", "-in"];
+            args.push(input.to_str().unwrap());
+            args.extend(["-out", output.to_str().unwrap(), cipher_flag(cipher)]);
+            if stream {
+                args.push("-stream");
+            }
+            args.push(beta_crt.to_str().unwrap());
+            run_bounded(Command::new("openssl").args(&args), Duration::from_secs(60));
+            let der = std::fs::read(&output).unwrap();
+            let (got, opened) = decrypted(&der, &[7, 1000, 4096])
+                .unwrap_or_else(|e| panic!("{cipher:?} stream {stream}: {e}"));
+            assert_eq!(got, content, "{cipher:?} stream {stream}");
+            assert_eq!(opened.cipher, cipher);
+        }
+    }
+}
+
+fn cipher_flag(c: ContentEncryption) -> &'static str {
+    match c {
+        ContentEncryption::TripleDesCbc => "-des3",
+        ContentEncryption::Aes128Cbc => "-aes128",
+        ContentEncryption::Aes192Cbc => "-aes192",
+        ContentEncryption::Aes256Cbc => "-aes256",
+        ContentEncryption::Aes128Gcm => "-aes-128-gcm",
+        ContentEncryption::Aes256Gcm => "-aes-256-gcm",
+    }
+}
+
+#[test]
+fn a_streamed_decryption_that_is_not_good_says_so_at_the_end() {
+    let content = awkward_payload(50_000);
+    // AES-GCM: one ciphertext byte flipped; the tag does not match at the end.
+    let mut ber = streamed(
+        &content,
+        &[9000],
+        ContentEncryption::Aes256Gcm,
+        KeyTransport::RsaPkcs1v15,
+    );
+    let at = ber.len() / 2;
+    ber[at] ^= 1;
+    assert!(matches!(
+        decrypted(&ber, &[100]),
+        Err(as2::Error::AuthenticationFailed(_))
+    ));
+    // Cut short anywhere: never complete.
+    let ber = streamed(
+        &content,
+        &[9000],
+        ContentEncryption::Aes256Cbc,
+        KeyTransport::RsaOaep,
+    );
+    for cut in [0, 30, ber.len() / 2, ber.len() - 40, ber.len() - 8] {
+        assert!(decrypted(&ber[..cut], &[333]).is_err(), "cut at {cut}");
+    }
+    // For somebody else: no recipient of ours.
+    let mut s = cms::DecryptStream::new(std::slice::from_ref(alpha()));
+    assert!(matches!(
+        s.update(&ber, &mut Vec::new()),
+        Err(as2::Error::NoMatchingRecipient)
+    ));
+    // The wrong content key (an encrypted key altered): no padding oracle, a failure at the end.
+    let mut ber = streamed(
+        &content,
+        &[],
+        ContentEncryption::Aes128Cbc,
+        KeyTransport::RsaPkcs1v15,
+    );
+    let ek = ber
+        .windows(3)
+        .position(|w| w == [0x04, 0x82, 0x01])
+        .unwrap();
+    ber[ek + 20] ^= 0x55;
+    assert!(decrypted(&ber, &[]).is_err());
+}

@@ -148,6 +148,9 @@ pub struct InflateStream {
     buf: Vec<u8>,
     /// `None` while the head is being read.
     state: Option<Octets>,
+    /// What follows the content, and the end-of-contents it owes.
+    tail: Vec<u8>,
+    indefinite: usize,
     z: Option<flate2::Decompress>,
     ended: bool,
     produced: u64,
@@ -178,6 +181,8 @@ impl InflateStream {
         InflateStream {
             buf: Vec::new(),
             state: None,
+            tail: Vec::new(),
+            indefinite: 0,
             z: None,
             ended: false,
             produced: 0,
@@ -187,7 +192,7 @@ impl InflateStream {
 
     /// The structure's head, from `self.buf`: `None` until it is all there; then where the
     /// content starts and how it is laid out.
-    fn head(&self) -> Result<Option<(usize, Octets)>> {
+    fn head(&self) -> Result<Option<(usize, Octets, usize)>> {
         let mut r = HeadReader::new(&self.buf, W);
         need!(r.open(tag::SEQUENCE, "ContentInfo"));
         let oid = need!(r.take(tag::OID, "content type"));
@@ -213,7 +218,9 @@ impl InflateStream {
         let h = need!(r.peek());
         let layout = Octets::of(h, tag::OCTET_STRING, tag::OCTET_STRING | 0x20)
             .ok_or_else(|| bad(format!("compressed content has tag {:#04x}", h.tag)))?;
-        Ok(Some((r.at + h.header_len, layout)))
+        // The constructed OCTET STRING, when indefinite, ends with its own end-of-contents,
+        // which the content reader takes.
+        Ok(Some((r.at + h.header_len, layout, r.indefinite)))
     }
 
     fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
@@ -258,9 +265,10 @@ impl InflateStream {
         loop {
             let Some(layout) = &mut self.state else {
                 match self.head()? {
-                    Some((start, layout)) => {
+                    Some((start, layout, indefinite)) => {
                         at = start;
                         self.state = Some(layout);
+                        self.indefinite = indefinite;
                         continue;
                     }
                     None => break,
@@ -268,6 +276,10 @@ impl InflateStream {
             };
             if *layout == Octets::Done {
                 // What follows the content closes the structures around it.
+                if self.tail.len() + self.buf.len() - at > 1 << 16 {
+                    return Err(bad("too much after the compressed content"));
+                }
+                self.tail.extend_from_slice(&self.buf[at..]);
                 at = self.buf.len();
                 break;
             }
@@ -290,6 +302,7 @@ impl InflateStream {
         if self.state != Some(Octets::Done) {
             return Err(bad("truncated: the compressed content did not end"));
         }
+        close(&self.tail, self.indefinite, W)?;
         if !self.ended {
             return Err(Error::DecompressionFailed(
                 "the zlib stream is truncated".into(),

@@ -567,6 +567,310 @@ pub fn decrypt(der: &[u8], identities: &[Identity]) -> Result<Decrypted> {
     }
 }
 
+/// EnvelopedData (or AuthEnvelopedData) opened as it is fed, in constant memory: the head read
+/// as its bytes come, the content key recovered with whichever of our keys it was encrypted
+/// for, the ciphertext (one string, or chunks as streaming writers make it) decrypted as it
+/// passes. What comes out before [`DecryptStream::finish`] is not yet known to be good: the CBC
+/// padding, and AES-GCM's tag, are checked at the end, so a caller keeps it aside until then.
+pub struct DecryptStream {
+    identities: Vec<Identity>,
+    buf: Vec<u8>,
+    state: Decrypting,
+    /// Bytes after the ciphertext (the tag of AES-GCM is among them).
+    tail: Vec<u8>,
+}
+
+impl std::fmt::Debug for DecryptStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptStream").finish_non_exhaustive()
+    }
+}
+
+enum Decrypting {
+    Head,
+    Content {
+        crypter: openssl::symm::Crypter,
+        layout: Octets,
+        block: usize,
+        opened: Opened,
+        scratch: Vec<u8>,
+        /// End-of-contents owed after the ciphertext.
+        indefinite: usize,
+    },
+    Failed,
+}
+
+/// Which key opened a streamed envelope, and with what.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The cipher used.
+    pub cipher: ContentEncryption,
+    /// The key transport of our recipient info.
+    pub key_transport: Option<KeyTransport>,
+    /// Which of our certificates it was encrypted for.
+    pub recipient: X509,
+    /// True for AuthEnvelopedData (AES-GCM).
+    pub authenticated: bool,
+}
+
+/// What stays of the ciphertext's tail we read: more than this after the content is refused.
+const MAX_TAIL: usize = 1 << 16;
+
+impl DecryptStream {
+    /// Starts opening an envelope for one of `identities`.
+    pub fn new(identities: &[Identity]) -> Self {
+        DecryptStream {
+            identities: identities.to_vec(),
+            buf: Vec::new(),
+            state: Decrypting::Head,
+            tail: Vec::new(),
+        }
+    }
+
+    /// The head, from the buffered bytes: `None` until it is all there; then where the
+    /// ciphertext starts, its layout, and the key and IV.
+    #[allow(clippy::type_complexity)]
+    fn head(&self) -> Result<Option<(usize, Octets, Opened, Vec<u8>, Vec<u8>, usize)>> {
+        const W: CmsStructure = CmsStructure::EnvelopedData;
+        let mut r = HeadReader::new(&self.buf, W);
+        need!(r.open(tag::SEQUENCE, "ContentInfo"));
+        let oid = need!(r.take(tag::OID, "content type"));
+        let oid = asn1::read(oid)
+            .and_then(|(t, _)| t.oid())
+            .map_err(malformed(W))?;
+        let authenticated = match oid.as_str() {
+            OID_ENVELOPED_DATA => false,
+            OID_AUTH_ENVELOPED_DATA => true,
+            other => {
+                return Err(Error::MalformedCms {
+                    what: W,
+                    detail: format!("content type is {other}, not enveloped data"),
+                })
+            }
+        };
+        need!(r.open(tag::CONTEXT_0, "content"));
+        need!(r.open(tag::SEQUENCE, "EnvelopedData"));
+        need!(r.take(tag::INTEGER, "version"));
+        if need!(r.peek()).tag == tag::CONTEXT_0 {
+            need!(r.take(tag::CONTEXT_0, "originator info"));
+        }
+        let set = need!(r.take(tag::SET, "recipient infos"));
+        need!(r.open(tag::SEQUENCE, "encrypted content info"));
+        need!(r.take(tag::OID, "content type"));
+        let alg = need!(r.take(tag::SEQUENCE, "content-encryption algorithm"));
+        let h = need!(r.peek());
+        let layout = Octets::of(h, tag::CONTEXT_0_PRIMITIVE, tag::CONTEXT_0).ok_or_else(|| {
+            Error::MalformedCms {
+                what: W,
+                detail: format!("encrypted content has tag {:#04x}", h.tag),
+            }
+        })?;
+        let start = r.at + h.header_len;
+        // The algorithm and its IV (CBC: an OCTET STRING; GCM: GCMParameters, the nonce first).
+        let (alg, _) = asn1::read(alg).map_err(malformed(W))?;
+        let parts = alg.children().map_err(malformed(W))?;
+        let cipher_oid = parts.first().and_then(|t| t.oid().ok()).unwrap_or_default();
+        let cipher = ContentEncryption::from_oid(&cipher_oid).ok_or_else(|| {
+            Error::UnsupportedAlgorithm(match legacy_cipher_name(&cipher_oid) {
+                Some(name) => format!("content encryption {name} ({cipher_oid})"),
+                None => format!("content encryption {cipher_oid}"),
+            })
+        })?;
+        let iv = match parts.get(1) {
+            Some(p) if p.tag == tag::OCTET_STRING => p.content.to_vec(),
+            Some(p) if p.tag == tag::SEQUENCE => p
+                .children()
+                .map_err(malformed(W))?
+                .first()
+                .filter(|t| t.tag == tag::OCTET_STRING)
+                .map(|t| t.content.to_vec())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        // Our recipient info, and the content key it holds.
+        let (infos, _) = asn1::read(set).map_err(malformed(W))?;
+        for ri in infos.children().map_err(malformed(W))? {
+            if ri.tag != tag::SEQUENCE {
+                continue;
+            }
+            let f = ri.children().map_err(malformed(W))?;
+            let (Some(rid), Some(kt_alg), Some(ek)) = (f.get(1), f.get(2), f.get(3)) else {
+                continue;
+            };
+            let rid = certificate_id(rid);
+            let Some(identity) = self.identities.iter().find(|i| rid.matches(&i.certificate))
+            else {
+                continue;
+            };
+            let transport = first_oid(kt_alg)
+                .as_deref()
+                .and_then(KeyTransport::from_oid);
+            let key = content_key(identity, transport, ek.content, cipher)?;
+            let opened = Opened {
+                cipher,
+                key_transport: transport,
+                recipient: identity.certificate.clone(),
+                authenticated,
+            };
+            return Ok(Some((start, layout, opened, key, iv, r.indefinite)));
+        }
+        Err(Error::NoMatchingRecipient)
+    }
+
+    /// The next bytes of the envelope; appends the plaintext they decrypt to (not yet known to
+    /// be good: see [`DecryptStream::finish`]).
+    pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        const W: CmsStructure = CmsStructure::EnvelopedData;
+        if matches!(self.state, Decrypting::Failed) {
+            return Err(Error::DecryptionFailed(
+                "the envelope failed earlier".into(),
+            ));
+        }
+        self.buf.extend_from_slice(input);
+        let mut at = 0;
+        loop {
+            match &mut self.state {
+                Decrypting::Failed => unreachable!("checked above"),
+                Decrypting::Head => {
+                    let head = match self.head() {
+                        Ok(h) => h,
+                        Err(e) => {
+                            self.state = Decrypting::Failed;
+                            return Err(e);
+                        }
+                    };
+                    let Some((start, layout, opened, mut key, iv, indefinite)) = head else {
+                        break;
+                    };
+                    let c = opened.cipher.cipher();
+                    let crypter = openssl::symm::Crypter::new(
+                        c,
+                        openssl::symm::Mode::Decrypt,
+                        &key,
+                        Some(&iv),
+                    );
+                    key.fill(0);
+                    self.state = Decrypting::Content {
+                        crypter: crypter?,
+                        layout,
+                        block: c.block_size(),
+                        opened,
+                        scratch: Vec::new(),
+                        indefinite,
+                    };
+                    at = start;
+                }
+                Decrypting::Content {
+                    crypter,
+                    layout,
+                    block,
+                    scratch,
+                    ..
+                } => {
+                    if *layout == Octets::Done {
+                        let rest = &self.buf[at..];
+                        if self.tail.len() + rest.len() > MAX_TAIL {
+                            return Err(Error::MalformedCms {
+                                what: W,
+                                detail: "too much after the encrypted content".into(),
+                            });
+                        }
+                        self.tail.extend_from_slice(rest);
+                        at = self.buf.len();
+                        break;
+                    }
+                    let Some((skip, take)) = layout.next(&self.buf[at..], W)? else {
+                        break;
+                    };
+                    at += skip;
+                    scratch.resize(take + *block, 0);
+                    let n = crypter.update(&self.buf[at..at + take], scratch)?;
+                    out.extend_from_slice(&scratch[..n]);
+                    at += take;
+                }
+            }
+        }
+        self.buf.drain(..at);
+        Ok(())
+    }
+
+    /// Ends the envelope: checks the padding (CBC) or the tag (AES-GCM), appends the last
+    /// plaintext, and says which key opened it. An error means nothing that came out is good.
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<Opened> {
+        const W: CmsStructure = CmsStructure::EnvelopedData;
+        let Decrypting::Content {
+            mut crypter,
+            layout,
+            opened,
+            mut scratch,
+            block,
+            indefinite,
+        } = self.state
+        else {
+            return Err(Error::MalformedCms {
+                what: W,
+                detail: "truncated: the envelope ended before its encrypted content".into(),
+            });
+        };
+        if layout != Octets::Done {
+            return Err(Error::MalformedCms {
+                what: W,
+                detail: "truncated: the encrypted content did not end".into(),
+            });
+        }
+        let strings = close(&self.tail, indefinite, W)?;
+        if opened.authenticated {
+            let mac = strings
+                .last()
+                .ok_or_else(|| Error::AuthenticationFailed("the AES-GCM tag is missing".into()))?;
+            crypter.set_tag(mac)?;
+        }
+        scratch.resize(2 * block.max(16), 0);
+        let n = crypter.finalize(&mut scratch).map_err(|_| {
+            if opened.authenticated {
+                Error::AuthenticationFailed("the AES-GCM tag does not match the content".into())
+            } else {
+                Error::DecryptionFailed("bad decrypt: the padding is wrong".into())
+            }
+        })?;
+        out.extend_from_slice(&scratch[..n]);
+        scratch.fill(0);
+        Ok(opened)
+    }
+}
+
+/// The content key in `encrypted`, with `identity`'s private key. A key that does not decrypt
+/// becomes a random one of the cipher's length, so the failure shows only at the end, as the
+/// content failing to decrypt (as OpenSSL does against padding oracles).
+fn content_key(
+    identity: &Identity,
+    transport: Option<KeyTransport>,
+    encrypted: &[u8],
+    cipher: ContentEncryption,
+) -> Result<Vec<u8>> {
+    use openssl::encrypt::Decrypter;
+    use openssl::rsa::Padding;
+    let len = cipher.cipher().key_len();
+    let mut d = Decrypter::new(&identity.private_key)?;
+    d.set_rsa_padding(match transport {
+        Some(KeyTransport::RsaOaep) => Padding::PKCS1_OAEP,
+        _ => Padding::PKCS1,
+    })?;
+    let mut key = vec![0u8; d.decrypt_len(encrypted)?];
+    match d.decrypt(encrypted, &mut key) {
+        Ok(n) if n == len => {
+            key.truncate(n);
+            Ok(key)
+        }
+        _ => {
+            key.fill(0);
+            let mut random = vec![0u8; len];
+            openssl::rand::rand_bytes(&mut random)?;
+            Ok(random)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -152,11 +152,19 @@ struct HeadReader<'a> {
     b: &'a [u8],
     at: usize,
     what: CmsStructure,
+    /// Elements opened with an indefinite length: each needs its end-of-contents after the
+    /// content.
+    indefinite: usize,
 }
 
 impl<'a> HeadReader<'a> {
     fn new(b: &'a [u8], what: CmsStructure) -> Self {
-        HeadReader { b, at: 0, what }
+        HeadReader {
+            b,
+            at: 0,
+            what,
+            indefinite: 0,
+        }
     }
 
     fn bad(&self, detail: impl Into<String>) -> Error {
@@ -183,6 +191,7 @@ impl<'a> HeadReader<'a> {
             )));
         }
         self.at += h.header_len;
+        self.indefinite += usize::from(h.len.is_none());
         Ok(Some(h))
     }
 
@@ -208,6 +217,37 @@ impl<'a> HeadReader<'a> {
         self.at = end;
         Ok(Some(raw))
     }
+}
+
+/// Whether `tail`, what follows a structure's content, closes it: the elements that may follow
+/// (a tag, attributes) whole, and `indefinite` end-of-contents octets. Returns the OCTET
+/// STRINGs found (AuthEnvelopedData's mac is one).
+fn close(tail: &[u8], indefinite: usize, what: CmsStructure) -> Result<Vec<Vec<u8>>> {
+    let bad = |detail: &str| Error::MalformedCms {
+        what,
+        detail: detail.into(),
+    };
+    let (mut rest, mut eocs, mut strings) = (tail, 0, Vec::new());
+    while !rest.is_empty() {
+        if eocs < indefinite && rest.len() >= 2 && rest[0] == 0 && rest[1] == 0 {
+            eocs += 1;
+            rest = &rest[2..];
+            continue;
+        }
+        if eocs == indefinite && rest.iter().all(|b| matches!(b, 0 | b'\r' | b'\n')) {
+            break; // padding after the structure, as some senders write
+        }
+        let (t, after) =
+            asn1::read(rest).map_err(|_| bad("truncated: the structure did not end"))?;
+        if t.tag == tag::OCTET_STRING {
+            strings.push(t.content.to_vec());
+        }
+        rest = after;
+    }
+    if eocs < indefinite {
+        return Err(bad("truncated: the structure did not end"));
+    }
+    Ok(strings)
 }
 
 /// `Ok(None)` from the enclosing function when `$e` needs more bytes.
