@@ -344,7 +344,7 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// [`Self::retry_or_fail`], the next attempt no sooner than `at_least` from now (what the
-    /// partner's Retry-After asked for).
+    /// partner's Retry-After asked for), unless that is longer than the policy's longest wait.
     async fn retry_or_fail_after(
         &self,
         record: &mut MessageRecord,
@@ -357,7 +357,9 @@ impl<P: Ports> Gateway<P> {
         let attempt = record.attempts.saturating_sub(record.resent_after);
         match agreement.retry.delay_after(attempt) {
             Some(delay) => {
-                let delay = delay.max(at_least.unwrap_or_default());
+                // The partner's Retry-After is followed up to the policy's longest wait.
+                let longest = Duration::from_secs(agreement.retry.max_interval_secs);
+                let delay = delay.max(at_least.unwrap_or_default().min(longest));
                 let at = now.plus(delay);
                 let detail = format!("attempt {attempt} failed: {reason}; next attempt at {at}");
                 tracing::info!(id = %record.id, message_id = %record.message_id, %detail, "send will be retried");

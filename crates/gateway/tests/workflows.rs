@@ -748,6 +748,20 @@ async fn a_partner_asking_to_wait_is_given_the_time_it_asks_for() {
     );
     assert_eq!(drain(&alpha).await, 1);
     assert_eq!(record(&alpha, &id).await.status, Status::Delivered);
+
+    // Never longer than the policy's longest wait.
+    let (alpha, _, to_beta, _) = pair(&|p| {
+        p.retry = Some(RetryPolicy {
+            first_interval_secs: 30,
+            max_interval_secs: 100,
+            ..RetryPolicy::default()
+        })
+    });
+    to_beta.next(&[Wire::Busy]);
+    queued_id(&upload(&alpha, "capped.edi", b"not that long").await);
+    assert_eq!(drain(&alpha).await, 1);
+    let (at, _) = alpha.ports.queue.pending().into_iter().next().unwrap();
+    assert_eq!(at.since(alpha.ports.clock.now()).as_secs(), 100);
 }
 
 #[tokio::test(flavor = "current_thread")]
