@@ -90,10 +90,9 @@ pub async fn deployment_checks(
                 .table()
                 .and_then(|t| t.table_status())
                 .map_or("found".to_string(), |s| s.as_str().to_lowercase())),
-            Err(e) if e.code() == Some("ResourceNotFoundException") => Err(
-                "does not exist: check the profile's table_prefix (the stack's TablePrefix) and region"
-                    .to_string(),
-            ),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                Err(format!("does not exist: {}", crate::dynamo::MISSING_TABLE))
+            }
             Err(e) => Err(crate::error::describe(&e)),
         };
         let ok = found.is_ok();

@@ -86,29 +86,22 @@ fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    op: &str,
-    e: &SdkError<E>,
-) -> GatewayError {
-    GatewayError::port("dynamodb", format!("{op}: {}", crate::error::describe(e)))
-}
+/// What to check when a table is not there.
+pub const MISSING_TABLE: &str =
+    "check the deployment's table prefix (the stack's TablePrefix) and region";
 
-/// [`port`] for a call on `table`: a table that is not there is named, with what to check.
-fn port_on<E: ProvideErrorMetadata + std::error::Error + 'static>(
+/// A failed call `op` on `table`: a table that is not there is named, with what to check.
+fn port<E: ProvideErrorMetadata + std::error::Error + 'static>(
     op: &str,
     table: &str,
     e: &SdkError<E>,
 ) -> GatewayError {
-    if e.code() == Some("ResourceNotFoundException") {
-        return GatewayError::port(
-            "dynamodb",
-            format!(
-                "{op}: table {table} does not exist in this account and region: check the \
-                 deployment's table prefix (the stack's TablePrefix) and region"
-            ),
-        );
-    }
-    port(op, e)
+    let detail = if e.code() == Some("ResourceNotFoundException") {
+        format!("table {table} does not exist in this account and region: {MISSING_TABLE}")
+    } else {
+        crate::error::describe(e)
+    };
+    GatewayError::port("dynamodb", format!("{op}: {detail}"))
 }
 
 fn core(message_id: &str) -> String {
@@ -206,7 +199,7 @@ impl Dynamo {
                 .attribute_definitions(attr("pk")?)
                 .send()
                 .await
-                .map_err(|e| port("CreateTable", &e))?;
+                .map_err(|e| port("CreateTable", table, &e))?;
         }
         let mut messages = self
             .client
@@ -236,7 +229,10 @@ impl Dynamo {
                     .map_err(|e| GatewayError::port("dynamodb", e))?,
             );
         }
-        messages.send().await.map_err(|e| port("CreateTable", &e))?;
+        messages
+            .send()
+            .await
+            .map_err(|e| port("CreateTable", &self.tables.messages, &e))?;
         self.client
             .update_time_to_live()
             .table_name(&self.tables.claims)
@@ -249,7 +245,7 @@ impl Dynamo {
             )
             .send()
             .await
-            .map_err(|e| port("UpdateTimeToLive", &e))?;
+            .map_err(|e| port("UpdateTimeToLive", &self.tables.claims, &e))?;
         Ok(())
     }
 
@@ -265,7 +261,7 @@ impl Dynamo {
             match self.client.delete_table().table_name(table).send().await {
                 Ok(_) => deleted.push(table.clone()),
                 Err(e) if e.code() == Some("ResourceNotFoundException") => {}
-                Err(e) => return Err(port_on("DeleteTable", table, &e)),
+                Err(e) => return Err(port("DeleteTable", table, &e)),
             }
         }
         Ok(deleted)
@@ -280,7 +276,7 @@ impl Dynamo {
             .item("doc", s(encode(station)?))
             .send()
             .await
-            .map_err(|e| port_on("PutItem", &self.tables.partners, &e))?;
+            .map_err(|e| port("PutItem", &self.tables.partners, &e))?;
         Ok(())
     }
 
@@ -293,7 +289,7 @@ impl Dynamo {
             .item("doc", s(encode(p)?))
             .send()
             .await
-            .map_err(|e| port_on("PutItem", &self.tables.partners, &e))?;
+            .map_err(|e| port("PutItem", &self.tables.partners, &e))?;
         Ok(())
     }
 
@@ -339,7 +335,7 @@ impl Dynamo {
             .key("pk", s(pk))
             .send()
             .await
-            .map_err(|e| port_on("DeleteItem", &self.tables.partners, &e))?;
+            .map_err(|e| port("DeleteItem", &self.tables.partners, &e))?;
         Ok(())
     }
 
@@ -362,7 +358,7 @@ impl Dynamo {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| port_on("Scan", &self.tables.partners, &e))?;
+                .map_err(|e| port("Scan", &self.tables.partners, &e))?;
             for item in page.items.unwrap_or_default() {
                 let pk = get_s(&item, "pk").unwrap_or_default().to_string();
                 out.push((pk, item));
@@ -387,7 +383,7 @@ impl Dynamo {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| port_on("GetItem", table, &e))?;
+            .map_err(|e| port("GetItem", table, &e))?;
         Ok(out.item)
     }
 
@@ -460,7 +456,7 @@ impl Dynamo {
                 {
                     Ok(false)
                 }
-                Err(e) => Err(port_on("PutItem", &self.tables.messages, &e)),
+                Err(e) => Err(port("PutItem", &self.tables.messages, &e)),
             };
         };
         let marker = self.marker_item(record, marker_condition)?;
@@ -488,10 +484,10 @@ impl Dynamo {
                 if reasons.iter().any(|c| c == "ConditionalCheckFailed") || reasons.is_empty() {
                     Ok(false)
                 } else {
-                    Err(port_on("TransactWriteItems", &self.tables.messages, &e))
+                    Err(port("TransactWriteItems", &self.tables.messages, &e))
                 }
             }
-            Err(e) => Err(port_on("TransactWriteItems", &self.tables.messages, &e)),
+            Err(e) => Err(port("TransactWriteItems", &self.tables.messages, &e)),
         }
     }
 
@@ -533,7 +529,7 @@ impl Dynamo {
             let page = q
                 .send()
                 .await
-                .map_err(|e| port_on("Query", &self.tables.messages, &e))?;
+                .map_err(|e| port("Query", &self.tables.messages, &e))?;
             for item in page.items() {
                 let record: MessageRecord = decode(item, "message record")?;
                 if out.len() < query.limit && query.matches(&record) {
@@ -597,7 +593,7 @@ impl DuplicateIndex for Dynamo {
                         _ => self.get_item(&self.tables.claims, &pk).await?,
                     }
                 }
-                Err(e) => return Err(port_on("PutItem", &self.tables.claims, &e)),
+                Err(e) => return Err(port("PutItem", &self.tables.claims, &e)),
             };
             let existing = existing.map(|item| ClaimRecord {
                 upload_id: get_s(&item, "upload_id").unwrap_or_default().to_string(),

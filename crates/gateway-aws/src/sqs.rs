@@ -16,6 +16,13 @@ use gateway::{GatewayError, Millis, Result};
 use gateway_http::SystemClock;
 use serde::{Deserialize, Serialize};
 
+/// How long a dead letter being looked at stays out of sight (it is let go as soon as the look
+/// ends; this is only for a look that dies midway).
+const SCAN_VISIBILITY: i32 = 300;
+
+/// The most dead letters one redrive looks through.
+const MAX_SCAN: usize = 10_000;
+
 /// SQS's longest delivery delay.
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
@@ -155,24 +162,14 @@ impl SqsQueue {
         })
     }
 
-    /// Up to `limit` messages of the dead-letter queue, left in it: received with no
-    /// visibility timeout, each once, in rounds until a round brings nothing new.
+    /// Up to `limit` messages of the dead-letter queue, left in it.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<ParkedJob>> {
-        let dlq = self.dlq()?;
-        let mut out: Vec<ParkedJob> = Vec::new();
-        for _ in 0..(limit / 10 + 5) {
-            let got = self.receive(dlq, 0, 0).await?;
-            let before = out.len();
-            for m in got {
-                let parked = parked(&m);
-                if out.len() < limit && !out.iter().any(|p| p.id == parked.id) {
-                    out.push(parked);
-                }
-            }
-            if out.len() == before || out.len() >= limit {
-                break;
-            }
-        }
+        let mut out: Vec<ParkedJob> = self
+            .scan(limit, |_| false)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         out.sort_by_key(|p| p.parked_at);
         Ok(out)
     }
@@ -180,53 +177,83 @@ impl SqsQueue {
     /// Moves dead letters back to the send queue: all of them (at most `limit`), or those whose
     /// message ID or record id is `only`. Returns the jobs moved.
     pub async fn redrive(&self, only: Option<&str>, limit: usize) -> Result<Vec<ParkedJob>> {
+        let mut moved = 0;
+        let seen = self
+            .scan(MAX_SCAN, |p| {
+                let take =
+                    moved < limit && only.is_none_or(|o| p.id == o || p.record_id() == Some(o));
+                moved += usize::from(take);
+                take
+            })
+            .await?;
+        Ok(seen
+            .into_iter()
+            .filter_map(|(p, taken)| taken.then_some(p))
+            .collect())
+    }
+
+    /// Goes through the dead-letter queue once, up to `limit` messages, each held out of sight
+    /// while it is looked at (so none comes twice): those `take` picks are sent on to the send
+    /// queue, then deleted (a failure between the two leaves a copy in each queue, and the
+    /// sender runs a job twice without sending twice); the others are let go again at the end.
+    async fn scan(
+        &self,
+        limit: usize,
+        mut take: impl FnMut(&ParkedJob) -> bool,
+    ) -> Result<Vec<(ParkedJob, bool)>> {
         let dlq = self.dlq()?;
-        let mut moved = Vec::new();
-        let mut passed: Vec<String> = Vec::new();
-        for _ in 0..(limit / 10 + 5) {
-            // Taken out of sight for a minute while it is moved; one not moved is let go again.
-            let got = self.receive(dlq, 60, 1).await?;
-            if got.is_empty() {
-                break;
+        let mut seen = Vec::new();
+        let mut held = Vec::new();
+        let result = async {
+            while seen.len() < limit {
+                // Long polling (1 s): a short poll may answer empty while messages wait.
+                let got = self.receive(dlq, SCAN_VISIBILITY, 1).await?;
+                if got.is_empty() {
+                    break;
+                }
+                for m in got {
+                    let p = parked(&m);
+                    let handle = m.receipt_handle().unwrap_or_default().to_string();
+                    let taken = seen.len() < limit && take(&p);
+                    if taken {
+                        self.send(&self.url, m.body().unwrap_or_default().to_string(), 0, None)
+                            .await?;
+                        self.client
+                            .delete_message()
+                            .queue_url(dlq)
+                            .receipt_handle(&handle)
+                            .send()
+                            .await
+                            .map_err(|e| port("DeleteMessage", &e))?;
+                    } else {
+                        held.push(handle);
+                    }
+                    if seen.len() < limit {
+                        seen.push((p, taken));
+                    }
+                }
             }
-            let mut fresh = false;
-            for m in got {
-                let p = parked(&m);
-                let handle = m.receipt_handle().unwrap_or_default();
-                let wanted = moved.len() < limit
-                    && only.is_none_or(|o| p.id == o || p.record_id() == Some(o));
-                if !wanted {
-                    fresh |= !passed.contains(&p.id);
-                    passed.push(p.id.clone());
-                    self.client
-                        .change_message_visibility()
-                        .queue_url(dlq)
+            Ok::<_, GatewayError>(())
+        }
+        .await;
+        // Let go of what was only looked at, whatever happened meanwhile.
+        for (n, batch) in held.chunks(10).enumerate() {
+            let mut req = self.client.change_message_visibility_batch().queue_url(dlq);
+            for (i, handle) in batch.iter().enumerate() {
+                req = req.entries(
+                    aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("m{n}-{i}"))
                         .receipt_handle(handle)
                         .visibility_timeout(0)
-                        .send()
-                        .await
-                        .map_err(|e| port("ChangeMessageVisibility", &e))?;
-                    continue;
-                }
-                fresh = true;
-                // Sent on before it is deleted: a failure between the two leaves a copy in
-                // each queue, and the sender runs a job twice without sending twice.
-                self.send(&self.url, m.body().unwrap_or_default().to_string(), 0, None)
-                    .await?;
-                self.client
-                    .delete_message()
-                    .queue_url(dlq)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(|e| port("DeleteMessage", &e))?;
-                moved.push(p);
+                        .build()
+                        .map_err(|e| GatewayError::port("sqs", e))?,
+                );
             }
-            if !fresh || moved.len() >= limit {
-                break;
-            }
+            req.send()
+                .await
+                .map_err(|e| port("ChangeMessageVisibilityBatch", &e))?;
         }
-        Ok(moved)
+        result.map(|()| seen)
     }
 
     async fn receive(
