@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use as2::keys::Keystore;
 use gateway::layout::keystore as ks_paths;
 use gateway::model::{MessageRecord, Partnership, Station};
-use gateway::ports::{MessageLog, ObjectStore, Ports, RecordQuery};
+use gateway::ports::{Clock, MessageLog, ObjectStore, Ports, RecordQuery};
 use gateway_local::Config;
 
 /// Where the configuration file or profile is.
@@ -147,17 +147,22 @@ impl ConfigArg {
             .map_err(|e| e.to_string())?;
         let (file, path) = self.open_file()?;
         let target = match file {
-            File::Embedded(config) => Target::Local { config, path },
+            File::Embedded(config) => Target::Local {
+                config,
+                path,
+                gateway: Box::default(),
+            },
             #[cfg(feature = "aws")]
             File::Aws(profile) => {
                 let settings = profile.settings().map_err(|e| e.to_string())?;
                 let conf = rt.block_on(gateway_aws::config::load(&profile.endpoint()));
-                let ports = gateway_aws::ports::aws_ports(&conf, &settings);
+                let gateway =
+                    gateway::Gateway::new(gateway_aws::ports::aws_ports(&conf, &settings));
                 Target::Aws(Box::new(Aws {
                     profile: *profile,
                     settings,
                     conf,
-                    ports,
+                    gateway,
                 }))
             }
         };
@@ -174,8 +179,8 @@ pub struct Aws {
     pub settings: gateway_aws::ports::AwsSettings,
     /// The SDK configuration.
     pub conf: aws_config::SdkConfig,
-    /// The ports, as the Lambdas build them.
-    pub ports: gateway_aws::ports::AwsPorts,
+    /// The gateway over its ports, as the Lambdas build them.
+    pub gateway: gateway::Gateway<gateway_aws::ports::AwsPorts>,
 }
 
 /// What a command acts on.
@@ -186,6 +191,9 @@ pub enum Target {
         config: Box<Config>,
         /// Its file.
         path: PathBuf,
+        /// The gateway over the data directory, opened when a command first needs it (opening
+        /// makes the database, which `keys generate` before the first `serve` does not need).
+        gateway: Box<std::cell::OnceCell<gateway::Gateway<gateway_local::LocalPorts>>>,
     },
     /// An AWS deployment.
     #[cfg(feature = "aws")]
@@ -200,21 +208,35 @@ pub struct Backend {
     pub target: Target,
 }
 
-/// Runs `$body` with `$p` bound to the backend's ports (each backend's own type).
-macro_rules! with_ports {
-    ($backend:expr, $p:ident => $body:expr) => {
+/// Runs `$body` with `$g` bound to the backend's gateway (each backend's own type).
+macro_rules! with_gateway {
+    ($backend:expr, $g:ident => $body:expr) => {
         match &$backend.target {
-            $crate::backend::Target::Local { config, .. } => {
-                let $p = gateway_local::local_ports(config).map_err(|e| e.to_string())?;
+            $crate::backend::Target::Local {
+                config, gateway, ..
+            } => {
+                let $g = $crate::backend::local_gateway(gateway, config)?;
                 $body
             }
             #[cfg(feature = "aws")]
             $crate::backend::Target::Aws(aws) => {
-                let $p = &aws.ports;
+                let $g = &aws.gateway;
                 $body
             }
         }
     };
+}
+
+/// The embedded gateway, opened once.
+fn local_gateway<'a>(
+    cell: &'a std::cell::OnceCell<gateway::Gateway<gateway_local::LocalPorts>>,
+    config: &Config,
+) -> Result<&'a gateway::Gateway<gateway_local::LocalPorts>, String> {
+    if let Some(g) = cell.get() {
+        return Ok(g);
+    }
+    let g = gateway::Gateway::new(gateway_local::local_ports(config).map_err(err)?);
+    Ok(cell.get_or_init(|| g))
 }
 
 /// One of the keystores of `AS2/keystore/`.
@@ -281,12 +303,12 @@ impl Backend {
 
     /// Records matching `query`, newest first.
     pub fn query(&self, query: &RecordQuery) -> Result<Vec<MessageRecord>, String> {
-        with_ports!(self, p => self.rt.block_on(p.log().query(query)).map_err(err))
+        with_gateway!(self, g => self.rt.block_on(g.ports.log().query(query)).map_err(err))
     }
 
     /// A record by its id or, failing that, its Message-ID.
     pub fn find_record(&self, id: &str) -> Result<MessageRecord, String> {
-        let by_id = with_ports!(self, p => self.rt.block_on(p.log().get(id)).map_err(err))?;
+        let by_id = with_gateway!(self, g => self.rt.block_on(g.ports.log().get(id)).map_err(err))?;
         if let Some(r) = by_id {
             return Ok(r);
         }
@@ -310,9 +332,9 @@ impl Backend {
 
     /// A stored object's bytes.
     pub fn object(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        with_ports!(self, p => self
+        with_gateway!(self, g => self
             .rt
-            .block_on(p.store().get(key))
+            .block_on(g.ports.store().get(key))
             .map(|o| o.map(|o| o.data))
             .map_err(err))
     }
@@ -325,17 +347,7 @@ impl Backend {
             gateway::GatewayError::NotFound(_) => format!("no message {id}"),
             e => e.to_string(),
         };
-        match &self.target {
-            Target::Local { config, .. } => {
-                let g = gateway::Gateway::new(gateway_local::local_ports(config).map_err(err)?);
-                self.rt.block_on(g.resend(id, as_new)).map_err(mapped)
-            }
-            #[cfg(feature = "aws")]
-            Target::Aws(a) => {
-                let g = gateway::Gateway::new(gateway_aws::ports::aws_ports(&a.conf, &a.settings));
-                self.rt.block_on(g.resend(id, as_new)).map_err(mapped)
-            }
-        }
+        with_gateway!(self, g => self.rt.block_on(g.resend(id, as_new)).map_err(mapped))
     }
 
     /// Whether any message of `station` (and `partner`) is not in a final state.
@@ -353,8 +365,10 @@ impl Backend {
     /// Jobs set aside: the dead-letter queue, or the database's parked jobs.
     pub fn parked(&self, limit: usize) -> Result<Vec<gateway::ports::ParkedJob>, String> {
         match &self.target {
-            Target::Local { config, .. } => {
-                let db = gateway_local::Db::open(&config.database()).map_err(err)?;
+            Target::Local {
+                config, gateway, ..
+            } => {
+                let db = &local_gateway(gateway, config)?.ports.queue;
                 let mut all = self.rt.block_on(db.parked()).map_err(err)?;
                 all.truncate(limit);
                 Ok(all)
@@ -362,7 +376,7 @@ impl Backend {
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
-                .block_on(a.ports.queue.dead_letters(limit))
+                .block_on(a.gateway.ports.queue.dead_letters(limit))
                 .map_err(err),
         }
     }
@@ -374,12 +388,14 @@ impl Backend {
         limit: usize,
     ) -> Result<Vec<gateway::ports::ParkedJob>, String> {
         match &self.target {
-            Target::Local { config, .. } => {
-                let db = gateway_local::Db::open(&config.database()).map_err(err)?;
-                let now = gateway::ports::Clock::now(&gateway_local::SystemClock);
+            Target::Local {
+                config, gateway, ..
+            } => {
+                let g = local_gateway(gateway, config)?;
+                let now = g.ports.clock().now();
                 let wanted: Vec<_> = self
                     .rt
-                    .block_on(db.parked())
+                    .block_on(g.ports.queue.parked())
                     .map_err(err)?
                     .into_iter()
                     .filter(|p| only.is_none_or(|o| p.id == o || p.record_id() == Some(o)))
@@ -387,14 +403,16 @@ impl Backend {
                     .collect();
                 for p in &wanted {
                     let seq = p.id.parse().map_err(err)?;
-                    self.rt.block_on(db.redrive(Some(seq), now)).map_err(err)?;
+                    self.rt
+                        .block_on(g.ports.queue.redrive(Some(seq), now))
+                        .map_err(err)?;
                 }
                 Ok(wanted)
             }
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
-                .block_on(a.ports.queue.redrive(only, limit))
+                .block_on(a.gateway.ports.queue.redrive(only, limit))
                 .map_err(err),
         }
     }
@@ -423,7 +441,7 @@ impl Backend {
                 let data =
                     std::fs::read(source).map_err(|e| format!("{}: {e}", source.display()))?;
                 self.rt
-                    .block_on(a.ports.store.put(&key, data, Default::default()))
+                    .block_on(a.gateway.ports.store.put(&key, data, Default::default()))
                     .map_err(err)?;
                 Ok(self.place(&key))
             }
@@ -437,7 +455,10 @@ impl Backend {
         match &self.target {
             Target::Local { config, .. } => Ok(config.stations.clone()),
             #[cfg(feature = "aws")]
-            Target::Aws(a) => self.rt.block_on(a.ports.directory.stations()).map_err(err),
+            Target::Aws(a) => self
+                .rt
+                .block_on(a.gateway.ports.directory.stations())
+                .map_err(err),
         }
     }
 
@@ -448,7 +469,7 @@ impl Backend {
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
-                .block_on(a.ports.directory.partnerships())
+                .block_on(a.gateway.ports.directory.partnerships())
                 .map_err(err),
         }
     }
@@ -487,7 +508,13 @@ impl Backend {
     pub fn put_station(&mut self, station: Station) -> Result<(), String> {
         station.check().map_err(err)?;
         match &mut self.target {
-            Target::Local { config, path } => {
+            Target::Local {
+                config,
+                path,
+                gateway,
+            } => {
+                // The gateway read the configuration as it was: it is opened again if needed.
+                gateway.take();
                 config.stations.retain(|s| s.as2_id != station.as2_id);
                 config.stations.push(station);
                 save(config, path)
@@ -495,7 +522,7 @@ impl Backend {
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
-                .block_on(a.ports.directory.put_station(&station))
+                .block_on(a.gateway.ports.directory.put_station(&station))
                 .map_err(err),
         }
     }
@@ -505,7 +532,13 @@ impl Backend {
         p.check().map_err(err)?;
         self.station(&p.station)?;
         match &mut self.target {
-            Target::Local { config, path } => {
+            Target::Local {
+                config,
+                path,
+                gateway,
+            } => {
+                // The gateway read the configuration as it was: it is opened again if needed.
+                gateway.take();
                 config
                     .partnerships
                     .retain(|q| !(q.station == p.station && q.partner == p.partner));
@@ -515,7 +548,7 @@ impl Backend {
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
-                .block_on(a.ports.directory.put_partnership(&p))
+                .block_on(a.gateway.ports.directory.put_partnership(&p))
                 .map_err(err),
         }
     }
@@ -536,14 +569,20 @@ impl Backend {
             ));
         }
         match &mut self.target {
-            Target::Local { config, path } => {
+            Target::Local {
+                config,
+                path,
+                gateway,
+            } => {
+                // The gateway read the configuration as it was: it is opened again if needed.
+                gateway.take();
                 config.stations.retain(|s| s.as2_id != as2_id);
                 save(config, path)
             }
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
-                .block_on(a.ports.directory.delete_station(as2_id))
+                .block_on(a.gateway.ports.directory.delete_station(as2_id))
                 .map_err(err),
         }
     }
@@ -552,7 +591,13 @@ impl Backend {
     pub fn remove_partnership(&mut self, station: &str, partner: &str) -> Result<(), String> {
         self.partnership(station, partner)?;
         match &mut self.target {
-            Target::Local { config, path } => {
+            Target::Local {
+                config,
+                path,
+                gateway,
+            } => {
+                // The gateway read the configuration as it was: it is opened again if needed.
+                gateway.take();
                 config
                     .partnerships
                     .retain(|q| !(q.station == station && q.partner == partner));
@@ -561,68 +606,44 @@ impl Backend {
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
-                .block_on(a.ports.directory.delete_partnership(station, partner))
+                .block_on(
+                    a.gateway
+                        .ports
+                        .directory
+                        .delete_partnership(station, partner),
+                )
                 .map_err(err),
         }
     }
 
     // -------------------------------------------------------------- keystores
 
-    /// The password of `store`: the environment variable the configuration names, or the
-    /// deployment's secret.
-    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
-    fn keystore_password(&self, store: Store) -> Result<String, String> {
-        match &self.target {
-            Target::Local { config, .. } => {
-                std::env::var(&config.keystore_password_env).map_err(|_| {
-                    format!(
-                        "set {} to the keystore password",
-                        config.keystore_password_env
-                    )
-                })
-            }
-            #[cfg(feature = "aws")]
-            Target::Aws(a) => {
-                use gateway::ports::Secrets as _;
-                let name = match store {
-                    Store::Identity => &a.settings.keystore_passwords.identity,
-                    Store::Trust => &a.settings.keystore_passwords.trust,
-                    Store::Https => &a.settings.keystore_passwords.https,
-                };
-                self.rt
-                    .block_on(a.ports.secrets.secret(name))
-                    .map_err(|e| format!("the keystore password (secret {name}): {e}"))
-            }
-        }
-    }
-
-    /// A keystore, empty if there is none yet.
+    /// A keystore, empty if there is none yet (read through the gateway's keystore port, with
+    /// the password the configuration or the deployment names).
     pub fn keystore(&self, store: Store) -> Result<Keystore, String> {
-        let password = self.keystore_password(store)?;
-        let place = self.place(store.key());
-        match self.object(store.key())? {
-            Some(bytes) => {
-                Keystore::load(&bytes, &password, None).map_err(|e| format!("{place}: {e}"))
-            }
-            None => Ok(Keystore::new()),
-        }
+        with_gateway!(self, g => self
+            .rt
+            .block_on(g.ports.keys.load(store.key()))
+            .map_err(|e| self.keystore_error(store, e)))
     }
 
     /// Writes a keystore (JKS, with its password).
     pub fn save_keystore(&self, store: Store, ks: &Keystore) -> Result<(), String> {
-        let password = self.keystore_password(store)?;
         let now = crate::local::now();
-        let bytes = ks.to_jks(&password, now).map_err(err)?;
-        match &self.target {
-            Target::Local { config, .. } => {
-                write_private(&config.data_dir.join(store.key()), &bytes)
-            }
-            #[cfg(feature = "aws")]
-            Target::Aws(a) => self
-                .rt
-                .block_on(a.ports.store.put(store.key(), bytes, Default::default()))
-                .map(|_| ())
-                .map_err(err),
+        with_gateway!(self, g => self
+            .rt
+            .block_on(g.ports.keys.save(store.key(), ks, now))
+            .map_err(|e| self.keystore_error(store, e)))
+    }
+
+    /// A keystore failure, said with where the keystore is.
+    fn keystore_error(&self, store: Store, e: gateway::GatewayError) -> String {
+        match e {
+            gateway::GatewayError::Config(m) => match m.strip_prefix(store.key()) {
+                Some(rest) => format!("{}{rest}", self.place(store.key())),
+                None => m,
+            },
+            e => e.to_string(),
         }
     }
 }
@@ -637,26 +658,4 @@ fn save(config: &Config, path: &Path) -> Result<(), String> {
         }
     }
     written.save(path).map_err(err)
-}
-
-/// Writes `bytes` to `path` readable by its owner only, through a temporary file.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    let tmp = path.with_extension("jks.tmp");
-    let write = || -> std::io::Result<()> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    write().map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -119,7 +119,7 @@ fn run_aws(config: &ConfigArg) -> Result<ExitCode, String> {
     for c in b.rt.block_on(gateway_aws::doctor::deployment_checks(
         &a.conf,
         &a.settings,
-        &a.ports,
+        &a.gateway.ports,
     )) {
         failed |= line(&c);
     }
@@ -133,10 +133,8 @@ fn run_aws(config: &ConfigArg) -> Result<ExitCode, String> {
                     partnerships.len()
                 )),
             ));
-            let gateway =
-                gateway::Gateway::new(gateway_aws::ports::aws_ports(&a.conf, &a.settings));
             for c in
-                b.rt.block_on(gateway.setting_checks(&stations, &partnerships))
+                b.rt.block_on(a.gateway.setting_checks(&stations, &partnerships))
             {
                 failed |= line(&c);
             }

@@ -95,7 +95,7 @@ fn destroy(a: DestroyArgs) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?;
     println!("Deleted {n} object version(s) and delete marker(s), then bucket {bucket}.");
     let tables =
-        b.rt.block_on(aws.ports.directory.delete_tables())
+        b.rt.block_on(aws.gateway.ports.directory.delete_tables())
             .map_err(|e| e.to_string())?;
     if tables.is_empty() {
         println!("No tables were left to delete.");

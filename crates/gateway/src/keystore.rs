@@ -90,6 +90,41 @@ impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
 }
 
 impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
+    /// The secret holding the password of the keystore at `key`.
+    fn password_secret(&self, key: &str) -> Result<&str> {
+        match key {
+            paths::IDENTITY => Ok(&self.passwords.identity),
+            paths::TRUST => Ok(&self.passwords.trust),
+            paths::HTTPS => Ok(&self.passwords.https),
+            other => Err(GatewayError::Config(format!("{other} is not a keystore"))),
+        }
+    }
+
+    /// The keystore at `key` as it stands, to be changed: empty when there is none yet.
+    pub async fn load(&self, key: &str) -> Result<As2Keystore> {
+        let password = self.secrets.secret(self.password_secret(key)?).await?;
+        match self.store.get(key).await? {
+            Some(o) => As2Keystore::load(&o.data, &password, None)
+                .map_err(|e| GatewayError::Config(format!("{key}: {e}"))),
+            None => Ok(As2Keystore::new()),
+        }
+    }
+
+    /// Writes the keystore at `key` (JKS under its password, made at `now`); the next read
+    /// sees it, since the object changed.
+    pub async fn save(&self, key: &str, ks: &As2Keystore, now: as2::UnixTime) -> Result<()> {
+        let password = self.secrets.secret(self.password_secret(key)?).await?;
+        let bytes = ks
+            .to_jks(&password, now)
+            .map_err(|e| GatewayError::Config(format!("{key}: {e}")))?;
+        self.store
+            .put(key, bytes, std::collections::BTreeMap::new())
+            .await?;
+        Ok(())
+    }
+}
+
+impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
     /// The key and certificate an HTTPS listener serves: the key entry `alias` of `https.jks`,
     /// or its only key entry. A keystore without one is a configuration error that says so.
     pub async fn https_identity(&self, alias: Option<&str>) -> Result<Identity> {
@@ -137,5 +172,55 @@ impl<S: ObjectStore, X: Secrets> Keystore for StoreKeystore<S, X> {
             k.certificate(alias)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use crate::memory::{ManualClock, MemorySecrets, MemoryStore};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_keystore_is_loaded_changed_saved_and_read_back_changed() {
+        let store = MemoryStore::new(ManualClock::at(crate::Millis(1_795_858_200_000)));
+        let secrets = MemorySecrets::default();
+        for name in ["id-pw", "trust-pw"] {
+            secrets
+                .values
+                .lock()
+                .unwrap()
+                .insert(name.into(), format!("{name}-value"));
+        }
+        let ks = StoreKeystore::new(
+            store.clone(),
+            secrets,
+            KeystorePasswords {
+                identity: "id-pw".into(),
+                trust: "trust-pw".into(),
+                https: "no-such-secret".into(),
+            },
+        );
+        // None yet: empty, and a read through the port says it is missing.
+        assert!(ks.load(paths::TRUST).await.unwrap().entries().is_empty());
+        let id =
+            Identity::generate_self_signed("P", 2048, as2::UnixTime(1_795_858_200), 30).unwrap();
+        let mut trust = ks.load(paths::TRUST).await.unwrap();
+        trust.set_certificate("p", &id.certificate);
+        ks.save(paths::TRUST, &trust, as2::UnixTime(1_795_858_200))
+            .await
+            .unwrap();
+        assert_eq!(
+            ks.partner_certificate("p").await.unwrap().to_der().unwrap(),
+            id.certificate.to_der().unwrap()
+        );
+        // Saved under its own password: trust's, not identity's.
+        let data = store.bytes(paths::TRUST).unwrap();
+        assert!(As2Keystore::load(&data, "trust-pw-value", None).is_ok());
+        assert!(As2Keystore::load(&data, "id-pw-value", None).is_err());
+        // A keystore whose secret is missing, and a key that is no keystore, are refused.
+        assert!(ks.load(paths::HTTPS).await.is_err());
+        assert!(ks.load("AS2/files/x").await.is_err());
     }
 }
