@@ -296,6 +296,24 @@ pub(crate) fn transfer_encoding(h: &mut HeaderMap, enc: BodyEncoding) {
     );
 }
 
+/// The payload entity's headers.
+pub(crate) fn payload_headers(
+    content_type: &str,
+    filename: Option<&str>,
+    enc: BodyEncoding,
+) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.append("Content-Type", content_type.to_string());
+    transfer_encoding(&mut h, enc);
+    if let Some(f) = filename {
+        h.append(
+            "Content-Disposition",
+            crate::filename::attachment_disposition(f),
+        );
+    }
+    h
+}
+
 pub(crate) fn pkcs7_headers(smime_type: &str, name: &str, enc: BodyEncoding) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.append(
@@ -378,15 +396,7 @@ pub fn build(
     };
     let mut layers = Vec::new();
 
-    let mut payload_headers = HeaderMap::new();
-    payload_headers.append("Content-Type", content_type.to_string());
-    transfer_encoding(&mut payload_headers, inner_enc);
-    if let Some(f) = payload.filename {
-        payload_headers.append(
-            "Content-Disposition",
-            crate::filename::attachment_disposition(f),
-        );
-    }
+    let payload_headers = payload_headers(content_type, payload.filename, inner_enc);
     let body: Cow<'_, [u8]> = match inner_enc {
         BodyEncoding::Binary => Cow::Borrowed(payload.data),
         BodyEncoding::Base64 => Cow::Owned(mime::encode_base64_lines(payload.data)),

@@ -9,11 +9,11 @@ use crate::envelope::as2_headers;
 use crate::error::{Error, Result};
 use crate::headers::HeaderMap;
 use crate::message::{
-    check_options, head_bytes, mic_algorithms, pkcs7_headers, transfer_encoding, BodyEncoding,
+    check_options, head_bytes, mic_algorithms, payload_headers, pkcs7_headers, BodyEncoding,
     Compression, MessageOptions,
 };
 use crate::mic::{Mic, MultiDigest};
-use crate::smime::Layer;
+use crate::smime::{multipart_signed_type, signature_suffix, Layer};
 use crate::time::UnixTime;
 
 /// What the stream said once it ended.
@@ -94,15 +94,12 @@ impl BuildStream {
             || opts.encryption.is_some()
             || opts.compression != Compression::None;
         let algorithms = mic_algorithms(opts);
-        let mut payload_headers = HeaderMap::new();
-        payload_headers.append("Content-Type", content_type.to_string());
-        transfer_encoding(&mut payload_headers, BodyEncoding::Binary);
-        if let Some(f) = filename {
-            payload_headers.append(
-                "Content-Disposition",
-                crate::filename::attachment_disposition(f),
-            );
-        }
+        let payload_headers = payload_headers(content_type, filename, BodyEncoding::Binary);
+        let micalg = |s: &crate::message::Signing| s.digest.name(s.micalg_style);
+        let boundary = opts
+            .signing
+            .as_ref()
+            .map(|_| crate::mime::random_boundary());
         let before = opts.compression == Compression::BeforeSigning;
         let after = opts.compression == Compression::AfterSigning;
         let sign = opts.signing.is_some();
@@ -149,8 +146,8 @@ impl BuildStream {
             });
         } else if after {
             top = pkcs7z();
-        } else if let Some(s) = &opts.signing {
-            top = [("Content-Type", multipart_type(s, ""))]
+        } else if let (Some(s), Some(boundary)) = (&opts.signing, &boundary) {
+            top = [("Content-Type", multipart_signed_type(micalg(s), boundary))]
                 .into_iter()
                 .collect();
         } else if before {
@@ -167,10 +164,9 @@ impl BuildStream {
             heads.push((Stage::Envelope, head));
             layers.push(Layer::Compressed);
         }
-        if let Some(s) = &opts.signing {
-            let boundary = format!("----=_Part_mftg_{}", crate::random_hex(16));
+        if let (Some(s), Some(boundary)) = (&opts.signing, boundary) {
             if after || enc {
-                let ct = multipart_type(s, &boundary);
+                let ct = multipart_signed_type(micalg(s), &boundary);
                 heads.push((
                     Stage::After,
                     format!("Content-Type: {ct}\r\n\r\n").into_bytes(),
@@ -208,15 +204,6 @@ impl BuildStream {
         for (stage, bytes) in heads {
             b.feed(stage, &bytes, out)?;
         }
-        // The boundary named in the HTTP Content-Type of a top-level multipart/signed.
-        let top = match (&opts.signing, &b.signing) {
-            (Some(s), Some(state)) if !after && !enc => {
-                [("Content-Type", multipart_type(s, &state.boundary))]
-                    .into_iter()
-                    .collect()
-            }
-            _ => top,
-        };
         let mut headers = as2_headers(&opts.from, &opts.to, message_id, now, &opts.subject);
         for h in top.iter() {
             headers.append(h.name.clone(), h.value.clone());
@@ -285,16 +272,7 @@ impl BuildStream {
         let mics = match self.signing.take() {
             Some(s) => {
                 let signature = s.signer.finish()?;
-                let mut suffix = format!(
-                    "\r\n--{b}\r\n\
-                     Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
-                     Content-Transfer-Encoding: base64\r\n\
-                     Content-Disposition: attachment; filename=smime.p7s\r\n\r\n",
-                    b = s.boundary
-                )
-                .into_bytes();
-                suffix.extend_from_slice(&crate::mime::encode_base64_lines(&signature));
-                suffix.extend_from_slice(format!("--{}--\r\n", s.boundary).as_bytes());
+                let suffix = signature_suffix(&s.boundary, &signature);
                 self.feed(Stage::After, &suffix, out)?;
                 s.mics.finish()?
             }
@@ -332,12 +310,4 @@ impl BuildStream {
             layers: self.layers,
         })
     }
-}
-
-/// The Content-Type of a multipart/signed with `boundary`.
-fn multipart_type(s: &crate::message::Signing, boundary: &str) -> String {
-    format!(
-        "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={}; boundary=\"{boundary}\"",
-        s.digest.name(s.micalg_style)
-    )
 }

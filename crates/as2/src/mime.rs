@@ -749,11 +749,16 @@ fn finish_parts(parts: Vec<Range<usize>>, closed: bool) -> Result<Multipart> {
 /// A fresh random boundary that does not occur in `content`.
 pub(crate) fn new_boundary(content: &[u8]) -> String {
     loop {
-        let b = format!("----=_Part_mftg_{}", crate::random_hex(12));
+        let b = random_boundary();
         if memchr::memmem::find(content, b.as_bytes()).is_none() {
             return b;
         }
     }
+}
+
+/// A boundary for content not known yet (a stream): random enough that content never holds it.
+pub(crate) fn random_boundary() -> String {
+    format!("----=_Part_mftg_{}", crate::random_hex(16))
 }
 
 /// Quotes a parameter value when it is not a plain token.

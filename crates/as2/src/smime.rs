@@ -69,15 +69,30 @@ pub(crate) fn multipart_signed(
     with_header: bool,
 ) -> (String, Vec<u8>, usize) {
     let boundary = mime::new_boundary(&entity);
-    let content_type = format!(
-        "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
-    );
+    let content_type = multipart_signed_type(micalg, &boundary);
     let header = if with_header {
         format!("Content-Type: {content_type}\r\n\r\n")
     } else {
         String::new()
     };
     let prefix = format!("{header}--{boundary}\r\n");
+    let suffix = signature_suffix(&boundary, signature_der);
+    entity.reserve_exact(prefix.len() + suffix.len());
+    entity.splice(0..0, prefix.bytes());
+    entity.extend_from_slice(&suffix);
+    (content_type, entity, header.len())
+}
+
+/// The Content-Type of a multipart/signed with `boundary`.
+pub(crate) fn multipart_signed_type(micalg: &str, boundary: &str) -> String {
+    format!(
+        "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg={micalg}; boundary=\"{boundary}\""
+    )
+}
+
+/// What follows the signed part of a multipart/signed: the signature part and the closing
+/// delimiter.
+pub(crate) fn signature_suffix(boundary: &str, signature_der: &[u8]) -> Vec<u8> {
     let mut suffix = format!(
         "\r\n--{boundary}\r\n\
          Content-Type: application/pkcs7-signature; name=smime.p7s; smime-type=signed-data\r\n\
@@ -87,10 +102,7 @@ pub(crate) fn multipart_signed(
     .into_bytes();
     suffix.extend_from_slice(&mime::encode_base64_lines(signature_der));
     suffix.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    entity.reserve_exact(prefix.len() + suffix.len());
-    entity.splice(0..0, prefix.bytes());
-    entity.extend_from_slice(&suffix);
-    (content_type, entity, header.len())
+    suffix
 }
 
 /// Finds the signature among the remaining parts of a multipart/signed and returns its DER.

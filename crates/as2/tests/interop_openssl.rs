@@ -28,17 +28,6 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn cipher_flag(c: ContentEncryption) -> &'static str {
-    match c {
-        ContentEncryption::TripleDesCbc => "-des3",
-        ContentEncryption::Aes128Cbc => "-aes128",
-        ContentEncryption::Aes192Cbc => "-aes192",
-        ContentEncryption::Aes256Cbc => "-aes256",
-        ContentEncryption::Aes128Gcm => "-aes-128-gcm",
-        ContentEncryption::Aes256Gcm => "-aes-256-gcm",
-    }
-}
-
 fn digest_flag(d: DigestAlgorithm) -> &'static str {
     match d {
         DigestAlgorithm::Sha1 => "sha1",

@@ -622,17 +622,6 @@ fn what_openssl_encrypts_decrypts_in_chunks() {
     }
 }
 
-fn cipher_flag(c: ContentEncryption) -> &'static str {
-    match c {
-        ContentEncryption::TripleDesCbc => "-des3",
-        ContentEncryption::Aes128Cbc => "-aes128",
-        ContentEncryption::Aes192Cbc => "-aes192",
-        ContentEncryption::Aes256Cbc => "-aes256",
-        ContentEncryption::Aes128Gcm => "-aes-128-gcm",
-        ContentEncryption::Aes256Gcm => "-aes-256-gcm",
-    }
-}
-
 #[test]
 fn a_streamed_decryption_that_is_not_good_says_so_at_the_end() {
     let content = awkward_payload(50_000);

@@ -179,17 +179,22 @@ impl<'a> HeadReader<'a> {
         asn1::read_header(&self.b[self.at..]).map_err(|e| self.bad(e.to_string()))
     }
 
-    /// Steps into the next element (its header read), which must have `tag`.
-    fn open(&mut self, tag: u8, what: &str) -> Result<Option<asn1::Header>> {
-        let Some(h) = self.peek()? else {
-            return Ok(None);
-        };
-        if h.tag != tag {
-            return Err(self.bad(format!(
+    /// The header of the next element, which must have `tag`, not consumed.
+    fn expect(&self, tag: u8, what: &str) -> Result<Option<asn1::Header>> {
+        match self.peek()? {
+            Some(h) if h.tag != tag => Err(self.bad(format!(
                 "expected {what} (tag {tag:#04x}), found tag {:#04x}",
                 h.tag
-            )));
+            ))),
+            h => Ok(h),
         }
+    }
+
+    /// Steps into the next element (its header read), which must have `tag`.
+    fn open(&mut self, tag: u8, what: &str) -> Result<Option<asn1::Header>> {
+        let Some(h) = self.expect(tag, what)? else {
+            return Ok(None);
+        };
         self.at += h.header_len;
         self.indefinite += usize::from(h.len.is_none());
         Ok(Some(h))
@@ -197,15 +202,9 @@ impl<'a> HeadReader<'a> {
 
     /// The next element whole (it must have a definite length): its raw bytes.
     fn take(&mut self, tag: u8, what: &str) -> Result<Option<&'a [u8]>> {
-        let Some(h) = self.peek()? else {
+        let Some(h) = self.expect(tag, what)? else {
             return Ok(None);
         };
-        if h.tag != tag {
-            return Err(self.bad(format!(
-                "expected {what} (tag {tag:#04x}), found tag {:#04x}",
-                h.tag
-            )));
-        }
         let len = h
             .len
             .ok_or_else(|| self.bad(format!("{what} has an indefinite length")))?;

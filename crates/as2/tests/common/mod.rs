@@ -169,3 +169,16 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
         );
     }
 }
+
+/// The `openssl cms` option naming a cipher.
+pub fn cipher_flag(c: as2::algorithm::ContentEncryption) -> &'static str {
+    use as2::algorithm::ContentEncryption;
+    match c {
+        ContentEncryption::TripleDesCbc => "-des3",
+        ContentEncryption::Aes128Cbc => "-aes128",
+        ContentEncryption::Aes192Cbc => "-aes192",
+        ContentEncryption::Aes256Cbc => "-aes256",
+        ContentEncryption::Aes128Gcm => "-aes-128-gcm",
+        ContentEncryption::Aes256Gcm => "-aes-256-gcm",
+    }
+}
