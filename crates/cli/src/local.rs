@@ -108,21 +108,11 @@ fn init_aws(config: &ConfigArg, a: AwsInit) -> Result<ExitCode, String> {
             rt.block_on(gateway_aws::profile::read_stack(&conf, stack))
                 .map_err(|e| e.to_string())?
         }
-        None => Profile {
-            stack: None,
-            region: None,
-            account_id: None,
-            bucket: None,
-            table_prefix: "mftg".into(),
-            queue_url: a
-                .queue_url
+        None => Profile::new(
+            a.queue_url
                 .clone()
                 .ok_or("give --stack, or --queue-url with the other settings")?,
-            dead_letter_url: None,
-            keystore_password_secret: "mftg/keystore-password".into(),
-            as2_url: None,
-            endpoint_url: None,
-        },
+        ),
     };
     // Flags win over what the stack says.
     profile.region = a.region.or(profile.region);

@@ -39,6 +39,9 @@ use gateway::ports::{
 };
 use gateway::{GatewayError, Millis, Result};
 
+/// The tables' prefix the templates default to (`TablePrefix`).
+pub const DEFAULT_TABLE_PREFIX: &str = "mftg";
+
 /// The tables' names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {

@@ -44,8 +44,11 @@ pub struct Profile {
 }
 
 fn default_prefix() -> String {
-    "mftg".into()
+    crate::dynamo::DEFAULT_TABLE_PREFIX.into()
 }
+
+/// The keystore password secret the templates default to (`KeystorePasswordSecretName`).
+pub const DEFAULT_KEYSTORE_SECRET: &str = "mftg/keystore-password";
 
 /// A profile that cannot name a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +65,22 @@ pub enum ProfileError {
 }
 
 impl Profile {
+    /// A deployment known by its send queue, with the templates' defaults for the rest.
+    pub fn new(queue_url: impl Into<String>) -> Self {
+        Profile {
+            stack: None,
+            region: None,
+            account_id: None,
+            bucket: None,
+            table_prefix: default_prefix(),
+            queue_url: queue_url.into(),
+            dead_letter_url: None,
+            keystore_password_secret: DEFAULT_KEYSTORE_SECRET.into(),
+            as2_url: None,
+            endpoint_url: None,
+        }
+    }
+
     /// The bucket: as named, or `mftg-<account_id>` as the templates name it.
     pub fn bucket(&self) -> Result<String, ProfileError> {
         if let Some(b) = self.bucket.as_deref().filter(|b| !b.trim().is_empty()) {
@@ -147,19 +166,16 @@ pub fn from_stack(
             name,
         })
     };
-    let profile = Profile {
+    Ok(Profile {
         stack: Some(stack.to_string()),
-        region: None,
         account_id: find(parameters, "AccountId"),
         bucket: Some(output("BucketName")?),
         table_prefix: find(parameters, "TablePrefix").unwrap_or_else(default_prefix),
-        queue_url: output("SendQueueUrl")?,
         dead_letter_url: find(outputs, "DeadLetterQueueUrl"),
         keystore_password_secret: parameter("KeystorePasswordSecretName")?,
         as2_url: find(outputs, "As2EndpointUrl"),
-        endpoint_url: None,
-    };
-    Ok(profile)
+        ..Profile::new(output("SendQueueUrl")?)
+    })
 }
 
 /// A stack that is not an mftg deployment.
@@ -231,16 +247,9 @@ mod tests {
 
     fn profile() -> Profile {
         Profile {
-            stack: None,
             region: Some("eu-west-1".into()),
             account_id: Some("123456789012".into()),
-            bucket: None,
-            table_prefix: "mftg".into(),
-            queue_url: "https://sqs.eu-west-1.amazonaws.com/1/q".into(),
-            dead_letter_url: None,
-            keystore_password_secret: "mftg/keystore-password".into(),
-            as2_url: None,
-            endpoint_url: None,
+            ..Profile::new("https://sqs.eu-west-1.amazonaws.com/1/q")
         }
     }
 

@@ -155,7 +155,8 @@ impl Db {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// [`Db::take_due_now`], off the async workers, for any partnership.
+    /// [`Db::take_due_now`], off the async workers, for any partnership (the tests' shorthand).
+    #[cfg(test)]
     pub async fn take_due(&self, now: Millis, lease: Duration, max: usize) -> Result<Vec<Leased>> {
         self.take_due_for(now, lease, max, usize::MAX, HashMap::new())
             .await

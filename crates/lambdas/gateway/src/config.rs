@@ -64,7 +64,8 @@ impl Config {
                 }),
             }
         };
-        let prefix = get("MFTG_TABLE_PREFIX").unwrap_or_else(|| "mftg".into());
+        let prefix = get("MFTG_TABLE_PREFIX")
+            .unwrap_or_else(|| gateway_aws::dynamo::DEFAULT_TABLE_PREFIX.into());
         let mut tables = Tables::with_prefix(&prefix);
         if let Some(t) = get("MFTG_CLAIMS_TABLE") {
             tables.claims = t;
