@@ -512,13 +512,10 @@ impl Backend {
                 config,
                 path,
                 gateway,
-            } => {
-                // The gateway read the configuration as it was: it is opened again if needed.
-                gateway.take();
-                config.stations.retain(|s| s.as2_id != station.as2_id);
-                config.stations.push(station);
-                save(config, path)
-            }
+            } => edit(config, path, gateway, |c| {
+                c.stations.retain(|s| s.as2_id != station.as2_id);
+                c.stations.push(station);
+            }),
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
@@ -536,15 +533,11 @@ impl Backend {
                 config,
                 path,
                 gateway,
-            } => {
-                // The gateway read the configuration as it was: it is opened again if needed.
-                gateway.take();
-                config
-                    .partnerships
+            } => edit(config, path, gateway, |c| {
+                c.partnerships
                     .retain(|q| !(q.station == p.station && q.partner == p.partner));
-                config.partnerships.push(p);
-                save(config, path)
-            }
+                c.partnerships.push(p);
+            }),
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
@@ -573,12 +566,9 @@ impl Backend {
                 config,
                 path,
                 gateway,
-            } => {
-                // The gateway read the configuration as it was: it is opened again if needed.
-                gateway.take();
-                config.stations.retain(|s| s.as2_id != as2_id);
-                save(config, path)
-            }
+            } => edit(config, path, gateway, |c| {
+                c.stations.retain(|s| s.as2_id != as2_id);
+            }),
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
@@ -595,14 +585,10 @@ impl Backend {
                 config,
                 path,
                 gateway,
-            } => {
-                // The gateway read the configuration as it was: it is opened again if needed.
-                gateway.take();
-                config
-                    .partnerships
+            } => edit(config, path, gateway, |c| {
+                c.partnerships
                     .retain(|q| !(q.station == station && q.partner == partner));
-                save(config, path)
-            }
+            }),
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
                 .rt
@@ -646,6 +632,19 @@ impl Backend {
             e => e.to_string(),
         }
     }
+}
+
+/// Changes the embedded configuration and saves it. The gateway read it as it was: it is
+/// opened again if a command needs it after.
+fn edit(
+    config: &mut Config,
+    path: &Path,
+    gateway: &mut std::cell::OnceCell<gateway::Gateway<gateway_local::LocalPorts>>,
+    change: impl FnOnce(&mut Config),
+) -> Result<(), String> {
+    gateway.take();
+    change(config);
+    save(config, path)
 }
 
 fn save(config: &Config, path: &Path) -> Result<(), String> {
