@@ -668,3 +668,27 @@ fn a_streamed_decryption_that_is_not_good_says_so_at_the_end() {
     ber[ek + 20] ^= 0x55;
     assert!(decrypted(&ber, &[]).is_err());
 }
+
+#[test]
+fn a_head_that_never_ends_is_refused_not_buffered() {
+    // A SEQUENCE of indefinite length whose first element claims 16 MiB: the head is never whole.
+    let mut start = vec![0x30, 0x80, 0x06, 0x84, 0x01, 0x00, 0x00, 0x00];
+    start.extend(std::iter::repeat_n(0u8, 1 << 16));
+    let filler = vec![0u8; 1 << 16];
+    let mut inflate = InflateStream::new(1 << 30);
+    let mut decrypt = cms::DecryptStream::new(std::slice::from_ref(beta()));
+    let (mut a, mut b) = (Ok(()), Ok(()));
+    let mut out = Vec::new();
+    let _ = inflate.update(&start, &mut out);
+    let _ = decrypt.update(&start, &mut out);
+    for _ in 0..32 {
+        if a.is_ok() {
+            a = inflate.update(&filler, &mut out);
+        }
+        if b.is_ok() {
+            b = decrypt.update(&filler, &mut out);
+        }
+    }
+    assert!(matches!(a, Err(as2::Error::MalformedCms { .. })), "{a:?}");
+    assert!(matches!(b, Err(as2::Error::MalformedCms { .. })), "{b:?}");
+}

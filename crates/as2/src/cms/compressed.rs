@@ -271,7 +271,10 @@ impl InflateStream {
                         self.indefinite = indefinite;
                         continue;
                     }
-                    None => break,
+                    None => {
+                        HeadReader::more(&self.buf, W)?;
+                        break;
+                    }
                 }
             };
             if *layout == Octets::Done {

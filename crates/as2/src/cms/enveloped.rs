@@ -740,6 +740,7 @@ impl DecryptStream {
                         }
                     };
                     let Some((start, layout, opened, mut key, iv, indefinite)) = head else {
+                        HeadReader::more(&self.buf, W)?;
                         break;
                     };
                     let c = opened.cipher.cipher();

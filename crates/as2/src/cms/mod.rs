@@ -157,7 +157,22 @@ struct HeadReader<'a> {
     indefinite: usize,
 }
 
+/// The most a structure's head (everything before its content) may take: more, and the stream
+/// is refused rather than buffered without end.
+const MAX_HEAD: usize = 1 << 20;
+
 impl<'a> HeadReader<'a> {
+    /// More bytes are needed to read the head: an error once `b` is past [`MAX_HEAD`].
+    fn more(b: &[u8], what: CmsStructure) -> Result<()> {
+        if b.len() > MAX_HEAD {
+            return Err(Error::MalformedCms {
+                what,
+                detail: format!("the structure's head runs past {MAX_HEAD} bytes"),
+            });
+        }
+        Ok(())
+    }
+
     fn new(b: &'a [u8], what: CmsStructure) -> Self {
         HeadReader {
             b,
