@@ -67,8 +67,11 @@ def setup(root, partner_concurrency):
            f"http://127.0.0.1:{ports[other]}/as2", "--cert-alias", other.lower(), env=env)
         text = cfg.read_text()
         # Files are complete when written (renamed into place): no need to wait for stillness.
-        text = text.replace("upload_quiet_ms = 5000", "upload_quiet_ms = 200")
-        text = text.replace("partner_concurrency = 1", f"partner_concurrency = {partner_concurrency}")
+        for old, new in (("upload_quiet_ms = 5000", "upload_quiet_ms = 200"),
+                         ("partner_concurrency = 1", f"partner_concurrency = {partner_concurrency}")):
+            if old not in text:
+                sys.exit(f"{cfg}: no {old!r} to change; mftg init writes something else now")
+            text = text.replace(old, new)
         cfg.write_text(text)
     return sites, ports, env
 

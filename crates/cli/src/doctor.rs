@@ -117,7 +117,6 @@ fn run_aws(config: &ConfigArg) -> Result<ExitCode, String> {
         )),
     ));
     for c in b.rt.block_on(gateway_aws::doctor::deployment_checks(
-        &a.conf,
         &a.settings,
         &a.gateway.ports,
     )) {

@@ -14,13 +14,9 @@ use crate::lifecycle;
 use crate::ports::{AwsPorts, AwsSettings};
 
 /// Every check of the deployment's resources.
-pub async fn deployment_checks(
-    conf: &aws_config::SdkConfig,
-    settings: &AwsSettings,
-    ports: &AwsPorts,
-) -> Vec<Check> {
+pub async fn deployment_checks(settings: &AwsSettings, ports: &AwsPorts) -> Vec<Check> {
     let mut out = Vec::new();
-    let s3 = crate::s3::client(conf);
+    let s3 = ports.store.client();
     let bucket = &settings.bucket;
     let what = format!("bucket {bucket}");
     match s3.head_bucket().bucket(bucket).send().await {
@@ -49,7 +45,7 @@ pub async fn deployment_checks(
     ));
     out.push(Check::of(
         "lifecycle rules",
-        match lifecycle::current(&s3, bucket).await {
+        match lifecycle::current(s3, bucket).await {
             Ok(rules) => {
                 let plan = lifecycle::plan(&rules);
                 let wrong: Vec<String> = plan
@@ -77,7 +73,7 @@ pub async fn deployment_checks(
         },
     ));
 
-    let dynamo = aws_sdk_dynamodb::Client::new(conf);
+    let dynamo = ports.directory.client();
     let tables = &settings.tables;
     for (role, table) in [
         ("claims", &tables.claims),
