@@ -83,16 +83,6 @@ fn open_request(at: SocketAddr, from: &str, id: &str, framing: &str) -> TcpStrea
     s
 }
 
-/// A figure of `/proc/<pid>/status`, in KiB: `VmHWM` (peak resident set), `VmRSS` (now).
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Sends ALPHA's file to BETA with `mftg send` and waits until ALPHA's record says delivered.
 fn good_message(alpha: &Site, dir: &std::path::Path, n: usize) {
     let file = dir.join(format!("good-{n}.x12"));
@@ -121,7 +111,7 @@ fn the_endpoint_holds_against_slow_short_huge_endless_unknown_and_idle_requests(
     let pid = b.0.id();
     let at = listen(&beta);
     good_message(&alpha, tmp.path(), 1);
-    let baseline = memory_kib(pid, "VmRSS");
+    let baseline = testkit::memory_kib(pid, "VmRSS");
 
     // Headers that never finish: one byte a second, dropped at the header timeout.
     let slow: Vec<_> = (0..20)
@@ -259,7 +249,7 @@ fn the_endpoint_holds_against_slow_short_huge_endless_unknown_and_idle_requests(
 
     // Peak memory: the endless body, the 2 GB announcement and 520 connections together cost
     // less than four times the body limit on top of the gateway at rest.
-    let peak = memory_kib(pid, "VmHWM");
+    let peak = testkit::memory_kib(pid, "VmHWM");
     eprintln!("BETA: {baseline} KiB resident at rest, peak {peak} KiB");
     assert!(
         peak < baseline + 4 * (MAX_BODY as u64 / 1024),

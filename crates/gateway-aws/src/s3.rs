@@ -9,7 +9,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use aws_sdk_s3::Client;
-use gateway::ports::{Object, ObjectMeta, ObjectStore};
+use gateway::ports::{Object, ObjectMeta, ObjectReader, ObjectStore, ObjectWriter, PART_SIZE};
 use gateway::Millis;
 use gateway::{GatewayError, Result};
 
@@ -380,34 +380,10 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>> {
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if is_missing(&e) => return Ok(None),
-            Err(e) => return Err(port("GetObject", key, e)),
+        let Some((meta, reader)) = self.reader(key).await? else {
+            return Ok(None);
         };
-        let meta = meta_from(
-            out.content_length(),
-            out.e_tag(),
-            out.version_id(),
-            out.last_modified(),
-            out.metadata(),
-        );
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| {
-                GatewayError::port("s3", format!("GetObject {key}: reading the body: {e}"))
-            })?
-            .into_bytes()
-            .to_vec();
+        let data = gateway::ports::read_all(reader).await?;
         Ok(Some(Object { data, meta }))
     }
 
@@ -510,6 +486,227 @@ impl ObjectStore for S3Store {
             }
         }
         Ok(out)
+    }
+
+    type Writer = S3Writer;
+    type Reader = S3Reader;
+
+    async fn writer(&self, key: &str, metadata: BTreeMap<String, String>) -> Result<S3Writer> {
+        Ok(S3Writer {
+            store: self.clone(),
+            key: key.to_string(),
+            metadata,
+            buffer: Vec::new(),
+            upload: None,
+            parts: Vec::new(),
+            size: 0,
+        })
+    }
+
+    async fn reader(&self, key: &str) -> Result<Option<(ObjectMeta, S3Reader)>> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(port("GetObject", key, e)),
+        };
+        let meta = meta_from(
+            out.content_length(),
+            out.e_tag(),
+            out.version_id(),
+            out.last_modified(),
+            out.metadata(),
+        );
+        Ok(Some((
+            meta,
+            S3Reader {
+                key: key.to_string(),
+                body: Some(out.body),
+            },
+        )))
+    }
+}
+
+/// An object written to S3 in parts: one PutObject if it stays under a part's size, else a
+/// multipart upload of [`PART_SIZE`] parts, completed by `finish`. One dropped unfinished is
+/// aborted (and the bucket's lifecycle rule removes whatever an abort that never ran left).
+pub struct S3Writer {
+    store: S3Store,
+    key: String,
+    metadata: BTreeMap<String, String>,
+    buffer: Vec<u8>,
+    upload: Option<String>,
+    parts: Vec<CompletedPart>,
+    size: u64,
+}
+
+impl std::fmt::Debug for S3Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Writer")
+            .field("key", &self.key)
+            .field("parts", &self.parts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Writer {
+    /// Uploads the buffer as the next part, starting the multipart upload first if need be.
+    async fn upload_part(&mut self) -> Result<()> {
+        let client = self.store.client.clone();
+        let bucket = self.store.bucket.clone();
+        let upload = match &self.upload {
+            Some(u) => u.clone(),
+            None => {
+                let created = client
+                    .create_multipart_upload()
+                    .bucket(&bucket)
+                    .key(&self.key)
+                    .set_metadata(
+                        (!self.metadata.is_empty())
+                            .then(|| self.metadata.clone().into_iter().collect()),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| port("CreateMultipartUpload", &self.key, e))?;
+                let id = created
+                    .upload_id()
+                    .ok_or_else(|| {
+                        GatewayError::port("s3", "CreateMultipartUpload returned no upload ID")
+                    })?
+                    .to_string();
+                self.upload = Some(id.clone());
+                id
+            }
+        };
+        let number = i32::try_from(self.parts.len() + 1)
+            .map_err(|_| GatewayError::port("s3", "too many parts"))?;
+        let data = std::mem::take(&mut self.buffer);
+        self.size += data.len() as u64;
+        let out = client
+            .upload_part()
+            .bucket(&bucket)
+            .key(&self.key)
+            .upload_id(&upload)
+            .part_number(number)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| port("UploadPart", &self.key, e))?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+}
+
+impl ObjectWriter for S3Writer {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= PART_SIZE {
+            self.upload_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<ObjectMeta> {
+        let Some(upload) = self.upload.clone() else {
+            let data = std::mem::take(&mut self.buffer);
+            let metadata = std::mem::take(&mut self.metadata);
+            return self.store.put(&self.key, data, metadata).await;
+        };
+        if !self.buffer.is_empty() {
+            self.upload_part().await?;
+        }
+        let parts = std::mem::take(&mut self.parts);
+        let out = self
+            .store
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(&self.key)
+            .upload_id(&upload)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| port("CompleteMultipartUpload", &self.key, e))?;
+        self.upload = None;
+        Ok(ObjectMeta {
+            size: self.size,
+            etag: clean_etag(out.e_tag()),
+            version: out.version_id().map(str::to_string),
+            modified: now(),
+            metadata: std::mem::take(&mut self.metadata),
+        })
+    }
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        let (Some(upload), Ok(rt)) = (self.upload.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let abort = self
+            .store
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(&self.key)
+            .upload_id(upload);
+        rt.spawn(async move {
+            if let Err(e) = abort.send().await {
+                tracing::warn!(error = %e, "an unfinished multipart upload was not aborted");
+            }
+        });
+    }
+}
+
+/// An S3 object read as its body arrives, in parts of about a mebibyte.
+#[derive(Debug)]
+pub struct S3Reader {
+    key: String,
+    body: Option<ByteStream>,
+}
+
+/// What [`S3Reader`] gathers before handing a part on.
+const READ_PART: usize = 1024 * 1024;
+
+impl ObjectReader for S3Reader {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(body) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        let mut part = Vec::new();
+        while part.len() < READ_PART {
+            match body.try_next().await {
+                Ok(Some(bytes)) => part.extend_from_slice(&bytes),
+                Ok(None) => {
+                    self.body = None;
+                    break;
+                }
+                Err(e) => {
+                    self.body = None;
+                    return Err(GatewayError::port(
+                        "s3",
+                        format!("GetObject {}: reading the body: {e}", self.key),
+                    ));
+                }
+            }
+        }
+        Ok((!part.is_empty()).then_some(part))
     }
 }
 

@@ -134,6 +134,66 @@ async fn large_objects_are_copied_in_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_written_in_a_multipart_upload_and_read_as_they_arrive() {
+    use gateway::ports::{ObjectReader as _, ObjectWriter as _, PART_SIZE};
+    let moto = Moto::start();
+    let conf = common::conf(&moto).await;
+    let store = common::versioned_bucket(&conf).await;
+    let key = "AS2/raw-message/A/B/outbox/m1/m1.msg";
+    let data: Vec<u8> = (0..2 * PART_SIZE + 1234).map(|i| (i % 253) as u8).collect();
+    let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
+    let mut w = store.writer(key, meta.clone()).await.unwrap();
+    for piece in data.chunks(3 * 1024 * 1024) {
+        w.write(piece).await.unwrap();
+    }
+    assert!(
+        store.head(key).await.unwrap().is_none(),
+        "nothing is there before the upload completes"
+    );
+    let put = w.finish().await.unwrap();
+    assert_eq!(put.size, data.len() as u64);
+    assert!(put.version.is_some());
+    let (head, mut r) = store.reader(key).await.unwrap().unwrap();
+    assert_eq!((head.size, &head.metadata), (data.len() as u64, &meta));
+    let mut read = Vec::new();
+    while let Some(part) = r.next().await.unwrap() {
+        assert!(part.len() <= PART_SIZE);
+        read.extend_from_slice(&part);
+    }
+    assert!(read == data, "the parts make up the object");
+
+    // Under a part's size it is one PutObject; an upload dropped unfinished leaves nothing.
+    let mut w = store.writer("AS2/small", BTreeMap::new()).await.unwrap();
+    w.write(b"small").await.unwrap();
+    assert_eq!(w.finish().await.unwrap().size, 5);
+    assert_eq!(
+        store.get("AS2/small").await.unwrap().unwrap().data,
+        b"small"
+    );
+    let mut w = store.writer("AS2/dropped", BTreeMap::new()).await.unwrap();
+    w.write(&data[..PART_SIZE + 1]).await.unwrap();
+    drop(w);
+    assert!(store.head("AS2/dropped").await.unwrap().is_none());
+    let s3 = aws_sdk_s3::Client::new(&conf);
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket(store.bucket())
+            .send()
+            .await
+            .unwrap();
+        left = uploads.uploads().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the dropped upload was aborted");
+    assert!(store.reader("AS2/nothing").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_store_is_a_port_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use gateway::model::TlsOptions;
-use gateway::ports::{As2Transport, HttpRequest, HttpResponse, TransportError};
+use gateway::ports::{As2Transport, Body, HttpRequest, HttpResponse, TransportError};
 
 /// [`As2Transport`] with reqwest. Bodies always go with a Content-Length (some partners refuse
 /// chunked requests).
@@ -107,11 +107,19 @@ impl As2Transport for HttpTransport {
                 .map_err(|e| TransportError::Io(format!("header {}: {e}", h.name)))?;
             headers.append(name, value);
         }
+        let body = match request.body {
+            Body::Bytes(b) => reqwest::Body::from(b),
+            // A stream goes with the Content-Length it was given, not chunked.
+            Body::Stream { length, chunks } => {
+                headers.insert(reqwest::header::CONTENT_LENGTH, length.into());
+                reqwest::Body::wrap_stream(chunks)
+            }
+        };
         let mut rb = client
             .post(&request.url)
             .headers(headers)
             .timeout(request.timeout)
-            .body(request.body);
+            .body(body);
         if let Some((user, password)) = &request.basic_auth {
             rb = rb.basic_auth(user, Some(password));
         }
@@ -256,7 +264,7 @@ mod tests {
         HttpRequest {
             url: format!("http://127.0.0.1:{port}/as2"),
             headers: as2::HeaderMap::new(),
-            body: b"message".to_vec(),
+            body: Body::Bytes(b"message".to_vec()),
             timeout: Duration::from_secs(10),
             basic_auth: None,
             tls: TlsOptions::default(),
@@ -287,5 +295,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(t.clients(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_goes_whole_with_its_content_length() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            (head, body)
+        });
+        let parts: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100_000]).collect();
+        let whole = parts.concat();
+        let chunks = futures_util::stream::iter(parts.into_iter().map(Ok));
+        let mut req = request(port, Vec::new());
+        req.body = Body::Stream {
+            length: whole.len() as u64,
+            chunks: Box::pin(chunks),
+        };
+        let r = HttpTransport::new().post(req).await.unwrap();
+        assert_eq!(r.status, 200);
+        let (head, body) = server.join().unwrap();
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(head.contains("content-length: 500000"), "{head}");
+        assert_eq!(body, whole);
     }
 }

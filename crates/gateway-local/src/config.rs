@@ -60,6 +60,10 @@ pub struct Config {
     /// passes it.
     #[serde(default = "default_max_decompressed")]
     pub max_decompressed_bytes: u64,
+    /// Payloads larger than this, in bytes, are sent without being held in memory: read,
+    /// built and stored in parts, and sent from the file.
+    #[serde(default = "default_stream_above")]
+    pub stream_above_bytes: u64,
     /// Environment variable holding the keystore password (identity, trust and https).
     #[serde(default = "default_password_env")]
     pub keystore_password_env: String,
@@ -128,6 +132,9 @@ fn default_rejected_retention() -> u64 {
 fn default_max_decompressed() -> u64 {
     gateway::DEFAULT_MAX_DECOMPRESSED_BYTES
 }
+fn default_stream_above() -> u64 {
+    gateway::DEFAULT_STREAM_ABOVE
+}
 fn default_password_env() -> String {
     "MFTG_KEYSTORE_PASSWORD".into()
 }
@@ -150,6 +157,7 @@ impl Config {
             max_connections: default_max_connections(),
             rejected_retention_days: default_rejected_retention(),
             max_decompressed_bytes: default_max_decompressed(),
+            stream_above_bytes: default_stream_above(),
             keystore_password_env: default_password_env(),
             https: None,
             defaults: Defaults::default(),

@@ -107,6 +107,7 @@ impl Node {
             failpoints,
             duplicate_window: Duration::from_secs(config.duplicate_window_secs),
             max_decompressed_size: config.max_decompressed_bytes,
+            stream_above: config.stream_above_bytes,
             defaults: config.defaults.clone(),
             ..Settings::default()
         };

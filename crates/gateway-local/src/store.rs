@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use gateway::ports::{Object, ObjectMeta, ObjectStore};
+use gateway::ports::{Object, ObjectMeta, ObjectReader, ObjectStore, ObjectWriter};
 use gateway::{GatewayError, Millis, Result};
 
 use crate::blocking;
@@ -92,34 +92,33 @@ impl DirStore {
     /// users see), flushed to disk, renamed into place, and the folder's entry flushed too.
     fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
         use std::io::Write as _;
-        let dir = path
-            .parent()
-            .ok_or_else(|| err("object path has no parent"))?;
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let scratch = self.root.join(gateway::layout::TMP);
-        std::fs::create_dir_all(&scratch).map_err(err)?;
-        let tmp = scratch.join(format!("{TEMP_PREFIX}{}", as2::random_hex(6)));
+        let mut scratch = self.scratch(path)?;
+        scratch.file.write_all(data).map_err(err)?;
+        scratch.commit(path)
+    }
+
+    /// A new file under `AS2/tmp/` that becomes `path` once committed (private objects' files
+    /// readable by the owner only).
+    fn scratch(&self, path: &Path) -> Result<Scratch> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let dir = self.root.join(gateway::layout::TMP);
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}", as2::random_hex(6)));
         let private = path
             .strip_prefix(&self.root)
             .ok()
             .and_then(|p| p.to_str())
             .is_some_and(gateway::layout::is_private);
-        let written = (|| -> std::io::Result<()> {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(if private { 0o600 } else { 0o644 })
-                .open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(err)
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if private { 0o600 } else { 0o644 })
+            .open(&tmp)
+            .map_err(err)?;
+        Ok(Scratch {
+            file,
+            tmp: Some(tmp),
+        })
     }
 
     /// Removes what writes interrupted by a crash left under `AS2/tmp/`; returns how many.
@@ -139,6 +138,143 @@ impl DirStore {
             }
         }
         Ok(n)
+    }
+}
+
+/// What a [`DirWriter`] gathers before a write and a [`DirReader`] reads at a time: a disk needs
+/// no larger calls.
+const PART: usize = 1024 * 1024;
+
+/// A file being written under `AS2/tmp/`; removed if dropped before it is committed.
+struct Scratch {
+    file: std::fs::File,
+    tmp: Option<PathBuf>,
+}
+
+impl Scratch {
+    /// Flushes the file to disk, renames it to `path` and flushes the folder's entry.
+    fn commit(mut self, path: &Path) -> Result<()> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| err("object path has no parent"))?;
+        let tmp = self.tmp.take().ok_or_else(|| err("committed twice"))?;
+        let done = (|| -> std::io::Result<()> {
+            self.file.sync_all()?;
+            std::fs::create_dir_all(dir)?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        done.map_err(err)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// An object of a [`DirStore`] being written in parts: a file under `AS2/tmp/`, renamed into
+/// place by `finish`, removed if the writer is dropped first.
+pub struct DirWriter {
+    store: DirStore,
+    key: String,
+    metadata: BTreeMap<String, String>,
+    scratch: Option<Scratch>,
+    buffer: Vec<u8>,
+}
+
+impl std::fmt::Debug for DirWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirWriter")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirWriter {
+    /// Writes the buffered bytes to the file, on the blocking threads.
+    async fn flush(&mut self) -> Result<()> {
+        use std::io::Write as _;
+        let mut scratch = self
+            .scratch
+            .take()
+            .ok_or_else(|| err("a write failed before"))?;
+        let buffer = std::mem::take(&mut self.buffer);
+        let (scratch, buffer) = tokio::task::spawn_blocking(move || {
+            let r = scratch.file.write_all(&buffer);
+            r.map(|()| (scratch, buffer))
+        })
+        .await
+        .map_err(err)?
+        .map_err(err)?;
+        self.scratch = Some(scratch);
+        self.buffer = buffer;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+impl ObjectWriter for DirWriter {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= PART {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<ObjectMeta> {
+        self.flush().await?;
+        let scratch = self
+            .scratch
+            .take()
+            .ok_or_else(|| err("a write failed before"))?;
+        let (key, metadata) = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.metadata),
+        );
+        blocking::run(&self.store, "directory store", move |s: &DirStore| {
+            let path = s.path(&key)?;
+            s.put_metadata(&key, &metadata)?;
+            scratch.commit(&path)?;
+            s.meta_of(&key, &path)?
+                .ok_or_else(|| err(format!("{key} vanished after writing")))
+        })
+        .await
+    }
+}
+
+/// An object of a [`DirStore`] read in parts, on the blocking threads.
+#[derive(Debug)]
+pub struct DirReader {
+    file: Option<std::fs::File>,
+}
+
+impl ObjectReader for DirReader {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        use std::io::Read as _;
+        let Some(file) = self.file.take() else {
+            return Ok(None);
+        };
+        let (file, part) = tokio::task::spawn_blocking(move || {
+            let mut part = Vec::with_capacity(PART);
+            let r = (&file).take(PART as u64).read_to_end(&mut part);
+            r.map(|_| (file, part))
+        })
+        .await
+        .map_err(err)?
+        .map_err(err)?;
+        if part.is_empty() {
+            return Ok(None);
+        }
+        self.file = Some(file);
+        Ok(Some(part))
     }
 }
 
@@ -193,6 +329,40 @@ impl ObjectStore for DirStore {
         })
         .await
     }
+
+    type Writer = DirWriter;
+    type Reader = DirReader;
+
+    async fn writer(&self, key: &str, metadata: BTreeMap<String, String>) -> Result<DirWriter> {
+        let k = key.to_string();
+        let scratch = blocking::run(self, "directory store", move |s: &DirStore| {
+            s.scratch(&s.path(&k)?)
+        })
+        .await?;
+        Ok(DirWriter {
+            store: self.clone(),
+            key: key.to_string(),
+            metadata,
+            scratch: Some(scratch),
+            buffer: Vec::new(),
+        })
+    }
+
+    async fn reader(&self, key: &str) -> Result<Option<(ObjectMeta, DirReader)>> {
+        let key = key.to_string();
+        blocking::run(self, "directory store", move |s: &DirStore| {
+            let path = s.path(&key)?;
+            let Some(meta) = s.meta_of(&key, &path)? else {
+                return Ok(None);
+            };
+            match std::fs::File::open(&path) {
+                Ok(f) => Ok(Some((meta, DirReader { file: Some(f) }))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(err(e)),
+            }
+        })
+        .await
+    }
 }
 
 impl DirStore {
@@ -203,15 +373,20 @@ impl DirStore {
         metadata: BTreeMap<String, String>,
     ) -> Result<ObjectMeta> {
         let path = self.path(key)?;
-        if metadata.is_empty() {
-            let _ = std::fs::remove_file(self.meta_path(key));
-        } else {
-            let m = self.meta_path(key);
-            self.write_atomic(&m, &serde_json::to_vec(&metadata).map_err(err)?)?;
-        }
+        self.put_metadata(key, &metadata)?;
         self.write_atomic(&path, &data)?;
         self.meta_of(key, &path)?
             .ok_or_else(|| err(format!("{key} vanished after writing")))
+    }
+
+    /// Writes (or, when empty, removes) the side file of `key`'s metadata.
+    fn put_metadata(&self, key: &str, metadata: &BTreeMap<String, String>) -> Result<()> {
+        let m = self.meta_path(key);
+        if metadata.is_empty() {
+            let _ = std::fs::remove_file(m);
+            return Ok(());
+        }
+        self.write_atomic(&m, &serde_json::to_vec(metadata).map_err(err)?)
     }
 
     fn get_now(&self, key: &str) -> Result<Option<Object>> {
@@ -231,11 +406,25 @@ impl DirStore {
         self.meta_of(key, &path)
     }
 
+    /// Copies file to file, never holding the object in memory.
     fn copy_now(&self, from: &str, to: &str) -> Result<ObjectMeta> {
-        let object = self
-            .get_now(from)?
+        let (src, dst) = (self.path(from)?, self.path(to)?);
+        let meta = self
+            .meta_of(from, &src)?
             .ok_or_else(|| GatewayError::NotFound(from.into()))?;
-        self.put_now(to, object.data, object.meta.metadata)
+        let mut source = match std::fs::File::open(&src) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(GatewayError::NotFound(from.into()))
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let mut scratch = self.scratch(&dst)?;
+        std::io::copy(&mut source, &mut scratch.file).map_err(err)?;
+        self.put_metadata(to, &meta.metadata)?;
+        scratch.commit(&dst)?;
+        self.meta_of(to, &dst)?
+            .ok_or_else(|| err(format!("{to} vanished after writing")))
     }
 
     fn delete_now(&self, key: &str) -> Result<()> {
@@ -300,6 +489,60 @@ impl DirStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn written_and_read_in_parts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = DirStore::new(tmp.path()).unwrap();
+        let key = "AS2/raw-message/A/B/outbox/m1/m1.msg";
+        let data: Vec<u8> = (0..3 * PART + 17).map(|i| (i % 251) as u8).collect();
+        let mut md = BTreeMap::new();
+        md.insert("partner".to_string(), "B".to_string());
+        // Nothing is under the key while it is written, nor after a writer is dropped.
+        let mut w = s.writer(key, md.clone()).await.unwrap();
+        w.write(&data[..PART + 5]).await.unwrap();
+        assert!(s.head(key).await.unwrap().is_none());
+        drop(w);
+        assert!(s.head(key).await.unwrap().is_none());
+        assert_eq!(
+            s.clean_scratch().unwrap(),
+            0,
+            "the dropped writer's file is gone"
+        );
+        let mut w = s.writer(key, md.clone()).await.unwrap();
+        for piece in data.chunks(100_000) {
+            w.write(piece).await.unwrap();
+        }
+        let meta = w.finish().await.unwrap();
+        assert_eq!((meta.size, &meta.metadata), (data.len() as u64, &md));
+        assert_eq!(s.get(key).await.unwrap().unwrap().data, data);
+        let (meta, mut r) = s.reader(key).await.unwrap().unwrap();
+        assert_eq!(meta.size, data.len() as u64);
+        let mut parts = Vec::new();
+        while let Some(p) = r.next().await.unwrap() {
+            assert!(p.len() <= PART);
+            parts.push(p);
+        }
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts.concat(), data);
+        assert!(s.reader("AS2/nothing").await.unwrap().is_none());
+        assert!(s.writer("../x", BTreeMap::new()).await.is_err());
+        // A copy goes file to file, metadata and all.
+        let c = s.copy(key, None, "AS2/copy/m1.msg").await.unwrap();
+        assert_eq!((c.size, c.metadata), (data.len() as u64, md));
+        assert_eq!(s.get("AS2/copy/m1.msg").await.unwrap().unwrap().data, data);
+        assert!(matches!(
+            s.copy("AS2/nothing", None, "AS2/x").await,
+            Err(GatewayError::NotFound(_))
+        ));
+        assert!(files_under_tmp(&s).is_empty());
+    }
+
+    fn files_under_tmp(s: &DirStore) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(s.root().join(gateway::layout::TMP))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
 
     #[tokio::test]
     async fn put_get_copy_delete_list() {

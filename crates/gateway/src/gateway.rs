@@ -42,7 +42,13 @@ pub struct Settings {
     pub duplicate_wait: Duration,
     /// Steps made to fail or die, for fault-injection tests (none by default).
     pub failpoints: Failpoints,
+    /// Payloads larger than this are sent without being held in memory: read, built and
+    /// stored in parts, and sent from the store (binary bodies; base64 ones are built whole).
+    pub stream_above: u64,
 }
+
+/// Payloads up to this size are built in memory, larger ones as they are read.
+pub const DEFAULT_STREAM_ABOVE: u64 = 8 * 1024 * 1024;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -54,6 +60,7 @@ impl Default for Settings {
             receive_lease: Duration::from_secs(300),
             duplicate_wait: Duration::from_secs(30),
             failpoints: Failpoints::default(),
+            stream_above: DEFAULT_STREAM_ABOVE,
         }
     }
 }

@@ -21,7 +21,10 @@ mod time;
 mod upload;
 
 pub use error::{GatewayError, Result};
-pub use gateway::{Gateway, Settings, DEFAULT_DUPLICATE_WINDOW, DEFAULT_MAX_DECOMPRESSED_BYTES};
+pub use gateway::{
+    Gateway, Settings, DEFAULT_DUPLICATE_WINDOW, DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_STREAM_ABOVE,
+};
 pub use ports::HttpResponse;
 pub use ports::UploadRef;
 pub use receive::Peer;

@@ -146,6 +146,69 @@ impl ObjectStore for MemoryStore {
             .filter_map(|(k, v)| v.last().map(|o| (k.clone(), o.meta.clone())))
             .collect())
     }
+
+    type Writer = MemoryWriter;
+    type Reader = MemoryReader;
+
+    async fn writer(&self, key: &str, metadata: BTreeMap<String, String>) -> Result<MemoryWriter> {
+        Ok(MemoryWriter {
+            store: self.clone(),
+            key: key.to_string(),
+            metadata,
+            data: Vec::new(),
+        })
+    }
+
+    async fn reader(&self, key: &str) -> Result<Option<(ObjectMeta, MemoryReader)>> {
+        Ok(self.get(key).await?.map(|o| {
+            (
+                o.meta,
+                MemoryReader {
+                    data: o.data,
+                    at: 0,
+                },
+            )
+        }))
+    }
+}
+
+/// An object written in parts to a [`MemoryStore`]: put whole at the end.
+#[derive(Debug)]
+pub struct MemoryWriter {
+    store: MemoryStore,
+    key: String,
+    metadata: BTreeMap<String, String>,
+    data: Vec<u8>,
+}
+
+impl ObjectWriter for MemoryWriter {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<ObjectMeta> {
+        self.store.put(&self.key, self.data, self.metadata).await
+    }
+}
+
+/// An object of a [`MemoryStore`] read in parts.
+#[derive(Debug)]
+pub struct MemoryReader {
+    data: Vec<u8>,
+    at: usize,
+}
+
+impl ObjectReader for MemoryReader {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.at >= self.data.len() {
+            return Ok(None);
+        }
+        let end = self.data.len().min(self.at + PART_SIZE);
+        let part = self.data[self.at..end].to_vec();
+        self.at = end;
+        Ok(Some(part))
+    }
 }
 
 /// Station, partner and file name.
@@ -331,15 +394,27 @@ impl Secrets for MemorySecrets {
     }
 }
 
-type Handler =
-    dyn Fn(&HttpRequest) -> std::result::Result<HttpResponse, TransportError> + Send + Sync;
+type Handler = dyn Fn(&Posted) -> std::result::Result<HttpResponse, TransportError> + Send + Sync;
+
+/// A request as a scripted partner received it: the body read whole.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// The URL posted to.
+    pub url: String,
+    /// The request's headers.
+    pub headers: as2::HeaderMap,
+    /// The body as it arrived.
+    pub body: Vec<u8>,
+    /// Basic auth user and password.
+    pub basic_auth: Option<(String, String)>,
+}
 
 /// A transport that hands each request to a function: a scripted partner.
 #[derive(Clone)]
 pub struct FnTransport {
     handler: Arc<Handler>,
     /// Every request made, in order.
-    pub requests: Arc<Mutex<Vec<HttpRequest>>>,
+    pub requests: Arc<Mutex<Vec<Posted>>>,
 }
 
 impl std::fmt::Debug for FnTransport {
@@ -351,7 +426,7 @@ impl std::fmt::Debug for FnTransport {
 impl FnTransport {
     /// A transport answering with `handler`.
     pub fn new(
-        handler: impl Fn(&HttpRequest) -> std::result::Result<HttpResponse, TransportError>
+        handler: impl Fn(&Posted) -> std::result::Result<HttpResponse, TransportError>
             + Send
             + Sync
             + 'static,
@@ -368,6 +443,16 @@ impl As2Transport for FnTransport {
         &self,
         request: HttpRequest,
     ) -> std::result::Result<HttpResponse, TransportError> {
+        let request = Posted {
+            url: request.url,
+            headers: request.headers,
+            body: request
+                .body
+                .collect()
+                .await
+                .map_err(|e| TransportError::Io(e.to_string()))?,
+            basic_auth: request.basic_auth,
+        };
         let r = (self.handler)(&request);
         lock(&self.requests).push(request);
         r

@@ -108,6 +108,69 @@ pub trait ObjectStore: Send + Sync {
     fn delete(&self, key: &str, version: Option<&str>) -> impl Future<Output = Result<()>> + Send;
     /// Keys under `prefix`, in key order.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, ObjectMeta)>>> + Send;
+
+    /// An object written in parts, for what is too large to hold in memory.
+    type Writer: ObjectWriter;
+    /// An object read in parts.
+    type Reader: ObjectReader;
+    /// Starts writing `key` in parts: nothing is under the key until the writer's
+    /// [`ObjectWriter::finish`], and a writer dropped unfinished leaves nothing there.
+    fn writer(
+        &self,
+        key: &str,
+        metadata: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Self::Writer>> + Send;
+    /// Reads an object in parts; `None` if it does not exist.
+    fn reader(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(ObjectMeta, Self::Reader)>>> + Send;
+}
+
+/// The size of the parts objects are read and written in: S3's smallest multipart part, and
+/// few enough calls for a file.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// An object being written in parts (a temporary file, an S3 multipart upload).
+pub trait ObjectWriter: Send {
+    /// Appends `data`.
+    fn write(&mut self, data: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// Puts what was written under the key, whole, and says what the store knows of it.
+    fn finish(self) -> impl Future<Output = Result<ObjectMeta>> + Send;
+}
+
+/// An object being read in parts.
+pub trait ObjectReader: Send + 'static {
+    /// The next part (at most [`PART_SIZE`] bytes); `None` at the end.
+    fn next(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+}
+
+/// A request body read as it goes out.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send>>;
+
+/// An object's parts as a stream, for a request body; a read that fails ends it with the error.
+pub fn byte_stream<R: ObjectReader>(reader: R) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(reader),
+        |reader| async move {
+            let mut reader = reader?;
+            match reader.next().await {
+                Ok(Some(part)) => Some((Ok(part), Some(reader))),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        },
+    ))
+}
+
+/// What an object's parts add up to, read whole (for what is known to be small).
+pub async fn read_all<R: ObjectReader>(mut reader: R) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(part) = reader.next().await? {
+        out.extend_from_slice(&part);
+    }
+    Ok(out)
 }
 
 /// What the duplicate index says of an upload.
@@ -333,15 +396,67 @@ pub trait Secrets: Send + Sync {
     fn secret(&self, name: &str) -> impl Future<Output = Result<String>> + Send;
 }
 
+/// A request's body: in memory, or read from the store as it goes out.
+pub enum Body {
+    /// The whole body.
+    Bytes(Vec<u8>),
+    /// A body of `length` bytes, read as it is sent.
+    Stream {
+        /// Its length, for the Content-Length header.
+        length: u64,
+        /// Its bytes.
+        chunks: ByteStream,
+    },
+}
+
+impl Body {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::Stream { length, .. } => *length,
+        }
+    }
+
+    /// True if it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole body, a stream read to its end.
+    pub async fn collect(self) -> std::io::Result<Vec<u8>> {
+        use futures_util::StreamExt as _;
+        match self {
+            Body::Bytes(b) => Ok(b),
+            Body::Stream { length, mut chunks } => {
+                let mut out = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+                while let Some(part) = chunks.next().await {
+                    out.extend_from_slice(&part?);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.len()),
+            Body::Stream { length, .. } => write!(f, "Body::Stream({length} bytes)"),
+        }
+    }
+}
+
 /// One HTTP POST to a partner.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HttpRequest {
     /// The partner's URL.
     pub url: String,
     /// Headers (the transport adds Content-Length; never chunked, as some partners refuse it).
     pub headers: HeaderMap,
     /// The AS2 message or receipt, exactly as it goes over the wire.
-    pub body: Vec<u8>,
+    pub body: Body,
     /// Give up after this long.
     pub timeout: Duration,
     /// Basic auth user and password.

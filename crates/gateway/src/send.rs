@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use as2::message::{self, Payload};
+use as2::message_stream::BuildStream;
 use as2::HeaderMap;
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::{Agreement, Gateway};
 use crate::model::{Job, MdnMode, MessageRecord, Status};
 use crate::ports::{
-    As2Transport, Clock, HttpRequest, JobQueue, Keystore, MessageLog, ObjectStore, Ports, Secrets,
-    TransportError,
+    byte_stream, As2Transport, Body, Clock, HttpRequest, JobQueue, Keystore, MessageLog,
+    ObjectReader as _, ObjectStore, ObjectWriter as _, Ports, Secrets, TransportError,
 };
 use crate::time::Millis;
 
@@ -49,6 +50,17 @@ impl SendOutcome {
         }
     }
 }
+
+/// A message built and stored as it goes out.
+struct Prepared {
+    headers: HeaderMap,
+    body: Body,
+    mic: as2::mic::Mic,
+    alternative_mics: Vec<as2::mic::Mic>,
+}
+
+/// How much of the payload the streaming builder is given at a time.
+const FEED_SLICE: usize = 1024 * 1024;
 
 /// The longest a partner's Retry-After is followed: a day (a longer one is read as a day).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
@@ -127,15 +139,6 @@ impl<P: Ports> Gateway<P> {
         }
 
         let payload_key = record.payload_key.clone().unwrap_or_default();
-        let Some(payload) = self.ports.store().get(&payload_key).await? else {
-            return self
-                .fail(
-                    &mut record,
-                    now,
-                    format!("the payload {payload_key} is gone"),
-                )
-                .await;
-        };
         let opts = match agreement.message_options(&format!("AS2 message {}", record.filename)) {
             Ok(o) => o,
             Err(e) => return self.fail(&mut record, now, e.to_string()).await,
@@ -144,31 +147,16 @@ impl<P: Ports> Gateway<P> {
             record.message_id =
                 as2::envelope::new_message_id(&agreement.message_id_domain, now.unix());
         }
-        let built = message::build(
-            &opts,
-            &Payload {
-                data: &payload.data,
-                filename: Some(&record.filename),
-                content_type: &agreement.partnership.content_type,
-            },
-            &record.message_id,
-            now.unix(),
-        );
-        drop(payload);
-        let built = match built {
-            Ok(b) => b,
-            Err(e) => {
-                return self
-                    .fail(&mut record, now, format!("cannot build the message: {e}"))
-                    .await
-            }
-        };
         let paths = record.paths()?;
-        let store = self.ports.store();
-        store
-            .put(&paths.raw_message(), built.body.clone(), BTreeMap::new())
-            .await?;
-        store
+        let built = match self
+            .prepare(&record, &agreement, &opts, &payload_key, now)
+            .await?
+        {
+            Ok(b) => b,
+            Err(why) => return self.fail(&mut record, now, why).await,
+        };
+        self.ports
+            .store()
             .put(&paths.headers(), built.headers.to_bytes(), BTreeMap::new())
             .await?;
         let style = agreement.name_style();
@@ -290,11 +278,110 @@ impl<P: Ports> Gateway<P> {
         }
     }
 
+    /// Builds the message and stores it as sent (`AS2/raw-message/`): in memory when the
+    /// payload is small, else read, built and written in parts, and sent from the store as it
+    /// goes out. The inner error is why the message can never be sent.
+    async fn prepare(
+        &self,
+        record: &MessageRecord,
+        agreement: &Agreement,
+        opts: &message::MessageOptions,
+        payload_key: &str,
+        now: Millis,
+    ) -> Result<std::result::Result<Prepared, String>> {
+        let store = self.ports.store();
+        let gone = || Ok(Err(format!("the payload {payload_key} is gone")));
+        let Some(meta) = store.head(payload_key).await? else {
+            return gone();
+        };
+        let content_type = &agreement.partnership.content_type;
+        let raw_key = record.paths()?.raw_message();
+        let cannot = |e: as2::Error| Ok(Err(format!("cannot build the message: {e}")));
+        if meta.size <= self.settings.stream_above
+            || opts.body_encoding != message::BodyEncoding::Binary
+        {
+            let Some(payload) = store.get(payload_key).await? else {
+                return gone();
+            };
+            let built = message::build(
+                opts,
+                &Payload {
+                    data: &payload.data,
+                    filename: Some(&record.filename),
+                    content_type,
+                },
+                &record.message_id,
+                now.unix(),
+            );
+            drop(payload);
+            let built = match built {
+                Ok(b) => b,
+                Err(e) => return cannot(e),
+            };
+            store
+                .put(&raw_key, built.body.clone(), BTreeMap::new())
+                .await?;
+            return Ok(Ok(Prepared {
+                headers: built.headers,
+                body: Body::Bytes(built.body),
+                mic: built.mic,
+                alternative_mics: built.alternative_mics,
+            }));
+        }
+        let Some((_, mut payload)) = store.reader(payload_key).await? else {
+            return gone();
+        };
+        let mut raw = store.writer(&raw_key, BTreeMap::new()).await?;
+        let mut out = Vec::new();
+        let (mut builder, headers) = match BuildStream::start(
+            opts,
+            content_type,
+            Some(&record.filename),
+            &record.message_id,
+            now.unix(),
+            &mut out,
+        ) {
+            Ok(b) => b,
+            Err(e) => return cannot(e),
+        };
+        raw.write(&out).await?;
+        while let Some(part) = payload.next().await? {
+            // Fed a slice at a time, so what one call puts out stays small.
+            for slice in part.chunks(FEED_SLICE) {
+                out.clear();
+                if let Err(e) = builder.update(slice, &mut out) {
+                    return cannot(e);
+                }
+                raw.write(&out).await?;
+            }
+        }
+        out.clear();
+        let built = match builder.finish(&mut out) {
+            Ok(b) => b,
+            Err(e) => return cannot(e),
+        };
+        raw.write(&out).await?;
+        drop(out);
+        let length = raw.finish().await?.size;
+        let Some((_, body)) = store.reader(&raw_key).await? else {
+            return Err(GatewayError::NotFound(raw_key));
+        };
+        Ok(Ok(Prepared {
+            headers,
+            body: Body::Stream {
+                length,
+                chunks: byte_stream(body),
+            },
+            mic: built.mic,
+            alternative_mics: built.alternative_mics,
+        }))
+    }
+
     async fn request(
         &self,
         agreement: &Agreement,
         headers: HeaderMap,
-        body: Vec<u8>,
+        body: Body,
     ) -> Result<HttpRequest> {
         let p = &agreement.partnership;
         let basic_auth = match &p.auth {
@@ -408,7 +495,7 @@ impl<P: Ports> Gateway<P> {
         let (headers, at) = as2::mime::parse_header_block(&object.data, &Default::default())?;
         let agreement = self.agreement(&record.station, &record.partner).await?;
         let mut request = match self
-            .request(&agreement, headers, object.data[at..].to_vec())
+            .request(&agreement, headers, Body::Bytes(object.data[at..].to_vec()))
             .await
         {
             Ok(r) => r,

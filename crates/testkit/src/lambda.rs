@@ -129,6 +129,11 @@ impl LambdaEmulator {
         }
     }
 
+    /// The function's process ID (for its memory figures in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Invokes the function with `event`; waits at most `limit` for its answer.
     pub fn invoke(&mut self, event: &Value, limit: Duration) -> Reply {
         let n = self

@@ -249,3 +249,26 @@ fn wait_ready(url: &str, mut child: Option<&mut Child>) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A figure of `/proc/<pid>/status`, in KiB: `VmHWM` (peak resident set), `VmRSS` (now).
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// `len` bytes that do not compress (xorshift), the same for the same `len`.
+pub fn incompressible(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = vec![0u8; len];
+    for b in out.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+    }
+    out
+}

@@ -100,6 +100,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let stream_above = number("MFTG_STREAM_ABOVE_BYTES", gateway::DEFAULT_STREAM_ABOVE)?;
         let failpoints =
             gateway::failpoint::Failpoints::from_var(get(gateway::failpoint::Failpoints::VAR))
                 .map_err(|e| EnvError::Refused {
@@ -159,6 +160,7 @@ impl Config {
             gateway: Settings {
                 duplicate_window: Duration::from_secs(window),
                 max_decompressed_size: max_decompressed,
+                stream_above,
                 failpoints,
                 defaults,
                 ..Settings::default()

@@ -164,6 +164,10 @@ fn trading_with_the_embedded_gateway() {
             edi(11)
         );
 
+        if mode == MdnMode::Sync {
+            large_message(&d, &mut trigger_fn, &mut sender, &beta);
+        }
+
         // BETA (embedded) -> ALPHA (Lambda, through the Function URL).
         beta.drop_file("asn 12.edi", &edi(12));
         let start = Instant::now();
@@ -200,4 +204,48 @@ fn trading_with_the_embedded_gateway() {
             .unwrap()
             .starts_with("AS2/files/ALPHA/BETA/inbox/"));
     }
+}
+
+/// A payload of 48 MiB from ALPHA's bucket: as2-sender reads it from S3 as it arrives, writes the
+/// message as sent in a multipart upload and posts it from there, never holding either whole.
+fn large_message(
+    d: &Deployment,
+    trigger_fn: &mut testkit::lambda::LambdaEmulator,
+    sender: &mut testkit::lambda::LambdaEmulator,
+    beta: &Embedded,
+) {
+    const SIZE: usize = 48 * 1024 * 1024;
+    let baseline = testkit::memory_kib(sender.pid(), "VmHWM");
+    let payload = testkit::incompressible(SIZE);
+    let out = trigger(
+        trigger_fn,
+        &d.upload("AS2/send/ALPHA/BETA/big.bin", &payload),
+    );
+    let id = out["id"].as_str().unwrap().to_string();
+    d.pump_until(
+        sender,
+        "the large message delivered to BETA",
+        Duration::from_secs(120),
+        |d| d.record(&id).status.is_final(),
+    );
+    let r = d.record(&id);
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert_eq!(r.mdn.unwrap().mic, "matches");
+    let peak = testkit::memory_kib(sender.pid(), "VmHWM");
+    eprintln!(
+        "as2-sender: peak {baseline} KiB after a small message, {peak} KiB after {} MiB",
+        SIZE >> 20
+    );
+    assert!(
+        peak < baseline + 32 * 1024,
+        "as2-sender's peak went from {baseline} KiB to {peak} KiB for a {} MiB payload",
+        SIZE >> 20
+    );
+    let got = beta
+        .records()
+        .into_iter()
+        .find(|r| r.direction == Direction::Inbox && r.filename == "big.bin")
+        .unwrap();
+    let file = std::fs::read(beta.config.data_dir.join(got.payload_key.unwrap())).unwrap();
+    assert!(file == payload, "BETA has the payload, byte for byte");
 }

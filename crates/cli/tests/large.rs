@@ -1,0 +1,83 @@
+//! A payload larger than the sender ever holds in memory, between two `mftg serve` processes:
+//! read, signed, compressed and encrypted as it is read, stored as sent in parts and posted from
+//! the file, with the sending gateway's peak memory measured.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use as2::algorithm::{ContentEncryption, DigestAlgorithm};
+use as2::message::Compression;
+use common::*;
+use gateway::layout::Direction;
+use gateway::model::{MdnMode, Status};
+
+fn sha256(path: &std::path::Path) -> Vec<u8> {
+    let data = std::fs::read(path).unwrap();
+    openssl::sha::sha256(&data).to_vec()
+}
+
+#[test]
+fn a_large_payload_is_sent_without_the_sender_holding_it() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    let tmp = tempfile::tempdir().unwrap();
+    let (alpha, beta) = sites_with(tmp.path(), |c| {
+        let p = &mut c.partnerships[0];
+        p.timeout_secs = 120;
+        p.encryption = Some(ContentEncryption::Aes256Cbc);
+        p.signing = Some(DigestAlgorithm::Sha256);
+        p.compression = Compression::BeforeSigning;
+        p.mdn = MdnMode::Sync;
+        p.signed_mdn = true;
+    });
+    let a = serve(&alpha, None);
+    let _b = serve(&beta, None);
+    let pid = a.0.id();
+
+    // A small message first: the gateway at work, its peak so far the baseline.
+    let small = tmp.path().join("small.x12");
+    std::fs::write(&small, b"ISA*00*SMALL~\r\n").unwrap();
+    send_to_beta(&alpha, &small);
+    wait_for(&alpha, "the small message delivered", |rs| {
+        rs.iter()
+            .any(|r| r.direction == Direction::Outbox && r.status == Status::Delivered)
+    });
+    let baseline = testkit::memory_kib(pid, "VmHWM");
+
+    let big = tmp.path().join("big.bin");
+    std::fs::write(&big, testkit::incompressible(SIZE)).unwrap();
+    send_to_beta(&alpha, &big);
+    let records = wait_for(&alpha, "the large message delivered", |rs| {
+        rs.iter().any(|r| {
+            r.direction == Direction::Outbox && r.filename == "big.bin" && r.status.is_final()
+        })
+    });
+    let sent = records.iter().find(|r| r.filename == "big.bin").unwrap();
+    assert_eq!(sent.status, Status::Delivered, "{:#?}", sent.history);
+    assert_eq!(sent.mdn.as_ref().unwrap().mic, "matches");
+    let peak = testkit::memory_kib(pid, "VmHWM");
+    eprintln!(
+        "ALPHA: peak {baseline} KiB after a small message, {peak} KiB after {} MiB",
+        SIZE >> 20
+    );
+    // Built in memory the payload and the message alone are twice the payload; in parts the
+    // sender holds a few parts at a time.
+    assert!(
+        peak < baseline + 24 * 1024,
+        "the sender's peak went from {baseline} KiB to {peak} KiB for a {} MiB payload",
+        SIZE >> 20
+    );
+
+    // What BETA received is the file, byte for byte; the message stored as sent is whole.
+    let got = wait_for(&beta, "the large message received", |rs| {
+        rs.iter()
+            .any(|r| r.direction == Direction::Inbox && r.filename == "big.bin")
+    });
+    let received = got.iter().find(|r| r.filename == "big.bin").unwrap();
+    let key = received.payload_key.clone().unwrap();
+    assert_eq!(sha256(&data_dir(&beta).join(key)), sha256(&big));
+    let raw = data_dir(&alpha).join(sent.raw_key.as_deref().unwrap());
+    assert!(std::fs::metadata(raw).unwrap().len() > SIZE as u64);
+    let scratch = files_under(&data_dir(&alpha).join("AS2/tmp"));
+    assert!(scratch.is_empty(), "{scratch:?}");
+}
