@@ -9,7 +9,8 @@
 //! - [`message`] builds an outbound AS2 message (compress, sign, encrypt) and returns its HTTP
 //!   headers, body and the MIC the receipt must echo.
 //! - [`receive`] opens an inbound message: decrypt, verify, decompress, in whatever order they
-//!   were applied, with the partnership's security policy enforced.
+//!   were applied, with the partnership's security policy enforced; [`receive_stream`] does the
+//!   same as the body is fed, in constant memory ([`message_stream`] builds that way).
 //! - [`mdn`] builds and parses Message Disposition Notifications (receipts).
 //! - [`envelope`] is what all three share: AS2 IDs, Message-IDs, the AS2 headers, the receipt
 //!   request.
@@ -38,6 +39,7 @@ pub mod mic;
 pub mod mime;
 mod pkcs12;
 pub mod receive;
+pub mod receive_stream;
 mod smime;
 mod time;
 

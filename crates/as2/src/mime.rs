@@ -612,7 +612,7 @@ pub fn encode_base64_lines(data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
+pub(crate) fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
     let mut i = 0;
     while i < body.len() {

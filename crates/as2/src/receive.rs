@@ -241,12 +241,7 @@ pub fn open(
     let mut signed_mic: Option<Mic> = None;
     let mut signer = None;
     let mut any_binary = false;
-    // The first MIC algorithm of `signed-receipt-micalg` that we support (RFC 4130 7.3.1).
-    let requested_mic = envelope
-        .mdn
-        .as_ref()
-        .and_then(|r| r.signed.as_ref())
-        .and_then(|s| mic::choose_algorithm(s.micalgs.iter().map(String::as_str)));
+    let requested_mic = requested_mic(envelope);
     for depth in 0.. {
         if depth > policy.max_layers {
             return Err(Error::TooDeeplyNested(policy.max_layers));
@@ -321,24 +316,10 @@ pub fn open(
             let signed_bytes = &cur.data[signed.clone()];
             let inner = Entity::parse(signed_bytes, &policy.limits)?;
             let binary = inner.transfer_encoding() == Some(TransferEncoding::Binary);
-            // As received first; then a binary part with its headers in CRLF form (its body is
-            // never touched), then the whole part in canonical form.
-            let forms: &[SignedForm] = if binary {
-                &[SignedForm::CanonicalHeaders, SignedForm::Canonical]
-            } else {
-                &[SignedForm::Canonical]
-            };
+            let forms = signed_forms(binary);
             let (digest, scheme, who, form) = if policy.skip_signature_verification {
-                let info = cms::inspect_signed(&sig)?;
-                let digest = info.digest.ok_or_else(|| {
-                    Error::UnsupportedAlgorithm(format!("signature digest {}", info.digest_oid))
-                })?;
-                let form = if binary {
-                    SignedForm::AsReceived
-                } else {
-                    SignedForm::Canonical
-                };
-                (digest, info.scheme, None, form)
+                let (digest, scheme, form) = unverified_signature(&sig, binary)?;
+                (digest, scheme, None, form)
             } else {
                 let v = cms::verify_detached(
                     &sig,
@@ -355,10 +336,7 @@ pub fn open(
             // MIC over the signed entity in the form that verified (RFC 4130 section 7.3.1), in
             // the algorithm the receipt request asks for, else the signature's. A verified
             // signature's messageDigest is that digest already.
-            let alg = match policy.receipt_mic {
-                ReceiptMic::Requested => requested_mic.unwrap_or(digest),
-                ReceiptMic::SignatureDigest => digest,
-            };
+            let alg = mic_algorithm(policy, requested_mic, digest);
             signed_mic = Some(match (&who, cms::signed_content_digest(&sig)) {
                 (Some(_), Some(d)) if alg == digest => Mic::from_digest(digest, &d),
                 _ => Mic::compute(alg, &form.apply(signed_bytes))?,
@@ -386,20 +364,8 @@ pub fn open(
         break;
     }
 
-    let signed_seen = layers.iter().any(|l| matches!(l, Layer::Signed { .. }));
     let encrypted_seen = layers.iter().any(|l| matches!(l, Layer::Encrypted { .. }));
-    if policy.require_encryption && !encrypted_seen {
-        return Err(Error::InsufficientSecurity(format!(
-            "messages from {} must be encrypted",
-            envelope.from
-        )));
-    }
-    if policy.require_signature && !signed_seen {
-        return Err(Error::InsufficientSecurity(format!(
-            "messages from {} must be signed",
-            envelope.from
-        )));
-    }
+    check_security(policy, envelope, &layers)?;
 
     let entity = cur.entity();
     let mic = match signed_mic {
@@ -460,17 +426,101 @@ pub fn open(
     })
 }
 
+/// What a signature that is not verified says (inspection tools only, never for receiving):
+/// its digest and scheme, and the form the MIC is taken over.
+pub(crate) fn unverified_signature(
+    sig: &[u8],
+    binary: bool,
+) -> Result<(
+    DigestAlgorithm,
+    Option<crate::algorithm::SignatureScheme>,
+    SignedForm,
+)> {
+    let info = cms::inspect_signed(sig)?;
+    let digest = info.digest.ok_or_else(|| {
+        Error::UnsupportedAlgorithm(format!("signature digest {}", info.digest_oid))
+    })?;
+    let form = if binary {
+        SignedForm::AsReceived
+    } else {
+        SignedForm::Canonical
+    };
+    Ok((digest, info.scheme, form))
+}
+
+/// The first MIC algorithm of the sender's `signed-receipt-micalg` that we support (RFC 4130
+/// section 7.3.1).
+pub(crate) fn requested_mic(envelope: &Envelope) -> Option<DigestAlgorithm> {
+    envelope
+        .mdn
+        .as_ref()
+        .and_then(|r| r.signed.as_ref())
+        .and_then(|s| mic::choose_algorithm(s.micalgs.iter().map(String::as_str)))
+}
+
+/// The algorithm of a signed message's MIC: the one the receipt request asks for, else the
+/// signature's, as the policy says.
+pub(crate) fn mic_algorithm(
+    policy: &Policy,
+    requested: Option<DigestAlgorithm>,
+    digest: DigestAlgorithm,
+) -> DigestAlgorithm {
+    match policy.receipt_mic {
+        ReceiptMic::Requested => requested.unwrap_or(digest),
+        ReceiptMic::SignatureDigest => digest,
+    }
+}
+
+/// The forms a signed part is verified in after "as received": a binary part with its headers
+/// in CRLF form (its body is never touched), then the whole part in canonical form.
+pub(crate) fn signed_forms(binary: bool) -> &'static [SignedForm] {
+    if binary {
+        &[SignedForm::CanonicalHeaders, SignedForm::Canonical]
+    } else {
+        &[SignedForm::Canonical]
+    }
+}
+
+/// Whether the unsigned MIC of content in `encoding` is taken over its canonical form: the
+/// text encodings (7bit, 8bit, quoted-printable).
+pub(crate) fn is_text_encoding(encoding: Option<&TransferEncoding>) -> bool {
+    matches!(
+        encoding,
+        Some(
+            TransferEncoding::SevenBit
+                | TransferEncoding::EightBit
+                | TransferEncoding::QuotedPrintable
+        )
+    )
+}
+
+/// The partnership's demands for encryption and a signature, against the layers found.
+pub(crate) fn check_security(policy: &Policy, envelope: &Envelope, layers: &[Layer]) -> Result<()> {
+    let signed = layers.iter().any(|l| matches!(l, Layer::Signed { .. }));
+    let encrypted = layers.iter().any(|l| matches!(l, Layer::Encrypted { .. }));
+    if policy.require_encryption && !encrypted {
+        return Err(Error::InsufficientSecurity(format!(
+            "messages from {} must be encrypted",
+            envelope.from
+        )));
+    }
+    if policy.require_signature && !signed {
+        return Err(Error::InsufficientSecurity(format!(
+            "messages from {} must be signed",
+            envelope.from
+        )));
+    }
+    Ok(())
+}
+
 /// The MIC of an entity's content alone: transfer encoding removed, and text encodings (7bit,
 /// 8bit, quoted-printable) in canonical form.
 fn unsigned_content_mic(alg: DigestAlgorithm, entity: &Entity<'_>) -> Result<Mic> {
     let content = entity.decoded_body()?;
-    match entity.transfer_encoding() {
-        Some(
-            TransferEncoding::SevenBit
-            | TransferEncoding::EightBit
-            | TransferEncoding::QuotedPrintable,
-        ) => Mic::compute(alg, &mime::canonicalize(&content)),
-        _ => Mic::compute(alg, &content),
+    if is_text_encoding(entity.transfer_encoding().as_ref()) {
+        Mic::compute(alg, &mime::canonicalize(&content))
+    } else {
+        Mic::compute(alg, &content)
     }
 }
 
@@ -478,33 +528,45 @@ fn unsigned_content_mic(alg: DigestAlgorithm, entity: &Entity<'_>) -> Result<Mic
 /// (before an empty line or a line that is no header) at least one is a `Content-*` field or
 /// `MIME-Version`. EDI that happens to hold a colon on its first line is not.
 fn starts_as_mime(data: &[u8], limits: &Limits) -> bool {
+    starts_as_mime_in(data, limits, true).unwrap_or(false)
+}
+
+/// [`starts_as_mime`] on the first bytes of a stream: `None` while the lines there are do not
+/// tell yet. With `complete`, `data` is all there is (or the most that is looked at).
+pub(crate) fn starts_as_mime_in(data: &[u8], limits: &Limits, complete: bool) -> Option<bool> {
+    let complete = complete || data.len() >= limits.max_header_bytes;
     let window = &data[..data.len().min(limits.max_header_bytes)];
-    for line in window.split(|&b| b == b'\n') {
+    let mut lines = window.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        if lines.peek().is_none() && !complete {
+            // The last line may not have all come yet.
+            return None;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            return false;
+            return Some(false);
         }
         if line[0] == b' ' || line[0] == b'\t' {
             continue;
         }
         let Some(colon) = memchr::memchr(b':', line) else {
-            return false;
+            return Some(false);
         };
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic()) {
-            return false;
+            return Some(false);
         }
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         if name.starts_with("content-") || name == "mime-version" {
-            return true;
+            return Some(true);
         }
     }
-    false
+    complete.then_some(false)
 }
 
 /// Headers for a bare payload: the outer part's type unless it is the S/MIME wrapper's, and its
 /// file name unless it names the wrapper (`smime.p7m`).
-fn bare_payload_headers(outer: &HeaderMap) -> HeaderMap {
+pub(crate) fn bare_payload_headers(outer: &HeaderMap) -> HeaderMap {
     let mut h = HeaderMap::new();
     let ct = outer.get("Content-Type").map(ContentType::parse);
     let keep_type = ct.as_ref().is_some_and(|c| {
@@ -541,7 +603,7 @@ fn pkcs7_kind(ct: &ContentType, der: &[u8]) -> Result<ContentKind> {
     Ok(kind)
 }
 
-fn check_cipher(c: ContentEncryption, policy: &Policy) -> Result<()> {
+pub(crate) fn check_cipher(c: ContentEncryption, policy: &Policy) -> Result<()> {
     if c.is_legacy() && !policy.allow_legacy_algorithms {
         return Err(Error::InsufficientSecurity(format!(
             "{c} encryption is not accepted from this partner"
@@ -550,7 +612,7 @@ fn check_cipher(c: ContentEncryption, policy: &Policy) -> Result<()> {
     Ok(())
 }
 
-fn check_digest(d: DigestAlgorithm, policy: &Policy) -> Result<()> {
+pub(crate) fn check_digest(d: DigestAlgorithm, policy: &Policy) -> Result<()> {
     if d.is_legacy() && !policy.allow_legacy_algorithms {
         return Err(Error::InsufficientSecurity(format!(
             "{d} signatures are not accepted from this partner"

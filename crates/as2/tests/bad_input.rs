@@ -14,7 +14,7 @@ use as2::message::{
     self, Compression, Encryption, MessageOptions, OutboundMessage, Payload, Signing,
 };
 use as2::mime::Limits;
-use as2::receive::{self, Policy, StaticKeys};
+use as2::receive::{Policy, StaticKeys};
 use as2::{Error, HeaderMap, UnixTime};
 use common::*;
 
@@ -38,7 +38,7 @@ fn build(sign: bool, encrypt: bool, compression: Compression) -> OutboundMessage
 
 fn open_with(h: &HeaderMap, body: &[u8], keys: &StaticKeys, policy: &Policy) -> Error {
     let env = Envelope::from_headers(h).unwrap();
-    receive::open(&env, h, body, keys, policy, NOW).expect_err("must be rejected")
+    open_both(&env, h, body, keys, policy, NOW).expect_err("must be rejected")
 }
 
 fn open(h: &HeaderMap, body: &[u8]) -> Error {
@@ -193,8 +193,8 @@ fn expired_certificate_is_a_policy_choice() {
     disposition(&e, "authentication-failed");
     // Accepted when the partnership does not check validity, and when checked as of a day it was valid.
     let env = Envelope::from_headers(&m.headers).unwrap();
-    assert!(receive::open(&env, &m.headers, &m.body, &keys, &Policy::default(), NOW).is_ok());
-    assert!(receive::open(
+    assert!(open_both(&env, &m.headers, &m.body, &keys, &Policy::default(), NOW).is_ok());
+    assert!(open_both(
         &env,
         &m.headers,
         &m.body,

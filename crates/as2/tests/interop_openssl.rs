@@ -15,7 +15,7 @@ use as2::algorithm::{ContentEncryption, DigestAlgorithm, KeyTransport, Signature
 use as2::envelope::Envelope;
 use as2::message::{self, Encryption, MessageOptions, Payload, Signing};
 use as2::mime::canonicalize;
-use as2::receive::{self, Policy};
+use as2::receive::Policy;
 use as2::HeaderMap;
 use as2::Layer;
 use common::*;
@@ -326,7 +326,7 @@ fn we_open_what_openssl_builds() {
                 None => smime_to_http(&std::fs::read(&signed).unwrap()),
             };
             let env = Envelope::from_headers(&headers).unwrap();
-            let got = receive::open(&env, &headers, &body, &keys, &Policy::default(), NOW)
+            let got = open_both(&env, &headers, &body, &keys, &Policy::default(), NOW)
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_same_bytes(&got.payload, &payload, &what);
             assert_eq!(got.filename.as_deref(), Some("po.x12"), "{what}");
@@ -415,7 +415,7 @@ fn text_mode_signature_verifies_after_canonicalisation() {
         "the LF form travels"
     );
     let env = Envelope::from_headers(&headers).unwrap();
-    let got = receive::open(
+    let got = open_both(
         &env,
         &headers,
         &body,

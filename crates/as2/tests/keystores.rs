@@ -13,7 +13,7 @@ use as2::algorithm::{DigestAlgorithm, SignatureScheme};
 use as2::envelope::Envelope;
 use as2::keys::{load_certificates, load_private_key, Identity, Keystore, KeystoreFormat};
 use as2::message::{self, Encryption, MessageOptions, Payload, Signing};
-use as2::receive::{self, Policy, StaticKeys};
+use as2::receive::{Policy, StaticKeys};
 use as2::{Error, UnixTime};
 use common::*;
 
@@ -136,7 +136,7 @@ fn exchange(
         identities: vec![recipient.clone()],
         partner_certificates: vec![signer_cert_seen_by_receiver.clone()],
     };
-    let got = receive::open(
+    let got = open_both(
         &env,
         &msg.headers,
         &msg.body,

@@ -14,7 +14,7 @@ use as2::envelope::MdnRequest;
 use as2::keys::Identity;
 use as2::mdn::{self, MdnOptions, MdnSignature, MicCheck};
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
-use as2::receive::{self, Policy};
+use as2::receive::Policy;
 use as2::Disposition;
 use as2::Layer;
 use common::*;
@@ -89,7 +89,7 @@ fn run(case: Case, sender: &Identity, receiver: &Identity, payload: &[u8]) {
         check_certificate_validity: true,
         ..Policy::default()
     };
-    let got = receive::open(
+    let got = open_both(
         &env,
         &out.headers,
         &out.body,

@@ -88,6 +88,9 @@ fn exercise(headers: &HeaderMap, body: &[u8]) {
             ..policy.clone()
         };
         let _ = receive::open(&env, headers, body, &keys, &lenient, NOW);
+        for size in [1, 7, 4096] {
+            let _ = open_streamed(&env, headers, body, &keys, &policy, NOW, size);
+        }
     }
     let _ = mdn::is_mdn(headers, body);
     let _ = mdn::parse(

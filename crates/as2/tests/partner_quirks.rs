@@ -14,7 +14,7 @@ use as2::mdn::{self, MdnOptions, MdnSignature, MicCheck};
 use as2::message::{self, Compression, Encryption, MessageOptions, Payload, Signing};
 use as2::mic::Mic;
 use as2::mime::encode_base64_lines;
-use as2::receive::{self, Policy};
+use as2::receive::Policy;
 use as2::{Disposition, HeaderMap};
 use common::*;
 
@@ -86,7 +86,7 @@ fn ibm_sterling_message_and_receipt() {
     ]);
     let env = Envelope::from_headers(&h).unwrap();
     assert_eq!(env.from, "STERLING CO");
-    let got = receive::open(
+    let got = open_both(
         &env,
         &h,
         &body,
@@ -184,7 +184,7 @@ fn mendelson_lower_case_headers_and_parts() {
         ("disposition-notification-options", "signed-receipt-protocol=optional, pkcs7-signature; signed-receipt-micalg=optional, sha-256"),
     ]);
     let env = Envelope::from_headers(&h).unwrap();
-    let got = receive::open(
+    let got = open_both(
         &env,
         &h,
         &der,
@@ -351,7 +351,7 @@ fn legacy_x_pkcs7_types() {
         ),
     );
     let env = Envelope::from_headers(&h).unwrap();
-    let got = receive::open(
+    let got = open_both(
         &env,
         &h,
         body.as_bytes(),
@@ -375,7 +375,7 @@ fn legacy_x_pkcs7_types() {
     let mut h = msg.headers.clone();
     h.set("Content-Type", "application/x-pkcs7-mime; name=smime.p7m");
     let env = Envelope::from_headers(&h).unwrap();
-    let got = receive::open(
+    let got = open_both(
         &env,
         &h,
         &msg.body,
@@ -446,7 +446,7 @@ fn filename_variants_and_traversal() {
             h.append("Content-Disposition", *cd);
         }
         let env = Envelope::from_headers(&h).unwrap();
-        let got = receive::open(
+        let got = open_both(
             &env,
             &h,
             b"ISA~",
@@ -478,7 +478,7 @@ fn base64_top_level_bodies() {
             h.append("Content-Transfer-Encoding", "base64");
         }
         let env = Envelope::from_headers(&h).unwrap();
-        let got = receive::open(
+        let got = open_both(
             &env,
             &h,
             &b64,

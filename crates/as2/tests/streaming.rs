@@ -17,7 +17,7 @@ use as2::algorithm::{ContentEncryption, KeyTransport};
 use as2::algorithm::{DigestAlgorithm, SignatureScheme};
 use as2::cms::{self, CompressStream, EnvelopeStream, InflateStream, SignStream};
 use as2::envelope::Envelope;
-use as2::message::{Compression, Encryption, MessageOptions, Payload, Signing};
+use as2::message::{MessageOptions, Payload};
 use as2::message_stream::BuildStream;
 use as2::receive::Policy;
 use common::*;
@@ -241,13 +241,6 @@ fn signed(
     s.finish().unwrap()
 }
 
-fn signing_digests() -> Vec<DigestAlgorithm> {
-    DigestAlgorithm::ALL
-        .into_iter()
-        .filter(|d| d.can_sign())
-        .collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -329,29 +322,9 @@ fn openssl_verifies_the_streamed_signature() {
     .is_err());
 }
 
-/// Message options from the numbers a property test draws.
+/// Message options from the numbers a property test draws, asking for a signed receipt.
 fn options(compression: u8, sign: Option<(usize, bool)>, encrypt: Option<usize>) -> MessageOptions {
-    let mut opts = MessageOptions::new("ALPHA", "BETA");
-    opts.compression = [
-        Compression::None,
-        Compression::BeforeSigning,
-        Compression::AfterSigning,
-    ][usize::from(compression) % 3];
-    if let Some((d, pss)) = sign {
-        let mut s = Signing::new(alpha().clone());
-        s.digest = signing_digests()[d % signing_digests().len()];
-        s.scheme = if pss {
-            SignatureScheme::RsaPss
-        } else {
-            SignatureScheme::RsaPkcs1v15
-        };
-        opts.signing = Some(s);
-    }
-    if let Some(c) = encrypt {
-        let mut e = Encryption::new(beta().certificate.clone());
-        e.cipher = ContentEncryption::ALL[c % ContentEncryption::ALL.len()];
-        opts.encryption = Some(e);
-    }
+    let mut opts = message_options(compression, sign, encrypt);
     opts.mdn = Some(as2::envelope::MdnRequest::sync(
         "as2@alpha.example",
         &[DigestAlgorithm::Sha256],
@@ -386,7 +359,7 @@ fn build_streamed(
 
 fn open(headers: &as2::HeaderMap, body: &[u8]) -> as2::receive::Received {
     let env = Envelope::from_headers(headers).unwrap();
-    as2::receive::open(
+    open_both(
         &env,
         headers,
         body,

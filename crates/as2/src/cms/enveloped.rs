@@ -795,6 +795,15 @@ impl DecryptStream {
         Ok(())
     }
 
+    /// Which key opens the envelope and with what, once its head has been read (before the
+    /// content is known to be good).
+    pub fn opened(&self) -> Option<&Opened> {
+        match &self.state {
+            Decrypting::Content { opened, .. } => Some(opened),
+            _ => None,
+        }
+    }
+
     /// Ends the envelope: checks the padding (CBC) or the tag (AES-GCM), appends the last
     /// plaintext, and says which key opened it. An error means nothing that came out is good.
     pub fn finish(self, out: &mut Vec<u8>) -> Result<Opened> {

@@ -75,14 +75,48 @@ fn content_info<'a>(der: &'a [u8], what: CmsStructure) -> Result<(String, Option
 /// The kind of a DER/BER ContentInfo.
 pub fn content_kind(der: &[u8]) -> Result<ContentKind> {
     let (oid, _) = content_info(der, CmsStructure::ContentInfo)?;
-    Ok(match oid.as_str() {
+    Ok(kind_of(oid))
+}
+
+/// The kind of a ContentInfo from its first bytes: `None` until its content type is there
+/// (an error once they cannot begin one).
+pub(crate) fn content_kind_prefix(prefix: &[u8]) -> Result<Option<ContentKind>> {
+    let bad = malformed(CmsStructure::ContentInfo);
+    let Some(seq) = asn1::read_header(prefix).map_err(&bad)? else {
+        return Ok(None);
+    };
+    if seq.tag != tag::SEQUENCE {
+        return Err(Error::MalformedCms {
+            what: CmsStructure::ContentInfo,
+            detail: "not a ContentInfo SEQUENCE".into(),
+        });
+    }
+    let rest = &prefix[seq.header_len..];
+    let Some(h) = asn1::read_header(rest).map_err(&bad)? else {
+        return Ok(None);
+    };
+    let (Some(len), tag::OID) = (h.len, h.tag) else {
+        return Err(Error::MalformedCms {
+            what: CmsStructure::ContentInfo,
+            detail: "a ContentInfo without a content type".into(),
+        });
+    };
+    let Some(oid) = rest.get(..h.header_len + len) else {
+        return Ok(None);
+    };
+    let oid = asn1::read(oid).and_then(|(t, _)| t.oid()).map_err(&bad)?;
+    Ok(Some(kind_of(oid)))
+}
+
+fn kind_of(oid: String) -> ContentKind {
+    match oid.as_str() {
         OID_DATA => ContentKind::Data,
         OID_SIGNED_DATA => ContentKind::SignedData,
         OID_ENVELOPED_DATA => ContentKind::EnvelopedData,
         OID_AUTH_ENVELOPED_DATA => ContentKind::AuthEnvelopedData,
         OID_COMPRESSED_DATA => ContentKind::CompressedData,
         _ => ContentKind::Other(oid),
-    })
+    }
 }
 
 fn expect_kind<'a>(der: &'a [u8], oid: &str, what: CmsStructure) -> Result<Tlv<'a>> {

@@ -359,7 +359,7 @@ impl SignStream {
 }
 
 /// Which form of the signed bytes a signature verified over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SignedForm {
     /// The bytes exactly as received.
     AsReceived,
@@ -419,6 +419,81 @@ pub fn verify_detached(
     alternatives: &[SignedForm],
 ) -> Result<VerifiedSignature> {
     check_size(content.len())?;
+    let checked = check_signer(signature_der, trusted)?;
+    let digest = checked.digest;
+    let found = |data: &[u8]| -> Result<Option<X509>> {
+        Ok(match &checked.expected {
+            // The attributes verified: the content is the one whose digest they state.
+            Some(expected) => (openssl::hash::hash(digest.message_digest(), data)?.as_ref()
+                == expected.as_slice())
+            .then(|| checked.signer.clone()),
+            None => ffi::verify_detached(signature_der, data, trusted, true).ok(),
+        })
+    };
+    let (form, signer) =
+        first_form(content, alternatives, found)?.ok_or(Error::IntegrityCheckFailed)?;
+    Ok(VerifiedSignature {
+        digest,
+        scheme: checked.scheme,
+        signer,
+        form,
+    })
+}
+
+/// Verifies a detached signature over content that was digested as it streamed past, never
+/// held: `digest_of(algorithm, form)` is the content's digest in that form, `None` where it was
+/// not computed. Forms are tried as received first, then `alternatives` in order. The signed
+/// attributes are verified first; the signature must have them (every AS2 product writes them),
+/// since without them only the whole content can be checked.
+pub fn verify_digests(
+    signature_der: &[u8],
+    trusted: &[X509],
+    alternatives: &[SignedForm],
+    digest_of: impl Fn(DigestAlgorithm, SignedForm) -> Option<Vec<u8>>,
+) -> Result<VerifiedSignature> {
+    let checked = check_signer(signature_der, trusted)?;
+    let digest = checked.digest;
+    let expected = checked.expected.clone().ok_or_else(|| {
+        Error::UnsupportedAlgorithm(
+            "a signature without signed attributes, on a message too large to hold".into(),
+        )
+    })?;
+    let mut computed = false;
+    for form in std::iter::once(SignedForm::AsReceived).chain(alternatives.iter().copied()) {
+        match digest_of(digest, form) {
+            Some(d) if d == expected => {
+                return Ok(VerifiedSignature {
+                    digest,
+                    scheme: checked.scheme,
+                    signer: checked.signer,
+                    form,
+                })
+            }
+            Some(_) => computed = true,
+            None => {}
+        }
+    }
+    if !computed {
+        return Err(Error::UnsupportedAlgorithm(format!(
+            "the signature's digest {digest} is not the multipart/signed micalg"
+        )));
+    }
+    Err(Error::IntegrityCheckFailed)
+}
+
+/// What checking a signature without its content establishes.
+struct CheckedSigner {
+    digest: DigestAlgorithm,
+    scheme: Option<SignatureScheme>,
+    /// The trusted certificate the signer info names and its signature verifies with.
+    signer: X509,
+    /// The content's digest as the verified signed attributes state it (`None` without them).
+    expected: Option<Vec<u8>>,
+}
+
+/// Checks who signed and the signature over the signed attributes, without the content: tells
+/// a wrong or forged signature apart from content altered after signing.
+fn check_signer(signature_der: &[u8], trusted: &[X509]) -> Result<CheckedSigner> {
     let info = inspect_signed(signature_der)?;
     let digest = info.digest.ok_or_else(|| {
         Error::UnsupportedAlgorithm(format!("signature digest {}", info.digest_oid))
@@ -437,41 +512,40 @@ pub fn verify_detached(
     }
     let (_, signer, _) = signed_data(signature_der)?;
     if signer.signature_oid == OID_RSASSA_PSS && !signer.signature_params {
-        return verify_pss_without_params(
-            &signer,
+        let (cert, expected) = verify_pss_without_params(&signer, digest, trusted, signed_by)?;
+        return Ok(CheckedSigner {
             digest,
-            content,
-            trusted,
-            alternatives,
-            signed_by,
-        );
-    }
-    // Signer and signed attributes first, without the content: tells a wrong or forged
-    // signature apart from content altered after signing.
-    if let Err(e) = ffi::verify_detached(signature_der, &[], trusted, false) {
-        let reasons: Vec<String> = e
-            .errors()
-            .iter()
-            .filter_map(|x| x.reason().map(str::to_string))
-            .collect();
-        let joined = reasons.join("; ");
-        return Err(if joined.contains("signer certificate not found") {
-            Error::UnknownSigner(signed_by())
-        } else if joined.is_empty() {
-            Error::AuthenticationFailed("signature does not verify".into())
-        } else {
-            Error::AuthenticationFailed(joined)
+            scheme: Some(SignatureScheme::RsaPss),
+            signer: cert,
+            expected: Some(expected),
         });
     }
-    let found = |data: &[u8]| Ok(ffi::verify_detached(signature_der, data, trusted, true).ok());
-    let (form, signer) =
-        first_form(content, alternatives, found)?.ok_or(Error::IntegrityCheckFailed)?;
-    Ok(VerifiedSignature {
-        digest,
-        scheme: info.scheme,
-        signer,
-        form,
-    })
+    match ffi::verify_detached(signature_der, &[], trusted, false) {
+        Ok(cert) => Ok(CheckedSigner {
+            digest,
+            scheme: info.scheme,
+            signer: cert,
+            expected: signer
+                .signed_attrs
+                .as_ref()
+                .and_then(message_digest_attribute),
+        }),
+        Err(e) => {
+            let reasons: Vec<String> = e
+                .errors()
+                .iter()
+                .filter_map(|x| x.reason().map(str::to_string))
+                .collect();
+            let joined = reasons.join("; ");
+            Err(if joined.contains("signer certificate not found") {
+                Error::UnknownSigner(signed_by())
+            } else if joined.is_empty() {
+                Error::AuthenticationFailed("signature does not verify".into())
+            } else {
+                Error::AuthenticationFailed(joined)
+            })
+        }
+    }
 }
 
 /// The first form of `content` (as received, then those of `alternatives` that change it) for
@@ -497,15 +571,13 @@ fn first_form<T>(
 /// RSASSA-PSS whose AlgorithmIdentifier omits the (mandatory) parameters, as pyas2lib writes it.
 /// OpenSSL refuses these; we read them as PSS with the signer's digest for both hash and MGF1 and
 /// whatever salt length the signature carries, and check the signed attributes ourselves.
+/// Returns the certificate that verified and the content digest the attributes state.
 fn verify_pss_without_params(
     signer: &SignerDetails<'_>,
     digest: DigestAlgorithm,
-    content: &[u8],
     trusted: &[X509],
-    alternatives: &[SignedForm],
     signed_by: impl Fn() -> String,
-) -> Result<VerifiedSignature> {
-    use openssl::hash::hash;
+) -> Result<(X509, Vec<u8>)> {
     use openssl::rsa::Padding;
     use openssl::sign::{RsaPssSaltlen, Verifier};
 
@@ -539,17 +611,7 @@ fn verify_pss_without_params(
     }
     let expected = message_digest_attribute(&attrs)
         .ok_or_else(|| Error::AuthenticationFailed("no message-digest attribute".into()))?;
-    let matches = |data: &[u8]| -> Result<Option<()>> {
-        Ok((hash(md, data)?.as_ref() == expected.as_slice()).then_some(()))
-    };
-    let (form, ()) =
-        first_form(content, alternatives, matches)?.ok_or(Error::IntegrityCheckFailed)?;
-    Ok(VerifiedSignature {
-        digest,
-        scheme: Some(SignatureScheme::RsaPss),
-        signer: cert.clone(),
-        form,
-    })
+    Ok((cert.clone(), expected))
 }
 
 #[cfg(test)]

@@ -182,3 +182,128 @@ pub fn cipher_flag(c: as2::algorithm::ContentEncryption) -> &'static str {
         ContentEncryption::Aes256Gcm => "-aes-256-gcm",
     }
 }
+
+/// Opens a message with the in-memory opener and with the streaming one, fed whole and in
+/// pieces of several sizes, and checks they agree: the same payload, name, type, layers, MIC and
+/// signer, or (both refusing) the same disposition. The streaming opener may refuse what it
+/// documents it cannot check without holding the message; it never accepts what the in-memory
+/// one refuses. Returns the in-memory result.
+pub fn open_both(
+    envelope: &as2::envelope::Envelope,
+    headers: &as2::HeaderMap,
+    body: &[u8],
+    keys: &dyn as2::receive::KeyLookup,
+    policy: &as2::receive::Policy,
+    at: as2::UnixTime,
+) -> as2::Result<as2::receive::Received> {
+    let memory = as2::receive::open(envelope, headers, body, keys, policy, at);
+    let mut sizes = vec![body.len().max(1), 4096, 13];
+    if body.len() < 20_000 {
+        sizes.push(1);
+    }
+    for size in sizes {
+        let streamed = open_streamed(envelope, headers, body, keys, policy, at, size);
+        match (&memory, streamed) {
+            (Ok(m), Ok((payload, s))) => {
+                assert!(
+                    payload == m.payload,
+                    "streamed payload differs ({size}-byte pieces)"
+                );
+                assert_eq!(s.payload.filename, m.filename, "{size}");
+                assert_eq!(s.payload.raw_filename, m.raw_filename, "{size}");
+                assert_eq!(s.payload.content_type, m.content_type, "{size}");
+                assert_eq!(s.size, m.payload.len() as u64, "{size}");
+                assert_eq!(s.layers, m.layers, "{size}");
+                assert_eq!(s.mic, m.mic, "{size}");
+                assert_eq!(
+                    s.signer.map(|c| c.to_der().unwrap()),
+                    m.signer.as_ref().map(|c| c.to_der().unwrap()),
+                    "{size}"
+                );
+            }
+            (Ok(_), Err(e)) => {
+                let text = e.to_string();
+                assert!(
+                    matches!(e, as2::Error::UnsupportedAlgorithm(_))
+                        && (text.contains("too large to hold") || text.contains("micalg")),
+                    "the in-memory opener accepts what the streaming one refuses ({size}-byte pieces): {e}"
+                );
+            }
+            (Err(m), Ok(_)) => {
+                panic!("the streaming opener accepts what the in-memory one refuses ({size}-byte pieces): {m}")
+            }
+            (Err(m), Err(s)) => assert_eq!(
+                s.disposition(),
+                m.disposition(),
+                "{size}-byte pieces: in memory {m}; streamed {s}"
+            ),
+        }
+    }
+    memory
+}
+
+/// The streaming opener fed `body` in pieces of `size` bytes: the payload and the verdict.
+pub fn open_streamed(
+    envelope: &as2::envelope::Envelope,
+    headers: &as2::HeaderMap,
+    body: &[u8],
+    keys: &dyn as2::receive::KeyLookup,
+    policy: &as2::receive::Policy,
+    at: as2::UnixTime,
+    size: usize,
+) -> as2::Result<(Vec<u8>, as2::receive_stream::StreamOpened)> {
+    let mut s = as2::receive_stream::OpenStream::new(envelope, headers, keys, policy, at)?;
+    let mut payload = Vec::new();
+    for piece in body.chunks(size.max(1)) {
+        let before = payload.len();
+        s.update(piece, &mut payload)?;
+        assert!(
+            payload.len() == before || s.payload().is_some(),
+            "payload bytes came out before the payload's headers were known"
+        );
+    }
+    let opened = s.finish(&mut payload)?;
+    Ok((payload, opened))
+}
+
+/// The digests a signature may use.
+pub fn signing_digests() -> Vec<as2::algorithm::DigestAlgorithm> {
+    as2::algorithm::DigestAlgorithm::ALL
+        .into_iter()
+        .filter(|d| d.can_sign())
+        .collect()
+}
+
+/// ALPHA-to-BETA message options from the numbers a property test draws: compression (none,
+/// before or after signing), a signing digest (by index) and PSS or not, a cipher (by index).
+pub fn message_options(
+    compression: u8,
+    sign: Option<(usize, bool)>,
+    encrypt: Option<usize>,
+) -> as2::message::MessageOptions {
+    use as2::message::{Compression, Encryption, MessageOptions, Signing};
+    let mut opts = MessageOptions::new("ALPHA", "BETA");
+    opts.compression = [
+        Compression::None,
+        Compression::BeforeSigning,
+        Compression::AfterSigning,
+    ][usize::from(compression) % 3];
+    if let Some((d, pss)) = sign {
+        let digests = signing_digests();
+        let mut s = Signing::new(alpha().clone());
+        s.digest = digests[d % digests.len()];
+        s.scheme = if pss {
+            as2::algorithm::SignatureScheme::RsaPss
+        } else {
+            as2::algorithm::SignatureScheme::RsaPkcs1v15
+        };
+        opts.signing = Some(s);
+    }
+    if let Some(c) = encrypt {
+        let mut e = Encryption::new(beta().certificate.clone());
+        e.cipher = as2::algorithm::ContentEncryption::ALL
+            [c % as2::algorithm::ContentEncryption::ALL.len()];
+        opts.encryption = Some(e);
+    }
+    opts
+}
