@@ -51,18 +51,51 @@ impl Limits {
     /// Takes a request's body: refused at once when its `Content-Length` is over the limit,
     /// else written to a scratch file in `scratch_dir` as it comes (so a slow or large upload
     /// holds disk, not memory, until it is complete), counted against the limit, each pause at
-    /// most the idle timeout; then read back for processing.
+    /// most the idle timeout; then read back for processing, or (past `stream_above` bytes)
+    /// left in the file to be read as it is processed.
     pub async fn take_body(
         &self,
         content_length: Option<&str>,
         body: Body,
         scratch_dir: &std::path::Path,
-    ) -> Result<Vec<u8>, BodyError> {
+        stream_above: u64,
+    ) -> Result<Taken, BodyError> {
         let length = content_length.and_then(|v| v.trim().parse::<u64>().ok());
         if length.is_some_and(|n| n > self.max_body as u64) {
             return Err(BodyError::TooLarge(self.max_body));
         }
-        read_body(body, scratch_dir, self.max_body, self.idle_timeout).await
+        let (scratch, length) = spool(body, scratch_dir, self.max_body, self.idle_timeout).await?;
+        if length > stream_above {
+            return Ok(Taken::Spooled(Spooled { scratch, length }));
+        }
+        let io = |e: std::io::Error| BodyError::Io(e.to_string());
+        Ok(Taken::Whole(tokio::fs::read(&scratch.0).await.map_err(io)?))
+    }
+}
+
+/// A request body taken.
+#[derive(Debug)]
+pub enum Taken {
+    /// Read back whole.
+    Whole(Vec<u8>),
+    /// Left in its scratch file (removed when this is dropped).
+    Spooled(Spooled),
+}
+
+/// A request body in a scratch file, removed when this is dropped.
+#[derive(Debug)]
+pub struct Spooled {
+    scratch: Scratch,
+    /// Its length in bytes.
+    pub length: u64,
+}
+
+impl Spooled {
+    /// The body read in parts.
+    pub fn reader(&self) -> std::io::Result<crate::store::DirReader> {
+        Ok(crate::store::DirReader::of(std::fs::File::open(
+            &self.scratch.0,
+        )?))
     }
 }
 
@@ -167,6 +200,7 @@ impl BodyError {
 }
 
 /// A scratch file that is removed when dropped.
+#[derive(Debug)]
 struct Scratch(PathBuf);
 
 impl Drop for Scratch {
@@ -175,14 +209,14 @@ impl Drop for Scratch {
     }
 }
 
-/// Takes `body` into `scratch_dir` as it comes (each pause at most `idle`, all of it at most
-/// `max` bytes), then reads it back.
-async fn read_body(
+/// Takes `body` into a file in `scratch_dir` as it comes (each pause at most `idle`, all of it
+/// at most `max` bytes); returns the file and the body's length.
+async fn spool(
     body: Body,
     scratch_dir: &std::path::Path,
     max: usize,
     idle: Duration,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<(Scratch, u64), BodyError> {
     let io = |e: std::io::Error| BodyError::Io(e.to_string());
     tokio::fs::create_dir_all(scratch_dir).await.map_err(io)?;
     let scratch = Scratch(scratch_dir.join(format!(
@@ -216,7 +250,7 @@ async fn read_body(
     }
     file.flush().await.map_err(io)?;
     drop(file);
-    tokio::fs::read(&scratch.0).await.map_err(io)
+    Ok((scratch, total as u64))
 }
 
 /// Raises this process's limit of open files to its hard limit (a Debian default of 1024

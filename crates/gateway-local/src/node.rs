@@ -604,10 +604,21 @@ async fn receive(
         Ok(None) => {
             let scratch = node.config.data_dir.join(gateway::layout::TMP);
             let taken = crate::http::Limits::of(&node.config)
-                .take_body(headers.get("Content-Length"), body, &scratch)
+                .take_body(
+                    headers.get("Content-Length"),
+                    body,
+                    &scratch,
+                    node.gateway.settings.stream_above,
+                )
                 .await;
             match taken {
-                Ok(body) => node.gateway.on_post_from(&peer, &headers, &body).await,
+                Ok(crate::http::Taken::Whole(body)) => {
+                    node.gateway.on_post_from(&peer, &headers, &body).await
+                }
+                Ok(crate::http::Taken::Spooled(spooled)) => match spooled.reader() {
+                    Ok(reader) => node.gateway.on_post_streamed(&peer, &headers, reader).await,
+                    Err(e) => Err(gateway::GatewayError::port("request spool", e)),
+                },
                 Err(e) => {
                     tracing::warn!(
                         message_id = headers.get("Message-ID").unwrap_or(""),

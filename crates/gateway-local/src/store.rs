@@ -256,6 +256,13 @@ pub struct DirReader {
     file: Option<std::fs::File>,
 }
 
+impl DirReader {
+    /// `file` read in parts from where it stands.
+    pub(crate) fn of(file: std::fs::File) -> Self {
+        DirReader { file: Some(file) }
+    }
+}
+
 impl ObjectReader for DirReader {
     async fn next(&mut self) -> Result<Option<Vec<u8>>> {
         use std::io::Read as _;

@@ -160,15 +160,10 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn reader(&self, key: &str) -> Result<Option<(ObjectMeta, MemoryReader)>> {
-        Ok(self.get(key).await?.map(|o| {
-            (
-                o.meta,
-                MemoryReader {
-                    data: o.data,
-                    at: 0,
-                },
-            )
-        }))
+        Ok(self
+            .get(key)
+            .await?
+            .map(|o| (o.meta, MemoryReader::parts(o.data, PART_SIZE))))
     }
 }
 
@@ -192,11 +187,23 @@ impl ObjectWriter for MemoryWriter {
     }
 }
 
-/// An object of a [`MemoryStore`] read in parts.
+/// An object of a [`MemoryStore`] read in parts (or any bytes, in parts of a given size).
 #[derive(Debug)]
 pub struct MemoryReader {
     data: Vec<u8>,
     at: usize,
+    part: usize,
+}
+
+impl MemoryReader {
+    /// `data` read in parts of `part` bytes.
+    pub fn parts(data: Vec<u8>, part: usize) -> Self {
+        MemoryReader {
+            data,
+            at: 0,
+            part: part.clamp(1, PART_SIZE),
+        }
+    }
 }
 
 impl ObjectReader for MemoryReader {
@@ -204,7 +211,7 @@ impl ObjectReader for MemoryReader {
         if self.at >= self.data.len() {
             return Ok(None);
         }
-        let end = self.data.len().min(self.at + PART_SIZE);
+        let end = self.data.len().min(self.at + self.part);
         let part = self.data[self.at..end].to_vec();
         self.at = end;
         Ok(Some(part))

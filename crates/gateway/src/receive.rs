@@ -7,6 +7,7 @@ use std::time::Duration;
 use as2::envelope::Envelope;
 use as2::mdn::{self, MdnOptions};
 use as2::receive::{self, StaticKeys};
+use as2::receive_stream::OpenStream;
 use as2::{Disposition, HeaderMap};
 use openssl::x509::X509;
 
@@ -15,8 +16,8 @@ use crate::gateway::Gateway;
 use crate::layout::{self, capture, redacted, rejected_capture, Direction, MessagePaths};
 use crate::model::{Job, MdnMic, MdnSummary, MessageRecord, Status, StatusChange};
 use crate::ports::{
-    Clock, Created, HttpResponse, JobQueue, Keystore, MessageLog, ObjectStore, PartnerDirectory,
-    Ports,
+    Clock, Created, HttpResponse, JobQueue, Keystore, MessageLog, ObjectReader, ObjectStore,
+    ObjectWriter as _, PartnerDirectory, Ports,
 };
 
 /// What a received message came to, before it is recorded.
@@ -66,6 +67,29 @@ impl HttpResponse {
     }
 }
 
+/// A request's body as the transport hands it over.
+enum InboundBody<'a, R> {
+    /// Read whole.
+    Bytes(&'a [u8]),
+    /// Too large to hold: read once, as the raw message is stored, and opened from the store.
+    Reader(R),
+}
+
+/// The body of a message being received: in memory, or stored as the raw message under `key`.
+enum Inbound<'a> {
+    Bytes(&'a [u8]),
+    Stored(String),
+}
+
+/// What opening a message into the inbox came to.
+struct Delivered {
+    name: String,
+    size: u64,
+    key: String,
+    layers: Vec<as2::Layer>,
+    mic: as2::mic::Mic,
+}
+
 /// Who is at the other end of an inbound request, as far as the transport can tell.
 #[derive(Debug, Clone, Default)]
 pub struct Peer {
@@ -90,11 +114,52 @@ impl<P: Ports> Gateway<P> {
         if mdn::is_mdn(headers, body) {
             return self.on_async_mdn(headers, body).await;
         }
+        self.receive(peer, headers, InboundBody::<NoReader>::Bytes(body))
+            .await
+    }
+
+    /// [`Gateway::on_post_from`] for a body read as it comes (one too large to hold): it is
+    /// stored as the raw message as it is read, then opened from the store a part at a time,
+    /// its payload written to the inbox in parts and put there only once the message verified.
+    pub async fn on_post_streamed<R: ObjectReader>(
+        &self,
+        peer: &Peer,
+        headers: &HeaderMap,
+        mut body: R,
+    ) -> Result<HttpResponse> {
+        // A receipt is small, and its first part says it is one.
+        let first = body.next().await?.unwrap_or_default();
+        if mdn::is_mdn(headers, &first) {
+            let mut whole = first;
+            while let Some(part) = body.next().await? {
+                whole.extend_from_slice(&part);
+            }
+            return self.on_async_mdn(headers, &whole).await;
+        }
+        self.receive(
+            peer,
+            headers,
+            InboundBody::Reader(Prefixed(Some(first), body)),
+        )
+        .await
+    }
+
+    async fn receive<R: ObjectReader>(
+        &self,
+        peer: &Peer,
+        headers: &HeaderMap,
+        body: InboundBody<'_, R>,
+    ) -> Result<HttpResponse> {
         let now = self.ports.clock().now();
         let folder = layout::new_folder(now);
         let store = self.ports.store();
-        // A request that is refused before it is a message of a partnership is kept aside.
-        let refuse = |status: u16, why: String| self.refuse(status, why, headers, body);
+        // A request that is refused before it is a message of a partnership is kept aside (a
+        // body too large to hold, by its headers only).
+        let kept: &[u8] = match &body {
+            InboundBody::Bytes(b) => b,
+            InboundBody::Reader(_) => b"",
+        };
+        let refuse = |status: u16, why: String| self.refuse(status, why, headers, kept);
         let envelope = match Envelope::from_headers(headers) {
             Ok(e) => e,
             Err(e) => return refuse(400, format!("not an AS2 message: {e}")).await,
@@ -118,9 +183,22 @@ impl<P: Ports> Gateway<P> {
 
         // The raw message and its headers first: whatever happens next, they are kept.
         let paths = MessagePaths::new(&envelope.to, &envelope.from, Direction::Inbox, &folder)?;
-        store
-            .put(&paths.raw_message(), body.to_vec(), BTreeMap::new())
-            .await?;
+        let body = match body {
+            InboundBody::Bytes(b) => {
+                store
+                    .put(&paths.raw_message(), b.to_vec(), BTreeMap::new())
+                    .await?;
+                Inbound::Bytes(b)
+            }
+            InboundBody::Reader(mut reader) => {
+                let mut raw = store.writer(&paths.raw_message(), BTreeMap::new()).await?;
+                while let Some(part) = reader.next().await? {
+                    raw.write(&part).await?;
+                }
+                raw.finish().await?;
+                Inbound::Stored(paths.raw_message())
+            }
+        };
         store
             .put(
                 &paths.headers(),
@@ -151,11 +229,11 @@ impl<P: Ports> Gateway<P> {
         record.lease_until = Some(now.plus(self.settings.receive_lease));
         if let Created::Exists(earlier) = self.ports.log().create(&record).await? {
             return self
-                .received_before(&envelope, &agreement, *earlier, &paths, headers, body)
+                .received_before(&envelope, &agreement, *earlier, &paths, headers, &body)
                 .await;
         }
         self.settings.failpoints.hit("receive.took-id")?;
-        self.complete_receive(record, &envelope, &agreement, headers, body)
+        self.complete_receive(record, &envelope, &agreement, headers, &body)
             .await
     }
 
@@ -170,7 +248,7 @@ impl<P: Ports> Gateway<P> {
         envelope: &Envelope,
         agreement: &crate::gateway::Agreement,
         headers: &HeaderMap,
-        body: &[u8],
+        body: &Inbound<'_>,
     ) -> Result<HttpResponse> {
         match self
             .store_outcome(&mut record, envelope, agreement, headers, body)
@@ -197,7 +275,7 @@ impl<P: Ports> Gateway<P> {
         envelope: &Envelope,
         agreement: &crate::gateway::Agreement,
         headers: &HeaderMap,
-        body: &[u8],
+        body: &Inbound<'_>,
     ) -> Result<HttpResponse> {
         let now = self.ports.clock().now();
         let store = self.ports.store();
@@ -209,39 +287,32 @@ impl<P: Ports> Gateway<P> {
         let policy = agreement.policy(self.settings.max_decompressed_size);
         let style = agreement.name_style();
         // What the record will say, once everything is stored.
-        let (disposition, mic, outcome) =
-            match receive::open(envelope, headers, body, &keys, &policy, now.unix()) {
-                Ok(received) => {
-                    let name = received
-                        .filename
-                        .clone()
-                        .unwrap_or_else(|| "payload.bin".into());
-                    let key = paths.payload(&name)?;
-                    let size = received.payload.len() as u64;
-                    let layers: Vec<String> =
-                        received.layers.iter().map(|l| l.to_string()).collect();
-                    let mic = received.mic.clone();
-                    store.put(&key, received.payload, BTreeMap::new()).await?;
-                    self.settings.failpoints.hit("receive.stored-payload")?;
-                    let detail = if layers.is_empty() {
-                        "plain".to_string()
-                    } else {
-                        layers.join("; ")
-                    };
-                    let outcome = Outcome::Delivered {
-                        name,
-                        size,
-                        detail: format!("delivered to {key} ({detail})"),
-                        key,
-                    };
-                    (Disposition::Processed, Some(mic), outcome)
-                }
-                Err(e) => {
-                    let disposition = e.disposition();
-                    let why = format!("{disposition}: {e}");
-                    (disposition, None, Outcome::Refused(why))
-                }
-            };
+        let (disposition, mic, outcome) = match self
+            .open_into_inbox(&paths, envelope, headers, body, &keys, &policy, now)
+            .await?
+        {
+            Ok(d) => {
+                self.settings.failpoints.hit("receive.stored-payload")?;
+                let layers: Vec<String> = d.layers.iter().map(|l| l.to_string()).collect();
+                let detail = if layers.is_empty() {
+                    "plain".to_string()
+                } else {
+                    layers.join("; ")
+                };
+                let outcome = Outcome::Delivered {
+                    name: d.name,
+                    size: d.size,
+                    detail: format!("delivered to {} ({detail})", d.key),
+                    key: d.key,
+                };
+                (Disposition::Processed, Some(d.mic), outcome)
+            }
+            Err(e) => {
+                let disposition = e.disposition();
+                let why = format!("{disposition}: {e}");
+                (disposition, None, Outcome::Refused(why))
+            }
+        };
 
         let receipt = match &envelope.mdn {
             None => None,
@@ -326,6 +397,110 @@ impl<P: Ports> Gateway<P> {
         Ok(HttpResponse::mdn(receipt.headers, receipt.body))
     }
 
+    /// Opens the message and puts its payload in the inbox; the inner error is why the message
+    /// is refused (what its receipt says). A stored body is read a part at a time and the
+    /// payload written in parts, under its name only once the message verified.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_into_inbox(
+        &self,
+        paths: &MessagePaths,
+        envelope: &Envelope,
+        headers: &HeaderMap,
+        body: &Inbound<'_>,
+        keys: &StaticKeys,
+        policy: &receive::Policy,
+        now: crate::time::Millis,
+    ) -> Result<std::result::Result<Delivered, as2::Error>> {
+        let store = self.ports.store();
+        let name_of =
+            |filename: &Option<String>| filename.clone().unwrap_or_else(|| "payload.bin".into());
+        let key = match body {
+            Inbound::Bytes(body) => {
+                let received =
+                    match receive::open(envelope, headers, body, keys, policy, now.unix()) {
+                        Ok(r) => r,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                let name = name_of(&received.filename);
+                let key = paths.payload(&name)?;
+                let size = received.payload.len() as u64;
+                store.put(&key, received.payload, BTreeMap::new()).await?;
+                return Ok(Ok(Delivered {
+                    name,
+                    size,
+                    key,
+                    layers: received.layers,
+                    mic: received.mic,
+                }));
+            }
+            Inbound::Stored(key) => key,
+        };
+        let Some((_, mut raw)) = store.reader(key).await? else {
+            return Err(GatewayError::NotFound(key.clone()));
+        };
+        let mut opener = match OpenStream::new(envelope, headers, keys, policy, now.unix()) {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Created once the payload's name is known (before its first byte comes out).
+        let mut payload: Option<(String, String, <P::Store as ObjectStore>::Writer)> = None;
+        let mut out = Vec::new();
+        let mut ended = false;
+        loop {
+            let part = match raw.next().await? {
+                Some(p) => p,
+                None => {
+                    ended = true;
+                    Vec::new()
+                }
+            };
+            out.clear();
+            if !ended {
+                if let Err(e) = opener.update(&part, &mut out) {
+                    return Ok(Err(e));
+                }
+            }
+            if payload.is_none() {
+                if let Some(info) = opener.payload() {
+                    let name = name_of(&info.filename);
+                    let key = paths.payload(&name)?;
+                    let writer = store.writer(&key, BTreeMap::new()).await?;
+                    payload = Some((name, key, writer));
+                }
+            }
+            if let Some((_, _, w)) = &mut payload {
+                w.write(&out).await?;
+            }
+            if ended {
+                break;
+            }
+        }
+        out.clear();
+        let opened = match opener.finish(&mut out) {
+            Ok(o) => o,
+            // The payload written so far is dropped with its writer: nothing reaches the inbox.
+            Err(e) => return Ok(Err(e)),
+        };
+        let (name, key, mut writer) = match payload {
+            Some(p) => p,
+            None => {
+                let name = name_of(&opened.payload.filename);
+                let key = paths.payload(&name)?;
+                let writer = store.writer(&key, BTreeMap::new()).await?;
+                (name, key, writer)
+            }
+        };
+        writer.write(&out).await?;
+        writer.finish().await?;
+        Ok(Ok(Delivered {
+            name,
+            size: opened.size,
+            key,
+            layers: opened.layers,
+            mic: opened.mic,
+        }))
+    }
+
     /// A Message-ID the partner sent before. Received (or refused) already: the earlier receipt
     /// is answered and nothing is delivered twice. Still being received by another attempt:
     /// wait for it (bounded) and answer its receipt. Taken by an attempt that died or gave up
@@ -337,7 +512,7 @@ impl<P: Ports> Gateway<P> {
         mut earlier: MessageRecord,
         this_copy: &MessagePaths,
         headers: &HeaderMap,
-        body: &[u8],
+        body: &Inbound<'_>,
     ) -> Result<HttpResponse> {
         let clock = self.ports.clock();
         let give_up = clock.now().plus(self.settings.duplicate_wait);
@@ -407,12 +582,25 @@ impl<P: Ports> Gateway<P> {
             }
         };
         let headers = read(&record.headers_key).await?;
-        let body = read(&record.raw_key).await?;
         let (headers, _) = as2::mime::parse_header_block(&headers.data, &Default::default())?;
         let envelope = Envelope::from_headers(&headers).map_err(GatewayError::from)?;
         let agreement = self.agreement(&envelope.to, &envelope.from).await?;
-        self.complete_receive(record, &envelope, &agreement, &headers, &body.data)
-            .await?;
+        let raw_key = record.raw_key.clone().unwrap_or_default();
+        let size = store
+            .head(&raw_key)
+            .await?
+            .ok_or_else(|| GatewayError::NotFound(raw_key.clone()))?
+            .size;
+        if size > self.settings.stream_above {
+            let body = Inbound::Stored(raw_key);
+            self.complete_receive(record, &envelope, &agreement, &headers, &body)
+                .await?;
+        } else {
+            let raw = read(&record.raw_key).await?;
+            let body = Inbound::Bytes(&raw.data);
+            self.complete_receive(record, &envelope, &agreement, &headers, &body)
+                .await?;
+        }
         Ok(self
             .ports
             .log()
@@ -579,5 +767,26 @@ impl<P: Ports> Gateway<P> {
             now.unix(),
         )?;
         Ok(HttpResponse::mdn(receipt.headers, receipt.body))
+    }
+}
+
+/// A reader that hands out a part already taken from it first.
+struct Prefixed<R>(Option<Vec<u8>>, R);
+
+impl<R: ObjectReader> ObjectReader for Prefixed<R> {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        match self.0.take() {
+            Some(first) if !first.is_empty() => Ok(Some(first)),
+            _ => self.1.next().await,
+        }
+    }
+}
+
+/// The reader of a body read whole: there is none.
+enum NoReader {}
+
+impl ObjectReader for NoReader {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        match *self {}
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use as2::algorithm::{ContentEncryption, DigestAlgorithm};
 use as2::keys::Identity;
 use gateway::layout::Direction;
-use gateway::memory::{FnTransport, MemoryPorts};
+use gateway::memory::{FnTransport, MemoryPorts, MemoryReader};
 use gateway::model::{
     Defaults, Job, MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status,
 };
@@ -58,6 +58,8 @@ enum Wire {
     TooMany,
     Garbage,
     TamperMic,
+    /// Forwards the body with one byte in its middle altered.
+    TamperBody,
     /// Forwards, then lets the partner run its jobs (its asynchronous receipt arrives) before
     /// the HTTP answer reaches the sender.
     ReceiptFirst,
@@ -99,11 +101,22 @@ fn transport(target: Slot, script: Arc<Mutex<VecDeque<Wire>>>) -> FnTransport {
                 });
             }
             Wire::Garbage => return ok(200, "<html>welcome to nginx</html>"),
-            Wire::Forward | Wire::TamperMic | Wire::ReceiptFirst => {}
+            Wire::Forward | Wire::TamperMic | Wire::TamperBody | Wire::ReceiptFirst => {}
         }
         let g = target.get().expect("partner wired");
-        let reply = block_on(g.on_post(&req.headers, &req.body))
-            .map_err(|e| TransportError::Io(e.to_string()))?;
+        let mut req = req.clone();
+        if wire == Wire::TamperBody {
+            let at = req.body.len() / 2;
+            req.body[at] ^= 0x20;
+        }
+        // As the HTTP adapters do: a body past the threshold is read as it comes.
+        let reply = if req.body.len() as u64 > g.settings.stream_above {
+            let parts = MemoryReader::parts(req.body.clone(), 65_521);
+            block_on(g.on_post_streamed(&Default::default(), &req.headers, parts))
+        } else {
+            block_on(g.on_post(&req.headers, &req.body))
+        }
+        .map_err(|e| TransportError::Io(e.to_string()))?;
         if wire == Wire::ReceiptFirst {
             for j in g.ports.queue.take_due(g.ports.clock.now()) {
                 block_on(g.run_job(&j)).unwrap();
@@ -170,7 +183,7 @@ fn pair(
     pair_with(tune, &|_| {})
 }
 
-/// [`pair`], with `settings` applied to ALPHA's.
+/// [`pair`], with `settings` applied to both gateways'.
 fn pair_with(
     tune: &dyn Fn(&mut Partnership),
     settings: &dyn Fn(&mut gateway::Settings),
@@ -200,6 +213,7 @@ fn pair_with(
         tune,
     );
     beta.ports.clock = alpha.ports.clock.clone();
+    settings(&mut beta.settings);
     let beta = Arc::new(beta);
     let _ = to_beta.set(beta.clone());
     let _ = to_alpha.set(alpha.clone());
@@ -376,7 +390,7 @@ async fn upload_send_receive_and_signed_sync_receipt() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn large_payloads_are_built_and_sent_in_parts() {
+async fn large_payloads_are_sent_and_received_in_parts() {
     use as2::message::Compression;
     // Past a part (8 MiB) and many of the builder's slices, not a multiple of either; and one
     // byte, so every layer's head and tail are written around almost nothing.
@@ -430,7 +444,8 @@ async fn large_payloads_are_built_and_sent_in_parts() {
             drain(&alpha).await;
             let r = record(&alpha, &id).await;
             assert_eq!(r.status, Status::Delivered, "{what}: {:#?}", r.history);
-            // What went over the wire is what was stored as sent, and BETA has the payload.
+            // What went over the wire is what was stored as sent, and BETA (reading it as it
+            // came, opening it from the store) has the payload.
             let posted = alpha.ports.transport.requests.lock().unwrap()[0].clone();
             let raw = alpha
                 .ports
@@ -447,6 +462,40 @@ async fn large_payloads_are_built_and_sent_in_parts() {
             assert!(beta.ports.store.bytes(&key).unwrap() == payload, "{what}");
         }
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_large_message_failing_only_at_its_end_leaves_nothing_in_the_inbox() {
+    let (alpha, beta, to_beta, _) = pair_with(
+        &|p| {
+            p.encryption = None;
+            p.compression = as2::message::Compression::None;
+            p.signed_mdn = true;
+        },
+        &|s| s.stream_above = 1024,
+    );
+    to_beta.next(&[Wire::TamperBody]);
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let id = queued_id(&upload(&alpha, "big.bin", &payload).await);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Failed, "{:#?}", r.history);
+    assert!(
+        r.mdn
+            .as_ref()
+            .unwrap()
+            .disposition
+            .contains("integrity-check-failed"),
+        "{:#?}",
+        r.mdn
+    );
+    let b = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(b.status, Status::Rejected, "{:#?}", b.history);
+    assert!(keys_under(&beta, "AS2/files/BETA/ALPHA/inbox").is_empty());
+    assert_eq!(
+        keys_under(&beta, "AS2/raw-message/BETA/ALPHA/inbox").len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
