@@ -77,6 +77,10 @@ pub enum Error {
     /// An algorithm we do not implement (or refuse to use).
     #[error("unsupported algorithm: {0}")]
     UnsupportedAlgorithm(String),
+    /// What the streaming opener cannot check without holding the whole message (the in-memory
+    /// opener can).
+    #[error("not checkable as the message streams: {0}")]
+    NotStreamable(String),
     /// The message is weaker than the partnership's policy allows.
     #[error("insufficient message security: {0}")]
     InsufficientSecurity(String),
@@ -209,9 +213,9 @@ impl Error {
             Error::DecompressionFailed(_) | Error::DecompressionLimit { .. } => {
                 "decompression-failed"
             }
-            Error::InsufficientSecurity(_) | Error::UnsupportedAlgorithm(_) => {
-                "insufficient-message-security"
-            }
+            Error::InsufficientSecurity(_)
+            | Error::UnsupportedAlgorithm(_)
+            | Error::NotStreamable(_) => "insufficient-message-security",
             Error::MalformedCms { what, .. } => match what {
                 CmsStructure::EnvelopedData => "decryption-failed",
                 CmsStructure::CompressedData => "decompression-failed",

@@ -9,7 +9,8 @@
 //! What the in-memory opener takes and this one does not: a signature without signed
 //! attributes (its content cannot be checked without holding it), and one whose digest is not
 //! among the multipart/signed `micalg` the sender declared (or the receipt's requested
-//! algorithm): both are refused with [`Error::UnsupportedAlgorithm`].
+//! algorithm), and a quoted-printable CMS part: each refused with [`Error::NotStreamable`], for
+//! a caller holding the message to open it with the in-memory opener instead.
 
 use std::collections::HashMap;
 
@@ -132,7 +133,9 @@ impl OpenStream {
         Ok(OpenStream { root, ctx, fed: 0 })
     }
 
-    /// The next bytes of the body; appends the payload bytes they complete to `out`.
+    /// The next bytes of the body; appends the payload bytes they complete to `out`. What a
+    /// piece of compressed data inflates to is at most zlib's ratio (about a thousand) times its
+    /// size: callers bound what they hold by feeding small pieces.
     pub fn update(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.fed += body.len() as u64;
         self.root.update(body, &mut self.ctx, out)
@@ -331,9 +334,7 @@ impl CmsNode {
         let encoding = Entity::with_headers(headers.clone(), &[]).transfer_encoding();
         match &encoding {
             Some(TransferEncoding::QuotedPrintable) => {
-                return Err(Error::UnsupportedAlgorithm(
-                    "a quoted-printable CMS part, on a message too large to hold".into(),
-                ))
+                return Err(Error::NotStreamable("a quoted-printable CMS part".into()))
             }
             Some(TransferEncoding::Other(o)) => {
                 return Err(Error::MalformedMime(format!(
@@ -763,7 +764,7 @@ impl SignedNode {
         receive::check_digest(digest, &ctx.policy)?;
         let alg = receive::mic_algorithm(&ctx.policy, ctx.requested_mic, digest);
         let mic = digest_of(alg, form).ok_or_else(|| {
-            Error::UnsupportedAlgorithm(format!(
+            Error::NotStreamable(format!(
                 "the signature's digest {digest} is not the multipart/signed micalg"
             ))
         })?;

@@ -81,6 +81,9 @@ enum Inbound<'a> {
     Stored(String),
 }
 
+/// How much of a stored message the streaming opener is given at a time.
+const OPEN_SLICE: usize = 16 * 1024;
+
 /// What opening a message into the inbox came to.
 struct Delivered {
     name: String,
@@ -398,8 +401,11 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// Opens the message and puts its payload in the inbox; the inner error is why the message
-    /// is refused (what its receipt says). A stored body is read a part at a time and the
-    /// payload written in parts, under its name only once the message verified.
+    /// is refused (what its receipt says). The message is read a part at a time (a stored body
+    /// from the store) and the payload written in parts, under its name only once the message
+    /// verified: an inflating payload is never held whole either. What only the in-memory opener
+    /// can check (a signature without signed attributes, or one whose digest is not the micalg
+    /// declared) is opened in memory when the body is.
     #[allow(clippy::too_many_arguments)]
     async fn open_into_inbox(
         &self,
@@ -412,32 +418,51 @@ impl<P: Ports> Gateway<P> {
         now: crate::time::Millis,
     ) -> Result<std::result::Result<Delivered, as2::Error>> {
         let store = self.ports.store();
-        let name_of =
-            |filename: &Option<String>| filename.clone().unwrap_or_else(|| "payload.bin".into());
-        let key = match body {
-            Inbound::Bytes(body) => {
-                let received =
-                    match receive::open(envelope, headers, body, keys, policy, now.unix()) {
-                        Ok(r) => r,
-                        Err(e) => return Ok(Err(e)),
-                    };
-                let name = name_of(&received.filename);
-                let key = paths.payload(&name)?;
-                let size = received.payload.len() as u64;
-                store.put(&key, received.payload, BTreeMap::new()).await?;
-                return Ok(Ok(Delivered {
-                    name,
-                    size,
-                    key,
-                    layers: received.layers,
-                    mic: received.mic,
-                }));
-            }
-            Inbound::Stored(key) => key,
+        let parts = match body {
+            Inbound::Bytes(b) => Parts::Bytes(Some(b)),
+            Inbound::Stored(key) => match store.reader(key).await? {
+                Some((_, raw)) => Parts::Reader(raw),
+                None => return Err(GatewayError::NotFound(key.clone())),
+            },
         };
-        let Some((_, mut raw)) = store.reader(key).await? else {
-            return Err(GatewayError::NotFound(key.clone()));
+        let streamed = self
+            .open_parts(paths, envelope, headers, parts, keys, policy, now)
+            .await?;
+        let (Err(as2::Error::NotStreamable(why)), Inbound::Bytes(body)) = (&streamed, body) else {
+            return Ok(streamed);
         };
+        tracing::debug!(message_id = %envelope.message_id, %why, "opened in memory");
+        let received = match receive::open(envelope, headers, body, keys, policy, now.unix()) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let name = payload_name(&received.filename);
+        let key = paths.payload(&name)?;
+        let size = received.payload.len() as u64;
+        store.put(&key, received.payload, BTreeMap::new()).await?;
+        Ok(Ok(Delivered {
+            name,
+            size,
+            key,
+            layers: received.layers,
+            mic: received.mic,
+        }))
+    }
+
+    /// [`Self::open_into_inbox`] with the streaming opener, the message read from `raw`.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_parts<R: ObjectReader>(
+        &self,
+        paths: &MessagePaths,
+        envelope: &Envelope,
+        headers: &HeaderMap,
+        mut raw: Parts<'_, R>,
+        keys: &StaticKeys,
+        policy: &receive::Policy,
+        now: crate::time::Millis,
+    ) -> Result<std::result::Result<Delivered, as2::Error>> {
+        let store = self.ports.store();
+        let name_of = payload_name;
         let mut opener = match OpenStream::new(envelope, headers, keys, policy, now.unix()) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
@@ -445,34 +470,25 @@ impl<P: Ports> Gateway<P> {
         // Created once the payload's name is known (before its first byte comes out).
         let mut payload: Option<(String, String, <P::Store as ObjectStore>::Writer)> = None;
         let mut out = Vec::new();
-        let mut ended = false;
-        loop {
-            let part = match raw.next().await? {
-                Some(p) => p,
-                None => {
-                    ended = true;
-                    Vec::new()
-                }
-            };
-            out.clear();
-            if !ended {
-                if let Err(e) = opener.update(&part, &mut out) {
+        while let Some(part) = raw.next().await? {
+            // Fed a slice at a time: what inflates from one is at most zlib's ratio (about a
+            // thousand) times its size, so the payload bytes held at once stay bounded.
+            for slice in part.chunks(OPEN_SLICE) {
+                out.clear();
+                if let Err(e) = opener.update(slice, &mut out) {
                     return Ok(Err(e));
                 }
-            }
-            if payload.is_none() {
-                if let Some(info) = opener.payload() {
-                    let name = name_of(&info.filename);
-                    let key = paths.payload(&name)?;
-                    let writer = store.writer(&key, BTreeMap::new()).await?;
-                    payload = Some((name, key, writer));
+                if payload.is_none() {
+                    if let Some(info) = opener.payload() {
+                        let name = name_of(&info.filename);
+                        let key = paths.payload(&name)?;
+                        let writer = store.writer(&key, BTreeMap::new()).await?;
+                        payload = Some((name, key, writer));
+                    }
                 }
-            }
-            if let Some((_, _, w)) = &mut payload {
-                w.write(&out).await?;
-            }
-            if ended {
-                break;
+                if let Some((_, _, w)) = &mut payload {
+                    w.write(&out).await?;
+                }
             }
         }
         out.clear();
@@ -767,6 +783,26 @@ impl<P: Ports> Gateway<P> {
             now.unix(),
         )?;
         Ok(HttpResponse::mdn(receipt.headers, receipt.body))
+    }
+}
+
+/// The name a payload is stored under.
+fn payload_name(filename: &Option<String>) -> String {
+    filename.clone().unwrap_or_else(|| "payload.bin".into())
+}
+
+/// A message's bytes a part at a time: one part in memory, or read from the store.
+enum Parts<'a, R> {
+    Bytes(Option<&'a [u8]>),
+    Reader(R),
+}
+
+impl<R: ObjectReader> Parts<'_, R> {
+    async fn next(&mut self) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {
+        match self {
+            Parts::Bytes(b) => Ok(b.take().map(std::borrow::Cow::Borrowed)),
+            Parts::Reader(r) => Ok(r.next().await?.map(std::borrow::Cow::Owned)),
+        }
     }
 }
 

@@ -1433,6 +1433,31 @@ async fn built(alpha: &Gateway<MemoryPorts>, id: &str) -> (as2::HeaderMap, Vec<u
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn what_only_the_in_memory_opener_checks_is_still_received() {
+    // Signed with SHA-384 under a micalg that says SHA-256 (a sender's slip): the streaming
+    // opener digests what was declared and cannot check it; the body is in memory, so it is
+    // opened there, as before.
+    let (alpha, beta, to_beta, _) = pair(&|p| {
+        p.encryption = None;
+        p.signing = Some(DigestAlgorithm::Sha384);
+    });
+    to_beta.next(&[Wire::Refused]);
+    let id = queued_id(&upload(&alpha, "m.edi", b"ISA*00*SLIP~").await);
+    alpha.send(&id).await.unwrap();
+    let (mut headers, body) = built(&alpha, &id).await;
+    let ct = headers.get("Content-Type").unwrap().to_string();
+    let slip = ct.replace("micalg=sha-384", "micalg=sha-256");
+    assert_ne!(ct, slip);
+    headers.set("Content-Type", slip);
+    let reply = beta.on_post(&headers, &body).await.unwrap();
+    assert_eq!(reply.status, 200);
+    let r = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(r.status, Status::Received, "{:#?}", r.history);
+    let key = r.payload_key.unwrap();
+    assert_eq!(beta.ports.store.bytes(&key).unwrap(), b"ISA*00*SLIP~");
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_full_disk_mid_receive_is_a_retry_not_a_duplicate() {
     let (alpha, beta, to_beta, _) = pair(&|_| {});
     // BETA's inbox cannot be written: BETA answers with an error, ALPHA tries again later.

@@ -453,11 +453,10 @@ pub fn verify_digests(
 ) -> Result<VerifiedSignature> {
     let checked = check_signer(signature_der, trusted)?;
     let digest = checked.digest;
-    let expected = checked.expected.clone().ok_or_else(|| {
-        Error::UnsupportedAlgorithm(
-            "a signature without signed attributes, on a message too large to hold".into(),
-        )
-    })?;
+    let expected = checked
+        .expected
+        .clone()
+        .ok_or_else(|| Error::NotStreamable("a signature without signed attributes".into()))?;
     let mut computed = false;
     for form in std::iter::once(SignedForm::AsReceived).chain(alternatives.iter().copied()) {
         match digest_of(digest, form) {
@@ -474,7 +473,7 @@ pub fn verify_digests(
         }
     }
     if !computed {
-        return Err(Error::UnsupportedAlgorithm(format!(
+        return Err(Error::NotStreamable(format!(
             "the signature's digest {digest} is not the multipart/signed micalg"
         )));
     }
