@@ -1,8 +1,10 @@
 """`make bench`: AS2 build (sign + compress + encrypt) and open (the reverse) at 1, 10 and 100 MB,
-timed with peak RSS, side by side with the `openssl cms` command-line pipeline and pyas2lib on the
-same files and keys in the same run; then the throughput of two embedded gateways on a burst of
-small files (tests/bench/throughput.py). Writes docs/PERFORMANCE.md. BENCH_THROUGHPUT_FILES sets
-the burst (default 500; 0 leaves the section out).
+in memory and streaming, timed with peak RSS, side by side with the `openssl cms` command-line
+pipeline and pyas2lib on the same files and keys in the same run; then the throughput of two
+embedded gateways on a burst of small files (tests/bench/throughput.py) and one large file between
+them, 10 MB to 4 GiB (tests/bench/end_to_end.py). Writes docs/PERFORMANCE.md.
+BENCH_THROUGHPUT_FILES sets the burst (default 500; 0 leaves the section out), BENCH_E2E_SIZES the
+end-to-end sizes in MiB (default 10,100,1024,4096; 0 leaves it out).
 
 Each operation runs in its own process; peak RSS is that process's ru_maxrss (os.wait4). Times
 are the median of several runs for the small sizes. Debian's OpenSSL has no zlib, so the openssl
@@ -18,6 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import end_to_end  # noqa: E402
 import throughput  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -79,7 +82,7 @@ def main():
         saved = json.loads((OUT / "results.json").read_text())
         if isinstance(saved, list):  # written before the throughput section
             saved = {"sizes": saved}
-        write_report(saved["sizes"], saved.get("throughput"))
+        write_report(saved["sizes"], saved.get("throughput"), saved.get("end_to_end"))
         return
     OUT.mkdir(exist_ok=True)
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "as2", "--example", "pipeline"], cwd=ROOT, check=True)
@@ -104,6 +107,10 @@ def main():
             [[PIPELINE, "build", payload, o("mftg.as2"), a_crt, a_key, b_crt, "compress"]], reps)
         results["mftg open (decrypt+decompress+verify)"] = measure(
             [[PIPELINE, "open", o("mftg.as2"), o("mftg.out"), b_crt, b_key, a_crt]], reps)
+        results["mftg streaming build (sign+compress+encrypt)"] = measure(
+            [[PIPELINE, "build-stream", payload, o("mftg-stream.as2"), a_crt, a_key, b_crt, "compress"]], reps)
+        results["mftg streaming open (decrypt+decompress+verify)"] = measure(
+            [[PIPELINE, "open-stream", o("mftg-stream.as2"), o("mftg-stream.out"), b_crt, b_key, a_crt]], reps)
         results["mftg build (sign+encrypt)"] = measure(
             [[PIPELINE, "build", payload, o("mftg-plain.as2"), a_crt, a_key, b_crt, "plain"]], reps)
         results["mftg open (decrypt+verify)"] = measure(
@@ -120,21 +127,24 @@ def main():
             [[PY, ROOT / "tests/bench/pyas2_bench.py", "build", payload, o("py.as2"), a_crt, a_key, b_crt]], 1)
         results["pyas2lib open (decrypt+decompress+verify)"] = measure(
             [[PY, ROOT / "tests/bench/pyas2_bench.py", "open", o("py.as2"), o("py.out"), b_crt, b_key, a_crt]], 1)
-        for name in ("mftg.out", "mftg-plain.out", "ossl.out", "py.out"):
+        for name in ("mftg.out", "mftg-plain.out", "mftg-stream.out", "ossl.out", "py.out"):
             got = pathlib.Path(o(name)).read_bytes()
             if got != payload.read_bytes():
                 sys.exit(f"{mb} MB: {name} differs from the payload")
         # Our messages opened by the others and theirs by us, so every number is for interoperable work.
         run([PY, ROOT / "tests/bench/pyas2_bench.py", "open", o("mftg.as2"), o("cross.out"), b_crt, b_key, a_crt])
         run([PIPELINE, "open", o("py.as2"), o("cross.out"), b_crt, b_key, a_crt])
+        run([PY, ROOT / "tests/bench/pyas2_bench.py", "open", o("mftg-stream.as2"), o("cross.out"), b_crt, b_key, a_crt])
+        run([PIPELINE, "open-stream", o("py.as2"), o("cross.out"), b_crt, b_key, a_crt])
         rows.append((mb, results))
         for f in OUT.glob(f"{mb}mb-*"):
             f.unlink()
         print(f"{mb} MB done", flush=True)
     files = int(os.environ.get("BENCH_THROUGHPUT_FILES", "500"))
     tp = throughput.measure(files) if files > 0 else None
-    (OUT / "results.json").write_text(json.dumps({"sizes": rows, "throughput": tp}))
-    write_report(rows, tp)
+    e2e = end_to_end.measure() if end_to_end.sizes() else None
+    (OUT / "results.json").write_text(json.dumps({"sizes": rows, "throughput": tp, "end_to_end": e2e}))
+    write_report(rows, tp, e2e)
 
 
 def fmt_ratio(x):
@@ -161,6 +171,15 @@ def summary(rows):
         out.append(f"- No slower than the openssl cms pipeline ({what}): openssl takes {worst:.2f}x mftg's time at worst, {verdict}.")
     mb, big = rows[-1]
     size = mb * 1024 * 1024
+    for what, memory, streaming in [
+        ("build", "mftg build (sign+compress+encrypt)", "mftg streaming build (sign+compress+encrypt)"),
+        ("open", "mftg open (decrypt+decompress+verify)", "mftg streaming open (decrypt+decompress+verify)"),
+    ]:
+        if streaming in big:
+            ratio = big[streaming][0] / big[memory][0]
+            verdict = "met" if ratio <= 1.1 else "NOT met"
+            out.append(f"- Streaming ({what}) at most 1.1x the in-memory engine's time at {mb} MB: {ratio:.2f}x, {verdict}; "
+                       f"peak {big[streaming][1] / 1048576:.0f} MiB against {big[memory][1] / 1048576:.0f} MiB.")
     for name in ("mftg build (sign+compress+encrypt)", "mftg open (decrypt+decompress+verify)",
                  "mftg build (sign+encrypt)", "mftg open (decrypt+verify)"):
         ratio = big[name][1] / size
@@ -179,7 +198,7 @@ def summary(rows):
     return out
 
 
-def write_report(rows, tp=None):
+def write_report(rows, tp=None, e2e=None):
     lines = [
         "# Performance",
         "",
@@ -207,8 +226,12 @@ def write_report(rows, tp=None):
             ("pyas2lib open (decrypt+decompress+verify)", "mftg open (decrypt+decompress+verify)"),
             ("mftg open (decrypt+verify)", None),
             ("openssl open (decrypt+verify)", "mftg open (decrypt+verify)"),
+            ("mftg streaming build (sign+compress+encrypt)", "mftg build (sign+compress+encrypt)"),
+            ("mftg streaming open (decrypt+decompress+verify)", "mftg open (decrypt+decompress+verify)"),
         ]
         for name, base in pairs:
+            if name not in r:  # a run from before the streaming rows
+                continue
             t, rss = r[name]
             vt = fmt_ratio(t / r[base][0]) if base else "1x"
             vr = fmt_ratio(rss / r[base][1]) if base else "1x"
@@ -217,6 +240,11 @@ def write_report(rows, tp=None):
     lines += summary(rows)
     if tp:
         lines += throughput.report(tp)
+    if e2e:
+        # The engine's own build + open in memory, at the sizes both sections measured.
+        engine = {mb: r["mftg build (sign+compress+encrypt)"][0] + r["mftg open (decrypt+decompress+verify)"][0]
+                  for mb, r in rows}
+        lines += end_to_end.report(e2e, engine)
     lines += [
         "## Machine",
         "",

@@ -33,20 +33,40 @@ fn read(p: &str) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
+/// ALPHA's options from `<signer.crt> <signer.key> <recipient.crt> [plain|compress]` at 4..8.
+fn sender(a: &[String]) -> MessageOptions {
+    let signer = Identity::from_pem_or_der(&read(&a[4]), &read(&a[5]), None).unwrap();
+    let recipient = load_certificates(&read(&a[6])).unwrap().remove(0);
+    let mut opts = MessageOptions::new("ALPHA", "BETA");
+    if a.get(7).map(String::as_str) != Some("plain") {
+        opts.compression = Compression::BeforeSigning;
+    }
+    opts.signing = Some(Signing::new(signer));
+    opts.encryption = Some(Encryption::new(recipient));
+    opts
+}
+
+/// BETA's keys and policy from `<recipient.crt> <recipient.key> <signer.crt>` at 4..7.
+fn receiver(a: &[String]) -> (StaticKeys, Policy) {
+    let keys = StaticKeys {
+        identities: vec![Identity::from_pem_or_der(&read(&a[4]), &read(&a[5]), None).unwrap()],
+        partner_certificates: load_certificates(&read(&a[6])).unwrap(),
+    };
+    let policy = Policy {
+        require_signature: true,
+        require_encryption: true,
+        ..Policy::default()
+    };
+    (keys, policy)
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let now = UnixTime::from_system(std::time::SystemTime::now());
     match a.get(1).map(String::as_str) {
         Some("build") => {
             let payload = read(&a[2]);
-            let signer = Identity::from_pem_or_der(&read(&a[4]), &read(&a[5]), None).unwrap();
-            let recipient = load_certificates(&read(&a[6])).unwrap().remove(0);
-            let mut opts = MessageOptions::new("ALPHA", "BETA");
-            if a.get(7).map(String::as_str) != Some("plain") {
-                opts.compression = Compression::BeforeSigning;
-            }
-            opts.signing = Some(Signing::new(signer));
-            opts.encryption = Some(Encryption::new(recipient));
+            let opts = sender(&a);
             let id = as2::envelope::new_message_id("bench.example", now);
             let m = message::build(&opts, &Payload::new(&payload, Some("bench.edi")), &id, now)
                 .unwrap();
@@ -60,32 +80,15 @@ fn main() {
         Some("open") => {
             let data = read(&a[2]);
             let (headers, at) = as2::mime::parse_header_block(&data, &Default::default()).unwrap();
-            let keys = StaticKeys {
-                identities: vec![
-                    Identity::from_pem_or_der(&read(&a[4]), &read(&a[5]), None).unwrap()
-                ],
-                partner_certificates: load_certificates(&read(&a[6])).unwrap(),
-            };
+            let (keys, policy) = receiver(&a);
             let env = Envelope::from_headers(&headers).unwrap();
-            let policy = Policy {
-                require_signature: true,
-                require_encryption: true,
-                ..Policy::default()
-            };
             let r = receive::open(&env, &headers, &data[at..], &keys, &policy, now).unwrap();
             drop(data);
             std::fs::write(&a[3], &r.payload).unwrap();
         }
         Some("build-stream") => {
             use std::io::{Read as _, Write as _};
-            let signer = Identity::from_pem_or_der(&read(&a[4]), &read(&a[5]), None).unwrap();
-            let recipient = load_certificates(&read(&a[6])).unwrap().remove(0);
-            let mut opts = MessageOptions::new("ALPHA", "BETA");
-            if a.get(7).map(String::as_str) != Some("plain") {
-                opts.compression = Compression::BeforeSigning;
-            }
-            opts.signing = Some(Signing::new(signer));
-            opts.encryption = Some(Encryption::new(recipient));
+            let opts = sender(&a);
             let id = as2::envelope::new_message_id("bench.example", now);
             let mut body = Vec::new();
             let (mut b, headers) = as2::message_stream::BuildStream::start(
@@ -129,18 +132,8 @@ fn main() {
                 }
                 assert!(n > 0, "no end of the headers");
             };
-            let keys = StaticKeys {
-                identities: vec![
-                    Identity::from_pem_or_der(&read(&a[4]), &read(&a[5]), None).unwrap()
-                ],
-                partner_certificates: load_certificates(&read(&a[6])).unwrap(),
-            };
+            let (keys, policy) = receiver(&a);
             let env = Envelope::from_headers(&headers).unwrap();
-            let policy = Policy {
-                require_signature: true,
-                require_encryption: true,
-                ..Policy::default()
-            };
             let mut s =
                 as2::receive_stream::OpenStream::new(&env, &headers, &keys, &policy, now).unwrap();
             let mut f = std::io::BufWriter::new(std::fs::File::create(&a[3]).unwrap());

@@ -33,12 +33,44 @@ fn zlib_on(parts: &[&[u8]], level: u32, threads: usize) -> Result<Vec<u8>> {
         return z.finish().map_err(fail);
     }
     let pieces = split_even(parts, total, chunks);
+    let results = deflate_pieces(&pieces, level, true).map_err(fail)?;
+    let mut out = Vec::with_capacity(total / 4 + 64);
+    out.extend_from_slice(&zlib_header(level));
+    let mut adler = 1u32;
+    for (bytes, a, len) in results {
+        out.extend_from_slice(&bytes);
+        adler = adler32_combine(adler, a, len);
+    }
+    out.extend_from_slice(&adler.to_be_bytes());
+    Ok(out)
+}
+
+/// The zlib header zlib writes at `level`: deflate with a 32 KiB window, and the level's class
+/// (informational only) with the check bits that make it a multiple of 31.
+fn zlib_header(level: u32) -> [u8; 2] {
+    match level {
+        0 | 1 => [0x78, 0x01],
+        2..=5 => [0x78, 0x5e],
+        6 => [0x78, 0x9c],
+        _ => [0x78, 0xda],
+    }
+}
+
+/// Raw deflate of each piece on a thread of its own, each ending in a sync flush (the last in a
+/// final block when `last`), so that one after another they form one deflate stream; with each
+/// piece's Adler-32 and length.
+fn deflate_pieces(
+    pieces: &[Vec<&[u8]>],
+    level: u32,
+    last: bool,
+) -> std::io::Result<Vec<(Vec<u8>, u32, usize)>> {
+    use std::io::Write;
     let results: Vec<std::io::Result<(Vec<u8>, u32, usize)>> = std::thread::scope(|s| {
         let handles: Vec<_> = pieces
             .iter()
             .enumerate()
             .map(|(i, piece)| {
-                let last = i + 1 == pieces.len();
+                let final_piece = last && i + 1 == pieces.len();
                 s.spawn(move || -> std::io::Result<(Vec<u8>, u32, usize)> {
                     let len: usize = piece.iter().map(|p| p.len()).sum();
                     let mut z = flate2::write::DeflateEncoder::new(
@@ -50,7 +82,7 @@ fn zlib_on(parts: &[&[u8]], level: u32, threads: usize) -> Result<Vec<u8>> {
                         z.write_all(p)?;
                         adler.update(p);
                     }
-                    let out = if last {
+                    let out = if final_piece {
                         z.finish()?
                     } else {
                         // A sync flush ends on a byte boundary without a final block; the
@@ -70,16 +102,74 @@ fn zlib_on(parts: &[&[u8]], level: u32, threads: usize) -> Result<Vec<u8>> {
             })
             .collect()
     });
-    let mut out = Vec::with_capacity(total / 4 + 64);
-    out.extend_from_slice(&[0x78, 0x9c]);
-    let mut adler = 1u32;
-    for r in results {
-        let (bytes, a, len) = r.map_err(fail)?;
-        out.extend_from_slice(&bytes);
-        adler = adler32_combine(adler, a, len);
+    results.into_iter().collect()
+}
+
+/// A zlib stream written as its input is fed, deflated on every core: input is gathered until
+/// each core has a chunk, the chunks are deflated at once (as [`zlib`] does), and what they make
+/// is appended. Holds at most a chunk per core of input.
+pub(crate) struct ParallelZlib {
+    level: u32,
+    threads: usize,
+    pending: Vec<u8>,
+    adler: u32,
+    started: bool,
+}
+
+impl ParallelZlib {
+    pub(crate) fn new(level: u32) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        ParallelZlib {
+            level,
+            threads,
+            pending: Vec::new(),
+            adler: 1,
+            started: false,
+        }
     }
-    out.extend_from_slice(&adler.to_be_bytes());
-    Ok(out)
+
+    /// Deflates what is pending, as the last piece or not.
+    fn run(&mut self, last: bool, out: &mut Vec<u8>) -> Result<()> {
+        let fail = |e: std::io::Error| Error::Crypto(format!("compression failed: {e}"));
+        let pending = std::mem::take(&mut self.pending);
+        let pieces: Vec<Vec<&[u8]>> = if pending.is_empty() {
+            vec![Vec::new()]
+        } else {
+            pending.chunks(PARALLEL_CHUNK).map(|c| vec![c]).collect()
+        };
+        if !self.started {
+            out.extend_from_slice(&zlib_header(self.level));
+            self.started = true;
+        }
+        for (bytes, a, len) in deflate_pieces(&pieces, self.level, last).map_err(fail)? {
+            out.extend_from_slice(&bytes);
+            self.adler = adler32_combine(self.adler, a, len);
+        }
+        self.pending = pending;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The next input; appends the zlib bytes it completes.
+    pub(crate) fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let batch = self.threads * PARALLEL_CHUNK;
+        while !data.is_empty() {
+            let take = (batch - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == batch {
+                self.run(false, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: the rest of the input, the final block and the Adler-32 trailer.
+    pub(crate) fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.run(true, out)?;
+        out.extend_from_slice(&self.adler.to_be_bytes());
+        Ok(())
+    }
 }
 
 /// Cuts the concatenation of `parts` into `n` runs of nearly equal length, as sub-slices.
@@ -191,6 +281,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stream_deflated_a_batch_at_a_time_is_one_valid_zlib_stream() {
+        let text: Vec<u8> = (0..(5 * PARALLEL_CHUNK + 777))
+            .map(|i| b"ST*850*0001~\r\n"[i % 14] ^ ((i / 5003) as u8 & 3))
+            .collect();
+        for input in [&text[..], b"x", b""] {
+            let mut z = ParallelZlib::new(9);
+            let mut out = Vec::new();
+            for piece in input.chunks(654_321) {
+                z.update(piece, &mut out).unwrap();
+            }
+            z.finish(&mut out).unwrap();
+            assert_eq!(out[..2], zlib_header(9));
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&out[..]), &mut back)
+                .unwrap();
+            assert!(back == input, "{} bytes", input.len());
+        }
+    }
+
+    #[test]
     fn parallel_deflate_is_one_valid_zlib_stream() {
         let text: Vec<u8> = (0..(3 * PARALLEL_CHUNK + 12_345))
             .map(|i| b"ISA*00*PO~\r\n"[i % 12] ^ ((i / 4099) as u8 & 1))
@@ -203,6 +313,18 @@ mod tests {
             std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&z[..]), &mut back)
                 .unwrap();
             assert_eq!(back, text, "{threads} threads");
+        }
+        for level in 0..=9 {
+            let h = zlib_header(level);
+            assert_eq!((u16::from(h[0]) << 8 | u16::from(h[1])) % 31, 0, "{level}");
+            let mut z =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+            std::io::Write::write_all(&mut z, b"x").unwrap();
+            assert_eq!(
+                z.finish().unwrap()[..2],
+                h,
+                "zlib's own header at level {level}"
+            );
         }
         // The trailer is the Adler-32 of the whole input: check it against a one-pass sum.
         let mut one = Adler32::default();

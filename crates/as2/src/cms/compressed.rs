@@ -53,23 +53,22 @@ pub(crate) fn compress_parts(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
 /// lengths, the compressed bytes in OCTET STRING chunks inside a constructed OCTET STRING (as
 /// OpenSSL's streaming mode writes it). Sans-IO: each call appends what it has to `out`.
 pub struct CompressStream {
-    z: flate2::Compress,
+    z: crate::deflate::ParallelZlib,
     scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for CompressStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompressStream")
-            .field("total_in", &self.z.total_in())
-            .finish_non_exhaustive()
+        f.debug_struct("CompressStream").finish_non_exhaustive()
     }
 }
 
-/// Room for what one call to zlib may write.
-const SCRATCH: usize = 1 << 16;
+/// The most compressed bytes one OCTET STRING chunk holds.
+const CHUNK: usize = 1 << 16;
 
 impl CompressStream {
-    /// Starts CompressedData at zlib `level` (0 to 9): appends its head to `out`.
+    /// Starts CompressedData at zlib `level` (0 to 9): appends its head to `out`. The content
+    /// is deflated on every core, a chunk per core at a time.
     pub fn start(level: u32, out: &mut Vec<u8>) -> Result<Self> {
         if level > 9 {
             return Err(Error::Config(format!(
@@ -86,56 +85,38 @@ impl CompressStream {
         // eContent [0] EXPLICIT, holding a constructed OCTET STRING of chunks.
         out.extend_from_slice(&[tag::CONTEXT_0, 0x80, tag::OCTET_STRING | 0x20, 0x80]);
         Ok(CompressStream {
-            z: flate2::Compress::new(flate2::Compression::new(level), true),
-            scratch: Vec::with_capacity(SCRATCH),
+            z: crate::deflate::ParallelZlib::new(level),
+            scratch: Vec::new(),
         })
-    }
-
-    fn run(
-        &mut self,
-        mut input: &[u8],
-        flush: flate2::FlushCompress,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        loop {
-            self.scratch.clear();
-            let before = self.z.total_in();
-            let status = self
-                .z
-                .compress_vec(input, &mut self.scratch, flush)
-                .map_err(|e| Error::Crypto(format!("compression failed: {e}")))?;
-            let read = (self.z.total_in() - before) as usize;
-            input = &input[read..];
-            if !self.scratch.is_empty() {
-                push_header(out, tag::OCTET_STRING, self.scratch.len());
-                out.extend_from_slice(&self.scratch);
-            }
-            let done = match flush {
-                flate2::FlushCompress::Finish => status == flate2::Status::StreamEnd,
-                // All read, and zlib had room to spare: nothing more is waiting.
-                _ => input.is_empty() && self.scratch.len() < SCRATCH,
-            };
-            if done {
-                return Ok(());
-            }
-        }
     }
 
     /// Compresses the next part of the content; appends the compressed bytes it makes.
     pub fn update(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        self.run(plain, flate2::FlushCompress::None, out)
+        self.z.update(plain, &mut self.scratch)?;
+        emit(&self.scratch, out);
+        self.scratch.clear();
+        Ok(())
     }
 
     /// Ends the content: appends the rest of the zlib stream and the end of every open
     /// structure to `out`.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<()> {
-        self.run(&[], flate2::FlushCompress::Finish, out)?;
+        self.z.finish(&mut self.scratch)?;
+        emit(&self.scratch, out);
         // The OCTET STRING, the [0], the EncapsulatedContentInfo, the CompressedData, the [0]
         // around it, the ContentInfo.
         for _ in 0..6 {
             out.extend_from_slice(&[0, 0]);
         }
         Ok(())
+    }
+}
+
+/// Compressed bytes as the OCTET STRING chunks of a constructed OCTET STRING.
+fn emit(zlib: &[u8], out: &mut Vec<u8>) {
+    for chunk in zlib.chunks(CHUNK) {
+        push_header(out, tag::OCTET_STRING, chunk.len());
+        out.extend_from_slice(chunk);
     }
 }
 
