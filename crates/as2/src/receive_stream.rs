@@ -1048,9 +1048,14 @@ impl Base64 {
     fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.held
             .extend(data.iter().copied().filter(|b| !b.is_ascii_whitespace()));
-        // Padding ends the data; nothing is decoded past it until the end.
+        // Padding ends the data: its group waits for the end, and nothing may follow it.
         let whole = match memchr::memchr(b'=', &self.held) {
-            Some(_) => return Ok(()),
+            Some(p) if self.held[p..].iter().any(|&b| b != b'=') => {
+                return Err(Error::MalformedMime(
+                    "invalid base64 body: data after the padding".into(),
+                ))
+            }
+            Some(p) => p / 4 * 4,
             None => self.held.len() / 4 * 4,
         };
         out.extend_from_slice(&mime::decode_base64(&self.held[..whole])?);
@@ -1121,6 +1126,11 @@ mod tests {
             b.finish(&mut out).unwrap();
             assert_eq!(out, data, "cut at {cut}");
         }
+        // Nothing may follow the padding, as in memory.
+        assert!(mime::decode_base64(b"QQ==\r\nQUJD").is_err());
+        let mut b = Base64::default();
+        let mut out = Vec::new();
+        assert!(b.update(b"QQ==\r\nQUJD", &mut out).is_err());
         for cut in 0..=qp.len() {
             let mut d = Decoder::QuotedPrintable(Vec::new());
             let mut out = Vec::new();

@@ -115,7 +115,7 @@ fn default_partner_concurrency() -> usize {
     1
 }
 fn default_max_body() -> usize {
-    512 * 1024 * 1024
+    4 << 30
 }
 fn default_header_timeout() -> u64 {
     30

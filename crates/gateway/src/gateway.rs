@@ -17,7 +17,7 @@ use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
 
 /// The largest payload a compressed message may inflate to unless the deployment says otherwise:
 /// 1 GiB (the whole payload is held in memory while it is checked).
-pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 4 << 30;
 
 /// How long same-name uploads after an accepted one are duplicates unless the deployment says
 /// otherwise: the seed's 6 hours (section 3.1). The templates' `DuplicateWindowSeconds` default is

@@ -93,7 +93,7 @@ export class MftgStack extends Stack {
     }).valueAsString;
     const maxDecompressed = new CfnParameter(this, "MaxDecompressedBytes", {
       type: "Number",
-      default: 1073741824,
+      default: 4294967296,
       minValue: 1,
       description:
         "Largest payload a compressed message may inflate to (refused decompression-failed past it).",

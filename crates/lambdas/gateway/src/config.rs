@@ -12,7 +12,7 @@
 //! | `MFTG_HTTPS_PASSWORD_SECRET` | the same for `https.jks` | the trust store's |
 //! | `MFTG_DUPLICATE_WINDOW_SECONDS` | same-name uploads within this are duplicates | 21600 (6 h) |
 //! | `MFTG_MAX_BODY_BYTES` | largest AS2 request `as2-receiver` takes (413 above) | 4500000 |
-//! | `MFTG_MAX_DECOMPRESSED_BYTES` | largest payload a compressed message may inflate to (`decompression-failed` past it) | 1073741824 (1 GiB) |
+//! | `MFTG_MAX_DECOMPRESSED_BYTES` | largest payload a compressed message may inflate to (`decompression-failed` past it) | 4294967296 (4 GiB) |
 //! | `MFTG_AS2_URL` | our public AS2 URL: where partners POST asynchronous receipts, for stations that name none | none |
 //! | `MFTG_MESSAGE_ID_DOMAIN` | the part of Message-IDs after the `@`, for stations that name none | `mftg.local` |
 //! | `MFTG_RETRY_ATTEMPTS` | attempts per send in all, for partnerships without their own retry policy | 5 |
@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(c.aws.dead_letter_url, None);
         assert_eq!(c.gateway.duplicate_window, Duration::from_secs(21600));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        assert_eq!(c.gateway.max_decompressed_size, 1 << 30);
+        assert_eq!(c.gateway.max_decompressed_size, 4 << 30);
         assert_eq!(c.gateway.defaults, Defaults::default());
     }
 

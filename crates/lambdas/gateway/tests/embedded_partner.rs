@@ -125,6 +125,8 @@ fn trading_with_the_embedded_gateway() {
             &format!("http://127.0.0.1:{port}/as2"),
             |p| {
                 p.mdn = mode;
+                // Room for the large message's POST (1 GiB in `make bench`).
+                p.timeout_secs = 900;
             },
         );
         let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
@@ -206,17 +208,22 @@ fn trading_with_the_embedded_gateway() {
     }
 }
 
-/// A payload of 48 MiB from ALPHA's bucket: as2-sender reads it from S3 as it arrives, writes the
-/// message as sent in a multipart upload and posts it from there, never holding either whole.
+/// A payload of 48 MiB (`MFTG_LAMBDA_LARGE_MIB`; `make bench` runs 1024) from ALPHA's bucket:
+/// as2-sender reads it from S3 as it arrives, writes the message as sent in a multipart upload
+/// and posts it from there, never holding either whole.
 fn large_message(
     d: &Deployment,
     trigger_fn: &mut testkit::lambda::LambdaEmulator,
     sender: &mut testkit::lambda::LambdaEmulator,
     beta: &Embedded,
 ) {
-    const SIZE: usize = 48 * 1024 * 1024;
+    let mib: usize = std::env::var("MFTG_LAMBDA_LARGE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48);
+    let size = mib << 20;
     let baseline = testkit::memory_kib(sender.pid(), "VmHWM");
-    let payload = testkit::incompressible(SIZE);
+    let payload = testkit::incompressible(size);
     let out = trigger(
         trigger_fn,
         &d.upload("AS2/send/ALPHA/BETA/big.bin", &payload),
@@ -225,21 +232,19 @@ fn large_message(
     d.pump_until(
         sender,
         "the large message delivered to BETA",
-        Duration::from_secs(120),
+        Duration::from_secs(120 + mib as u64 / 2),
         |d| d.record(&id).status.is_final(),
     );
     let r = d.record(&id);
     assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
     assert_eq!(r.mdn.unwrap().mic, "matches");
     let peak = testkit::memory_kib(sender.pid(), "VmHWM");
-    eprintln!(
-        "as2-sender: peak {baseline} KiB after a small message, {peak} KiB after {} MiB",
-        SIZE >> 20
-    );
+    eprintln!("as2-sender: peak {baseline} KiB after a small message, {peak} KiB after {mib} MiB");
+    // In memory it held the payload and the message, three times the payload; streaming, a few
+    // parts and the SDK's buffers (1 GiB in `make bench`: about 62 MiB). The target: 128 MiB.
     assert!(
-        peak < baseline + 32 * 1024,
-        "as2-sender's peak went from {baseline} KiB to {peak} KiB for a {} MiB payload",
-        SIZE >> 20
+        peak < baseline + 48 * 1024 && peak < 128 * 1024,
+        "as2-sender's peak went from {baseline} KiB to {peak} KiB for a {mib} MiB payload"
     );
     let got = beta
         .records()
