@@ -111,6 +111,8 @@ def main():
             [[PIPELINE, "build-stream", payload, o("mftg-stream.as2"), a_crt, a_key, b_crt, "compress"]], reps)
         results["mftg streaming open (decrypt+decompress+verify)"] = measure(
             [[PIPELINE, "open-stream", o("mftg-stream.as2"), o("mftg-stream.out"), b_crt, b_key, a_crt]], reps)
+        results["mftg streaming build (sign+encrypt)"] = measure(
+            [[PIPELINE, "build-stream", payload, o("mftg-stream-plain.as2"), a_crt, a_key, b_crt, "plain"]], reps)
         results["mftg build (sign+encrypt)"] = measure(
             [[PIPELINE, "build", payload, o("mftg-plain.as2"), a_crt, a_key, b_crt, "plain"]], reps)
         results["mftg open (decrypt+verify)"] = measure(
@@ -162,6 +164,14 @@ def summary(rows):
         worst = min(r[theirs][0] / r[ours][0] for _, r in rows)
         verdict = "met" if worst >= 5 else "NOT met"
         out.append(f"- At least 5x faster than pyas2lib ({what}): slowest margin {worst:.1f}x, {verdict}.")
+        # The streaming work's targets, with the engine the gateways use: build 5x, open 8x.
+        streaming = ours.replace("mftg ", "mftg streaming ")
+        need = 8 if what == "open" else 5
+        margins = [r[theirs][0] / r[streaming][0] for _, r in rows if streaming in r]
+        if margins:
+            w = min(margins)
+            out.append(f"- At least {need}x faster than pyas2lib ({what}) with the streaming engine the gateways use: "
+                       f"slowest margin {w:.1f}x, " + ("met." if w >= need else "NOT met."))
     for what, ours, theirs in [
         ("build", "mftg build (sign+encrypt)", "openssl build (sign+encrypt)"),
         ("open", "mftg open (decrypt+verify)", "openssl open (decrypt+verify)"),
@@ -170,11 +180,13 @@ def summary(rows):
         verdict = "met" if worst >= 1 else "NOT met"
         out.append(f"- No slower than the openssl cms pipeline ({what}): openssl takes {worst:.2f}x mftg's time at worst, {verdict}.")
         if what == "build":
-            # The streaming work's target: 1.5x openssl's build at 10 MB and up.
-            large = [r[theirs][0] / r[ours][0] for mb, r in rows if mb >= 10]
+            # The streaming work's target: 1.5x openssl's build at 10 MB and up, where the
+            # gateways build with the streaming engine.
+            streaming = "mftg streaming build (sign+encrypt)"
+            large = [r[theirs][0] / r.get(streaming, r[ours])[0] for mb, r in rows if mb >= 10]
             if large:
                 w = min(large)
-                out.append(f"- At least 1.5x faster than the openssl cms pipeline (build) at 10 MB and up: {w:.2f}x, "
+                out.append(f"- At least 1.5x faster than the openssl cms pipeline (build) at 10 MB and up, with the streaming engine the gateways use there: {w:.2f}x, "
                            + ("met." if w >= 1.5 else "NOT met."))
     mb, big = rows[-1]
     size = mb * 1024 * 1024
@@ -234,6 +246,7 @@ def write_report(rows, tp=None, e2e=None):
             ("mftg open (decrypt+verify)", None),
             ("openssl open (decrypt+verify)", "mftg open (decrypt+verify)"),
             ("mftg streaming build (sign+compress+encrypt)", "mftg build (sign+compress+encrypt)"),
+            ("mftg streaming build (sign+encrypt)", "mftg build (sign+encrypt)"),
             ("mftg streaming open (decrypt+decompress+verify)", "mftg open (decrypt+decompress+verify)"),
         ]
         for name, base in pairs:
