@@ -7,9 +7,9 @@
 
 mod common;
 
-use as2::algorithm::NameStyle;
+use as2::algorithm::{DigestAlgorithm, NameStyle, SignatureScheme};
 use as2::envelope::{Envelope, MdnRequest};
-use as2::message::{self, BodyEncoding, MessageOptions, Payload};
+use as2::message::{self, BodyEncoding, MessageOptions, Payload, Signing};
 use as2::message_stream::BuildStream;
 use as2::receive::{Policy, ReceiptMic};
 use as2::receive_stream::OpenStream;
@@ -222,4 +222,73 @@ fn what_the_stream_cannot_check_is_refused_with_a_reason() {
         matches!(e, Error::NotStreamable(ref t) if t.contains("micalg")),
         "{e}"
     );
+}
+
+/// An EC (P-256) identity, self-signed: what keytool's `-keyalg EC` makes.
+fn ec_identity(cn: &str) -> as2::keys::Identity {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509NameBuilder, X509};
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::from_unix(NOW.0 - 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::from_unix(NOW.0 + 86_400).unwrap())
+        .unwrap();
+    let serial = openssl::bn::BigNum::from_u32(0x5eed).unwrap();
+    b.set_serial_number(&openssl::asn1::Asn1Integer::from_bn(&serial).unwrap())
+        .unwrap();
+    let ski = openssl::x509::extension::SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    as2::keys::Identity::new(b.build(), key, Vec::new()).unwrap()
+}
+
+#[test]
+fn ecdsa_signatures_streamed_and_in_memory_open_both_ways() {
+    let signer = ec_identity("ALPHA EC");
+    let keys = as2::receive::StaticKeys {
+        identities: vec![beta().clone()],
+        partner_certificates: vec![signer.certificate.clone()],
+    };
+    let payload = awkward_payload(300_000);
+    for digest in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha384] {
+        for compression in 0..3u8 {
+            let mut opts = options(compression, None, Some(4), false, 1);
+            let mut s = Signing::new(signer.clone());
+            s.digest = digest;
+            s.scheme = SignatureScheme::Ecdsa;
+            opts.signing = Some(s);
+            for streamed in [false, true] {
+                let (headers, body) = build(&opts, &payload, streamed);
+                let env = Envelope::from_headers(&headers).unwrap();
+                let got = open_both(&env, &headers, &body, &keys, &Policy::default(), NOW).unwrap();
+                assert!(
+                    got.payload == payload,
+                    "{digest:?} {compression} {streamed}"
+                );
+                assert!(got.layers.iter().any(|l| matches!(
+                    l,
+                    as2::Layer::Signed {
+                        scheme: Some(SignatureScheme::Ecdsa),
+                        ..
+                    }
+                )));
+            }
+        }
+    }
 }
