@@ -14,6 +14,10 @@ use common::*;
 use gateway::layout::Direction;
 use gateway::model::{MdnMode, Status};
 
+/// What a gateway's peak may grow by, in KiB, streaming a payload of any size: a few parts and
+/// what the allocator keeps of them. Holding the 64 MiB payload would be twice that at least.
+const SLACK: u64 = 48 * 1024;
+
 fn sha256(path: &std::path::Path) -> Vec<u8> {
     let data = std::fs::read(path).unwrap();
     openssl::sha::sha256(&data).to_vec()
@@ -66,10 +70,11 @@ fn a_large_payload_goes_through_without_either_gateway_holding_it() {
         "ALPHA: peak {baseline} KiB after a small message, {peak} KiB after {} MiB",
         SIZE >> 20
     );
-    // Built in memory the payload and the message alone are twice the payload; in parts the
-    // sender holds a few parts at a time.
+    // Built in memory the payload and the message alone are twice the payload (+128 MiB and
+    // more); in parts the sender holds a few parts at a time (+10 to +25 MiB here: how much
+    // glibc's per-thread arenas keep of them varies from run to run).
     assert!(
-        peak < baseline + 24 * 1024,
+        peak < baseline + SLACK,
         "the sender's peak went from {baseline} KiB to {peak} KiB for a {} MiB payload",
         SIZE >> 20
     );
@@ -82,7 +87,7 @@ fn a_large_payload_goes_through_without_either_gateway_holding_it() {
         SIZE >> 20
     );
     assert!(
-        beta_peak < beta_baseline + 20 * 1024,
+        beta_peak < beta_baseline + SLACK,
         "the receiver's peak went from {beta_baseline} KiB to {beta_peak} KiB for a {} MiB payload",
         SIZE >> 20
     );
@@ -124,7 +129,7 @@ fn a_large_payload_goes_through_without_either_gateway_holding_it() {
     let beta_peak = testkit::memory_kib(beta_pid, "VmHWM");
     eprintln!("BETA: peak {beta_peak} KiB after 128 MiB that compress");
     assert!(
-        beta_peak < beta_baseline + 20 * 1024,
+        beta_peak < beta_baseline + SLACK,
         "the receiver's peak went from {beta_baseline} KiB to {beta_peak} KiB inflating 128 MiB"
     );
 
