@@ -264,18 +264,8 @@ pub fn open(
                     cur = Current::from_content(d.content, &cur.headers, &policy.limits)?;
                 }
                 ContentKind::CompressedData => {
-                    // The limit is on the payload: the part's own headers come on top.
-                    let allowance = policy.limits.max_header_bytes as u64;
-                    let inflated = cms::decompress(
-                        &der,
-                        policy.max_decompressed_size.saturating_add(allowance),
-                    )
-                    .map_err(|e| match e {
-                        Error::DecompressionLimit { .. } => Error::DecompressionLimit {
-                            limit: policy.max_decompressed_size,
-                        },
-                        e => e,
-                    })?;
+                    let inflated = cms::decompress(&der, inflate_limit(policy))
+                        .map_err(|e| payload_limit(e, policy))?;
                     drop(der);
                     layers.push(Layer::Compressed);
                     cur = Current::from_content(inflated, &cur.headers, &policy.limits)?;
@@ -446,6 +436,23 @@ pub(crate) fn unverified_signature(
         SignedForm::Canonical
     };
     Ok((digest, info.scheme, form))
+}
+
+/// What compressed content may inflate to: the policy's limit is on the payload, and the
+/// part's own headers come on top.
+pub(crate) fn inflate_limit(policy: &Policy) -> u64 {
+    let allowance = policy.limits.max_header_bytes as u64;
+    policy.max_decompressed_size.saturating_add(allowance)
+}
+
+/// An inflating error, its limit named as the partnership set it (not [`inflate_limit`]).
+pub(crate) fn payload_limit(e: Error, policy: &Policy) -> Error {
+    match e {
+        Error::DecompressionLimit { .. } => Error::DecompressionLimit {
+            limit: policy.max_decompressed_size,
+        },
+        e => e,
+    }
 }
 
 /// The first MIC algorithm of the sender's `signed-receipt-micalg` that we support (RFC 4130

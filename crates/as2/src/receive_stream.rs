@@ -446,7 +446,9 @@ impl CmsNode {
                 }
                 Ok(())
             }
-            Some(CmsStage::Inflate(z)) => z.update(der, plain).map_err(|e| limit(e, &ctx.policy)),
+            Some(CmsStage::Inflate(z)) => z
+                .update(der, plain)
+                .map_err(|e| receive::payload_limit(e, &ctx.policy)),
             None => Ok(()),
         }
     }
@@ -462,13 +464,9 @@ impl CmsNode {
                     checked: false,
                 })
             }
-            ContentKind::CompressedData => {
-                // The limit is on the payload: the part's own headers come on top.
-                let allowance = ctx.policy.limits.max_header_bytes as u64;
-                Ok(CmsStage::Inflate(InflateStream::new(
-                    ctx.policy.max_decompressed_size.saturating_add(allowance),
-                )))
-            }
+            ContentKind::CompressedData => Ok(CmsStage::Inflate(InflateStream::new(
+                receive::inflate_limit(&ctx.policy),
+            ))),
             ContentKind::SignedData => Err(Error::UnsupportedAlgorithm(
                 "opaque signed-data (application/pkcs7-mime; smime-type=signed-data); send a detached multipart/signed signature".into(),
             )),
@@ -510,7 +508,8 @@ impl CmsNode {
                 self.inner.update(&plain, ctx, out)?;
             }
             Some(CmsStage::Inflate(z)) => {
-                z.finish().map_err(|e| limit(e, &ctx.policy))?;
+                z.finish()
+                    .map_err(|e| receive::payload_limit(e, &ctx.policy))?;
                 ctx.layers[self.slot] = Some(Layer::Compressed);
                 if self.inner.body_len() > ctx.policy.max_decompressed_size {
                     return Err(Error::DecompressionLimit {
@@ -520,17 +519,6 @@ impl CmsNode {
             }
         }
         self.inner.finish(ctx, out)
-    }
-}
-
-/// The decompression limit as the partnership set it (the reader's own includes the headers'
-/// allowance).
-fn limit(e: Error, policy: &Policy) -> Error {
-    match e {
-        Error::DecompressionLimit { .. } => Error::DecompressionLimit {
-            limit: policy.max_decompressed_size,
-        },
-        e => e,
     }
 }
 
@@ -785,13 +773,18 @@ impl SignedNode {
 }
 
 /// The signed part digested in each form it may have been signed in: as received, in
-/// canonical form, and with only its header block in canonical form.
+/// canonical form, and with only its header block in canonical form. A form is digested apart
+/// only once it differs from the bytes as received (a bare LF in the part, or in its header
+/// block): until then, and for most parts throughout, it is the received digest.
 struct FormDigests {
     algorithms: Vec<DigestAlgorithm>,
     received: Vec<Hasher>,
-    canonical: Vec<Hasher>,
-    canonical_headers: Vec<Hasher>,
+    /// `None` while the canonical form is the bytes as received.
+    canonical: Option<Vec<Hasher>>,
+    /// `None` while the canonical-headers form is the bytes as received.
+    canonical_headers: Option<Vec<Hasher>>,
     canon: Canon,
+    scratch: Vec<u8>,
     /// The part's header block until its end is seen.
     head: Option<Vec<u8>>,
     head_text: Vec<u8>,
@@ -799,34 +792,33 @@ struct FormDigests {
 
 impl FormDigests {
     fn new(algorithms: &[DigestAlgorithm]) -> Result<FormDigests> {
-        let hashers = || -> Result<Vec<Hasher>> {
-            algorithms
-                .iter()
-                .map(|a| Hasher::new(a.message_digest()).map_err(Error::from))
-                .collect()
-        };
         Ok(FormDigests {
             algorithms: algorithms.to_vec(),
-            received: hashers()?,
-            canonical: hashers()?,
-            canonical_headers: hashers()?,
+            received: hashers(algorithms)?,
+            canonical: None,
+            canonical_headers: None,
             canon: Canon::default(),
+            scratch: Vec::new(),
             head: Some(Vec::new()),
             head_text: Vec::new(),
         })
     }
 
     fn update(&mut self, bytes: &[u8], limits: &mime::Limits) -> Result<()> {
-        let mut canonical = Vec::with_capacity(bytes.len() + bytes.len() / 32);
-        self.canon.apply(bytes, &mut canonical);
+        self.scratch.clear();
+        self.canon.apply(bytes, &mut self.scratch);
+        if self.scratch.len() != bytes.len() && self.canonical.is_none() {
+            // The first bare LF: the canonical form parts from the received one here.
+            self.canonical = Some(self.received.clone());
+        }
         for h in &mut self.received {
             h.update(bytes)?;
         }
-        for h in &mut self.canonical {
-            h.update(&canonical)?;
+        for h in self.canonical.iter_mut().flatten() {
+            h.update(&self.scratch)?;
         }
         let Some(head) = &mut self.head else {
-            for h in &mut self.canonical_headers {
+            for h in self.canonical_headers.iter_mut().flatten() {
                 h.update(bytes)?;
             }
             return Ok(());
@@ -839,15 +831,14 @@ impl FormDigests {
         };
         let head = self.head.take().unwrap_or_default();
         self.head_text = head[..end].to_vec();
-        self.feed_head(&head, end)
-    }
-
-    /// The canonical-headers form: the header block canonical, the rest as it came.
-    fn feed_head(&mut self, head: &[u8], end: usize) -> Result<()> {
-        let canonical = mime::canonicalize(&head[..end]);
-        for h in &mut self.canonical_headers {
-            h.update(&canonical)?;
-            h.update(&head[end..])?;
+        // The canonical-headers form: the header block canonical, the rest as it came.
+        if let std::borrow::Cow::Owned(canonical) = mime::canonicalize(&head[..end]) {
+            let mut h = hashers(&self.algorithms)?;
+            for h in &mut h {
+                h.update(&canonical)?;
+                h.update(&head[end..])?;
+            }
+            self.canonical_headers = Some(h);
         }
         Ok(())
     }
@@ -859,25 +850,37 @@ impl FormDigests {
             .is_ok_and(|e| e.transfer_encoding() == Some(TransferEncoding::Binary))
     }
 
-    fn finish(mut self) -> Result<HashMap<(DigestAlgorithm, SignedForm), Vec<u8>>> {
-        if let Some(head) = self.head.take() {
-            // No end of the header block: the part is all headers, the form as received.
-            for h in &mut self.canonical_headers {
-                h.update(&head)?;
-            }
-        }
+    /// Each form's digest in each algorithm (a form that never parted, the received one's).
+    fn finish(self) -> Result<HashMap<(DigestAlgorithm, SignedForm), Vec<u8>>> {
         let mut out = HashMap::new();
+        let mut received = Vec::new();
+        for (alg, mut h) in self.algorithms.iter().zip(self.received) {
+            let d = h.finish()?.to_vec();
+            out.insert((*alg, SignedForm::AsReceived), d.clone());
+            received.push(d);
+        }
         for (form, hashers) in [
-            (SignedForm::AsReceived, self.received),
             (SignedForm::Canonical, self.canonical),
             (SignedForm::CanonicalHeaders, self.canonical_headers),
         ] {
-            for (alg, mut h) in self.algorithms.iter().zip(hashers) {
-                out.insert((*alg, form), h.finish()?.to_vec());
+            for (i, alg) in self.algorithms.iter().enumerate() {
+                let d = match &hashers {
+                    Some(h) => h[i].clone().finish()?.to_vec(),
+                    None => received[i].clone(),
+                };
+                out.insert((*alg, form), d);
             }
         }
         Ok(out)
     }
+}
+
+/// A hasher for each of `algorithms`.
+fn hashers(algorithms: &[DigestAlgorithm]) -> Result<Vec<Hasher>> {
+    algorithms
+        .iter()
+        .map(|a| Hasher::new(a.message_digest()).map_err(Error::from))
+        .collect()
 }
 
 /// The payload's entity: its body, transfer encoding removed, goes out; its MIC (when no
