@@ -254,18 +254,41 @@ impl ObjectWriter for DirWriter {
 #[derive(Debug)]
 pub struct DirReader {
     file: Option<std::fs::File>,
+    /// A part read already (all of a small file, read when it was opened).
+    ready: Option<Vec<u8>>,
 }
 
 impl DirReader {
     /// `file` read in parts from where it stands.
     pub(crate) fn of(file: std::fs::File) -> Self {
-        DirReader { file: Some(file) }
+        DirReader {
+            file: Some(file),
+            ready: None,
+        }
+    }
+
+    /// `file` of `size` bytes: read at once when it is one part, in the same blocking call as
+    /// the open (a small object costs one hand-off to the blocking threads, not three).
+    fn open(file: std::fs::File, size: u64) -> std::io::Result<Self> {
+        use std::io::Read as _;
+        if size >= PART as u64 {
+            return Ok(DirReader::of(file));
+        }
+        let mut all = Vec::with_capacity(size as usize);
+        (&file).read_to_end(&mut all)?;
+        Ok(DirReader {
+            file: None,
+            ready: (!all.is_empty()).then_some(all),
+        })
     }
 }
 
 impl ObjectReader for DirReader {
     async fn next(&mut self) -> Result<Option<Vec<u8>>> {
         use std::io::Read as _;
+        if let Some(part) = self.ready.take() {
+            return Ok(Some(part));
+        }
         let Some(file) = self.file.take() else {
             return Ok(None);
         };
@@ -363,7 +386,10 @@ impl ObjectStore for DirStore {
                 return Ok(None);
             };
             match std::fs::File::open(&path) {
-                Ok(f) => Ok(Some((meta, DirReader { file: Some(f) }))),
+                Ok(f) => Ok(Some((
+                    meta.clone(),
+                    DirReader::open(f, meta.size).map_err(err)?,
+                ))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(err(e)),
             }

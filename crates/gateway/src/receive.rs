@@ -117,8 +117,8 @@ impl<P: Ports> Gateway<P> {
         if mdn::is_mdn(headers, body) {
             return self.on_async_mdn(headers, body).await;
         }
-        self.receive(peer, headers, InboundBody::<NoReader>::Bytes(body))
-            .await
+        let body = InboundBody::<<P::Store as ObjectStore>::Reader>::Bytes(body);
+        self.receive(peer, headers, body).await
     }
 
     /// [`Gateway::on_post_from`] for a body read as it comes (one too large to hold): it is
@@ -815,14 +815,5 @@ impl<R: ObjectReader> ObjectReader for Prefixed<R> {
             Some(first) if !first.is_empty() => Ok(Some(first)),
             _ => self.1.next().await,
         }
-    }
-}
-
-/// The reader of a body read whole: there is none.
-enum NoReader {}
-
-impl ObjectReader for NoReader {
-    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
-        match *self {}
     }
 }

@@ -290,9 +290,9 @@ impl<P: Ports> Gateway<P> {
         now: Millis,
     ) -> Result<std::result::Result<Prepared, String>> {
         let store = self.ports.store();
-        let gone = || Ok(Err(format!("the payload {payload_key} is gone")));
-        let Some(meta) = store.head(payload_key).await? else {
-            return gone();
+        // One read of the payload, whole or in parts as its size says.
+        let Some((meta, mut payload)) = store.reader(payload_key).await? else {
+            return Ok(Err(format!("the payload {payload_key} is gone")));
         };
         let content_type = &agreement.partnership.content_type;
         let raw_key = record.paths()?.raw_message();
@@ -300,20 +300,18 @@ impl<P: Ports> Gateway<P> {
         if meta.size <= self.settings.stream_above
             || opts.body_encoding != message::BodyEncoding::Binary
         {
-            let Some(payload) = store.get(payload_key).await? else {
-                return gone();
-            };
+            let data = crate::ports::read_all(payload).await?;
             let built = message::build(
                 opts,
                 &Payload {
-                    data: &payload.data,
+                    data: &data,
                     filename: Some(&record.filename),
                     content_type,
                 },
                 &record.message_id,
                 now.unix(),
             );
-            drop(payload);
+            drop(data);
             let built = match built {
                 Ok(b) => b,
                 Err(e) => return cannot(e),
@@ -328,9 +326,6 @@ impl<P: Ports> Gateway<P> {
                 alternative_mics: built.alternative_mics,
             }));
         }
-        let Some((_, mut payload)) = store.reader(payload_key).await? else {
-            return gone();
-        };
         let mut raw = store.writer(&raw_key, BTreeMap::new()).await?;
         let mut out = Vec::new();
         let (mut builder, headers) = match BuildStream::start(
