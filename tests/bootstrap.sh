@@ -16,6 +16,9 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v puttygen >/dev/null || need_apt+=(putty-tools)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+# The console's browser test: headless Chromium and its WebDriver, from Debian.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -41,7 +44,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" tests/interop/fix_moto.py
   echo "$want" > "$STAMP"
 fi
-"$VENV/bin/python" -c "import pyas2lib, moto.server" || { echo "bootstrap: pyas2lib or moto does not import" >&2; exit 1; }
+"$VENV/bin/python" -c "import pyas2lib, moto.server, selenium, prometheus_client" || { echo "bootstrap: pyas2lib, moto, selenium or prometheus_client does not import" >&2; exit 1; }
 # The CDK app's packages, exactly as package-lock.json has them (aws-cdk-lib needs Node.js 20+).
 node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' \
   || { echo "bootstrap: Node.js 20 or newer is needed for the CDK app (found $(node --version))" >&2; exit 1; }

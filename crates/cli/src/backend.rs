@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use as2::keys::Keystore;
 use gateway::layout::keystore as ks_paths;
 use gateway::model::{MessageRecord, Partnership, Station};
-use gateway::ports::{Clock, MessageLog, ObjectStore, Ports, RecordQuery};
+#[cfg(feature = "aws")]
+use gateway::ports::ObjectStore;
+use gateway::ports::{MessageLog, Ports, RecordQuery};
 use gateway_local::Config;
 
 /// Where the configuration file or profile is.
@@ -239,6 +241,15 @@ fn local_gateway<'a>(
     Ok(cell.get_or_init(|| g))
 }
 
+/// Why a stored file could not be written out.
+#[derive(Debug)]
+pub enum PartError {
+    /// It could not be read: the message has none, it is gone, the store failed.
+    Read(String),
+    /// Where it was written to failed.
+    Write(std::io::Error),
+}
+
 /// One of the keystores of `AS2/keystore/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Store {
@@ -308,35 +319,36 @@ impl Backend {
 
     /// A record by its id or, failing that, its Message-ID.
     pub fn find_record(&self, id: &str) -> Result<MessageRecord, String> {
-        let by_id = with_gateway!(self, g => self.rt.block_on(g.ports.log().get(id)).map_err(err))?;
-        if let Some(r) = by_id {
-            return Ok(r);
-        }
-        let by_message_id = RecordQuery {
-            message_id: Some(id.to_string()),
-            ..RecordQuery::of(None, None, 10)
+        let named = |e: gateway::GatewayError| match e {
+            gateway::GatewayError::NotFound(_) => format!("no message {id}"),
+            gateway::GatewayError::Refused(why) => why,
+            e => e.to_string(),
         };
-        let mut found = self.query(&by_message_id)?;
-        match found.len() {
-            0 => Err(format!("no message {id}")),
-            1 => Ok(found.remove(0)),
-            n => {
-                let ids: Vec<_> = found.iter().map(|r| r.id.as_str()).collect();
-                Err(format!(
-                    "Message-ID {id} is {n} messages ({}); name one by its id",
-                    ids.join(", ")
-                ))
-            }
-        }
+        with_gateway!(self, g => self.rt.block_on(g.find_record(id)).map_err(named))
     }
 
-    /// A stored object's bytes.
-    pub fn object(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        with_gateway!(self, g => self
-            .rt
-            .block_on(g.ports.store().get(key))
-            .map(|o| o.map(|o| o.data))
-            .map_err(err))
+    /// Writes one of a message's stored files to `out`, part by part.
+    pub fn write_part(
+        &self,
+        record: &MessageRecord,
+        part: gateway::model::Part,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), PartError> {
+        use gateway::ports::ObjectReader as _;
+        let read = |e: gateway::GatewayError| match e {
+            gateway::GatewayError::NotFound(why) => PartError::Read(why),
+            e => PartError::Read(e.to_string()),
+        };
+        let copied = (|| {
+            Ok(with_gateway!(self, g => self.rt.block_on(async {
+                let (_, mut reader) = g.part(record, part).await.map_err(read)?;
+                while let Some(data) = reader.next().await.map_err(read)? {
+                    out.write_all(&data).map_err(PartError::Write)?;
+                }
+                out.flush().map_err(PartError::Write)
+            })))
+        })();
+        copied.unwrap_or_else(|e: String| Err(PartError::Read(e)))
     }
 
     /// Queues an outbound message to be sent again.
@@ -368,10 +380,10 @@ impl Backend {
             Target::Local {
                 config, gateway, ..
             } => {
-                let db = &local_gateway(gateway, config)?.ports.queue;
-                let mut all = self.rt.block_on(db.parked()).map_err(err)?;
-                all.truncate(limit);
-                Ok(all)
+                let g = local_gateway(gateway, config)?;
+                self.rt
+                    .block_on(crate::console::local_parked(g, limit))
+                    .map_err(err)
             }
             #[cfg(feature = "aws")]
             Target::Aws(a) => self
@@ -392,22 +404,9 @@ impl Backend {
                 config, gateway, ..
             } => {
                 let g = local_gateway(gateway, config)?;
-                let now = g.ports.clock().now();
-                let wanted: Vec<_> = self
-                    .rt
-                    .block_on(g.ports.queue.parked())
-                    .map_err(err)?
-                    .into_iter()
-                    .filter(|p| only.is_none_or(|o| p.id == o || p.record_id() == Some(o)))
-                    .take(limit)
-                    .collect();
-                for p in &wanted {
-                    let seq = p.id.parse().map_err(err)?;
-                    self.rt
-                        .block_on(g.ports.queue.redrive(Some(seq), now))
-                        .map_err(err)?;
-                }
-                Ok(wanted)
+                self.rt
+                    .block_on(crate::console::local_redrive(g, only, limit))
+                    .map_err(err)
             }
             #[cfg(feature = "aws")]
             Target::Aws(a) => self

@@ -297,6 +297,20 @@ async fn demo(args: Args) -> Result<ExitCode, String> {
         "Look around: MFTG_CONFIG={}/alpha/mftg.toml mftg messages list",
         base.display()
     );
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|e| {
+            let here = std::env::current_dir().unwrap_or_default();
+            e.strip_prefix(&here).map(Path::to_path_buf).unwrap_or(e)
+        })
+        .map_or("mftg".to_string(), |e| e.display().to_string());
+    println!(
+        "See the exchanges in a browser: {exe} console -c {base}/alpha/mftg.toml\n  \
+         then open http://127.0.0.1:8480/ and log in with the token in \
+         {base}/alpha/data/.mftg/console.token\n  \
+         (certificates show when {PASSWORD_ENV} was set for the demo and is set for the console)",
+        base = base.display()
+    );
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -12,7 +12,7 @@ use gateway::model::{MdnMode, Partnership, Station};
 use gateway::ports::Clock;
 use gateway_local::{Config, Node, Shutdown, SystemClock};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, PartError};
 pub use crate::backend::{ConfigArg, Store};
 
 pub fn now() -> as2::UnixTime {
@@ -1122,7 +1122,7 @@ pub struct ListArgs {
 }
 
 /// What `mftg messages download` writes out.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Part {
     /// The file sent or received.
     Payload,
@@ -1132,6 +1132,17 @@ pub enum Part {
     Headers,
     /// The receipt (headers, blank line, body).
     Receipt,
+}
+
+impl From<Part> for gateway::model::Part {
+    fn from(p: Part) -> Self {
+        match p {
+            Part::Payload => gateway::model::Part::Payload,
+            Part::Raw => gateway::model::Part::Raw,
+            Part::Headers => gateway::model::Part::Headers,
+            Part::Receipt => gateway::model::Part::Receipt,
+        }
+    }
 }
 
 fn time_arg(name: &str, value: &Option<String>) -> Result<Option<gateway::Millis>, String> {
@@ -1204,36 +1215,33 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
         } => {
             let b = config.open()?;
             let r = b.find_record(&id)?;
-            let (what, key) = match part {
-                Part::Payload => ("payload", r.payload_key.clone()),
-                Part::Raw => ("raw message", r.raw_key.clone()),
-                Part::Headers => ("headers", r.headers_key.clone()),
-                Part::Receipt => ("receipt", r.mdn.as_ref().map(|m| m.key.clone())),
-            };
-            let key = key.ok_or_else(|| format!("message {} has no {what}", r.id))?;
-            let data = b
-                .object(&key)?
-                .ok_or_else(|| format!("the {what} of message {} ({key}) is gone", r.id))?;
+            let part = part.into();
+            let what = gateway::model::Part::describe(part);
             match out {
                 Some(path) => {
-                    use std::io::Write as _;
                     let mut f = std::fs::OpenOptions::new()
                         .write(true)
                         .create_new(true)
                         .open(&path)
                         .map_err(|e| format!("{}: {e}", path.display()))?;
-                    f.write_all(&data)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    if let Err(e) = b.write_part(&r, part, &mut f) {
+                        drop(f);
+                        let _ = std::fs::remove_file(&path);
+                        return Err(match e {
+                            PartError::Read(why) => why,
+                            PartError::Write(io) => format!("{}: {io}", path.display()),
+                        });
+                    }
                     eprintln!("{what} of {} written to {}", r.id, path.display());
                 }
                 None => {
-                    use std::io::Write as _;
                     let mut stdout = std::io::stdout().lock();
-                    match stdout.write_all(&data).and_then(|()| stdout.flush()) {
-                        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                            return Err(e.to_string())
-                        }
-                        _ => {}
+                    match b.write_part(&r, part, &mut stdout) {
+                        Ok(()) => {}
+                        Err(PartError::Write(io))
+                            if io.kind() == std::io::ErrorKind::BrokenPipe => {}
+                        Err(PartError::Write(io)) => return Err(io.to_string()),
+                        Err(PartError::Read(why)) => return Err(why),
                     }
                 }
             }

@@ -19,6 +19,7 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
 
 mod backend;
 mod capture;
+mod console;
 mod demo;
 mod doctor;
 #[cfg(feature = "aws")]
@@ -75,6 +76,9 @@ enum Command {
         #[command(subcommand)]
         command: local::QueueCommand,
     },
+    /// The operator console and REST API (/api/v1) over the gateway's data directory or an AWS
+    /// deployment, on 127.0.0.1 by default.
+    Console(console::Args),
     /// Shows what a captured AS2 message or MDN contains: layers, algorithms, signer, file, MIC.
     Inspect(Box<inspect::Args>),
     /// Two gateways on this machine exchange EDI files both ways (what `make run` runs).
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Command::Send(a) => local::send(a),
         Command::Messages { command } => local::messages(command),
         Command::Queue { command } => local::queue(command),
+        Command::Console(a) => console::run(a),
         Command::Inspect(a) => inspect::run(*a),
         Command::Demo(a) => demo::run(a),
         Command::Layout(a) => layout::run(a),

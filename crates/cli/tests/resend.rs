@@ -8,9 +8,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{records, send_to_beta, serve, sites_with, wait_for, Site, PASSWORD};
+use common::{failed_while_beta_down, records, serve, wait_for, Site, PASSWORD};
 use gateway::layout::Direction;
-use gateway::model::{RetryPolicy, Status};
+use gateway::model::Status;
 
 fn resend(site: &Site, args: &[&str]) -> (i32, String) {
     testkit::run(
@@ -25,25 +25,7 @@ fn resend(site: &Site, args: &[&str]) -> (i32, String) {
 #[test]
 fn a_message_that_failed_is_resent_and_delivered_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let (alpha, beta) = sites_with(tmp.path(), |c| {
-        c.partnerships[0].retry = Some(RetryPolicy {
-            attempts: 2,
-            first_interval_secs: 1,
-            max_interval_secs: 1,
-        });
-    });
-    let _alpha = serve(&alpha, None);
-    let file = tmp.path().join("po-7001.x12");
-    std::fs::write(&file, b"ISA*00*RESEND~").unwrap();
-    send_to_beta(&alpha, &file);
-    // BETA is not running: both attempts are refused and the message fails.
-    let failed = wait_for(&alpha, "the message fails", |rs| {
-        rs.iter().any(|r| r.status == Status::Failed)
-    });
-    let failed = failed
-        .into_iter()
-        .find(|r| r.status == Status::Failed)
-        .unwrap();
+    let (alpha, beta, _alpha, failed) = failed_while_beta_down(tmp.path(), "po-7001.x12");
 
     let _beta = serve(&beta, None);
     let (code, out) = resend(&alpha, &[&failed.id]);
@@ -119,7 +101,7 @@ fn a_message_that_failed_is_resent_and_delivered_once() {
         );
         std::fs::read(path).unwrap()
     };
-    assert_eq!(download(&failed.id, "payload"), b"ISA*00*RESEND~");
+    assert_eq!(download(&failed.id, "payload"), b"ISA*00*po-7001.x12~");
     let headers = String::from_utf8(download(&failed.message_id, "headers")).unwrap();
     assert!(headers.contains("AS2-To: BETA"), "{headers}");
     assert!(!download(&failed.id, "raw").is_empty());

@@ -12,6 +12,7 @@ pub mod layout;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod model;
+mod operate;
 pub mod ports;
 pub mod receipt;
 mod receive;

@@ -222,3 +222,80 @@ pub fn send_to_beta(alpha: &Site, file: &Path) {
         ],
     );
 }
+
+/// ALPHA and BETA with two quick attempts per message; ALPHA running, BETA not. A file named
+/// `name` sent to BETA fails; returns the sites, ALPHA's process and the failed record.
+pub fn failed_while_beta_down(root: &Path, name: &str) -> (Site, Site, Serve, MessageRecord) {
+    let (alpha, beta) = sites_with(root, |c| {
+        c.partnerships[0].retry = Some(RetryPolicy {
+            attempts: 2,
+            first_interval_secs: 1,
+            max_interval_secs: 1,
+        });
+    });
+    let running = serve(&alpha, None);
+    let file = root.join(name);
+    std::fs::write(&file, format!("ISA*00*{name}~")).unwrap();
+    send_to_beta(&alpha, &file);
+    // BETA is not running: both attempts are refused and the message fails.
+    let failed = wait_for(&alpha, "the message fails", |rs| {
+        rs.iter()
+            .any(|r| r.filename == name && r.status == gateway::model::Status::Failed)
+    })
+    .into_iter()
+    .find(|r| r.filename == name)
+    .unwrap();
+    (alpha, beta, running, failed)
+}
+
+/// A running `mftg console`; killed when dropped.
+pub struct Console {
+    pub child: Child,
+    pub port: u16,
+    pub token: String,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mftg console` over `site`'s data directory on a free port, its token made in a file beside
+/// the configuration (checked to be its owner's only).
+pub fn console(site: &Site) -> Console {
+    let port = testkit::free_port();
+    let token_file = site.config.with_file_name("console.token");
+    let child = Command::new(env!("CARGO_BIN_EXE_mftg"))
+        .args(["console", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--token-file")
+        .arg(&token_file)
+        .env("MFTG_CONFIG", &site.config)
+        .env("MFTG_KEYSTORE_PASSWORD", PASSWORD)
+        .env_remove("MFTG_CONSOLE_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(site.config.with_file_name("console.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the console never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the token file must be its owner's only"
+    );
+    Console { child, port, token }
+}

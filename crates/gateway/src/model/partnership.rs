@@ -373,8 +373,11 @@ fn default_mic() -> DigestAlgorithm {
 fn default_content_type() -> String {
     as2::message::DEFAULT_CONTENT_TYPE.into()
 }
+/// How long an asynchronous receipt is waited for when a partnership does not say.
+pub const DEFAULT_MDN_WAIT_SECS: u64 = 3600;
+
 fn default_mdn_wait() -> u64 {
-    3600
+    DEFAULT_MDN_WAIT_SECS
 }
 fn default_timeout() -> u64 {
     120

@@ -211,6 +211,60 @@ impl PartialEq<&str> for MdnMic {
     }
 }
 
+/// One of the files a message record points at, as an operator downloads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// The file sent or received.
+    Payload,
+    /// The AS2 message as it went over the wire.
+    Raw,
+    /// Its HTTP headers.
+    Headers,
+    /// The receipt (headers, blank line, body).
+    Receipt,
+}
+
+impl Part {
+    /// Every part.
+    pub const ALL: [Part; 4] = [Part::Payload, Part::Raw, Part::Headers, Part::Receipt];
+
+    /// Its name: `payload`, `raw`, `headers`, `receipt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Payload => "payload",
+            Part::Raw => "raw",
+            Part::Headers => "headers",
+            Part::Receipt => "receipt",
+        }
+    }
+
+    /// What it is called in a sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Part::Payload => "payload",
+            Part::Raw => "raw message",
+            Part::Headers => "headers",
+            Part::Receipt => "receipt",
+        }
+    }
+}
+
+impl std::str::FromStr for Part {
+    type Err = String;
+
+    /// A part by its name; the error lists the names.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Part::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s.trim())
+            .ok_or_else(|| {
+                let names: Vec<_> = Part::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown part {s:?} (one of {})", names.join(", "))
+            })
+    }
+}
+
 /// The log entry for one message, sent or received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
@@ -269,6 +323,16 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
+    /// Where `part` is stored, if the message has it.
+    pub fn part_key(&self, part: Part) -> Option<&str> {
+        match part {
+            Part::Payload => self.payload_key.as_deref(),
+            Part::Raw => self.raw_key.as_deref(),
+            Part::Headers => self.headers_key.as_deref(),
+            Part::Receipt => self.mdn.as_ref().map(|m| m.key.as_str()),
+        }
+    }
+
     /// A new record whose history starts with `first`.
     /// The record of an upload to send: `send`'s file from its station to its partner, `size`
     /// bytes, first at `first`.

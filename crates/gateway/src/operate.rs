@@ -1,0 +1,54 @@
+//! What an operator asks of the gateway beside sending and receiving, the same from the command
+//! line and the console: a message by the name they have for it, and its stored files.
+
+use crate::error::{GatewayError, Result};
+use crate::gateway::Gateway;
+use crate::model::{MessageRecord, Part};
+use crate::ports::{MessageLog, ObjectMeta, ObjectStore, Ports, RecordQuery};
+
+impl<P: Ports> Gateway<P> {
+    /// A record by its id or, failing that, its Message-ID (angle brackets optional).
+    /// [`GatewayError::NotFound`] when there is none; [`GatewayError::Refused`] naming them when
+    /// a Message-ID is several messages (a partner that sends the same one twice).
+    pub async fn find_record(&self, id: &str) -> Result<MessageRecord> {
+        if let Some(r) = self.ports.log().get(id).await? {
+            return Ok(r);
+        }
+        let by_message_id = RecordQuery {
+            message_id: Some(id.to_string()),
+            ..RecordQuery::of(None, None, 10)
+        };
+        let mut found = self.ports.log().query(&by_message_id).await?;
+        match found.len() {
+            0 => Err(GatewayError::NotFound(format!("message {id}"))),
+            1 => Ok(found.remove(0)),
+            n => {
+                let ids: Vec<_> = found.iter().map(|r| r.id.as_str()).collect();
+                Err(GatewayError::Refused(format!(
+                    "Message-ID {id} is {n} messages ({}); name one by its id",
+                    ids.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// One of `record`'s stored files, to be read in parts (a payload may be gigabytes).
+    /// [`GatewayError::NotFound`] when the message has no such file, or it is gone (the
+    /// lifecycle rules delete files after 70 days).
+    pub async fn part(
+        &self,
+        record: &MessageRecord,
+        part: Part,
+    ) -> Result<(ObjectMeta, <P::Store as ObjectStore>::Reader)> {
+        let what = part.describe();
+        let key = record.part_key(part).ok_or_else(|| {
+            GatewayError::NotFound(format!("message {} has no {what}", record.id))
+        })?;
+        self.ports.store().reader(key).await?.ok_or_else(|| {
+            GatewayError::NotFound(format!(
+                "the {what} of message {} ({key}) is gone",
+                record.id
+            ))
+        })
+    }
+}
