@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is the failure report
 
 pub mod function_url;
+pub mod http;
 pub mod java;
 pub mod lambda;
 pub mod proxy;

@@ -76,6 +76,90 @@ impl Cli {
     }
 }
 
+/// `mftg console --profile acme`: its API lists the deployment's records (the first delivered,
+/// the second failed then delivered after its resend) and serves their files from the bucket.
+fn console_over_the_deployment(cli: &Cli, token_file: &Path, first: &str, second: &str) {
+    use testkit::http::request;
+    let port = testkit::free_port();
+    let mut child = Command::new(&cli.bin)
+        .args([
+            "console",
+            "--profile",
+            "acme",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(token_file)
+        .current_dir(&cli.cwd)
+        .env("MFTG_PROFILES", &cli.profiles)
+        .env_remove("MFTG_CONFIG")
+        .env_remove("MFTG_PROFILE")
+        .env_remove("MFTG_CONSOLE_TOKEN")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the console never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = std::fs::read_to_string(token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let auth = [("Authorization", format!("Bearer {token}"))];
+    let get = |path: &str| request(port, "GET", path, &auth, "");
+    let session = get("/api/v1/session").json();
+    assert!(
+        session["backend"]
+            .as_str()
+            .unwrap()
+            .starts_with("deployment"),
+        "{session}"
+    );
+    let listed = get("/api/v1/messages?direction=outbox").json();
+    let ids: Vec<&str> = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&first) && ids.contains(&second), "{listed}");
+    let shown = get(&format!("/api/v1/messages/{second}")).json();
+    assert_eq!(shown["status"], "delivered");
+    let statuses: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"failed"), "{statuses:?}");
+    assert_eq!(
+        get(&format!("/api/v1/messages/{first}/payload")).body,
+        edi(1)
+    );
+    assert_eq!(
+        get("/api/v1/messages?status=failed").json()["messages"],
+        serde_json::json!([])
+    );
+    let stations = get("/api/v1/stations").json();
+    assert_eq!(stations["stations"][0]["as2_id"], "ALPHA");
+    assert_eq!(get("/api/v1/queue").status, 200);
+    assert_eq!(
+        request(port, "GET", "/api/v1/messages", &[], "").status,
+        401
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A stack in moto's CloudFormation with the parameters and outputs the SAM template and the
 /// CDK app have (the resources themselves are the harness's: moto cannot run the real template).
 fn stack(d: &Deployment, name: &str, as2_url: &str) {
@@ -582,6 +666,9 @@ fn operating_a_deployment_with_mftg() {
         shown.contains("failed") && shown.contains("delivered"),
         "{shown}"
     );
+
+    // The console over the same profile lists what the real functions did.
+    console_over_the_deployment(&cli, &tmp.path().join("console.token"), &first, &second);
 
     // A job that keeps failing (the sender dies at the same step each time) is moved to the
     // dead-letter queue by SQS after its receives; `queue redrive` brings it back.
