@@ -16,7 +16,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 URL, TOKEN, SHOTS, FACTS = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]), json.loads(pathlib.Path(sys.argv[4]).read_text())
 SHOTS.mkdir(parents=True, exist_ok=True)
@@ -38,6 +38,18 @@ def no_alert(driver, where):
 
 def shot(driver, name):
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def until(driver, what, condition):
+    """Waits (bounded) for a page the last click asked for: a click returns before it loads."""
+    try:
+        return WebDriverWait(driver, 20).until(condition)
+    except Exception:
+        sys.exit(f"browser: {what} never came ({driver.current_url})")
+
+
+def present(css):
+    return lambda d: d.find_elements(By.CSS_SELECTOR, css)
 
 
 def rows(driver):
@@ -63,9 +75,11 @@ try:
     shot(driver, "login")
     driver.find_element(By.NAME, "token").send_keys("not-the-token-at-all")
     driver.find_element(By.CSS_SELECTOR, "#login button").click()
+    until(driver, "the refusal of a wrong token", present("#error"))
     check("not the console's token" in driver.find_element(By.ID, "error").text, "a wrong token was not refused")
     driver.find_element(By.NAME, "token").send_keys(TOKEN)
     driver.find_element(By.CSS_SELECTOR, "#login button").click()
+    until(driver, "the dashboard", present("#counts"))
 
     # Dashboard: the chart, the counts by status, the failure of the last day, the expired cert.
     check(driver.current_url.rstrip("/") == URL, f"the login led to {driver.current_url}")
@@ -92,6 +106,7 @@ try:
     no_alert(driver, "the messages page")
     Select(driver.find_element(By.NAME, "status")).select_by_visible_text("failed")
     driver.find_element(By.CSS_SELECTOR, "#filters button").click()
+    until(driver, "the failed messages", lambda d: "status=failed" in d.current_url)
     failed_rows = rows(driver)
     check([r.get_attribute("data-id") for r in failed_rows] == [FACTS["failed"]],
           f"status=failed shows {[r.get_attribute('data-id') for r in failed_rows]}")
@@ -100,6 +115,7 @@ try:
     Select(driver.find_element(By.NAME, "status")).select_by_visible_text("delivered")
     driver.find_element(By.NAME, "partner").send_keys("BETA")
     driver.find_element(By.CSS_SELECTOR, "#filters button").click()
+    until(driver, "BETA's delivered messages", lambda d: "partner=BETA" in d.current_url)
     delivered_rows = rows(driver)
     check(0 < len(delivered_rows) < total, f"status=delivered&partner=BETA shows {len(delivered_rows)} of {total}")
     check(all(r.find_element(By.CSS_SELECTOR, ".badge").text == "delivered" for r in delivered_rows), "a row is not delivered")
@@ -135,6 +151,7 @@ try:
     alert = driver.switch_to.alert
     check("again" in alert.text, f"confirmation: {alert.text}")
     alert.accept()
+    until(driver, "the notice of the resend", present("#notice"))
     check("Queued to be sent again" in driver.find_element(By.ID, "notice").text, "no notice after the resend")
     deadline = time.monotonic() + 60
     while driver.find_element(By.ID, "status").text != "delivered":
@@ -155,6 +172,7 @@ try:
 
     # Out: the pages are gone again.
     driver.find_element(By.CSS_SELECTOR, "header form button").click()
+    until(driver, "the login page after logging out", present("#login"))
     driver.get(URL + "/messages")
     check("/login" in driver.current_url, "still logged in after logging out")
     print(json.dumps(seen))

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use gateway::model::{Partnership, Station};
 use gateway::ports::{Clock as _, ParkedJob, Ports as _};
 use gateway::{Gateway, GatewayError, Result};
-use gateway_local::{Config, LocalPorts};
+use std::sync::Arc;
+
+use gateway_local::{Config, LocalPorts, Node};
 
 use crate::backend::{ConfigArg, Target};
 
@@ -28,9 +30,11 @@ pub struct Args {
 /// The embedded gateway, for the console: its settings are read from the configuration file on
 /// every request, so what `mftg partners add` changes shows at once.
 pub struct LocalConsole {
-    gateway: Gateway<LocalPorts>,
+    node: Arc<Node>,
     path: PathBuf,
-    data_dir: PathBuf,
+    /// Whether `node` is the running gateway (the console runs in `mftg serve`): its figures
+    /// are then the gateway's.
+    serving: bool,
 }
 
 impl LocalConsole {
@@ -76,7 +80,7 @@ impl console::Backend for LocalConsole {
     type Ports = LocalPorts;
 
     fn gateway(&self) -> &Gateway<LocalPorts> {
-        &self.gateway
+        &self.node.gateway
     }
 
     async fn stations(&self) -> Result<Vec<Station>> {
@@ -88,15 +92,40 @@ impl console::Backend for LocalConsole {
     }
 
     async fn parked(&self, limit: usize) -> Result<Vec<ParkedJob>> {
-        local_parked(&self.gateway, limit).await
+        local_parked(&self.node.gateway, limit).await
     }
 
     async fn redrive(&self, only: Option<String>, limit: usize) -> Result<Vec<ParkedJob>> {
-        local_redrive(&self.gateway, only.as_deref(), limit).await
+        local_redrive(&self.node.gateway, only.as_deref(), limit).await
+    }
+
+    async fn metrics(&self) -> Result<Option<String>> {
+        if !self.serving {
+            return Ok(None);
+        }
+        let ports = &self.node.gateway.ports;
+        let (queued, parked) = ports.queue.job_counts().await?;
+        let certificates: Vec<_> = console::certificates(self)
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                Some(gateway_local::metrics::CertificateDays {
+                    days_left: c.days_left?,
+                    kind: c.kind.to_string(),
+                    owner: c.owner,
+                    alias: c.alias,
+                })
+            })
+            .collect();
+        Ok(Some(ports.events.metrics().encode(
+            queued,
+            parked,
+            &certificates,
+        )))
     }
 
     fn describe(&self) -> String {
-        format!("data directory {}", self.data_dir.display())
+        format!("data directory {}", self.node.config.data_dir.display())
     }
 }
 
@@ -135,6 +164,10 @@ impl console::Backend for AwsConsole {
             .await
     }
 
+    async fn metrics(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     fn describe(&self) -> String {
         match &self.aws.profile.stack {
             Some(stack) => format!("deployment {stack} (bucket {})", self.aws.settings.bucket),
@@ -152,15 +185,12 @@ pub fn run(a: Args) -> std::result::Result<ExitCode, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (router, token_file) = match backend.target {
         Target::Local { config, path, .. } => {
-            let token_file = a
-                .token_file
-                .unwrap_or_else(|| config.data_dir.join(".mftg/console.token"));
-            let gateway =
-                Gateway::new(gateway_local::local_ports(&config).map_err(|e| e.to_string())?);
+            let token_file = a.token_file.unwrap_or_else(|| config.console_token_file());
+            let node = Node::open(*config).map_err(|e| e.to_string())?;
             let local = LocalConsole {
-                gateway,
+                node: Arc::new(node),
                 path,
-                data_dir: config.data_dir.clone(),
+                serving: false,
             };
             (router(local, &token_file)?, token_file)
         }
@@ -185,6 +215,34 @@ pub fn run(a: Args) -> std::result::Result<ExitCode, String> {
     }))
     .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The console of the gateway `node` runs, on its `[console]` listener, until `stop`; `None`
+/// without a `[console]` section.
+pub async fn serve_beside(
+    node: &Arc<Node>,
+    path: PathBuf,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::result::Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(c) = &node.config.console else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(c.listen)
+        .await
+        .map_err(|e| format!("[console] cannot listen on {}: {e}", c.listen))?;
+    let token_file = node.config.console_token_file();
+    let console = LocalConsole {
+        node: node.clone(),
+        path,
+        serving: true,
+    };
+    let router = router(console, &token_file)?;
+    tracing::info!(address = %c.listen, token = %token_file.display(), "console listening (its API and /metrics too)");
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = console::serve(listener, router, stop).await {
+            tracing::error!(error = %e, "console stopped");
+        }
+    })))
 }
 
 /// The console over `backend`, its token from `MFTG_CONSOLE_TOKEN` or `token_file`.

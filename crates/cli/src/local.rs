@@ -216,6 +216,7 @@ pub struct ServeArgs {
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode, String> {
     let config = a.config.load()?;
+    let path = a.config.config.clone();
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let node = Arc::new(Node::open(config).map_err(|e| e.to_string())?);
@@ -225,7 +226,16 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, String> {
             tracing::info!("stopping");
             let _ = stop.send(true);
         });
-        node.serve(shutdown).await.map_err(|e| e.to_string())
+        let console = crate::console::serve_beside(&node, path, {
+            let s = shutdown.clone();
+            async move { s.requested().await }
+        })
+        .await?;
+        let served = node.serve(shutdown).await.map_err(|e| e.to_string());
+        if let Some(c) = console {
+            let _ = c.await;
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -56,6 +56,7 @@ pub(crate) fn routes<B: Backend>(backend: Arc<B>, auth: Arc<Auth>) -> Router {
             "/static/{name}",
             get(|Path(name): Path<String>| async move { pages::asset(&name) }),
         )
+        .route("/metrics", get(metrics::<B>))
         .route("/api/v1/session", get(session::<B>))
         .route("/api/v1/certificates", get(certificates::<B>))
         .route("/api/v1/messages", get(list::<B>))
@@ -89,7 +90,7 @@ async fn guard<B: Backend>(State(app): State<App<B>>, request: Request, next: Ne
     } else {
         match checked(&app, request).await {
             Ok(request) => next.run(request).await,
-            Err(e) if e.code == "unauthorized" && !path.starts_with("/api/") => {
+            Err(e) if e.code == "unauthorized" && !for_programs(&path) => {
                 let back = pages::percent(&path, b"/-_.");
                 Redirect::to(&format!("/login?next={back}")).into_response()
             }
@@ -110,6 +111,11 @@ async fn guard<B: Backend>(State(app): State<App<B>>, request: Request, next: Ne
         h.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// Whether `path` is for programs (the API, `/metrics`): they get a 401, never the login page.
+fn for_programs(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/metrics"
 }
 
 /// `request` once its credentials, and for a change its CSRF token, are checked.
@@ -190,6 +196,19 @@ async fn logout() -> Response {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
+}
+
+/// What `/metrics` is served as.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn metrics<B: Backend>(State(app): State<App<B>>) -> Answer {
+    match app.backend.metrics().await? {
+        Some(text) => Ok(([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()),
+        None => Err(ApiError::not_found(
+            "this console keeps no metrics: the running gateway serves them on its [console] \
+             listener (mftg serve with [console] in mftg.toml)",
+        )),
+    }
 }
 
 async fn certificates<B: Backend>(State(app): State<App<B>>) -> Answer {

@@ -21,7 +21,7 @@ use gateway::ports::{ParkedJob, Ports};
 use gateway::{Gateway, Result};
 
 pub use auth::Auth;
-pub use certs::Certificate;
+pub use certs::{certificates, Certificate};
 pub use error::ApiError;
 
 /// What the console acts on: a gateway over some backend's ports, and what only the backend
@@ -49,6 +49,11 @@ pub trait Backend: Send + Sync + 'static {
         only: Option<String>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ParkedJob>>> + Send;
+
+    /// The running gateway's figures in the OpenMetrics text format; `None` where this process
+    /// keeps none (a console beside a gateway: the gateway's own `[console]` listener serves
+    /// them; a deployment on AWS).
+    fn metrics(&self) -> impl Future<Output = Result<Option<String>>> + Send;
 
     /// What it is, for people: `data directory /srv/mftg/data`, `deployment mftg (eu-west-1)`.
     fn describe(&self) -> String;

@@ -39,6 +39,8 @@ pub type AwsPorts = PortSet<
     HttpTransport,
     SqsQueue,
     SystemClock,
+    // Events are not published from AWS yet (EventBridge is still to be built): logged only.
+    gateway::ports::LogEvents,
 >;
 
 /// Clients built once from `conf`, for `settings`.
@@ -60,5 +62,6 @@ pub fn aws_ports(conf: &aws_config::SdkConfig, settings: &AwsSettings) -> AwsPor
         transport: HttpTransport::new(),
         queue: SqsQueue::from_conf(conf, &settings.queue_url, settings.dead_letter_url.clone()),
         clock: SystemClock,
+        events: gateway::ports::LogEvents,
     }
 }

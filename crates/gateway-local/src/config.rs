@@ -70,6 +70,10 @@ pub struct Config {
     /// `[https]`: an HTTPS listener for the AS2 endpoint, beside the plain one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<HttpsConfig>,
+    /// `[console]`: the operator console, its API and `/metrics`, served by `mftg serve` on
+    /// their own listener (never the AS2 one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleConfig>,
     /// `[defaults]`: the Message-ID domain, receipt URL and retry policy of stations and
     /// partnerships that do not set their own.
     #[serde(default)]
@@ -91,6 +95,34 @@ pub struct HttpsConfig {
     /// The key entry of `https.jks` to serve; by default its only key entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
+}
+
+/// `[console]`: where `mftg serve` serves the console, its API and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where it listens: keep it on 127.0.0.1 (or behind a TLS proxy); anyone who reaches it
+    /// with the token can act on the gateway.
+    pub listen: SocketAddr,
+    /// The file holding its token (made, readable by its owner only, when it is not there);
+    /// by default `.mftg/console.token` in the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// The console token's file: `[console] token_file`, else `.mftg/console.token` in the
+    /// data directory.
+    pub fn console_token_file(&self) -> PathBuf {
+        self.console
+            .as_ref()
+            .and_then(|c| c.token_file.clone())
+            .unwrap_or_else(|| {
+                self.data_dir
+                    .join(crate::store::PRIVATE_DIR)
+                    .join("console.token")
+            })
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -160,6 +192,7 @@ impl Config {
             stream_above_bytes: default_stream_above(),
             keystore_password_env: default_password_env(),
             https: None,
+            console: None,
             defaults: Defaults::default(),
             stations: Vec::new(),
             partnerships: Vec::new(),
@@ -197,6 +230,15 @@ impl Config {
             .map_err(invalid("[defaults]".into()))?;
         for s in &self.stations {
             s.check()?;
+        }
+        if let Some(c) = &self.console {
+            let taken = std::iter::once(self.listen).chain(self.https.as_ref().map(|h| h.listen));
+            if taken.into_iter().any(|a| a == c.listen) {
+                return Err(GatewayError::Config(format!(
+                    "[console] listen {} is an AS2 endpoint's address: the console needs its own",
+                    c.listen
+                )));
+            }
         }
         for p in &self.partnerships {
             if !self.stations.iter().any(|s| s.as2_id == p.station) {

@@ -214,6 +214,20 @@ impl Db {
         blocking::run(self, "database", move |db: &Db| db.parked_now()).await
     }
 
+    /// How many jobs wait in the queue (or run), and how many are parked.
+    pub async fn job_counts(&self) -> Result<(u64, u64)> {
+        blocking::run(self, "database", move |db: &Db| {
+            let conn = db.conn();
+            conn.query_row(
+                "SELECT COUNT(*) FILTER (WHERE parked IS NULL), COUNT(*) FILTER (WHERE parked IS NOT NULL) FROM jobs",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64)),
+            )
+            .map_err(err)
+        })
+        .await
+    }
+
     /// [`Db::redrive_now`], off the async workers.
     pub async fn redrive(&self, seq: Option<i64>, now: Millis) -> Result<usize> {
         blocking::run(self, "database", move |db: &Db| db.redrive_now(seq, now)).await

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod https;
+pub mod metrics;
 pub mod node;
 pub mod store;
 pub mod transport;

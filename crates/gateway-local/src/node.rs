@@ -35,9 +35,11 @@ pub type LocalPorts = PortSet<
     HttpTransport,
     Db,
     SystemClock,
+    crate::metrics::LocalEvents,
 >;
 
-/// Ports for `config`: its data directory, its database, its stations and partnerships.
+/// Ports for `config`: its data directory, its database, its stations and partnerships; its
+/// events counted in new metrics.
 pub fn local_ports(config: &Config) -> Result<LocalPorts> {
     let store = DirStore::new(&config.data_dir)?;
     let env = config.keystore_password_env.clone();
@@ -60,6 +62,7 @@ pub fn local_ports(config: &Config) -> Result<LocalPorts> {
         secrets: EnvSecrets,
         transport: HttpTransport::new(),
         clock: SystemClock,
+        events: crate::metrics::LocalEvents::new(crate::metrics::Metrics::new()),
     })
 }
 

@@ -13,7 +13,7 @@ use openssl::x509::X509;
 use crate::error::{GatewayError, Result};
 use crate::failpoint::Failpoints;
 use crate::model::{Defaults, MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status};
-use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
+use crate::ports::{Events as _, Keystore, MessageLog, PartnerDirectory, Ports};
 
 /// The largest payload a compressed message may inflate to unless the deployment says otherwise:
 /// 1 GiB (the whole payload is held in memory while it is checked).
@@ -158,7 +158,7 @@ impl<P: Ports> Gateway<P> {
             match self.ports.log().update(&mut next).await {
                 Ok(()) => {
                     if next.status != record.status && next.status.is_final() {
-                        log_final(&next);
+                        self.finished(&next).await;
                     }
                     *record = next;
                     return Ok(true);
@@ -176,6 +176,17 @@ impl<P: Ports> Gateway<P> {
             "record {} kept changing under us",
             record.id
         )))
+    }
+}
+
+impl<P: Ports> Gateway<P> {
+    /// Says, once, that `record` reached its final status (as just written): one log line and
+    /// one event.
+    pub(crate) async fn finished(&self, record: &MessageRecord) {
+        log_final(record);
+        if let Some(event) = crate::events::Event::of_record(record) {
+            self.ports.events().publish(event).await;
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod check;
 mod error;
+pub mod events;
 pub mod failpoint;
 mod gateway;
 pub mod keystore;

@@ -526,6 +526,23 @@ impl Clock for ManualClock {
     }
 }
 
+/// [`Events`] kept in order, for tests to read.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryEvents(Arc<Mutex<Vec<crate::events::Event>>>);
+
+impl MemoryEvents {
+    /// Every event published so far.
+    pub fn all(&self) -> Vec<crate::events::Event> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Events for MemoryEvents {
+    async fn publish(&self, event: crate::events::Event) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+}
+
 /// Every port in memory (the partner a function, the clock moved by hand).
 pub type MemoryPorts = PortSet<
     MemoryStore,
@@ -537,6 +554,7 @@ pub type MemoryPorts = PortSet<
     FnTransport,
     MemoryQueue,
     ManualClock,
+    MemoryEvents,
 >;
 
 impl MemoryPorts {
@@ -553,6 +571,7 @@ impl MemoryPorts {
             transport,
             queue: MemoryQueue::default(),
             clock,
+            events: MemoryEvents::default(),
         }
     }
 }

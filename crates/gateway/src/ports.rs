@@ -538,6 +538,24 @@ impl ParkedJob {
     }
 }
 
+/// Where events go: counted, posted to webhooks, put on a bus. Publishing never fails the AS2
+/// exchange and never waits for a slow receiver: an adapter queues what it cannot hand over at
+/// once, and says (logs) what it could not.
+pub trait Events: Send + Sync {
+    /// Tells of `event`.
+    fn publish(&self, event: crate::events::Event) -> impl Future<Output = ()> + Send;
+}
+
+/// Events nobody subscribes to, said in the log only (where a backend has no subscriber yet).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogEvents;
+
+impl Events for LogEvents {
+    async fn publish(&self, event: crate::events::Event) {
+        tracing::debug!(kind = %event.kind, "event (no subscriber)");
+    }
+}
+
 /// The time. Injected, so time-dependent rules are tested without sleeping.
 pub trait Clock: Send + Sync {
     /// The current time, to the millisecond.
@@ -566,6 +584,8 @@ pub trait Ports: Send + Sync {
     type Queue: JobQueue;
     /// The time, and waiting.
     type Clock: Clock;
+    /// Where events go.
+    type Events: Events;
 
     /// See [`Ports::Store`].
     fn store(&self) -> &Self::Store;
@@ -585,6 +605,8 @@ pub trait Ports: Send + Sync {
     fn queue(&self) -> &Self::Queue;
     /// See [`Ports::Clock`].
     fn clock(&self) -> &Self::Clock;
+    /// See [`Ports::Events`].
+    fn events(&self) -> &Self::Events;
 }
 
 /// The one port set: every adapter fills it with its own types (a directory and SQLite for the
@@ -592,7 +614,7 @@ pub trait Ports: Send + Sync {
 /// any types that implement the ports. One value may serve several (SQLite is the duplicate
 /// index, the log and the queue): each field holds a clone.
 #[derive(Debug, Clone)]
-pub struct PortSet<S, D, L, R, K, X, T, Q, C> {
+pub struct PortSet<S, D, L, R, K, X, T, Q, C, E> {
     /// The bucket (or the directory standing in for it).
     pub store: S,
     /// The same-name duplicate window.
@@ -611,9 +633,11 @@ pub struct PortSet<S, D, L, R, K, X, T, Q, C> {
     pub queue: Q,
     /// The time, and waiting.
     pub clock: C,
+    /// Where events go.
+    pub events: E,
 }
 
-impl<S, D, L, R, K, X, T, Q, C> Ports for PortSet<S, D, L, R, K, X, T, Q, C>
+impl<S, D, L, R, K, X, T, Q, C, E> Ports for PortSet<S, D, L, R, K, X, T, Q, C, E>
 where
     S: ObjectStore,
     D: DuplicateIndex,
@@ -624,6 +648,7 @@ where
     T: As2Transport,
     Q: JobQueue,
     C: Clock,
+    E: Events,
 {
     type Store = S;
     type Duplicates = D;
@@ -634,6 +659,7 @@ where
     type Transport = T;
     type Queue = Q;
     type Clock = C;
+    type Events = E;
 
     fn store(&self) -> &S {
         &self.store
@@ -661,5 +687,8 @@ where
     }
     fn clock(&self) -> &C {
         &self.clock
+    }
+    fn events(&self) -> &E {
+        &self.events
     }
 }

@@ -170,7 +170,9 @@ impl<P: Ports> Gateway<P> {
                     StatusChange::new(now, Status::Duplicate, Some(detail)),
                 );
                 record.payload_key = Some(moved_to.clone());
-                self.ports.log().create(&record).await?;
+                if let Created::New = self.ports.log().create(&record).await? {
+                    self.finished(&record).await;
+                }
                 tracing::info!(key, %moved_to, "duplicate upload");
                 return Ok(UploadOutcome::Duplicate {
                     id: folder,
@@ -243,6 +245,7 @@ impl<P: Ports> Gateway<P> {
         );
         if let Created::New = self.ports.log().create(&record).await? {
             tracing::warn!(key, %reason, "upload not sent");
+            self.finished(&record).await;
         }
         Ok(UploadOutcome::NotSent { id, reason })
     }

@@ -387,6 +387,38 @@ async fn upload_send_receive_and_signed_sync_receipt() {
         ))
         .is_some());
     assert_eq!(got.mic, sent.mic, "both sides agree on the MIC");
+
+    // One event each, when the final status was written, saying what happened.
+    let events = alpha.ports.events.all();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let m = events[0].message.clone().unwrap();
+    assert_eq!(
+        (
+            events[0].kind.as_str(),
+            m.id.as_str(),
+            m.direction,
+            m.disposition.as_deref()
+        ),
+        (
+            "delivered",
+            id.as_str(),
+            Direction::Outbox,
+            Some("processed")
+        )
+    );
+    assert_eq!(
+        (m.station.as_str(), m.partner.as_str(), m.size),
+        ("ALPHA", "BETA", edi.len() as u64)
+    );
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(json["type"], "delivered");
+    let received = beta.ports.events.all();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].kind, "received");
+    assert_eq!(received[0].message.as_ref().unwrap().id, got.id);
+    // Draining again (nothing due) and reading the records tell of nothing more.
+    assert_eq!(drain(&alpha).await, 0);
+    assert_eq!(alpha.ports.events.all().len(), 1);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -568,6 +600,14 @@ async fn same_name_within_six_hours_is_a_duplicate() {
         moved[0], moved[1],
         "two duplicates of one name do not overwrite each other"
     );
+    let kinds: Vec<_> = alpha
+        .ports
+        .events
+        .all()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["duplicate", "duplicate"], "one event per duplicate");
     // The window runs from the last accepted upload, not from the duplicates.
     alpha.ports.clock.advance(Duration::from_secs(4 * 3600 + 1));
     queued_id(&upload(&alpha, "inv.edi", b"fourth").await);

@@ -226,12 +226,22 @@ pub fn send_to_beta(alpha: &Site, file: &Path) {
 /// ALPHA and BETA with two quick attempts per message; ALPHA running, BETA not. A file named
 /// `name` sent to BETA fails; returns the sites, ALPHA's process and the failed record.
 pub fn failed_while_beta_down(root: &Path, name: &str) -> (Site, Site, Serve, MessageRecord) {
+    failed_while_beta_down_with(root, name, |_| {})
+}
+
+/// [`failed_while_beta_down`], each configuration changed by `tune` as well.
+pub fn failed_while_beta_down_with(
+    root: &Path,
+    name: &str,
+    tune: impl Fn(&mut Config),
+) -> (Site, Site, Serve, MessageRecord) {
     let (alpha, beta) = sites_with(root, |c| {
         c.partnerships[0].retry = Some(RetryPolicy {
             attempts: 2,
             first_interval_secs: 1,
             max_interval_secs: 1,
         });
+        tune(c);
     });
     let running = serve(&alpha, None);
     let file = root.join(name);
