@@ -1,6 +1,7 @@
 """A webhook receiver on 127.0.0.1 for crates/cli/tests/webhooks.rs: checks each POST's
 HMAC-SHA256 signature with Python's own hmac module, and writes one JSON line per request to
-OUT: {"ok": bool, "delivery": ..., "event": {...}, "answered": status}. Its first FAIL requests
+OUT: {"ok": bool, "delivery": ..., "event": {...}, "answered": status, "late": bool}
+(late: answered after SLOW_SECS, which the sender may no longer be waiting for). Its first FAIL requests
 are answered 500, and the next SLOW ones only after SLOW_SECS seconds (to look like a partner
 that is down, then one that hangs); the rest 204.
 
@@ -30,11 +31,12 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             seen["n"] += 1
             n = seen["n"]
+        late = False
         if n <= FAIL:
             status = 500
         elif n <= FAIL + SLOW:
             time.sleep(SLOW_SECS)
-            status = 204
+            status, late = 204, True
         else:
             status = 204 if ok else 401
         try:
@@ -44,7 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         with lock, open(OUT, "a") as f:
             f.write(json.dumps({"ok": ok, "delivery": self.headers.get("X-MFTG-Delivery"),
                                 "kind": self.headers.get("X-MFTG-Event"), "event": event,
-                                "answered": status}) + "\n")
+                                "answered": status, "late": late}) + "\n")
         try:
             self.send_response(status)
             self.send_header("Content-Length", "0")

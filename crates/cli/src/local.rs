@@ -1365,6 +1365,14 @@ fn describe_job(p: &gateway::ports::ParkedJob) -> String {
         Some(Job::Send { id }) => format!("send {id}"),
         Some(Job::SendMdn { id, attempt }) => format!("receipt for {id} (attempt {attempt})"),
         Some(Job::MdnDeadline { id, .. }) => format!("receipt deadline of {id}"),
+        Some(Job::Notify {
+            webhook,
+            attempt,
+            event,
+        }) => format!(
+            "{} event {} to webhook {webhook} (attempt {attempt})",
+            event.kind, event.id
+        ),
         None => format!(
             "not a job: {:?}",
             p.body

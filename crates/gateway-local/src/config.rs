@@ -84,6 +84,9 @@ pub struct Config {
     /// Their partnerships (`[[partnership]]` tables).
     #[serde(default, rename = "partnership")]
     pub partnerships: Vec<Partnership>,
+    /// Where events are POSTed (`[[webhook]]` tables).
+    #[serde(default, rename = "webhook", skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<gateway::model::Webhook>,
 }
 
 /// `[https]`: the AS2 endpoint over TLS 1.2 or 1.3, with a key entry of `AS2/keystore/https.jks`.
@@ -193,6 +196,7 @@ impl Config {
             keystore_password_env: default_password_env(),
             https: None,
             console: None,
+            webhooks: Vec::new(),
             defaults: Defaults::default(),
             stations: Vec::new(),
             partnerships: Vec::new(),
@@ -230,6 +234,15 @@ impl Config {
             .map_err(invalid("[defaults]".into()))?;
         for s in &self.stations {
             s.check()?;
+        }
+        for (n, w) in self.webhooks.iter().enumerate() {
+            w.check()?;
+            if self.webhooks[..n].iter().any(|o| o.name == w.name) {
+                return Err(GatewayError::Config(format!(
+                    "two webhooks are called {:?}",
+                    w.name
+                )));
+            }
         }
         if let Some(c) = &self.console {
             let taken = std::iter::once(self.listen).chain(self.https.as_ref().map(|h| h.listen));

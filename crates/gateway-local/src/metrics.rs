@@ -140,7 +140,7 @@ impl Metrics {
                 partner: m.partner.clone(),
                 direction,
             })
-            .observe(m.seconds);
+            .observe(m.millis as f64 / 1000.0);
     }
 
     /// The figures in the OpenMetrics text format, the gauges set to what the caller read now.

@@ -112,6 +112,7 @@ impl Node {
             max_decompressed_size: config.max_decompressed_bytes,
             stream_above: config.stream_above_bytes,
             defaults: config.defaults.clone(),
+            webhooks: config.webhooks.clone(),
             ..Settings::default()
         };
         Ok(Node {
@@ -222,6 +223,7 @@ impl Node {
         let watcher = tokio::spawn(self.clone().watch(shutdown.clone()));
         let worker = tokio::spawn(self.clone().work(shutdown.clone()));
         let purger = tokio::spawn(self.clone().purge(shutdown.clone()));
+        let expiry = tokio::spawn(self.clone().expiry(shutdown.clone()));
         let https_served = async {
             if let Some(l) = tls {
                 crate::http::serve(l, app.clone(), limits, shutdown.clone()).await;
@@ -232,7 +234,29 @@ impl Node {
         let _ = watcher.await;
         let _ = worker.await;
         let _ = purger.await;
+        let _ = expiry.await;
         Ok(())
+    }
+
+    /// Tells, at start and then once a day, of every certificate that has expired or expires
+    /// within 30 days (a `certificate-expiring` event each, to the webhooks that want them).
+    async fn expiry(self: Arc<Self>, shutdown: Shutdown) {
+        loop {
+            let n = self
+                .gateway
+                .announce_expiring(&self.config.stations, &self.config.partnerships)
+                .await;
+            if n > 0 {
+                tracing::warn!(
+                    certificates = n,
+                    "certificates expired or expiring within 30 days"
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(86_400)) => {}
+                _ = shutdown.clone().requested() => return,
+            }
+        }
     }
 
     /// Removes, every hour, refused requests and unmatched receipts older than

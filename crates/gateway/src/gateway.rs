@@ -13,7 +13,7 @@ use openssl::x509::X509;
 use crate::error::{GatewayError, Result};
 use crate::failpoint::Failpoints;
 use crate::model::{Defaults, MdnMode, MessageRecord, Partnership, RetryPolicy, Station, Status};
-use crate::ports::{Events as _, Keystore, MessageLog, PartnerDirectory, Ports};
+use crate::ports::{Keystore, MessageLog, PartnerDirectory, Ports};
 
 /// The largest payload a compressed message may inflate to unless the deployment says otherwise:
 /// 1 GiB (the whole payload is held in memory while it is checked).
@@ -45,6 +45,8 @@ pub struct Settings {
     /// Payloads larger than this are sent without being held in memory: read, built and
     /// stored in parts, and sent from the store (binary bodies; base64 ones are built whole).
     pub stream_above: u64,
+    /// Where events are POSTed.
+    pub webhooks: Vec<crate::model::Webhook>,
 }
 
 /// Payloads up to this size are built in memory, larger ones as they are read.
@@ -61,6 +63,7 @@ impl Default for Settings {
             duplicate_wait: Duration::from_secs(30),
             failpoints: Failpoints::default(),
             stream_above: DEFAULT_STREAM_ABOVE,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -185,7 +188,7 @@ impl<P: Ports> Gateway<P> {
     pub(crate) async fn finished(&self, record: &MessageRecord) {
         log_final(record);
         if let Some(event) = crate::events::Event::of_record(record) {
-            self.ports.events().publish(event).await;
+            self.announce(event).await;
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod layout;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod model;
+mod notify;
 mod operate;
 pub mod ports;
 pub mod receipt;

@@ -534,6 +534,7 @@ impl ParkedJob {
     pub fn record_id(&self) -> Option<&str> {
         match self.job.as_ref()? {
             Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => Some(id),
+            Job::Notify { event, .. } => event.message.as_ref().map(|m| m.id.as_str()),
         }
     }
 }

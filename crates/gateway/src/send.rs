@@ -100,6 +100,11 @@ impl<P: Ports> Gateway<P> {
             Job::Send { id } => self.send(id).await.map(|_| ()),
             Job::SendMdn { id, attempt } => self.send_async_mdn(id, *attempt).await,
             Job::MdnDeadline { id, attempt } => self.mdn_deadline(id, *attempt).await,
+            Job::Notify {
+                webhook,
+                attempt,
+                event,
+            } => self.notify(webhook, *attempt, event).await,
         }
     }
 

@@ -14,6 +14,8 @@ use gateway::ports::MessageLog;
 use gateway_local::{Config, Db};
 
 pub const PASSWORD: &str = "Crash-Test-Keystore-1";
+/// The webhook secret `mftg serve` finds in `MFTG_TEST_WEBHOOK_SECRET`.
+pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
 
 pub struct Site {
     pub id: &'static str,
@@ -127,6 +129,7 @@ pub fn serve(site: &Site, failpoint: Option<&str>) -> Serve {
     cmd.arg("serve")
         .env("MFTG_CONFIG", &site.config)
         .env("MFTG_KEYSTORE_PASSWORD", PASSWORD)
+        .env("MFTG_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(

@@ -2,8 +2,12 @@
 //! All of it serialises (serde) so any adapter can store it as it likes: configuration in
 //! `partnership`, what happens to messages in `record`.
 
+mod event;
 mod partnership;
 mod record;
+mod webhook;
 
+pub use event::*;
 pub use partnership::*;
 pub use record::*;
+pub use webhook::*;

@@ -432,6 +432,15 @@ pub enum Job {
         /// The record id.
         id: String,
     },
+    /// POST an event to a webhook.
+    Notify {
+        /// The webhook's name.
+        webhook: String,
+        /// Attempts made so far.
+        attempt: u32,
+        /// The event.
+        event: Box<super::Event>,
+    },
 }
 
 impl Job {
@@ -439,6 +448,7 @@ impl Job {
     pub fn record_id(&self) -> &str {
         match self {
             Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => id,
+            Job::Notify { event, .. } => event.message.as_ref().map_or("", |m| m.id.as_str()),
         }
     }
 }

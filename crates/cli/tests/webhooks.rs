@@ -1,0 +1,164 @@
+//! Webhooks of a real `mftg serve`, received by tests/console/webhook_receiver.py (which checks
+//! each signature with Python's own hmac): a receiver that answers 500, then hangs past the
+//! webhook's timeout, then takes them, gets exactly one accepted delivery per final status (a
+//! failure, a delivery, a duplicate), each signed; the AS2 exchange goes on meanwhile.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{failed_while_beta_down_with, send_to_beta, serve, wait_for, WEBHOOK_SECRET};
+use gateway::model::{RetryPolicy, Status, Webhook};
+use serde_json::Value;
+
+struct Receiver(Child);
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lines(out: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Answered 204 in time (a late answer the gateway had stopped waiting for does not count).
+fn accepted(l: &Value) -> bool {
+    l["answered"] == 204 && l["late"] == false
+}
+
+#[test]
+fn each_final_status_is_posted_once_signed_through_failures_and_a_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let out = tmp.path().join("webhook.jsonl");
+    let _receiver = Receiver(
+        Command::new(testkit::python())
+            .arg(testkit::repo_root().join("tests/console/webhook_receiver.py"))
+            .args([&port.to_string(), WEBHOOK_SECRET])
+            .arg(&out)
+            .args(["2", "1", "3"])
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the receiver never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (alpha, beta, _alpha, failed) =
+        failed_while_beta_down_with(tmp.path(), "po-lost.x12", |c| {
+            if c.stations[0].as2_id == "ALPHA" {
+                c.webhooks = vec![Webhook {
+                    name: "ops".into(),
+                    url: format!("http://127.0.0.1:{port}/hook"),
+                    secret: "MFTG_TEST_WEBHOOK_SECRET".into(),
+                    events: Vec::new(),
+                    timeout_secs: 1,
+                    retry: RetryPolicy {
+                        attempts: 6,
+                        first_interval_secs: 1,
+                        max_interval_secs: 2,
+                    },
+                }];
+            }
+        });
+    // The exchange goes on while the webhook fails and hangs.
+    let _beta = serve(&beta, None);
+    let good = tmp.path().join("po-good.x12");
+    std::fs::write(&good, b"ISA*00*GOOD~").unwrap();
+    send_to_beta(&alpha, &good);
+    let records = wait_for(&alpha, "delivered", |rs| {
+        rs.iter()
+            .any(|r| r.filename == "po-good.x12" && r.status == Status::Delivered)
+    });
+    let delivered = records
+        .iter()
+        .find(|r| r.status == Status::Delivered)
+        .unwrap()
+        .clone();
+    send_to_beta(&alpha, &good);
+    let records = wait_for(&alpha, "the duplicate", |rs| {
+        rs.iter().any(|r| r.status == Status::Duplicate)
+    });
+    let duplicate = records
+        .iter()
+        .find(|r| r.status == Status::Duplicate)
+        .unwrap()
+        .clone();
+
+    // Every event taken once (answered 204), however often it was tried.
+    let wanted = BTreeMap::from([
+        (failed.id.clone(), "failed"),
+        (delivered.id.clone(), "delivered"),
+        (duplicate.id.clone(), "duplicate"),
+    ]);
+    let start = Instant::now();
+    let taken = loop {
+        let all = lines(&out);
+        let taken: Vec<&Value> = all.iter().filter(|l| accepted(l)).collect();
+        let ids: std::collections::BTreeSet<String> = taken
+            .iter()
+            .map(|l| l["event"]["message"]["id"].as_str().unwrap().to_string())
+            .collect();
+        if wanted.keys().all(|k| ids.contains(k)) {
+            break all;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not every event was taken: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(3)); // anything sent twice would come by now
+    let all = lines(&out);
+    assert!(all.len() >= taken.len());
+    assert!(
+        all.iter().all(|l| l["ok"] == true),
+        "a signature did not verify: {all:#?}"
+    );
+    assert_eq!(
+        all.iter().filter(|l| l["answered"] == 500).count(),
+        2,
+        "{all:#?}"
+    );
+    assert_eq!(
+        all.iter().filter(|l| l["late"] == true).count(),
+        1,
+        "{all:#?}"
+    );
+    let mut by_delivery: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for l in &all {
+        by_delivery
+            .entry(l["delivery"].as_str().unwrap().to_string())
+            .or_default()
+            .push(l);
+    }
+    assert_eq!(by_delivery.len(), 3, "one event per final status: {all:#?}");
+    for (delivery, tries) in &by_delivery {
+        let taken = tries.iter().filter(|l| accepted(l)).count();
+        assert_eq!(taken, 1, "{delivery} was taken {taken} times: {tries:#?}");
+        let event = &tries[0]["event"];
+        let id = event["message"]["id"].as_str().unwrap();
+        assert_eq!(event["type"], wanted[id], "{event}");
+        assert_eq!(tries[0]["kind"], wanted[id]);
+        assert_eq!(event["message"]["station"], "ALPHA");
+        assert_eq!(event["message"]["partner"], "BETA");
+        assert!(!event.to_string().contains(WEBHOOK_SECRET));
+    }
+    // Two 500s and the hang were each tried again: six requests for three events.
+    assert_eq!(all.len(), 6, "{all:#?}");
+}
