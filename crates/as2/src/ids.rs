@@ -1,5 +1,5 @@
-//! Hex, and the random hex that makes names unique (Message-IDs, folders, MIME boundaries,
-//! scratch files).
+//! Hex, the random hex that makes names unique (Message-IDs, folders, MIME boundaries,
+//! scratch files), and the HMAC that signs and derives tokens.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,9 +24,29 @@ pub fn random_hex(bytes: usize) -> String {
     hex(&r)
 }
 
+/// HMAC-SHA256 under `key` of `parts`, one after the other.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> crate::Result<Vec<u8>> {
+    let key = openssl::pkey::PKey::hmac(key)?;
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+    for p in parts {
+        signer.update(p)?;
+    }
+    Ok(signer.sign_to_vec()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_sha256_known_answer() {
+        // RFC 4231, test case 2, the data given in two parts.
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]).unwrap();
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 
     #[test]
     fn hex_and_random_hex() {

@@ -45,7 +45,7 @@ mod time;
 
 pub use error::{CmsStructure, Disposition, Error, Result};
 pub use headers::HeaderMap;
-pub use ids::{hex, random_hex};
+pub use ids::{hex, hmac_sha256, random_hex};
 pub use smime::Layer;
 pub use time::{format_rfc2822, UnixTime};
 

@@ -353,8 +353,6 @@ impl Backend {
 
     /// Queues an outbound message to be sent again.
     pub fn resend(&self, id: &str, as_new: bool) -> Result<gateway::Resent, String> {
-        let record = self.find_record(id)?;
-        let id = record.id.as_str();
         let mapped = |e: gateway::GatewayError| match e {
             gateway::GatewayError::NotFound(_) => format!("no message {id}"),
             e => e.to_string(),

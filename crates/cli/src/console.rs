@@ -105,18 +105,7 @@ impl console::Backend for LocalConsole {
         }
         let ports = &self.node.gateway.ports;
         let (queued, parked) = ports.queue.job_counts().await?;
-        let certificates: Vec<_> = console::certificates(self)
-            .await?
-            .into_iter()
-            .filter_map(|c| {
-                Some(gateway_local::metrics::CertificateDays {
-                    days_left: c.days_left?,
-                    kind: c.kind.to_string(),
-                    owner: c.owner,
-                    alias: c.alias,
-                })
-            })
-            .collect();
+        let certificates = console::certificates(self).await?;
         Ok(Some(ports.events.metrics().encode(
             queued,
             parked,

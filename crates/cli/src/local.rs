@@ -1159,11 +1159,9 @@ fn time_arg(name: &str, value: &Option<String>) -> Result<Option<gateway::Millis
     value
         .as_deref()
         .map(|v| {
-            as2::UnixTime::parse(v)
-                .map(|t| gateway::Millis(t.0.saturating_mul(1000)))
-                .ok_or_else(|| {
-                    format!("--{name} {v:?} is not a time (2026-11-28 or 2026-11-28T05:47:03Z)")
-                })
+            gateway::Millis::parse(v).ok_or_else(|| {
+                format!("--{name} {v:?} is not a time (2026-11-28 or 2026-11-28T05:47:03Z)")
+            })
         })
         .transpose()
 }

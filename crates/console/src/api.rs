@@ -307,18 +307,16 @@ pub(crate) fn record_query(params: &[(String, String)]) -> Result<RecordQuery, A
 }
 
 fn time(name: &str, value: &str) -> Result<Millis, ApiError> {
-    as2::UnixTime::parse(value)
-        .map(|t| Millis(t.0.saturating_mul(1000)))
-        .ok_or_else(|| {
-            ApiError::bad_filter(
-                format!("{name} {value:?} is not a time"),
-                vec![
-                    "2026-11-28".into(),
-                    "2026-11-28T05:47:03Z".into(),
-                    "seconds since 1970".into(),
-                ],
-            )
-        })
+    Millis::parse(value).ok_or_else(|| {
+        ApiError::bad_filter(
+            format!("{name} {value:?} is not a time"),
+            vec![
+                "2026-11-28".into(),
+                "2026-11-28T05:47:03Z".into(),
+                "seconds since 1970".into(),
+            ],
+        )
+    })
 }
 
 async fn list<B: Backend>(
@@ -335,9 +333,8 @@ async fn list<B: Backend>(
 
 async fn show<B: Backend>(State(app): State<App<B>>, Path(id): Path<String>) -> Answer {
     let record = app.backend.gateway().find_record(&id).await?;
-    let parts: Vec<Value> = Part::ALL
-        .into_iter()
-        .filter(|p| record.part_key(*p).is_some())
+    let parts: Vec<Value> = record
+        .parts()
         .map(|p| {
             json!({
                 "part": p.as_str(),
@@ -429,9 +426,7 @@ async fn resend<B: Backend>(
 ) -> Answer {
     let body = body_object(&body)?;
     let as_new = flag(&body, "as_new")?;
-    let gateway = app.backend.gateway();
-    let record = gateway.find_record(&id).await?;
-    let resent = gateway.resend(&record.id, as_new).await?;
+    let resent = app.backend.gateway().resend(&id, as_new).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": resent.id, "message_id": resent.message_id, "as_new": as_new })),

@@ -52,8 +52,8 @@ impl Auth {
             ));
         }
         let mac = |what: &[u8]| {
-            hmac(token.as_bytes(), what)
-                .map(|m| hex(&m))
+            as2::hmac_sha256(token.as_bytes(), &[what])
+                .map(|m| as2::hex(&m))
                 .map_err(|e| e.to_string())
         };
         Ok(Auth {
@@ -185,22 +185,13 @@ pub(crate) fn csrf_refused() -> ApiError {
 /// Compares in time that does not depend on where the two differ (their HMACs under a fixed
 /// key, which have the same length); never equal when the HMAC cannot be made.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    match (hmac(b"mftg compare", a), hmac(b"mftg compare", b)) {
+    match (
+        as2::hmac_sha256(b"mftg compare", &[a]),
+        as2::hmac_sha256(b"mftg compare", &[b]),
+    ) {
         (Ok(x), Ok(y)) => openssl::memcmp::eq(&x, &y),
         _ => false,
     }
-}
-
-/// HMAC-SHA256 of `data` under `key`.
-pub(crate) fn hmac(key: &[u8], data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
-    let k = openssl::pkey::PKey::hmac(key)?;
-    let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k)?;
-    s.update(data)?;
-    s.sign_to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

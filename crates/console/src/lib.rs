@@ -21,7 +21,7 @@ use gateway::ports::{ParkedJob, Ports};
 use gateway::{Gateway, Result};
 
 pub use auth::Auth;
-pub use certs::{certificates, Certificate};
+pub use certs::certificates;
 pub use error::ApiError;
 
 /// What the console acts on: a gateway over some backend's ports, and what only the backend

@@ -1,5 +1,5 @@
 //! The console's pages: server-rendered HTML over the same calls as `/api/v1`, a little plain
-//! JavaScript (column sorting, the chart's hover text), no outside assets. Every value from a
+//! JavaScript (column sorting, the resend confirmation), no outside assets. Every value from a
 //! record, a partner or a receipt is escaped.
 
 use std::collections::BTreeMap;
@@ -10,12 +10,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use gateway::layout::Direction;
-use gateway::model::{MessageRecord, Part, Status};
+use gateway::model::{Certificate, CertificateKind, CertificateState, MessageRecord, Status};
 use gateway::ports::{Clock as _, MessageLog as _, ObjectStore as _, Ports as _, RecordQuery};
 use gateway::Millis;
 
 use crate::api::{record_query, App};
-use crate::certs::{certificates, Certificate};
+use crate::certs::certificates;
 use crate::error::ApiError;
 use crate::Backend;
 
@@ -120,12 +120,13 @@ fn badge(status: Status) -> String {
     )
 }
 
-fn cert_badge(state: &str) -> String {
+fn cert_badge(state: CertificateState) -> String {
     let class = match state {
-        "valid" => "ok",
-        "expiring" => "warn",
-        _ => "bad",
+        CertificateState::Valid => "ok",
+        CertificateState::Expiring => "warn",
+        CertificateState::Expired | CertificateState::Missing => "bad",
     };
+    let state = state.as_str();
     format!("<span class=\"badge {class} cert-{state}\">{state}</span>")
 }
 
@@ -156,14 +157,6 @@ async fn recent<B: Backend>(
     }
 }
 
-fn first_at(r: &MessageRecord) -> Millis {
-    r.history.first().map_or(Millis(0), |h| h.at)
-}
-
-fn last_at(r: &MessageRecord) -> Millis {
-    r.history.last().map_or(Millis(0), |h| h.at)
-}
-
 fn day_of(m: Millis) -> String {
     m.to_string()[..10].to_string()
 }
@@ -176,20 +169,14 @@ fn chart(records: &[MessageRecord], today: Millis) -> String {
         .collect();
     let mut series: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for r in records {
-        let name = format!(
-            "{} {} {}",
-            r.partner,
-            if r.direction == Direction::Outbox {
-                "sent"
-            } else {
-                "received"
-            },
-            ""
-        );
+        let way = match r.direction {
+            Direction::Outbox => "sent",
+            Direction::Inbox => "received",
+        };
         *series
-            .entry(name.trim().to_string())
+            .entry(format!("{} {way}", r.partner))
             .or_default()
-            .entry(day_of(first_at(r)))
+            .entry(day_of(r.started_at()))
             .or_default() += 1;
     }
     let totals: Vec<usize> = days
@@ -260,7 +247,7 @@ fn message_rows(records: &[MessageRecord]) -> String {
              <td>{station}</td><td>{partner}</td><td class=\"file\">{file}</td><td>{status}</td><td>{receipt}</td></tr>",
             id = esc(&r.id),
             uid = url(&r.id),
-            t = esc(&first_at(r).to_string()[..19]),
+            t = esc(&r.started_at().to_string()[..19]),
             dir = r.direction.as_str(),
             station = esc(&r.station),
             partner = esc(&r.partner),
@@ -314,7 +301,9 @@ async fn dashboard_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
     let day_ago = Millis(now.0 - DAY);
     let failed: Vec<MessageRecord> = records
         .iter()
-        .filter(|r| matches!(r.status, Status::Failed | Status::Rejected) && last_at(r) >= day_ago)
+        .filter(|r| {
+            matches!(r.status, Status::Failed | Status::Rejected) && r.changed_at() >= day_ago
+        })
         .cloned()
         .collect();
     let _ = write!(body, "<section><h2>Failures, last 24 hours</h2>");
@@ -334,7 +323,7 @@ async fn dashboard_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
                     .iter()
                     .find(|p| p.station == r.station && p.partner == r.partner)
                     .map_or(gateway::model::DEFAULT_MDN_WAIT_SECS, |p| p.mdn_wait_secs);
-                now.0 - last_at(r).0 > (wait as i64) * 1000
+                now.0 - r.changed_at().0 > (wait as i64) * 1000
             }
         })
         .cloned()
@@ -351,7 +340,7 @@ async fn dashboard_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
     let certs: Vec<Certificate> = certificates(&*app.backend)
         .await?
         .into_iter()
-        .filter(|c| c.state != "valid")
+        .filter(|c| c.state != CertificateState::Valid)
         .collect();
     if certs.is_empty() {
         body.push_str("<p id=\"expiring\">None.</p>");
@@ -362,7 +351,7 @@ async fn dashboard_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
                 body,
                 "<li>{} {} {} ({}): {}</li>",
                 cert_badge(c.state),
-                c.kind,
+                c.kind.as_str(),
                 esc(&c.owner),
                 esc(&c.alias),
                 esc(&c.not_after.or(c.problem).unwrap_or_default())
@@ -525,7 +514,6 @@ async fn message_body<B: Backend>(
         .iter()
         .find(|p| p.station == r.station && p.partner == r.partner)
     {
-        let name = |v: serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
         let _ = write!(
             body,
             "<h2>Partnership settings</h2><dl id=\"algorithms\"><dt>Encryption</dt><dd>{}</dd><dt>Signing</dt><dd>{}</dd>\
@@ -533,7 +521,7 @@ async fn message_body<B: Backend>(
             esc(&p.encryption.map_or("none".into(), |e| e.to_string())),
             esc(&p.signing.map_or("none".into(), |d| d.to_string())),
             esc(&p.compression.to_string()),
-            esc(&name(serde_json::json!(p.mdn))),
+            p.mdn.as_str(),
             if p.signed_mdn { ", signed" } else { "" },
         );
     }
@@ -548,16 +536,14 @@ async fn message_body<B: Backend>(
         );
     }
     body.push_str("</ol><h2>Files</h2><ul id=\"downloads\">");
-    for p in Part::ALL {
-        if r.part_key(p).is_some() {
-            let _ = write!(
-                body,
-                "<li><a href=\"/api/v1/messages/{}/{}\" download>{}</a></li>",
-                url(&r.id),
-                p.as_str(),
-                p.describe()
-            );
-        }
+    for p in r.parts() {
+        let _ = write!(
+            body,
+            "<li><a href=\"/api/v1/messages/{}/{}\" download>{}</a></li>",
+            url(&r.id),
+            p.as_str(),
+            p.describe()
+        );
     }
     body.push_str("</ul>");
     if r.direction == Direction::Outbox && r.status.is_final() && r.status != Status::NotSent {
@@ -601,12 +587,7 @@ pub(crate) async fn resend<B: Backend>(
         );
     }
     let as_new = f.as_new == "new";
-    let gateway = app.backend.gateway();
-    let done = match gateway.find_record(&id).await {
-        Ok(r) => gateway.resend(&r.id, as_new).await,
-        Err(e) => Err(e),
-    };
-    match done {
+    match app.backend.gateway().resend(&id, as_new).await {
         Ok(resent) => Redirect::to(&format!(
             "/messages/{}?resent={}",
             url(&resent.id),
@@ -663,7 +644,7 @@ async fn partners_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
         let owner = format!("{}/{}", p.station, p.partner);
         let cert = certs
             .iter()
-            .find(|c| c.kind == "partner" && c.owner == owner);
+            .find(|c| c.kind == CertificateKind::Partner && c.owner == owner);
         let last = log
             .query(&RecordQuery::of(Some(&p.station), Some(&p.partner), 1))
             .await?;
@@ -671,7 +652,7 @@ async fn partners_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
             format!(
                 "<a href=\"/messages/{}\">{}</a> {}",
                 url(&r.id),
-                esc(&last_at(r).to_string()[..19]),
+                esc(&r.changed_at().to_string()[..19]),
                 badge(r.status)
             )
         });
@@ -684,7 +665,7 @@ async fn partners_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
             esc(&p.url),
             esc(&p.encryption.map_or("none".into(), |e| e.to_string())),
             esc(&p.signing.map_or("none".into(), |d| d.to_string())),
-            esc(serde_json::json!(p.mdn).as_str().unwrap_or("")),
+            p.mdn.as_str(),
             cert_cells(cert),
         );
     }
@@ -692,7 +673,7 @@ async fn partners_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
     for s in app.backend.stations().await? {
         let cert = certs
             .iter()
-            .find(|c| c.kind == "station" && c.owner == s.as2_id);
+            .find(|c| c.kind == CertificateKind::Station && c.owner == s.as2_id);
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td>{}</tr>",

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use gateway::events::Event;
+use gateway::model::Certificate;
 use gateway::ports::Events;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -38,19 +39,6 @@ struct CertificateLabels {
     kind: String,
     owner: String,
     alias: String,
-}
-
-/// One certificate, as the scrape reads it.
-#[derive(Debug, Clone)]
-pub struct CertificateDays {
-    /// `station` or `partner`.
-    pub kind: String,
-    /// Whose.
-    pub owner: String,
-    /// Its alias.
-    pub alias: String,
-    /// Whole days left (negative once past).
-    pub days_left: i64,
 }
 
 /// The figures, shared by the gateway (which counts) and the console (which serves them).
@@ -144,19 +132,20 @@ impl Metrics {
     }
 
     /// The figures in the OpenMetrics text format, the gauges set to what the caller read now.
-    pub fn encode(&self, queued: u64, parked: u64, certificates: &[CertificateDays]) -> String {
+    pub fn encode(&self, queued: u64, parked: u64, certificates: &[Certificate]) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
         self.queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
         self.parked.set(i64::try_from(parked).unwrap_or(i64::MAX));
         self.certificates.clear();
         for c in certificates {
+            let Some(days) = c.days_left else { continue };
             self.certificates
                 .get_or_create(&CertificateLabels {
-                    kind: c.kind.clone(),
+                    kind: c.kind.as_str().to_string(),
                     owner: c.owner.clone(),
                     alias: c.alias.clone(),
                 })
-                .set(c.days_left);
+                .set(days);
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

@@ -6,4 +6,4 @@
 //!
 //! The types are part of the model ([`crate::model`]), since jobs carry them.
 
-pub use crate::model::{CertificateFacts, Event, MessageFacts};
+pub use crate::model::{Event, MessageFacts};

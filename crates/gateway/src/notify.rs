@@ -19,15 +19,8 @@ use crate::ports::{
 
 /// The signature header's value for `body` sent at `timestamp` (Unix seconds) under `secret`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> Result<String> {
-    let key =
-        openssl::pkey::PKey::hmac(secret).map_err(|e| crate::GatewayError::port("hmac", e))?;
-    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)
-        .map_err(|e| crate::GatewayError::port("hmac", e))?;
-    let mac = signer
-        .update(format!("{timestamp}.").as_bytes())
-        .and_then(|()| signer.update(body))
-        .and_then(|()| signer.sign_to_vec())
-        .map_err(|e| crate::GatewayError::port("hmac", e))?;
+    let stamp = format!("{timestamp}.");
+    let mac = as2::hmac_sha256(secret, &[stamp.as_bytes(), body])?;
     Ok(format!("sha256={}", as2::hex(&mac)))
 }
 
@@ -40,45 +33,13 @@ impl<P: Ports> Gateway<P> {
         stations: &[crate::model::Station],
         partnerships: &[crate::model::Partnership],
     ) -> usize {
-        use crate::ports::Keystore as _;
         let now = self.ports.clock().now();
-        let at = now.unix();
-        let keys = self.ports.keys();
-        let mut found = Vec::new();
-        for s in stations {
-            if let Ok(id) = keys.identity(&s.key_alias).await {
-                found.push((
-                    "station",
-                    s.as2_id.clone(),
-                    s.key_alias.clone(),
-                    id.certificate,
-                ));
-            }
-        }
-        for p in partnerships {
-            if let Ok(cert) = keys.partner_certificate(&p.certificate_alias).await {
-                let owner = format!("{}/{}", p.station, p.partner);
-                found.push(("partner", owner, p.certificate_alias.clone(), cert));
-            }
-        }
         let mut told = 0;
-        for (kind, owner, alias, cert) in found {
-            let Ok(days_left) = as2::keys::days_left(&cert, at) else {
-                continue;
-            };
-            if days_left >= as2::keys::EXPIRY_WARNING_DAYS {
-                continue;
+        for cert in self.certificates(stations, partnerships).await {
+            if cert.is_ending() {
+                self.announce(Event::certificate_expiring(now, cert)).await;
+                told += 1;
             }
-            let facts = crate::events::CertificateFacts {
-                kind: kind.into(),
-                owner,
-                alias,
-                subject: as2::keys::subject_name(&cert),
-                not_after: cert.not_after().to_string(),
-                days_left,
-            };
-            self.announce(Event::certificate_expiring(now, facts)).await;
-            told += 1;
         }
         told
     }

@@ -3,8 +3,8 @@
 
 use crate::error::{GatewayError, Result};
 use crate::gateway::Gateway;
-use crate::model::{MessageRecord, Part};
-use crate::ports::{MessageLog, ObjectMeta, ObjectStore, Ports, RecordQuery};
+use crate::model::{Certificate, CertificateKind, MessageRecord, Part, Partnership, Station};
+use crate::ports::{Clock, Keystore, MessageLog, ObjectMeta, ObjectStore, Ports, RecordQuery};
 
 impl<P: Ports> Gateway<P> {
     /// A record by its id or, failing that, its Message-ID (angle brackets optional).
@@ -50,5 +50,41 @@ impl<P: Ports> Gateway<P> {
                 record.id
             ))
         })
+    }
+
+    /// The certificate of every station (identity.jks) and partnership (trust.jks) named, with
+    /// where it stands now, or why it cannot be read.
+    pub async fn certificates(
+        &self,
+        stations: &[Station],
+        partnerships: &[Partnership],
+    ) -> Vec<Certificate> {
+        let keys = self.ports.keys();
+        let now = self.ports.clock().now().unix();
+        let mut out = Vec::new();
+        for s in stations {
+            let cert = keys.identity(&s.key_alias).await.map(|i| i.certificate);
+            let (owner, alias) = (s.as2_id.clone(), s.key_alias.clone());
+            out.push(Certificate::of(
+                CertificateKind::Station,
+                owner,
+                alias,
+                cert,
+                now,
+            ));
+        }
+        for p in partnerships {
+            let cert = keys.partner_certificate(&p.certificate_alias).await;
+            let owner = format!("{}/{}", p.station, p.partner);
+            let alias = p.certificate_alias.clone();
+            out.push(Certificate::of(
+                CertificateKind::Partner,
+                owner,
+                alias,
+                cert,
+                now,
+            ));
+        }
+        out
     }
 }

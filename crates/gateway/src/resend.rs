@@ -20,15 +20,15 @@ pub struct Resent {
 }
 
 impl<P: Ports> Gateway<P> {
-    /// Queues record `id` to be sent again. Refused ([`GatewayError::Refused`]) for a message we
+    /// Queues the record `name` names (its id, or its Message-ID: [`Gateway::find_record`]) to
+    /// be sent again. Refused ([`GatewayError::Refused`]) for a message we
     /// received, one still queued, being sent or awaiting its receipt, one never accepted for
     /// sending, and one whose payload is gone; nothing is changed then.
-    pub async fn resend(&self, id: &str, as_new: bool) -> Result<Resent> {
+    pub async fn resend(&self, name: &str, as_new: bool) -> Result<Resent> {
         let log = self.ports.log();
-        let mut record = log
-            .get(id)
-            .await?
-            .ok_or_else(|| GatewayError::NotFound(format!("message {id}")))?;
+        let mut record = self.find_record(name).await?;
+        let id = record.id.clone();
+        let id = id.as_str();
         let refuse = |why: String| Err(GatewayError::Refused(format!("message {id}: {why}")));
         if record.direction == Direction::Inbox {
             return refuse("it was received, not sent; only the partner can send it again".into());

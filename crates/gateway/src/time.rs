@@ -23,6 +23,12 @@ use as2::UnixTime;
 pub struct Millis(pub i64);
 
 impl Millis {
+    /// A time as an operator writes it: `2026-11-28`, `2026-11-28T05:47:03Z` (UTC), or
+    /// seconds since 1970.
+    pub fn parse(s: &str) -> Option<Millis> {
+        UnixTime::parse(s).map(|t| Millis(t.0.saturating_mul(1000)))
+    }
+
     /// Whole seconds, for the AS2 engine.
     pub fn unix(self) -> UnixTime {
         UnixTime(self.0.div_euclid(1000))

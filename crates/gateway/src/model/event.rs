@@ -26,7 +26,7 @@ pub struct Event {
     pub message: Option<MessageFacts>,
     /// The certificate, for `certificate-expiring`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<CertificateFacts>,
+    pub certificate: Option<super::Certificate>,
 }
 
 /// What an event says of a message (never its content, keys or credentials).
@@ -58,31 +58,13 @@ pub struct MessageFacts {
     pub millis: u64,
 }
 
-/// What an event says of a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertificateFacts {
-    /// `station` (ours) or `partner` (theirs).
-    pub kind: String,
-    /// Whose: a station's AS2 ID, or `STATION/PARTNER`.
-    pub owner: String,
-    /// Its alias in the keystore.
-    pub alias: String,
-    /// Its subject.
-    pub subject: String,
-    /// When it ends.
-    pub not_after: String,
-    /// Whole days left (negative once past).
-    pub days_left: i64,
-}
-
 impl Event {
     /// The event of `record` reaching its final status; `None` while it is not final.
     pub fn of_record(record: &MessageRecord) -> Option<Event> {
         if !record.status.is_final() {
             return None;
         }
-        let first = record.history.first().map_or(Millis(0), |h| h.at);
-        let last = record.history.last().map_or(first, |h| h.at);
+        let (first, last) = (record.started_at(), record.changed_at());
         Some(Event {
             id: format!("{}/{}/{}", record.id, record.status.as_str(), last.0),
             kind: record.status.as_str().to_string(),
@@ -106,19 +88,19 @@ impl Event {
 
     /// A certificate expiring within [`as2::keys::EXPIRY_WARNING_DAYS`] (or expired).
     /// Its id names the certificate and the day, so it is told of at most once a day.
-    pub fn certificate_expiring(at: Millis, facts: CertificateFacts) -> Event {
+    pub fn certificate_expiring(at: Millis, cert: super::Certificate) -> Event {
         Event {
             id: format!(
                 "certificate/{}/{}/{}/{}",
-                facts.kind,
-                facts.owner,
-                facts.alias,
+                cert.kind.as_str(),
+                cert.owner,
+                cert.alias,
                 at.0.div_euclid(86_400_000)
             ),
             kind: "certificate-expiring".into(),
             at,
             message: None,
-            certificate: Some(facts),
+            certificate: Some(cert),
         }
     }
 }

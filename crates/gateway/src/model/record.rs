@@ -323,6 +323,23 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
+    /// When its history starts (the upload, or the message's arrival).
+    pub fn started_at(&self) -> Millis {
+        self.history.first().map_or(Millis(0), |h| h.at)
+    }
+
+    /// When its status last changed.
+    pub fn changed_at(&self) -> Millis {
+        self.history.last().map_or(self.started_at(), |h| h.at)
+    }
+
+    /// The parts the message has, in [`Part::ALL`]'s order.
+    pub fn parts(&self) -> impl Iterator<Item = Part> + '_ {
+        Part::ALL
+            .into_iter()
+            .filter(|p| self.part_key(*p).is_some())
+    }
+
     /// Where `part` is stored, if the message has it.
     pub fn part_key(&self, part: Part) -> Option<&str> {
         match part {
