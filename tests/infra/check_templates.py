@@ -95,6 +95,16 @@ def mentions(value, text):
     return text in json.dumps(value)
 
 
+def normal_sub(value):
+    """An ARN as one `Fn::Sub` string, whether written with `!Sub` (SAM) or joined from pseudo
+    parameters (CDK's `Fn::Join`), so the two can be compared."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        text = sep.join(p if isinstance(p, str) else "${" + p["Ref"] + "}" if "Ref" in p else json.dumps(p) for p in parts)
+        return {"Fn::Sub": text}
+    return value
+
+
 def points_at(value, logical_id):
     return value in ({"Ref": logical_id}, {"Fn::GetAtt": [logical_id, "Arn"]})
 
@@ -259,6 +269,36 @@ def check(cfn, fail):
     elif cfn.get("Conditions", {}).get(branches[0]) != {"Fn::Not": [{"Fn::Equals": [{"Ref": "As2Url"}, ""]}]}:
         fail(f"condition {branches[0]} is not 'As2Url is set'")
 
+    # Events: the gateway's functions put events on the account's default bus and nowhere else;
+    # they are told the webhooks, and the sender (which posts them) may read their secrets only.
+    default_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+    webhook_secrets = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:mftg/webhook/*"}
+    for name, (lid, f) in functions.items():
+        role = f["Properties"]["Role"]["Fn::GetAtt"][0]
+        grants = [s for s in role_statements(cfn, role) if any(a.startswith("events:") for a in listify(s.get("Action", [])))]
+        gateway = name in ("send-trigger", "as2-sender", "as2-receiver")
+        targets = [normal_sub(r) for s in grants for r in listify(s.get("Resource"))]
+        actions = sorted({a for s in grants for a in listify(s.get("Action", []))})
+        if gateway and (actions != ["events:PutEvents"] or targets != [default_bus]):
+            fail(f"{name}: events {actions} on {targets}, not events:PutEvents on the default bus")
+        if not gateway and grants:
+            fail(f"{name}: may use EventBridge ({actions})")
+        if gateway and env(name).get("MFTG_WEBHOOKS") != {"Ref": "Webhooks"}:
+            fail(f"{name}: MFTG_WEBHOOKS is {env(name).get('MFTG_WEBHOOKS')}, not parameter Webhooks")
+        reads = [normal_sub(r) for s in role_statements(cfn, role) if "secretsmanager:GetSecretValue" in listify(s.get("Action", []))
+                 for r in listify(s.get("Resource"))]
+        if (webhook_secrets in reads) != (name == "as2-sender"):
+            fail(f"{name}: reads webhook secrets: {webhook_secrets in reads}")
+
+    # The daily certificate check: a schedule invokes as2-sender once a day.
+    schedules = [r["Properties"] for r in resources(cfn, "AWS::Events::Rule").values()
+                 if r["Properties"].get("ScheduleExpression") == "rate(1 day)"
+                 and any(points_at(t.get("Arn"), ids["as2-sender"]) for t in r["Properties"].get("Targets", []))]
+    if len(schedules) != 1:
+        fail(f"no daily schedule invokes as2-sender: {list(resources(cfn, 'AWS::Events::Rule'))}")
+    if "dynamodb:Scan" not in function_actions(cfn, "as2-sender"):
+        fail("as2-sender cannot list the partnerships for the certificate check")
+
     # Least privilege: no wildcard actions on data services anywhere; our roles name resources.
     ours = {f["Properties"]["Role"]["Fn::GetAtt"][0] for _, f in functions.values()}
     ours |= {lid for lid, r in resources(cfn, "AWS::IAM::Role").items() if mentions(r["Properties"].get("AssumeRolePolicyDocument"), "transfer.amazonaws.com")}
@@ -370,6 +410,12 @@ def mutations():
         env = our_functions(c)["as2-sender"][1]["Properties"]["Environment"]["Variables"]
         env["MFTG_AS2_URL"] = env["MFTG_AS2_URL"]["Fn::If"][2]
 
+    def any_bus(c):
+        role = our_functions(c)["as2-receiver"][1]["Properties"]["Role"]["Fn::GetAtt"][0]
+        for st in role_statements(c, role):
+            if "events:PutEvents" in listify(st.get("Action", [])):
+                st["Resource"] = "*"
+
     def passwords(c):
         next(v for v in c["Resources"].values() if v["Type"] == "AWS::Transfer::Server")["Properties"]["IdentityProviderType"] = "API_GATEWAY"
 
@@ -384,6 +430,8 @@ def mutations():
         "password identities": passwords,
         "sender without the retry default": no_retry_default,
         "custom AS2 URL ignored": function_url_only,
+        "events on every bus": any_bus,
+        "no certificate check": lambda c: [c["Resources"].pop(k) for k, v in list(c["Resources"].items()) if v["Type"] == "AWS::Events::Rule"],
         "a 1-hour duplicate window by default": lambda c: c["Parameters"]["DuplicateWindowSeconds"].update(Default=3600),
     }
 

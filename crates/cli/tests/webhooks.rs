@@ -8,29 +8,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{failed_while_beta_down_with, send_to_beta, serve, wait_for, WEBHOOK_SECRET};
 use gateway::model::{RetryPolicy, Status, Webhook};
 use serde_json::Value;
-
-struct Receiver(Child);
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn lines(out: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use testkit::webhook::WebhookReceiver;
 
 /// Answered 204 in time (a late answer the gateway had stopped waiting for does not count).
 fn accepted(l: &Value) -> bool {
@@ -40,31 +23,14 @@ fn accepted(l: &Value) -> bool {
 #[test]
 fn each_final_status_is_posted_once_signed_through_failures_and_a_hang() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = testkit::free_port();
-    let out = tmp.path().join("webhook.jsonl");
-    let _receiver = Receiver(
-        Command::new(testkit::python())
-            .arg(testkit::repo_root().join("tests/console/webhook_receiver.py"))
-            .args([&port.to_string(), WEBHOOK_SECRET])
-            .arg(&out)
-            .args(["2", "1", "3"])
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the receiver never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let receiver =
+        WebhookReceiver::start(WEBHOOK_SECRET, &tmp.path().join("webhook.jsonl"), 2, 1, 3.0);
     let (alpha, beta, _alpha, failed) =
         failed_while_beta_down_with(tmp.path(), "po-lost.x12", |c| {
             if c.stations[0].as2_id == "ALPHA" {
                 c.webhooks = vec![Webhook {
                     name: "ops".into(),
-                    url: format!("http://127.0.0.1:{port}/hook"),
+                    url: receiver.url.clone(),
                     secret: "MFTG_TEST_WEBHOOK_SECRET".into(),
                     events: Vec::new(),
                     timeout_secs: 1,
@@ -108,7 +74,7 @@ fn each_final_status_is_posted_once_signed_through_failures_and_a_hang() {
     ]);
     let start = Instant::now();
     let taken = loop {
-        let all = lines(&out);
+        let all = receiver.requests();
         let taken: Vec<&Value> = all.iter().filter(|l| accepted(l)).collect();
         let ids: std::collections::BTreeSet<String> = taken
             .iter()
@@ -124,7 +90,7 @@ fn each_final_status_is_posted_once_signed_through_failures_and_a_hang() {
         std::thread::sleep(Duration::from_millis(200));
     };
     std::thread::sleep(Duration::from_secs(3)); // anything sent twice would come by now
-    let all = lines(&out);
+    let all = receiver.requests();
     assert!(all.len() >= taken.len());
     assert!(
         all.iter().all(|l| l["ok"] == true),

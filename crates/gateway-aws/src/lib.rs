@@ -5,6 +5,7 @@ pub mod config;
 pub mod doctor;
 pub mod dynamo;
 pub mod error;
+pub mod eventbridge;
 pub mod lifecycle;
 pub mod ports;
 pub mod profile;

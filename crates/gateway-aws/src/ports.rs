@@ -1,6 +1,6 @@
 //! Every port of the gateway on AWS: the account bucket on S3, the tables on DynamoDB, the send
 //! queue on SQS, keystores read from the bucket with passwords from Secrets Manager or SSM, the
-//! HTTP client, and the wall clock.
+//! HTTP client, the wall clock, and events on EventBridge.
 
 use gateway::keystore::{KeystorePasswords, StoreKeystore};
 use gateway::ports::PortSet;
@@ -8,6 +8,7 @@ use gateway_http::HttpTransport;
 use gateway_http::SystemClock;
 
 use crate::dynamo::{Dynamo, Tables};
+use crate::eventbridge::EventBridgeEvents;
 use crate::s3::S3Store;
 use crate::secrets::AwsSecrets;
 use crate::sqs::SqsQueue;
@@ -25,6 +26,8 @@ pub struct AwsSettings {
     pub dead_letter_url: Option<String>,
     /// Names of the secrets holding the keystore passwords.
     pub keystore_passwords: KeystorePasswords,
+    /// The EventBridge bus events are put on; `None` puts none.
+    pub event_bus: Option<String>,
 }
 
 /// The ports over AWS services (one DynamoDB client for the duplicate index, the log and the
@@ -39,8 +42,7 @@ pub type AwsPorts = PortSet<
     HttpTransport,
     SqsQueue,
     SystemClock,
-    // Events are not published from AWS yet (EventBridge is still to be built): logged only.
-    gateway::ports::LogEvents,
+    EventBridgeEvents,
 >;
 
 /// Clients built once from `conf`, for `settings`.
@@ -62,6 +64,6 @@ pub fn aws_ports(conf: &aws_config::SdkConfig, settings: &AwsSettings) -> AwsPor
         transport: HttpTransport::new(),
         queue: SqsQueue::from_conf(conf, &settings.queue_url, settings.dead_letter_url.clone()),
         clock: SystemClock,
-        events: gateway::ports::LogEvents,
+        events: EventBridgeEvents::from_conf(conf, settings.event_bus.as_deref(), &settings.bucket),
     }
 }

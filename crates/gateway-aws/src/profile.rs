@@ -126,6 +126,8 @@ impl Profile {
                 trust: secret.clone(),
                 https: secret,
             },
+            // The functions publish events; the CLI only queues work for them.
+            event_bus: None,
         })
     }
 

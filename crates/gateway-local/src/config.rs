@@ -235,15 +235,7 @@ impl Config {
         for s in &self.stations {
             s.check()?;
         }
-        for (n, w) in self.webhooks.iter().enumerate() {
-            w.check()?;
-            if self.webhooks[..n].iter().any(|o| o.name == w.name) {
-                return Err(GatewayError::Config(format!(
-                    "two webhooks are called {:?}",
-                    w.name
-                )));
-            }
-        }
+        model::check_webhooks(&self.webhooks)?;
         if let Some(c) = &self.console {
             let taken = std::iter::once(self.listen).chain(self.https.as_ref().map(|h| h.listen));
             if taken.into_iter().any(|a| a == c.listen) {

@@ -12,6 +12,7 @@ pub mod java;
 pub mod lambda;
 pub mod proxy;
 pub mod pyas2;
+pub mod webhook;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +20,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// Waits (at most 30 s) until something listens on `port` of 127.0.0.1; panics naming `what`.
+pub fn wait_listening(port: u16, what: &str) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} never listened on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 /// The `events.jsonl` a test partner (pyas2lib, Java) writes, one JSON object a line.

@@ -15,6 +15,8 @@ import {
 } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as events from "aws-cdk-lib/aws-events";
+import * as eventsTargets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
@@ -56,6 +58,9 @@ const OBJECT_ACTIONS = [
 ];
 const SECRET =
   "IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:<KeystorePasswordSecretName>-*]";
+
+const WEBHOOK_SECRETS =
+  "IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:mftg/webhook/*]";
 
 export class MftgStack extends Stack {
   constructor(scope: Construct, id: string, props: MftgStackProps) {
@@ -146,6 +151,12 @@ export class MftgStack extends Stack {
       type: "String",
       default: "TransferSecurityPolicy-2024-01",
       description: "Transfer Family security policy of the SFTP server.",
+    }).valueAsString;
+    const webhooks = new CfnParameter(this, "Webhooks", {
+      type: "String",
+      default: "",
+      description:
+        'Webhooks as a JSON array ([{"name": "ops", "url": "https://...", "secret": "mftg/webhook/ops", "events": ["failed"]}]); each secret is a Secrets Manager secret named mftg/webhook/<name>. Empty for none. Events also go to the account\'s default EventBridge bus (source mftg).',
     }).valueAsString;
     const logLevel = new CfnParameter(this, "LogLevel", {
       type: "String",
@@ -265,6 +276,7 @@ export class MftgStack extends Stack {
       MFTG_RETRY_ATTEMPTS: retryAttempts,
       MFTG_RETRY_INTERVAL_SECONDS: retryInterval,
       MFTG_RETRY_MAX_INTERVAL_SECONDS: retryMaxInterval,
+      MFTG_WEBHOOKS: webhooks,
     };
     const fn = (
       id: string,
@@ -316,6 +328,16 @@ export class MftgStack extends Stack {
       ],
     );
 
+    // Events go to the account's default bus only.
+    const putEvents = allow(
+      ["events:PutEvents"],
+      [`arn:${this.partition}:events:${this.region}:${this.account}:event-bus/default`],
+    );
+    const webhookSecrets = allow(
+      ["secretsmanager:GetSecretValue"],
+      [`arn:${this.partition}:secretsmanager:${this.region}:${this.account}:secret:mftg/webhook/*`],
+    );
+
     const sendTrigger = fn(
       "SendTriggerFunction",
       "send-trigger",
@@ -330,6 +352,7 @@ export class MftgStack extends Stack {
         allow(["s3:ListBucket"], [bucketArn]),
         tables(claims, messages, partners),
         allow(["sqs:SendMessage"], [queue.queueArn]),
+        putEvents,
       ],
       [[OBJECTS, "Objects are per message under AS2/ in the account bucket; their names are not known in advance."], [INDEXES, "The message log is queried through its three indexes (by pair, station, time)."]],
     );
@@ -355,8 +378,12 @@ export class MftgStack extends Stack {
         tables(messages, partners),
         allow(["sqs:SendMessage"], [queue.queueArn, dlq.queueArn]),
         secret,
+        webhookSecrets,
+        putEvents,
+        // The daily certificate check reads every station and partnership.
+        allow(["dynamodb:Scan"], [partners.tableArn]),
       ],
-      [[OBJECTS, "Objects are per message under AS2/ in the account bucket; their names are not known in advance."], [INDEXES, "The message log is queried through its three indexes (by pair, station, time)."], [SECRET, "Secrets Manager appends a random suffix to the secret's ARN."]],
+      [[OBJECTS, "Objects are per message under AS2/ in the account bucket; their names are not known in advance."], [INDEXES, "The message log is queried through its three indexes (by pair, station, time)."], [SECRET, "Secrets Manager appends a random suffix to the secret's ARN."], [WEBHOOK_SECRETS, "Webhook secrets are named mftg/webhook/<name> by the operator, who adds webhooks after deploying."]],
       { reservedConcurrentExecutions: senderConcurrency },
     );
     sender.addEventSource(
@@ -366,6 +393,11 @@ export class MftgStack extends Stack {
         reportBatchItemFailures: true,
       }),
     );
+    new events.Rule(this, "CertificateCheck", {
+      description: "Daily check of station and partner certificates (certificate-expiring events)",
+      schedule: events.Schedule.rate(Duration.days(1)),
+      targets: [new eventsTargets.LambdaFunction(sender)],
+    });
 
     const receiver = fn(
       "As2ReceiverFunction",
@@ -379,6 +411,7 @@ export class MftgStack extends Stack {
         tables(messages, partners),
         allow(["sqs:SendMessage"], [queue.queueArn]),
         secret,
+        putEvents,
       ],
       [[OBJECTS, "Objects are per message under AS2/ in the account bucket; their names are not known in advance."], [INDEXES, "The message log is queried through its three indexes (by pair, station, time)."], [SECRET, "Secrets Manager appends a random suffix to the secret's ARN."]],
     );

@@ -291,14 +291,7 @@ pub fn console(site: &Site) -> Console {
         .stderr(std::fs::File::create(site.config.with_file_name("console.log")).unwrap())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the console never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    testkit::wait_listening(port, "the console");
     let token = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()

@@ -90,6 +90,20 @@ impl Webhook {
     }
 }
 
+/// Checks each of `webhooks`, and that no two have one name.
+pub fn check_webhooks(webhooks: &[Webhook]) -> crate::Result<()> {
+    for (n, w) in webhooks.iter().enumerate() {
+        w.check()?;
+        if webhooks[..n].iter().any(|o| o.name == w.name) {
+            return Err(crate::GatewayError::Config(format!(
+                "two webhooks are called {:?}",
+                w.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

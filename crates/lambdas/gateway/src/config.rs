@@ -18,6 +18,8 @@
 //! | `MFTG_RETRY_ATTEMPTS` | attempts per send in all, for partnerships without their own retry policy | 5 |
 //! | `MFTG_RETRY_INTERVAL_SECONDS` | wait before the second attempt (each further wait doubles) | 30 |
 //! | `MFTG_RETRY_MAX_INTERVAL_SECONDS` | longest wait between two attempts | 3600 |
+//! | `MFTG_EVENT_BUS` | the EventBridge bus events are put on (`none` for none) | `default` |
+//! | `MFTG_WEBHOOKS` | webhooks as a JSON array of `{"name", "url", "secret", "events", "timeout_secs", "retry"}` (as `[[webhook]]` in mftg.toml); each `secret` names a Secrets Manager secret under `mftg/webhook/` | none |
 //!
 //! Lambda refuses a synchronous request over 6 MB (6,291,456 bytes) before the function runs, and a
 //! binary body arrives base64-encoded (4 bytes for every 3), so about 4.5 MB of AS2 message is the
@@ -31,6 +33,9 @@ use gateway::model::{self, Defaults, RetryPolicy};
 use gateway::Settings;
 use gateway_aws::dynamo::Tables;
 use gateway_aws::ports::AwsSettings;
+
+/// The names webhook secrets have on AWS (the templates let the functions read these only).
+pub const WEBHOOK_SECRET_PREFIX: &str = "mftg/webhook/";
 
 /// Default for `MFTG_MAX_BODY_BYTES`: the 6 MB payload limit less base64's growth and headers.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4_500_000;
@@ -145,6 +150,15 @@ impl Config {
                 retry,
             }
         };
+        let event_bus = match get("MFTG_EVENT_BUS").map(|b| b.trim().to_string()) {
+            None => Some(gateway_aws::eventbridge::DEFAULT_BUS.to_string()),
+            Some(b) if b.eq_ignore_ascii_case("none") => None,
+            Some(b) => Some(b),
+        };
+        let webhooks = match get("MFTG_WEBHOOKS") {
+            None => Vec::new(),
+            Some(json) => webhooks(&json)?,
+        };
         Ok(Config {
             aws: AwsSettings {
                 bucket: required("MFTG_BUCKET")?,
@@ -156,6 +170,7 @@ impl Config {
                     trust,
                     https,
                 },
+                event_bus,
             },
             gateway: Settings {
                 duplicate_window: Duration::from_secs(window),
@@ -163,11 +178,34 @@ impl Config {
                 stream_above,
                 failpoints,
                 defaults,
+                webhooks,
                 ..Settings::default()
             },
             max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
         })
     }
+}
+
+/// The webhooks `MFTG_WEBHOOKS` lists, each checked and its secret under
+/// [`WEBHOOK_SECRET_PREFIX`].
+fn webhooks(json: &str) -> Result<Vec<model::Webhook>, EnvError> {
+    const NAME: &str = "MFTG_WEBHOOKS";
+    let refused = |problem: String| EnvError::Refused {
+        name: NAME.to_string(),
+        problem,
+    };
+    let list: Vec<model::Webhook> = serde_json::from_str(json)
+        .map_err(|e| refused(format!("is not a JSON array of webhooks: {e}")))?;
+    model::check_webhooks(&list).map_err(|e| refused(e.to_string()))?;
+    for w in &list {
+        if !w.secret.starts_with(WEBHOOK_SECRET_PREFIX) {
+            return Err(refused(format!(
+                "webhook {:?}: secret must be a Secrets Manager secret named {WEBHOOK_SECRET_PREFIX}<name>, not {:?}",
+                w.name, w.secret
+            )));
+        }
+    }
+    Ok(list)
 }
 
 #[cfg(test)]
@@ -243,6 +281,51 @@ mod tests {
                 },
             }
         );
+    }
+
+    #[test]
+    fn events_and_webhooks() {
+        let c = config(&BASE).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.aws.event_bus.as_deref(), Some("default"));
+        assert!(c.gateway.webhooks.is_empty());
+        let hook = r#"[{"name": "ops", "url": "https://hooks.acme.example/mftg",
+            "secret": "mftg/webhook/ops", "events": ["failed", "certificate-expiring"]}]"#;
+        let mut vars = BASE.to_vec();
+        vars.extend([("MFTG_EVENT_BUS", "none"), ("MFTG_WEBHOOKS", hook)]);
+        let c = config(&vars).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.aws.event_bus, None);
+        assert_eq!(c.gateway.webhooks.len(), 1);
+        assert!(c.gateway.webhooks[0].wants("failed") && !c.gateway.webhooks[0].wants("sent"));
+        assert_eq!(c.gateway.webhooks[0].timeout_secs, 10);
+        for (bad, why) in [
+            ("{}", "is not a JSON array"),
+            (r#"[{"name": "ops"}]"#, "missing field"),
+            (
+                r#"[{"name": "ops", "url": "ftp://x", "secret": "mftg/webhook/ops"}]"#,
+                "webhook \"ops\"",
+            ),
+            (
+                r#"[{"name": "ops", "url": "https://x.example/", "secret": "prod/db"}]"#,
+                "named mftg/webhook/<name>",
+            ),
+            (
+                r#"[{"name": "ops", "url": "https://x.example/", "secret": "mftg/webhook/a"},
+                    {"name": "ops", "url": "https://y.example/", "secret": "mftg/webhook/b"}]"#,
+                "two webhooks are called \"ops\"",
+            ),
+            (
+                r#"[{"name": "ops", "url": "https://x.example/", "secret": "mftg/webhook/a", "events": ["lost"]}]"#,
+                "unknown event \"lost\"",
+            ),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.push(("MFTG_WEBHOOKS", bad));
+            let e = config(&vars).expect_err(bad).to_string();
+            assert!(
+                e.starts_with("MFTG_WEBHOOKS: ") && e.contains(why),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

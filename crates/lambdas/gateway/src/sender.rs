@@ -168,3 +168,26 @@ pub async fn handle<P: Ports, Q: Parking>(
         .collect();
     Ok(json!({"batchItemFailures": failures}))
 }
+
+/// Whether `event` is the daily schedule's (an EventBridge `Scheduled Event`), not a batch.
+pub fn is_schedule(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.events")
+        && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+/// The daily check: tells of every station and partner certificate that has expired or expires
+/// soon (`certificate-expiring`, to EventBridge and the webhooks that want it).
+pub async fn check_certificates(
+    gateway: &Gateway<gateway_aws::ports::AwsPorts>,
+) -> Result<Value, EventError> {
+    let directory = &gateway.ports.directory;
+    let (stations, partnerships) = (directory.stations().await?, directory.partnerships().await?);
+    let told = gateway.announce_expiring(&stations, &partnerships).await;
+    tracing::info!(
+        certificates_ending = told,
+        stations = stations.len(),
+        partnerships = partnerships.len(),
+        "certificates checked"
+    );
+    Ok(json!({"certificates_ending": told}))
+}

@@ -102,14 +102,7 @@ fn console_over_the_deployment(cli: &Cli, token_file: &Path, first: &str, second
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the console never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    testkit::wait_listening(port, "the console");
     let token = std::fs::read_to_string(token_file)
         .unwrap()
         .trim()

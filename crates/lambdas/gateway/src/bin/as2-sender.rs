@@ -1,5 +1,6 @@
 //! `as2-sender`: batches from the send queue -> AS2 sends, asynchronous receipts, receipt
-//! deadlines; failures reported per message. See `gateway_lambdas::sender`.
+//! deadlines, webhook posts; failures reported per message. Once a day (a schedule) the
+//! certificate check. See `gateway_lambdas::sender`.
 
 use gateway_lambdas::{aws_gateway, sender, Config};
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
@@ -13,6 +14,11 @@ async fn main() -> Result<(), Error> {
     let gateway = aws_gateway(&config).await;
     let gateway = &gateway;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        if sender::is_schedule(&event.payload) {
+            return sender::check_certificates(gateway)
+                .await
+                .map_err(Diagnostic::from);
+        }
         sender::handle(gateway, &gateway.ports.queue, event.payload)
             .await
             .map_err(Diagnostic::from)
