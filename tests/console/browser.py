@@ -167,6 +167,30 @@ try:
     beta = driver.find_element(By.CSS_SELECTOR, "#partners tr[data-partner='BETA']")
     check(beta.find_elements(By.CSS_SELECTOR, ".cert-valid"), "BETA's certificate is not valid")
     shot(driver, "partners")
+
+    # Edit BETA's partnership with its form: the change is saved and shown; a value the gateway
+    # would not start with (a certificate not in trust.jks) is refused with why, nothing saved.
+    beta.find_element(By.CSS_SELECTOR, "a.edit").click()
+    until(driver, "the partnership's form", present("#settings"))
+    timeout = driver.find_element(By.ID, "f-timeout_secs")
+    timeout.clear()
+    timeout.send_keys("11")
+    shot(driver, "partner-edit")
+    driver.find_element(By.ID, "save").click()
+    until(driver, "the saved notice", present("#notice"))
+    check("saved in" in driver.find_element(By.ID, "notice").text, "no note of where it was saved")
+    driver.get(URL + "/partners/edit?station=ALPHA&partner=BETA")
+    check(driver.find_element(By.ID, "f-timeout_secs").get_attribute("value") == "11", "the timeout was not saved")
+    alias = driver.find_element(By.ID, "f-certificate_alias")
+    alias.clear()
+    alias.send_keys("nobody")
+    driver.find_element(By.ID, "save").click()
+    until(driver, "the refusal", present("#error"))
+    check("nobody" in driver.find_element(By.ID, "error").text, "the refusal does not say why")
+    shot(driver, "partner-refused")
+    driver.get(URL + "/partners/edit?station=ALPHA&partner=BETA")
+    check(driver.find_element(By.ID, "f-certificate_alias").get_attribute("value") == "beta", "a refused change was saved")
+
     driver.get(URL + "/queue")
     shot(driver, "queue")
 

@@ -32,6 +32,8 @@ pub struct Args {
 pub struct LocalConsole {
     node: Arc<Node>,
     path: PathBuf,
+    /// One edit of the configuration file at a time.
+    edits: tokio::sync::Mutex<()>,
     /// Whether `node` is the running gateway (the console runs in `mftg serve`): its figures
     /// are then the gateway's.
     serving: bool,
@@ -40,6 +42,17 @@ pub struct LocalConsole {
 impl LocalConsole {
     fn settings(&self) -> Result<Config> {
         Config::load(&self.path).map_err(|e| GatewayError::Config(e.to_string()))
+    }
+
+    /// Changes the configuration file; says where, and that a running gateway reads it when
+    /// it starts.
+    async fn edit(&self, change: impl FnOnce(&mut Config)) -> Result<String> {
+        let _one = self.edits.lock().await;
+        Config::edit(&self.path, change)?;
+        Ok(format!(
+            "saved in {}; restart `mftg serve` to use it",
+            self.path.display()
+        ))
     }
 }
 
@@ -91,6 +104,23 @@ impl console::Backend for LocalConsole {
         Ok(self.settings()?.partnerships)
     }
 
+    async fn put_station(&self, station: Station) -> Result<String> {
+        self.edit(|c| {
+            c.stations.retain(|s| s.as2_id != station.as2_id);
+            c.stations.push(station);
+        })
+        .await
+    }
+
+    async fn put_partnership(&self, p: Partnership) -> Result<String> {
+        self.edit(|c| {
+            c.partnerships
+                .retain(|q| !(q.station == p.station && q.partner == p.partner));
+            c.partnerships.push(p);
+        })
+        .await
+    }
+
     async fn parked(&self, limit: usize) -> Result<Vec<ParkedJob>> {
         local_parked(&self.node.gateway, limit).await
     }
@@ -125,6 +155,16 @@ pub struct AwsConsole {
 }
 
 #[cfg(feature = "aws")]
+impl AwsConsole {
+    fn saved(&self) -> String {
+        format!(
+            "saved in table {}; the functions use it from their next message",
+            self.aws.settings.tables.partners
+        )
+    }
+}
+
+#[cfg(feature = "aws")]
 impl console::Backend for AwsConsole {
     type Ports = gateway_aws::ports::AwsPorts;
 
@@ -138,6 +178,21 @@ impl console::Backend for AwsConsole {
 
     async fn partnerships(&self) -> Result<Vec<Partnership>> {
         self.aws.gateway.ports.directory.partnerships().await
+    }
+
+    async fn put_station(&self, station: Station) -> Result<String> {
+        self.aws
+            .gateway
+            .ports
+            .directory
+            .put_station(&station)
+            .await?;
+        Ok(self.saved())
+    }
+
+    async fn put_partnership(&self, p: Partnership) -> Result<String> {
+        self.aws.gateway.ports.directory.put_partnership(&p).await?;
+        Ok(self.saved())
     }
 
     async fn parked(&self, limit: usize) -> Result<Vec<ParkedJob>> {
@@ -179,6 +234,7 @@ pub fn run(a: Args) -> std::result::Result<ExitCode, String> {
             let local = LocalConsole {
                 node: Arc::new(node),
                 path,
+                edits: Default::default(),
                 serving: false,
             };
             (router(local, &token_file)?, token_file)
@@ -223,6 +279,7 @@ pub async fn serve_beside(
     let console = LocalConsole {
         node: node.clone(),
         path,
+        edits: Default::default(),
         serving: true,
     };
     let router = router(console, &token_file)?;

@@ -1,7 +1,7 @@
 //! `mftg console`'s REST API against the data directories of two real `mftg serve` processes
 //! after a real exchange: every endpoint, with the token and without, and the bad input the
 //! console must refuse (a wrong token, a change without the CSRF token, filters that are not
-//! statuses or dates, a resend of a received message).
+//! statuses or dates, a resend of a received message); and settings written through it.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -388,4 +388,262 @@ fn the_api_shows_and_acts_on_a_real_exchange() {
         2
     );
     let _ = Direction::Inbox;
+}
+
+/// A PUT with the console's token.
+fn put(c: &Console, path: &str, body: &str) -> Reply {
+    http(c.port, "PUT", path, &bearer(c), body)
+}
+
+fn text(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// Stations and partnerships written through the API and the forms: into mftg.toml, where the
+/// CLI reads them, only after the checks `mftg serve` makes; refusals name every reason.
+#[test]
+fn settings_are_written_through_the_gateways_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alpha, _beta) = common::sites(tmp.path());
+    let c = console(&alpha);
+    let gamma = "/api/v1/partners/ALPHA/GAMMA";
+    let good = r#"{"url": "http://127.0.0.1:9/as2", "certificate_alias": "beta", "encryption": "aes128-cbc"}"#;
+
+    // No token: 401; the browser's credentials without the CSRF token: 403. Nothing written.
+    assert_eq!(http(c.port, "PUT", gamma, &[], good).status, 401);
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("operator:{}", c.token))
+    );
+    let r = http(c.port, "PUT", gamma, &[("Authorization", basic)], good);
+    assert_eq!((r.status, r.code().as_str()), (403, "csrf"));
+    let before = std::fs::read_to_string(&alpha.config).unwrap();
+
+    // What the settings' types refuse: 400 naming the field and what it takes.
+    for (body, says) in [
+        (
+            r#"{"url": "http://127.0.0.1:9/as2", "certificate_alias": "beta", "encryption": "rot13"}"#,
+            "aes256-cbc",
+        ),
+        (
+            r#"{"url": "http://127.0.0.1:9/as2", "certificate_alias": "beta", "colour": "red"}"#,
+            "colour",
+        ),
+        (
+            r#"{"url": "http://127.0.0.1:9/as2", "certificate_alias": "beta", "station": "BETA"}"#,
+            "in the path",
+        ),
+        ("[1, 2]", "JSON object"),
+    ] {
+        let r = put(&c, gamma, body);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "bad_request"),
+            "{body}"
+        );
+        assert!(text(&r).contains(says), "{body}: {}", text(&r));
+    }
+    // What the gateway would not start with: 422, every reason.
+    for (path, body, says) in [
+        (
+            gamma,
+            r#"{"url": "http://127.0.0.1:9/as2", "certificate_alias": "nobody"}"#,
+            "\"nobody\"",
+        ),
+        (
+            gamma,
+            r#"{"url": "ftp://127.0.0.1/as2", "certificate_alias": "beta"}"#,
+            "ftp",
+        ),
+        (
+            "/api/v1/partners/NOSUCH/GAMMA",
+            r#"{"url": "http://127.0.0.1:9/as2", "certificate_alias": "beta"}"#,
+            "no station NOSUCH",
+        ),
+        (
+            "/api/v1/stations/DELTA",
+            r#"{"key_alias": "delta"}"#,
+            "\"delta\"",
+        ),
+        (
+            "/api/v1/stations/ALPHA",
+            r#"{"key_alias": "alpha", "message_id_domain": "a b"}"#,
+            "a b",
+        ),
+    ] {
+        let r = put(&c, path, body);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (422, "invalid_settings"),
+            "{body}: {}",
+            text(&r)
+        );
+        let problems: Vec<String> = r.json()["error"]["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        let problems = problems.join("\n");
+        assert!(problems.contains(says), "{body}: {problems}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&alpha.config).unwrap(),
+        before,
+        "nothing was written"
+    );
+
+    // Taken: 201 for a new one, 200 for a change; the CLI reads it from mftg.toml.
+    let r = put(&c, gamma, good);
+    assert_eq!(r.status, 201, "{}", text(&r));
+    assert!(r.json()["saved"]
+        .as_str()
+        .unwrap()
+        .contains("restart `mftg serve`"));
+    let r = put(
+        &c,
+        gamma,
+        r#"{"url": "http://127.0.0.1:9/as2", "certificate_alias": "beta", "encryption": "aes128-cbc", "timeout_secs": 7}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["created"].as_bool()),
+        (200, Some(false))
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&common::mftg(&alpha, &["partners", "list", "--json"])).unwrap();
+    let gamma_row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partner"] == "GAMMA")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&gamma_row["encryption"], &gamma_row["timeout_secs"]),
+        (&serde_json::json!("aes128-cbc"), &serde_json::json!(7)),
+        "{listed}"
+    );
+    let r = put(
+        &c,
+        "/api/v1/stations/ALPHA",
+        r#"{"key_alias": "alpha", "mdn_url": "http://127.0.0.1:1/as2"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        get(&c, "/api/v1/stations").json()["stations"][0]["mdn_url"],
+        "http://127.0.0.1:1/as2"
+    );
+
+    // The form, as a browser posts it: the fields it shows change, the others are kept.
+    let csrf = get(&c, "/api/v1/session").json()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let form = |body: &str| {
+        http(
+            c.port,
+            "POST",
+            "/partners/edit",
+            &[
+                ("Authorization", format!("Bearer {}", c.token)),
+                ("Content-Type", "application/x-www-form-urlencoded".into()),
+            ],
+            &format!("csrf={csrf}&{body}"),
+        )
+    };
+    let page = get(&c, "/partners/edit?station=ALPHA&partner=BETA");
+    assert_eq!(page.status, 200);
+    assert!(
+        text(&page).contains("name=\"timeout_secs\""),
+        "{}",
+        text(&page)
+    );
+    let r = form("station=ALPHA&partner=BETA&existing=true&timeout_secs=9&signed_mdn=false&signed_mdn=true&mdn=async");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert!(text(&r).contains("id=\"notice\""), "{}", text(&r));
+    let beta = get(&c, "/api/v1/partners?station=ALPHA").json()["partners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partner"] == "BETA")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            &beta["timeout_secs"],
+            &beta["mdn"],
+            &beta["signed_mdn"],
+            &beta["retry"]["attempts"]
+        ),
+        (
+            &serde_json::json!(9),
+            &serde_json::json!("async"),
+            &serde_json::json!(true),
+            &serde_json::json!(30)
+        ),
+        "{beta}"
+    );
+    // A number that is not one, a new partnership that exists, HTML in an AS2 ID: the form
+    // again with why, escaped.
+    let r = form("station=ALPHA&partner=BETA&existing=true&timeout_secs=soon");
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("whole number"), "{}", text(&r));
+    let r =
+        form("station=ALPHA&partner=BETA&url=http%3A%2F%2F127.0.0.1%3A9%2F&certificate_alias=beta");
+    assert_eq!(r.status, 409);
+    assert!(text(&r).contains("exists already"), "{}", text(&r));
+    let r = form("station=ALPHA&partner=%3Cscript%3Ealert(1)%3C%2Fscript%3E&url=http%3A%2F%2F127.0.0.1%3A9%2F&certificate_alias=beta");
+    assert!(r.status >= 400, "{}", text(&r));
+    assert!(!text(&r).contains("<script>alert"), "{}", text(&r));
+    // A form posted with the browser's credentials but without the CSRF field: refused; a
+    // station whose key is not in identity.jks: the form again, nothing changed.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("operator:{}", c.token))
+    );
+    let r = http(
+        c.port,
+        "POST",
+        "/stations/edit",
+        &[
+            ("Authorization", basic),
+            ("Content-Type", "application/x-www-form-urlencoded".into()),
+        ],
+        "as2_id=ALPHA&existing=true&key_alias=alpha",
+    );
+    assert_eq!((r.status, r.code().as_str()), (403, "csrf"));
+    let r = http(
+        c.port,
+        "POST",
+        "/stations/edit",
+        &[
+            ("Authorization", format!("Bearer {}", c.token)),
+            ("Content-Type", "application/x-www-form-urlencoded".into()),
+        ],
+        &format!("csrf={csrf}&as2_id=ALPHA&existing=true&key_alias=beta"),
+    );
+    assert_eq!(r.status, 422, "{}", text(&r));
+    assert!(text(&r).contains("identity.jks"), "{}", text(&r));
+    assert_eq!(
+        get(&c, "/api/v1/stations").json()["stations"][0]["key_alias"],
+        "alpha"
+    );
+    // The forms of a station, of a new one, of nothing there.
+    let page = get(&c, "/stations/edit?as2_id=ALPHA");
+    assert!(text(&page).contains("value=\"alpha\""), "{}", text(&page));
+    assert!(text(&get(&c, "/stations/edit")).contains("New station"));
+    assert!(text(&get(&c, "/partners/edit")).contains("<option>ALPHA</option>"));
+    assert_eq!(
+        get(&c, "/partners/edit?station=ALPHA&partner=NOPE").status,
+        404
+    );
+    // The partners page links the forms.
+    let page = text(&get(&c, "/partners"));
+    assert!(
+        page.contains("/partners/edit?station=ALPHA&amp;partner=GAMMA")
+            && page.contains("/stations/edit?as2_id=ALPHA")
+            && page.contains("id=\"add-partnership\""),
+        "{page}"
+    );
 }

@@ -6,17 +6,17 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use gateway::layout::Direction;
-use gateway::model::{Part, Status};
+use gateway::model::{Part, Partnership, Station, Status};
 use gateway::ports::{byte_stream, MessageLog as _, Ports as _, RecordQuery};
 use gateway::Millis;
 use serde_json::{json, Value};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::{pages, Backend};
+use crate::{pages, settings, Backend};
 
 /// The most records one page holds.
 pub const MAX_LIMIT: usize = 500;
@@ -48,6 +48,14 @@ pub(crate) fn routes<B: Backend>(backend: Arc<B>, auth: Arc<Auth>) -> Router {
         .route("/messages/{id}", get(pages::message::<B>))
         .route("/messages/{id}/resend", post(pages::resend::<B>))
         .route("/partners", get(pages::partners::<B>))
+        .route(
+            "/partners/edit",
+            get(settings::edit_form::<B, Partnership>).post(settings::edit_post::<B, Partnership>),
+        )
+        .route(
+            "/stations/edit",
+            get(settings::edit_form::<B, Station>).post(settings::edit_post::<B, Station>),
+        )
         .route("/queue", get(pages::queue::<B>))
         .route("/queue/redrive", post(pages::redrive::<B>))
         .route("/login", get(pages::login_page).post(login::<B>))
@@ -64,7 +72,12 @@ pub(crate) fn routes<B: Backend>(backend: Arc<B>, auth: Arc<Auth>) -> Router {
         .route("/api/v1/messages/{id}/resend", post(resend::<B>))
         .route("/api/v1/messages/{id}/{part}", get(download::<B>))
         .route("/api/v1/stations", get(stations::<B>))
+        .route("/api/v1/stations/{id}", put(settings::put_station::<B>))
         .route("/api/v1/partners", get(partners::<B>))
+        .route(
+            "/api/v1/partners/{station}/{partner}",
+            put(settings::put_partnership::<B>),
+        )
         .route("/api/v1/queue", get(queue::<B>))
         .route("/api/v1/queue/redrive", post(redrive::<B>))
         .fallback(|| async { ApiError::not_found("no such page") })
@@ -393,7 +406,7 @@ pub(crate) fn attachment(name: &str) -> String {
 }
 
 /// A JSON body, or `{}` when there is none; anything else is a `bad_request`.
-fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub(crate) fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }

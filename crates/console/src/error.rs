@@ -11,12 +11,14 @@ pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
     /// What went wrong, for programs: `unauthorized`, `csrf`, `bad_request`, `bad_filter`,
-    /// `not_found`, `refused`, `conflict`, `unavailable`, `internal`.
+    /// `not_found`, `refused`, `conflict`, `invalid_settings`, `unavailable`, `internal`.
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
     /// The values a parameter takes, where one was wrong.
     pub accepted: Vec<String>,
+    /// Each reason settings were refused (`invalid_settings`).
+    pub problems: Vec<String>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             accepted: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -87,6 +90,9 @@ impl IntoResponse for ApiError {
         let mut error = serde_json::json!({"code": self.code, "message": self.message});
         if !self.accepted.is_empty() {
             error["accepted"] = serde_json::json!(self.accepted);
+        }
+        if !self.problems.is_empty() {
+            error["problems"] = serde_json::json!(self.problems);
         }
         let mut response = (
             self.status,

@@ -12,6 +12,7 @@ mod auth;
 mod certs;
 mod error;
 mod pages;
+mod settings;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every partnership.
     fn partnerships(&self) -> impl Future<Output = Result<Vec<Partnership>>> + Send;
+
+    /// Adds `station` or replaces the one of its AS2 ID (already checked); says where it was
+    /// saved and when it is used, for people.
+    fn put_station(&self, station: Station) -> impl Future<Output = Result<String>> + Send;
+
+    /// Adds `partnership` or replaces the one of its station and partner (already checked);
+    /// says where it was saved and when it is used.
+    fn put_partnership(
+        &self,
+        partnership: Partnership,
+    ) -> impl Future<Output = Result<String>> + Send;
 
     /// Up to `limit` jobs set aside (the dead-letter queue; the database's parked jobs).
     fn parked(&self, limit: usize) -> impl Future<Output = Result<Vec<ParkedJob>>> + Send;

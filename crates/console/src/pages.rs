@@ -57,11 +57,11 @@ pub(crate) fn percent(s: &str, keep: &[u8]) -> String {
 }
 
 /// `s` for a URL's query or path segment.
-fn url(s: &str) -> String {
+pub(crate) fn url(s: &str) -> String {
     percent(s, b"-_.~")
 }
 
-fn page<B: Backend>(
+pub(crate) fn page<B: Backend>(
     app: &App<B>,
     status: StatusCode,
     title: &str,
@@ -99,7 +99,7 @@ fn page<B: Backend>(
     (status, Html(html)).into_response()
 }
 
-fn error_page<B: Backend>(app: &App<B>, e: ApiError) -> Response {
+pub(crate) fn error_page<B: Backend>(app: &App<B>, e: ApiError) -> Response {
     let mut body = format!("<p class=\"error\" id=\"error\">{}</p>", esc(&e.message));
     if !e.accepted.is_empty() {
         let _ = write!(body, "<p>Accepted: {}</p>", esc(&e.accepted.join(", ")));
@@ -638,7 +638,7 @@ async fn partners_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
     let mut body = String::from(
         "<h2>Partnerships</h2><table id=\"partners\" class=\"sortable\"><thead><tr><th>station</th><th>partner</th><th>URL</th>\
          <th>encryption</th><th>signing</th><th>receipt</th><th>certificate</th><th>issuer</th><th>validity</th><th>state</th>\
-         <th>last exchange</th></tr></thead><tbody>",
+         <th>last exchange</th><th></th></tr></thead><tbody>",
     );
     for p in app.backend.partnerships().await? {
         let owner = format!("{}/{}", p.station, p.partner);
@@ -658,7 +658,8 @@ async fn partners_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
         });
         let _ = write!(
             body,
-            "<tr data-partner=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}<td>{last}</td></tr>",
+            "<tr data-partner=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}<td>{last}</td>\
+             <td><a class=\"edit\" href=\"/partners/edit?station={}&amp;partner={}\">Edit</a></td></tr>",
             esc(&p.partner),
             esc(&p.station),
             esc(&p.partner),
@@ -667,22 +668,28 @@ async fn partners_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
             esc(&p.signing.map_or("none".into(), |d| d.to_string())),
             p.mdn.as_str(),
             cert_cells(cert),
+            url(&p.station),
+            url(&p.partner),
         );
     }
-    body.push_str("</tbody></table><h2>Stations</h2><table id=\"stations\"><thead><tr><th>AS2 ID</th><th>key alias</th><th>certificate</th><th>issuer</th><th>validity</th><th>state</th></tr></thead><tbody>");
+    body.push_str("</tbody></table><h2>Stations</h2><table id=\"stations\"><thead><tr><th>AS2 ID</th><th>key alias</th><th>certificate</th><th>issuer</th><th>validity</th><th>state</th><th></th></tr></thead><tbody>");
     for s in app.backend.stations().await? {
         let cert = certs
             .iter()
             .find(|c| c.kind == CertificateKind::Station && c.owner == s.as2_id);
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td>{}</tr>",
+            "<tr><td>{}</td><td>{}</td>{}<td><a class=\"edit\" href=\"/stations/edit?as2_id={}\">Edit</a></td></tr>",
             esc(&s.as2_id),
             esc(&s.key_alias),
-            cert_cells(cert)
+            cert_cells(cert),
+            url(&s.as2_id),
         );
     }
-    body.push_str("</tbody></table><p class=\"note\">Settings are changed with <code>mftg partners</code> and <code>mftg stations</code>.</p>");
+    body.push_str("</tbody></table><p><a class=\"button\" id=\"add-partnership\" href=\"/partners/edit\">Add a partnership</a> \
+         <a class=\"button\" id=\"add-station\" href=\"/stations/edit\">Add a station</a></p>\
+         <p class=\"note\">The same settings as <code>mftg partners</code> and <code>mftg stations</code>, through the same checks; \
+         keys and certificates are added with <code>mftg keys</code>.</p>");
     Ok(body)
 }
 

@@ -217,11 +217,44 @@ impl Config {
         Ok(c)
     }
 
-    /// Writes the configuration to `path` (comments in an existing file are not kept).
+    /// Writes the configuration to `path` (comments in an existing file are not kept): to a
+    /// temporary file beside it, with the old file's permissions, renamed over it, so a reader
+    /// (or a crash) never sees half a file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self).map_err(|e| GatewayError::Config(e.to_string()))?;
-        std::fs::write(path, text)
-            .map_err(|e| GatewayError::Config(format!("cannot write {}: {e}", path.display())))
+        let cannot = |e: std::io::Error| {
+            GatewayError::Config(format!("cannot write {}: {e}", path.display()))
+        };
+        let name = path
+            .file_name()
+            .map_or("mftg.toml".into(), |n| n.to_string_lossy());
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            if let Ok(old) = std::fs::metadata(path) {
+                f.set_permissions(old.permissions())?;
+            }
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(cannot)
+    }
+
+    /// Changes the file at `path`: reads it as written (the data directory as the file names
+    /// it), applies `change`, checks the result and saves it; nothing is written when the check
+    /// fails. Not for two writers at once: the caller serializes its edits.
+    pub fn edit(path: &Path, change: impl FnOnce(&mut Config)) -> Result<()> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| GatewayError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?;
+        change(&mut c);
+        c.check()?;
+        c.save(path)
     }
 
     /// Checks what can be checked without the keystore.

@@ -160,3 +160,50 @@ impl<P: Ports> Gateway<P> {
         out
     }
 }
+
+impl<P: Ports> Gateway<P> {
+    /// Why `station` cannot be saved: its own check, then what `mftg serve` checks before it
+    /// starts (its key in the keystore). Empty when it can.
+    pub async fn station_refusals(&self, station: &Station) -> Vec<String> {
+        if let Err(e) = station.check() {
+            return vec![e.to_string()];
+        }
+        refusals(
+            self.setting_checks(std::slice::from_ref(station), &[])
+                .await,
+        )
+    }
+
+    /// Why `partnership` cannot be saved beside `stations`: what `mftg serve` checks of it
+    /// before it starts (its settings, its station, its certificates in the keystores, its HTTP
+    /// password). Empty when it can.
+    pub async fn partnership_refusals(
+        &self,
+        partnership: &Partnership,
+        stations: &[Station],
+    ) -> Vec<String> {
+        let own: Vec<Station> = stations
+            .iter()
+            .filter(|s| s.as2_id == partnership.station)
+            .cloned()
+            .collect();
+        // The station's own checks come first (one per station); they are its, not this
+        // partnership's.
+        let checks = self
+            .setting_checks(&own, std::slice::from_ref(partnership))
+            .await;
+        refusals(checks.into_iter().skip(own.len()).collect())
+    }
+}
+
+/// The checks that stop the gateway, as lines.
+fn refusals(checks: Vec<Check>) -> Vec<String> {
+    checks
+        .into_iter()
+        .filter(|c| c.blocks_start && c.failed())
+        .map(|c| match c.verdict {
+            Verdict::Failed(why) => format!("{}: {why}", c.what),
+            _ => c.what,
+        })
+        .collect()
+}

@@ -149,6 +149,34 @@ fn console_over_the_deployment(cli: &Cli, token_file: &Path, first: &str, second
         request(port, "GET", "/api/v1/messages", &[], "").status,
         401
     );
+    // A partnership changed through the API lands in the partners table (the CLI reads it
+    // there) after the checks; one naming a certificate trust.jks lacks does not.
+    let mut p = get("/api/v1/partners?station=ALPHA").json()["partners"][0].clone();
+    assert_eq!(p["partner"], "PYAS2");
+    p["timeout_secs"] = serde_json::json!(6);
+    let put = |body: &serde_json::Value| {
+        request(
+            port,
+            "PUT",
+            "/api/v1/partners/ALPHA/PYAS2",
+            &auth,
+            &body.to_string(),
+        )
+    };
+    let r = put(&p);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["saved"].as_str().unwrap().contains("-partners"));
+    assert_eq!(
+        cli.json(&["partners", "list", "--json"])[0]["timeout_secs"],
+        6
+    );
+    p["certificate_alias"] = serde_json::json!("nobody");
+    let r = put(&p);
+    assert_eq!((r.status, r.code().as_str()), (422, "invalid_settings"));
+    assert_eq!(
+        cli.json(&["partners", "list", "--json"])[0]["certificate_alias"],
+        "pyas2"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
