@@ -1,7 +1,9 @@
 //! Webhooks of a real `mftg serve`, received by tests/console/webhook_receiver.py (which checks
 //! each signature with Python's own hmac): a receiver that answers 500, then hangs past the
 //! webhook's timeout, then takes them, gets exactly one accepted delivery per final status (a
-//! failure, a delivery, a duplicate), each signed; the AS2 exchange goes on meanwhile.
+//! failure, a delivery, a duplicate), each signed; the AS2 exchange goes on meanwhile. A
+//! gateway killed between writing a final status and queueing its event posts it once after
+//! its restart, and not again after the next.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -10,7 +12,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{failed_while_beta_down_with, send_to_beta, serve, wait_for, WEBHOOK_SECRET};
+use common::{
+    died, failed_while_beta_down_with, send_to_beta, serve, sites_with, wait_for, WEBHOOK_SECRET,
+};
 use gateway::model::{RetryPolicy, Status, Webhook};
 use serde_json::Value;
 use testkit::webhook::WebhookReceiver;
@@ -18,6 +22,28 @@ use testkit::webhook::WebhookReceiver;
 /// Answered 204 in time (a late answer the gateway had stopped waiting for does not count).
 fn accepted(l: &Value) -> bool {
     l["answered"] == 204 && l["late"] == false
+}
+
+/// The webhook `ops` to `receiver`, for every event, with its timeout and `attempts` retried
+/// 1 s apart at first, at most `max_interval_secs`.
+fn ops(
+    receiver: &WebhookReceiver,
+    timeout_secs: u64,
+    attempts: u32,
+    max_interval_secs: u64,
+) -> Webhook {
+    Webhook {
+        name: "ops".into(),
+        url: receiver.url.clone(),
+        secret: "MFTG_TEST_WEBHOOK_SECRET".into(),
+        events: Vec::new(),
+        timeout_secs,
+        retry: RetryPolicy {
+            attempts,
+            first_interval_secs: 1,
+            max_interval_secs,
+        },
+    }
 }
 
 #[test]
@@ -28,18 +54,7 @@ fn each_final_status_is_posted_once_signed_through_failures_and_a_hang() {
     let (alpha, beta, _alpha, failed) =
         failed_while_beta_down_with(tmp.path(), "po-lost.x12", |c| {
             if c.stations[0].as2_id == "ALPHA" {
-                c.webhooks = vec![Webhook {
-                    name: "ops".into(),
-                    url: receiver.url.clone(),
-                    secret: "MFTG_TEST_WEBHOOK_SECRET".into(),
-                    events: Vec::new(),
-                    timeout_secs: 1,
-                    retry: RetryPolicy {
-                        attempts: 6,
-                        first_interval_secs: 1,
-                        max_interval_secs: 2,
-                    },
-                }];
+                c.webhooks = vec![ops(&receiver, 1, 6, 2)];
             }
         });
     // The exchange goes on while the webhook fails and hangs.
@@ -127,4 +142,63 @@ fn each_final_status_is_posted_once_signed_through_failures_and_a_hang() {
     }
     // Two 500s and the hang were each tried again: six requests for three events.
     assert_eq!(all.len(), 6, "{all:#?}");
+}
+
+/// `mftg serve` dies (a failpoint's abort) right after writing `delivered` and before queueing
+/// the webhook's event; restarted, it posts that event once; killed and restarted again, it
+/// does not post it twice.
+#[test]
+fn an_event_lost_to_a_crash_is_posted_once_after_the_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let receiver =
+        WebhookReceiver::start(WEBHOOK_SECRET, &tmp.path().join("webhook.jsonl"), 0, 0, 0.0);
+    let (alpha, beta) = sites_with(tmp.path(), |c| {
+        if c.stations[0].as2_id == "ALPHA" {
+            c.webhooks = vec![ops(&receiver, 5, 3, 1)];
+        }
+    });
+    let _beta = serve(&beta, None);
+    let mut dying = serve(&alpha, Some("final.recorded"));
+    let file = tmp.path().join("po-crash.x12");
+    std::fs::write(&file, b"ISA*00*CRASH~").unwrap();
+    send_to_beta(&alpha, &file);
+    died(&mut dying, "final.recorded", &alpha);
+    let record = common::records(&alpha)
+        .into_iter()
+        .find(|r| r.filename == "po-crash.x12")
+        .unwrap();
+    assert_eq!(record.status, Status::Delivered, "{record:#?}");
+    assert!(receiver.requests().is_empty(), "{:#?}", receiver.requests());
+
+    let delivered = |n: usize| {
+        let start = Instant::now();
+        loop {
+            let got: Vec<Value> = receiver
+                .requests()
+                .into_iter()
+                .filter(|l| l["event"]["message"]["id"] == record.id.as_str())
+                .collect();
+            if got.len() >= n || start.elapsed() > Duration::from_secs(30) {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let again = serve(&alpha, None);
+    let got = delivered(1);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(
+        (&got[0]["event"]["type"], &got[0]["ok"]),
+        (&Value::from("delivered"), &Value::from(true))
+    );
+    // Killed (not stopped) and started again: the event was queued before, so not again.
+    drop(again);
+    let _third = serve(&alpha, None);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        delivered(2).len(),
+        1,
+        "posted twice: {:#?}",
+        receiver.requests()
+    );
 }

@@ -141,7 +141,13 @@ impl Db {
              CREATE TABLE IF NOT EXISTS jobs (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT, due INTEGER NOT NULL,
                  leased_until INTEGER, json TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due);",
+             CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due);
+             CREATE TABLE IF NOT EXISTS announced (
+                 event TEXT NOT NULL, webhook TEXT NOT NULL, at INTEGER NOT NULL,
+                 PRIMARY KEY (event, webhook));
+             CREATE TABLE IF NOT EXISTS runs (
+                 id INTEGER PRIMARY KEY CHECK (id = 1), started_at INTEGER NOT NULL,
+                 webhooks TEXT NOT NULL);",
         )
         .map_err(err)?;
         add_window_ends(&conn)?;
@@ -694,13 +700,80 @@ impl Db {
         Ok(out)
     }
 
+    /// Queues `job`; a webhook's first post of an event (`Notify`, attempt 0) only once per
+    /// event and webhook, so an event told again after a crash is not posted twice.
     fn enqueue_now(&self, job: &Job, not_before: Millis) -> Result<()> {
         let json = serde_json::to_string(job).map_err(err)?;
-        self.conn()
+        let insert = "INSERT INTO jobs (due, json) VALUES (?1, ?2)";
+        let Job::Notify {
+            webhook,
+            attempt: 0,
+            event,
+        } = job
+        else {
+            self.conn()
+                .exec(insert, params![not_before.0, json])
+                .map_err(err)?;
+            return Ok(());
+        };
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let new = tx
             .exec(
-                "INSERT INTO jobs (due, json) VALUES (?1, ?2)",
-                params![not_before.0, json],
+                "INSERT INTO announced (event, webhook, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![event.id, webhook, event.at.0],
             )
+            .map_err(err)?;
+        if new == 0 {
+            tracing::debug!(event = %event.id, %webhook, "event queued for this webhook before");
+        } else {
+            tx.exec(insert, params![not_before.0, json]).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Notes that a run with `webhooks` started at `now`, and returns the run before it if that
+    /// one never said it stopped ([`Db::end_run`]): when it started and its webhooks. Forgets
+    /// which events were queued for webhooks more than 30 days ago.
+    pub fn begin_run(
+        &self,
+        now: Millis,
+        webhooks: &[String],
+    ) -> Result<Option<(Millis, Vec<String>)>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT started_at, webhooks FROM runs WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        let names = serde_json::to_string(webhooks).map_err(err)?;
+        tx.exec(
+            "INSERT INTO runs (id, started_at, webhooks) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET started_at = ?1, webhooks = ?2",
+            params![now.0, names],
+        )
+        .map_err(err)?;
+        tx.exec(
+            "DELETE FROM announced WHERE at < ?1",
+            params![now.0 - 30 * 86_400_000],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(last.map(|(at, names)| (Millis(at), serde_json::from_str(&names).unwrap_or_default())))
+    }
+
+    /// Notes that the run stopped cleanly.
+    pub fn end_run(&self) -> Result<()> {
+        self.conn()
+            .exec("DELETE FROM runs WHERE id = 1", [])
             .map_err(err)?;
         Ok(())
     }
@@ -723,6 +796,43 @@ mod tests {
         );
         r.message_id = mid.into();
         r
+    }
+
+    #[tokio::test]
+    async fn a_webhook_is_given_an_event_once_and_runs_are_noted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("x/db.sqlite")).unwrap();
+        let mut r = rec("1", Direction::Outbox, "<m1@x>");
+        r.status = Status::Delivered;
+        let event = gateway::events::Event::of_record(&r).unwrap();
+        let notify = |webhook: &str, attempt: u32| Job::Notify {
+            webhook: webhook.into(),
+            attempt,
+            event: Box::new(event.clone()),
+        };
+        for job in [
+            notify("ops", 0),
+            notify("ops", 0),
+            notify("audit", 0),
+            notify("ops", 1),
+            notify("ops", 1),
+        ] {
+            db.enqueue(job, Millis(0)).await.unwrap();
+        }
+        // The first post once per webhook; retries as often as they are queued.
+        let jobs = db
+            .take_due(Millis(10), Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 4);
+        // The first run has no run before it; one that never ended is returned with its webhooks.
+        assert_eq!(db.begin_run(Millis(100), &["ops".into()]).unwrap(), None);
+        assert_eq!(
+            db.begin_run(Millis(200), &[]).unwrap(),
+            Some((Millis(100), vec!["ops".to_string()]))
+        );
+        db.end_run().unwrap();
+        assert_eq!(db.begin_run(Millis(300), &[]).unwrap(), None);
     }
 
     #[tokio::test]

@@ -214,6 +214,7 @@ impl Node {
                 "resuming work left in flight by the last run"
             );
         }
+        self.tell_what_the_last_run_missed().await?;
         let app = Router::new()
             .route("/as2", post(receive))
             .route("/", post(receive))
@@ -235,6 +236,28 @@ impl Node {
         let _ = worker.await;
         let _ = purger.await;
         let _ = expiry.await;
+        self.gateway.ports.queue.end_run()
+    }
+
+    /// Notes this run's start; after a run that did not stop cleanly, queues the webhook events
+    /// it may not have queued (see [`Gateway::announce_missed`]).
+    async fn tell_what_the_last_run_missed(&self) -> Result<()> {
+        let names: Vec<String> = self
+            .config
+            .webhooks
+            .iter()
+            .map(|w| w.name.clone())
+            .collect();
+        let now = gateway::ports::Clock::now(&self.gateway.ports.clock);
+        if let Some((since, webhooks)) = self.gateway.ports.queue.begin_run(now, &names)? {
+            let looked = self.gateway.announce_missed(since, &webhooks).await?;
+            if looked > 0 {
+                tracing::info!(
+                    events = looked,
+                    "the last run did not stop cleanly: its webhook events are queued again where they were not"
+                );
+            }
+        }
         Ok(())
     }
 

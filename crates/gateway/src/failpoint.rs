@@ -39,7 +39,7 @@ pub struct Failpoints(Vec<(String, FailAction)>);
 
 impl Failpoints {
     /// Every step that can be interrupted, in the order the workflows reach them.
-    pub const POINTS: [&'static str; 10] = [
+    pub const POINTS: [&'static str; 11] = [
         "upload.copied",
         "upload.recorded",
         "send.built",
@@ -50,6 +50,7 @@ impl Failpoints {
         "receive.stored-payload",
         "receive.stored-receipt",
         "receive.recorded",
+        "final.recorded",
     ];
 
     /// The environment variable the gateway's binaries read them from.

@@ -187,6 +187,11 @@ impl<P: Ports> Gateway<P> {
     /// one event.
     pub(crate) async fn finished(&self, record: &MessageRecord) {
         log_final(record);
+        // A test's way to die (or fail) between writing the final status and telling of it.
+        if let Err(e) = self.settings.failpoints.hit("final.recorded") {
+            tracing::error!(id = %record.id, error = %e, "its events were not told");
+            return;
+        }
         if let Some(event) = crate::events::Event::of_record(record) {
             self.announce(event).await;
         }

@@ -13,9 +13,10 @@ use crate::events::Event;
 use crate::gateway::Gateway;
 use crate::model::{Job, TlsOptions};
 use crate::ports::{
-    As2Transport as _, Body, Clock as _, Events as _, HttpRequest, JobQueue as _, Ports,
-    Secrets as _,
+    As2Transport as _, Body, Clock as _, Events as _, HttpRequest, JobQueue as _, MessageLog as _,
+    Ports, Secrets as _,
 };
+use crate::time::Millis;
 
 /// The signature header's value for `body` sent at `timestamp` (Unix seconds) under `secret`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> Result<String> {
@@ -47,23 +48,59 @@ impl<P: Ports> Gateway<P> {
     /// Tells of `event`: the Events port now, each webhook that wants it through the queue. A
     /// webhook's job that cannot be queued is logged, never an error of the exchange.
     pub async fn announce(&self, event: Event) {
+        self.queue_for_webhooks(&event, None).await;
+        self.ports.events().publish(event).await;
+    }
+
+    /// Queues `event` for each webhook that wants it (of those named in `only`, if given).
+    /// Returns how many jobs were handed to the queue.
+    async fn queue_for_webhooks(&self, event: &Event, only: Option<&[String]>) -> usize {
         let now = self.ports.clock().now();
-        for w in self
-            .settings
-            .webhooks
-            .iter()
-            .filter(|w| w.wants(&event.kind))
+        let mut queued = 0;
+        for w in
+            self.settings.webhooks.iter().filter(|w| {
+                w.wants(&event.kind) && only.is_none_or(|names| names.contains(&w.name))
+            })
         {
             let job = Job::Notify {
                 webhook: w.name.clone(),
                 attempt: 0,
                 event: Box::new(event.clone()),
             };
-            if let Err(e) = self.ports.queue().enqueue(job, now).await {
-                tracing::error!(webhook = %w.name, event = %event.id, error = %e, "webhook event not queued");
+            match self.ports.queue().enqueue(job, now).await {
+                Ok(()) => queued += 1,
+                Err(e) => {
+                    tracing::error!(webhook = %w.name, event = %event.id, error = %e, "webhook event not queued")
+                }
             }
         }
-        self.ports.events().publish(event).await;
+        queued
+    }
+
+    /// After a run that did not stop cleanly (started at `since`, with `webhooks`): queues again
+    /// the webhook events of every message that reached its final status since then, for the
+    /// webhooks of that run still configured. A run that died between writing a record and
+    /// queueing its events would otherwise never tell of it; a queue that takes each first post
+    /// of an event once per webhook (the embedded gateway's) drops those already queued, so each
+    /// is posted once. Messages made up to 7 days before `since` are looked at; returns how many
+    /// events were looked at.
+    pub async fn announce_missed(&self, since: Millis, webhooks: &[String]) -> Result<usize> {
+        if webhooks.is_empty() || self.settings.webhooks.is_empty() {
+            return Ok(0);
+        }
+        let mut query = crate::ports::RecordQuery::of(None, None, 10_000);
+        query.since = Some(Millis(since.0 - 7 * 86_400_000));
+        let records = self.ports.log().query(&query).await?;
+        let mut told = 0;
+        for event in records
+            .iter()
+            .filter(|r| r.changed_at() >= since)
+            .filter_map(Event::of_record)
+        {
+            self.queue_for_webhooks(&event, Some(webhooks)).await;
+            told += 1;
+        }
+        Ok(told)
     }
 
     /// One attempt to POST `event` to webhook `name`; a failure queues the next attempt after
