@@ -45,7 +45,11 @@ fn refused(what: String, problems: Vec<String>) -> ApiError {
 }
 
 /// `body` as an object whose `field`, if given, is `value` (the path's); it is set if not.
-fn named(mut body: Map<String, Value>, field: &str, value: &str) -> Result<Value, ApiError> {
+fn named(
+    mut body: Map<String, Value>,
+    field: &str,
+    value: &str,
+) -> Result<Map<String, Value>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => {
             body.insert(field.into(), json!(value));
@@ -59,7 +63,7 @@ fn named(mut body: Map<String, Value>, field: &str, value: &str) -> Result<Value
             ))
         }
     }
-    Ok(Value::Object(body))
+    Ok(body)
 }
 
 /// Checks and saves a station; whether it is new, and where it went.
@@ -122,7 +126,8 @@ pub(crate) async fn put_station<B: Backend>(
     body: axum::body::Bytes,
 ) -> Answer {
     let value = named(crate::api::body_object(&body)?, "as2_id", &id)?;
-    let s: Station = serde_json::from_value(value).map_err(|e| unreadable("station", &e))?;
+    let s: Station =
+        serde_json::from_value(Value::Object(value)).map_err(|e| unreadable("station", &e))?;
     let (new, note) = save_station(&app, s.clone()).await?;
     Ok(saved(new, "station", json!(s), note))
 }
@@ -133,12 +138,9 @@ pub(crate) async fn put_partnership<B: Backend>(
     body: axum::body::Bytes,
 ) -> Answer {
     let value = named(crate::api::body_object(&body)?, "station", &station)?;
-    let Value::Object(body) = value else {
-        unreachable!("named returns an object")
-    };
-    let value = named(body, "partner", &partner)?;
+    let value = named(value, "partner", &partner)?;
     let p: Partnership =
-        serde_json::from_value(value).map_err(|e| unreadable("partnership", &e))?;
+        serde_json::from_value(Value::Object(value)).map_err(|e| unreadable("partnership", &e))?;
     let (new, note) = save_partnership(&app, p.clone()).await?;
     Ok(saved(new, "partnership", json!(p), note))
 }
