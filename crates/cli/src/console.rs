@@ -223,10 +223,7 @@ impl console::Backend for AwsConsole {
 pub fn run(a: Args) -> std::result::Result<ExitCode, String> {
     let backend = a.config.open()?;
     let rt = backend.rt;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(&a.listen))
-        .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // The token is there before anything listens: whoever sees the port open can read it.
     let (router, token_file) = match backend.target {
         Target::Local { config, path, .. } => {
             let token_file = a.token_file.unwrap_or_else(|| config.console_token_file());
@@ -251,6 +248,10 @@ pub fn run(a: Args) -> std::result::Result<ExitCode, String> {
             (router(AwsConsole { aws }, &token_file)?, token_file)
         }
     };
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(&a.listen))
+        .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!(
         "console on http://{addr}/ (the token is in {}; send it as Authorization: Bearer <token>)",
         token_file.display()
@@ -272,9 +273,6 @@ pub async fn serve_beside(
     let Some(c) = &node.config.console else {
         return Ok(None);
     };
-    let listener = tokio::net::TcpListener::bind(c.listen)
-        .await
-        .map_err(|e| format!("[console] cannot listen on {}: {e}", c.listen))?;
     let token_file = node.config.console_token_file();
     let console = LocalConsole {
         node: node.clone(),
@@ -282,7 +280,11 @@ pub async fn serve_beside(
         edits: Default::default(),
         serving: true,
     };
+    // The token first, as in `run`.
     let router = router(console, &token_file)?;
+    let listener = tokio::net::TcpListener::bind(c.listen)
+        .await
+        .map_err(|e| format!("[console] cannot listen on {}: {e}", c.listen))?;
     tracing::info!(address = %c.listen, token = %token_file.display(), "console listening (its API and /metrics too)");
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = console::serve(listener, router, stop).await {
