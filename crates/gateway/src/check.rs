@@ -200,10 +200,9 @@ impl<P: Ports> Gateway<P> {
 fn refusals(checks: Vec<Check>) -> Vec<String> {
     checks
         .into_iter()
-        .filter(|c| c.blocks_start && c.failed())
-        .map(|c| match c.verdict {
-            Verdict::Failed(why) => format!("{}: {why}", c.what),
-            _ => c.what,
+        .filter_map(|c| match c.verdict {
+            Verdict::Failed(why) if c.blocks_start => Some(format!("{}: {why}", c.what)),
+            _ => None,
         })
         .collect()
 }

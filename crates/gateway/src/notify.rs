@@ -53,10 +53,8 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// Queues `event` for each webhook that wants it (of those named in `only`, if given).
-    /// Returns how many jobs were handed to the queue.
-    async fn queue_for_webhooks(&self, event: &Event, only: Option<&[String]>) -> usize {
+    async fn queue_for_webhooks(&self, event: &Event, only: Option<&[String]>) {
         let now = self.ports.clock().now();
-        let mut queued = 0;
         for w in
             self.settings.webhooks.iter().filter(|w| {
                 w.wants(&event.kind) && only.is_none_or(|names| names.contains(&w.name))
@@ -67,14 +65,10 @@ impl<P: Ports> Gateway<P> {
                 attempt: 0,
                 event: Box::new(event.clone()),
             };
-            match self.ports.queue().enqueue(job, now).await {
-                Ok(()) => queued += 1,
-                Err(e) => {
-                    tracing::error!(webhook = %w.name, event = %event.id, error = %e, "webhook event not queued")
-                }
+            if let Err(e) = self.ports.queue().enqueue(job, now).await {
+                tracing::error!(webhook = %w.name, event = %event.id, error = %e, "webhook event not queued");
             }
         }
-        queued
     }
 
     /// After a run that did not stop cleanly (started at `since`, with `webhooks`): queues again
