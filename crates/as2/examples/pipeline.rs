@@ -20,7 +20,9 @@
 //! `build-many` builds the payload `n` times in one process (sign, compress, encrypt, as the
 //! gateways' default partnership does) and then opens the last message `n` times, and prints the
 //! seconds of CPU each build and each open took: the engine's own cost per message, which the
-//! throughput benchmark compares a gateway's CPU per message with.
+//! throughput benchmark compares a gateway's CPU per message with; then builds the signed
+//! receipt of that message `n` times and reads (checks) it `n` times, the receipt work each
+//! side of an exchange does besides.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: failing loudly is right
 
 use as2::envelope::Envelope;
@@ -182,6 +184,11 @@ fn main() {
             // sides, so the message is built to the signer's certificate for the open half.
             let mut to_self = opts.clone();
             to_self.encryption = Some(Encryption::new(signer.certificate.clone()));
+            to_self.mdn = Some(as2::envelope::MdnRequest::sync(
+                "ALPHA",
+                &[as2::algorithm::DigestAlgorithm::Sha256],
+                Default::default(),
+            ));
             let id = as2::envelope::new_message_id("bench.example", now);
             let m2 = message::build(
                 &to_self,
@@ -203,7 +210,48 @@ fn main() {
             }
             let open = (cpu_seconds() - cpu) / f64::from(n);
             drop(m);
-            println!("{{\"build_cpu_s\": {build:.6}, \"open_cpu_s\": {open:.6}}}");
+            // The signed receipt each side handles besides: the receiver builds it, the sender
+            // reads and checks it.
+            let mdn_opts = as2::mdn::MdnOptions {
+                signer: Some(signer.clone()),
+                ..Default::default()
+            };
+            let cpu = cpu_seconds();
+            let mut receipt = None;
+            for _ in 0..n {
+                receipt = Some(
+                    as2::mdn::build(
+                        &env,
+                        &as2::Disposition::Processed,
+                        Some(&m2.mic),
+                        &mdn_opts,
+                        "<receipt@bench.example>",
+                        now,
+                    )
+                    .unwrap(),
+                );
+            }
+            let receipt_build = (cpu_seconds() - cpu) / f64::from(n);
+            let receipt = receipt.unwrap();
+            assert!(receipt.signed);
+            let certs = [signer.certificate.clone()];
+            let limits = as2::mime::Limits::default();
+            let cpu = cpu_seconds();
+            for _ in 0..n {
+                as2::mdn::parse(
+                    &receipt.headers,
+                    &receipt.body,
+                    Some(&certs),
+                    Some(now),
+                    &limits,
+                )
+                .unwrap();
+            }
+            let receipt_check = (cpu_seconds() - cpu) / f64::from(n);
+            println!(
+                "{{\"build_cpu_s\": {build:.6}, \"open_cpu_s\": {open:.6}, \
+                 \"receipt_build_cpu_s\": {receipt_build:.6}, \"receipt_check_cpu_s\": {receipt_check:.6}}}"
+            );
         }
         Some("build-set") => {
             let n: u32 = a[2].parse().unwrap();

@@ -85,6 +85,43 @@ fn add_parking(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Gives each job the partnership (`station/partner`) of its message, read once when it is
+/// queued rather than looked up whenever due jobs are taken; jobs queued before this column
+/// existed get theirs here. The index holds what taking due jobs filters on.
+fn add_job_pairs(conn: &Connection) -> Result<()> {
+    let has = conn
+        .prepare_cached("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'pair'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(err)?;
+    if !has {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE jobs ADD COLUMN pair TEXT NOT NULL DEFAULT '';
+             UPDATE jobs SET pair = {JOB_PAIR};
+             COMMIT;"
+        ))
+        .map_err(err)?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (due, pair, leased_until) WHERE parked IS NULL;",
+    )
+    .map_err(err)
+}
+
+/// The `station/partner` of the message a job (`jobs.json`) is for, or empty when it is for
+/// none (a webhook's post) or its record is not found.
+const JOB_PAIR: &str = "COALESCE((SELECT r.station || '/' || r.partner FROM records r
+     WHERE r.id = CASE WHEN json_valid(jobs.json) THEN json_extract(jobs.json, '$.id') END), '')";
+
+/// The record whose partnership a job counts against: that of the message it sends, answers
+/// or waits for; a webhook's post counts against none.
+fn job_pair(job: &Job) -> Option<&str> {
+    match job {
+        Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => Some(id),
+        Job::Notify { .. } => None,
+    }
+}
+
 /// A job that failed this many times in a row for a passing reason is parked (as SQS moves a
 /// message to the dead-letter queue after its receive count).
 pub const FAILURES_BEFORE_PARKING: u32 = 10;
@@ -152,6 +189,7 @@ impl Db {
         .map_err(err)?;
         add_window_ends(&conn)?;
         add_parking(&conn)?;
+        add_job_pairs(&conn)?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -347,64 +385,65 @@ impl Db {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        // Per partnership only its first `per_pair` due jobs can be taken: the window function
-        // hands back no more than that of each, however many are queued.
-        let rows: Vec<(i64, String, String)> = {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT seq, json, pair FROM (
-                         SELECT j.seq, j.json, j.due,
-                                COALESCE(r.station || '/' || r.partner, '') AS pair,
-                                ROW_NUMBER() OVER (
-                                    PARTITION BY COALESCE(r.station || '/' || r.partner, '')
-                                    ORDER BY j.due, j.seq) AS n
-                         FROM jobs j LEFT JOIN records r
-                             ON r.id = CASE WHEN json_valid(j.json) THEN json_extract(j.json, '$.id') END
-                         WHERE j.due <= ?1 AND j.parked IS NULL
-                           AND (j.leased_until IS NULL OR j.leased_until < ?1))
-                     WHERE n <= ?2 ORDER BY due, seq",
-                )
-                .map_err(err)?;
-            let rows = stmt
-                .query_map(
-                    params![now.0, per_pair.min(i64::MAX as usize) as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .map_err(err)?;
-            rows.collect::<std::result::Result<_, _>>().map_err(err)?
-        };
+        // Due jobs in order, those of partnerships already at their limit left out; read one
+        // at a time (the index holds what the filter needs) and no further than what is taken.
+        let full: Vec<&str> = busy
+            .iter()
+            .filter(|(_, n)| **n >= per_pair)
+            .map(|(p, _)| p.as_str())
+            .collect();
+        let full = serde_json::to_string(&full).map_err(err)?;
         let until = now.plus(lease).0;
         let mut taken: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::new();
-        for (seq, json, pair) in rows {
-            if out.len() >= max {
-                break;
-            }
-            let running =
-                busy.get(&pair).copied().unwrap_or(0) + taken.get(&pair).copied().unwrap_or(0);
-            if running >= per_pair {
-                continue;
-            }
-            match serde_json::from_str(&json) {
-                Ok(job) => {
-                    tx.exec(
-                        "UPDATE jobs SET leased_until = ?1 WHERE seq = ?2",
-                        params![until, seq],
-                    )
-                    .map_err(err)?;
-                    *taken.entry(pair.clone()).or_default() += 1;
-                    out.push(Leased { seq, job, pair });
+        let mut unreadable = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT seq, json, pair FROM jobs INDEXED BY jobs_ready
+                     WHERE due <= ?1 AND parked IS NULL
+                       AND (leased_until IS NULL OR leased_until < ?1)
+                       AND pair NOT IN (SELECT value FROM json_each(?2))
+                     ORDER BY due, seq",
+                )
+                .map_err(err)?;
+            let mut rows = stmt.query(params![now.0, full]).map_err(err)?;
+            while out.len() < max {
+                let Some(row) = rows.next().map_err(err)? else {
+                    break;
+                };
+                let (seq, pair): (i64, String) =
+                    (row.get(0).map_err(err)?, row.get(2).map_err(err)?);
+                let running =
+                    busy.get(&pair).copied().unwrap_or(0) + taken.get(&pair).copied().unwrap_or(0);
+                if running >= per_pair {
+                    continue;
                 }
-                Err(e) => {
-                    tracing::error!(seq, error = %e, "unreadable job parked");
-                    tx.exec(
-                        "UPDATE jobs SET leased_until = NULL, parked = ?1, parked_at = ?2
-                         WHERE seq = ?3",
-                        params![format!("not a job: {e}"), now.0, seq],
-                    )
-                    .map_err(err)?;
+                let json: String = row.get(1).map_err(err)?;
+                match serde_json::from_str(&json) {
+                    Ok(job) => {
+                        *taken.entry(pair.clone()).or_default() += 1;
+                        out.push(Leased { seq, job, pair });
+                    }
+                    Err(e) => unreadable.push((seq, e.to_string())),
                 }
             }
+        }
+        for l in &out {
+            tx.exec(
+                "UPDATE jobs SET leased_until = ?1 WHERE seq = ?2",
+                params![until, l.seq],
+            )
+            .map_err(err)?;
+        }
+        for (seq, e) in unreadable {
+            tracing::error!(seq, error = %e, "unreadable job parked");
+            tx.exec(
+                "UPDATE jobs SET leased_until = NULL, parked = ?1, parked_at = ?2
+                 WHERE seq = ?3",
+                params![format!("not a job: {e}"), now.0, seq],
+            )
+            .map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(out)
@@ -704,7 +743,9 @@ impl Db {
     /// event and webhook, so an event told again after a crash is not posted twice.
     fn enqueue_now(&self, job: &Job, not_before: Millis) -> Result<()> {
         let json = serde_json::to_string(job).map_err(err)?;
-        let insert = "INSERT INTO jobs (due, json) VALUES (?1, ?2)";
+        let pair = job_pair(job);
+        let insert = "INSERT INTO jobs (due, json, pair) VALUES (?1, ?2,
+                          COALESCE((SELECT station || '/' || partner FROM records WHERE id = ?3), ''))";
         let Job::Notify {
             webhook,
             attempt: 0,
@@ -712,7 +753,7 @@ impl Db {
         } = job
         else {
             self.conn()
-                .exec(insert, params![not_before.0, json])
+                .exec(insert, params![not_before.0, json, pair])
                 .map_err(err)?;
             return Ok(());
         };
@@ -729,7 +770,8 @@ impl Db {
         if new == 0 {
             tracing::debug!(event = %event.id, %webhook, "event queued for this webhook before");
         } else {
-            tx.exec(insert, params![not_before.0, json]).map_err(err)?;
+            tx.exec(insert, params![not_before.0, json, pair])
+                .map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -1061,6 +1103,55 @@ mod tests {
                 .len()
                 <= 1
         );
+    }
+
+    #[tokio::test]
+    async fn jobs_of_an_older_database_count_against_their_partnership() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A database from before jobs carried their partnership: two jobs of A/B, one of A/C,
+        // one for a record that is gone and a webhook post, queued then.
+        let path = tmp.path().join("db.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE records (
+                     id TEXT PRIMARY KEY, direction TEXT NOT NULL, station TEXT NOT NULL,
+                     partner TEXT NOT NULL, message_id TEXT NOT NULL, revision INTEGER NOT NULL,
+                     json TEXT NOT NULL);
+                 INSERT INTO records VALUES ('b1', 'outbox', 'A', 'B', '<b1@x>', 1, '{}');
+                 INSERT INTO records VALUES ('b2', 'outbox', 'A', 'B', '<b2@x>', 1, '{}');
+                 INSERT INTO records VALUES ('c1', 'outbox', 'A', 'C', '<c1@x>', 1, '{}');
+                 CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, due INTEGER NOT NULL,
+                     leased_until INTEGER, json TEXT NOT NULL, parked TEXT, parked_at INTEGER,
+                     failures INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO jobs (due, json) VALUES (0, '{\"kind\":\"send\",\"id\":\"b1\"}');
+                 INSERT INTO jobs (due, json) VALUES (1, '{\"kind\":\"send\",\"id\":\"b2\"}');
+                 INSERT INTO jobs (due, json) VALUES (2, '{\"kind\":\"send\",\"id\":\"c1\"}');
+                 INSERT INTO jobs (due, json) VALUES (3, '{\"kind\":\"send\",\"id\":\"gone\"}');",
+            )
+            .unwrap();
+        let db = Db::open(&path).unwrap();
+        let lease = Duration::from_secs(60);
+        let busy: HashMap<String, usize> = [("A/C".to_string(), 1)].into();
+        let t = db
+            .take_due_for(Millis(10), lease, 10, 1, busy)
+            .await
+            .unwrap();
+        let taken: Vec<(&str, &str)> = t
+            .iter()
+            .map(|l| (l.job.record_id(), l.pair.as_str()))
+            .collect();
+        assert_eq!(taken, [("b1", "A/B"), ("gone", "")]);
+        // Opened again (nothing more to change), with b1 running: A/C's turn has come.
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        let busy: HashMap<String, usize> = [("A/B".to_string(), 1)].into();
+        let t = db
+            .take_due_for(Millis(10), lease, 10, 1, busy)
+            .await
+            .unwrap();
+        let taken: Vec<&str> = t.iter().map(|l| l.job.record_id()).collect();
+        assert_eq!(taken, ["c1"]);
     }
 
     #[tokio::test]

@@ -67,30 +67,17 @@ impl DirStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err(e)),
         };
-        let modified = fs_meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .unwrap_or_default();
         let metadata = match std::fs::read(self.meta_path(key)) {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
             Err(_) => BTreeMap::new(),
         };
-        Ok(Some(ObjectMeta {
-            size: fs_meta.len(),
-            // Size and modification time identify a version of a file well enough to tell a
-            // redelivered event from a new upload; a directory has no versions of its own.
-            etag: format!("{:x}-{:x}", fs_meta.len(), modified.as_nanos()),
-            version: None,
-            modified: Millis(i64::try_from(modified.as_millis()).unwrap_or(i64::MAX)),
-            metadata,
-        }))
+        Ok(Some(object_meta(&fs_meta, metadata)))
     }
 
     /// Writes `data` as `path` so that no reader ever sees part of it, and it survives a crash
     /// once this returns: written in full to a file under `AS2/tmp/` (not in the folder SFTP
     /// users see), flushed to disk, renamed into place, and the folder's entry flushed too.
-    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+    fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<std::fs::Metadata> {
         use std::io::Write as _;
         let mut scratch = self.scratch(path)?;
         scratch.file.write_all(data).map_err(err)?;
@@ -102,19 +89,20 @@ impl DirStore {
     fn scratch(&self, path: &Path) -> Result<Scratch> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let dir = self.root.join(gateway::layout::TMP);
-        std::fs::create_dir_all(&dir).map_err(err)?;
         let tmp = dir.join(format!("{TEMP_PREFIX}{}", as2::random_hex(6)));
         let private = path
             .strip_prefix(&self.root)
             .ok()
             .and_then(|p| p.to_str())
             .is_some_and(gateway::layout::is_private);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(if private { 0o600 } else { 0o644 })
-            .open(&tmp)
-            .map_err(err)?;
+        let file = in_folder(&dir, || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if private { 0o600 } else { 0o644 })
+                .open(&tmp)
+        })
+        .map_err(err)?;
         Ok(Scratch {
             file,
             tmp: Some(tmp),
@@ -152,22 +140,54 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// Flushes the file to disk, renames it to `path` and flushes the folder's entry.
-    fn commit(mut self, path: &Path) -> Result<()> {
+    /// Flushes the file to disk, renames it to `path` and flushes the folder's entry; returns
+    /// the file's metadata as it was committed.
+    fn commit(mut self, path: &Path) -> Result<std::fs::Metadata> {
         let dir = path
             .parent()
             .ok_or_else(|| err("object path has no parent"))?;
         let tmp = self.tmp.take().ok_or_else(|| err("committed twice"))?;
-        let done = (|| -> std::io::Result<()> {
+        let done = (|| -> std::io::Result<std::fs::Metadata> {
             self.file.sync_all()?;
-            std::fs::create_dir_all(dir)?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
+            let written = self.file.metadata()?;
+            in_folder(dir, || std::fs::rename(&tmp, path))?;
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(written)
         })();
         if done.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
         done.map_err(err)
+    }
+}
+
+/// What the store tells of a file, from its file system metadata and its side file's metadata.
+fn object_meta(fs_meta: &std::fs::Metadata, metadata: BTreeMap<String, String>) -> ObjectMeta {
+    let modified = fs_meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    ObjectMeta {
+        size: fs_meta.len(),
+        // Size and modification time identify a version of a file well enough to tell a
+        // redelivered event from a new upload; a directory has no versions of its own.
+        etag: format!("{:x}-{:x}", fs_meta.len(), modified.as_nanos()),
+        version: None,
+        modified: Millis(i64::try_from(modified.as_millis()).unwrap_or(i64::MAX)),
+        metadata,
+    }
+}
+
+/// Runs `make` (which creates an entry in `dir`); when `dir` is missing, creates it and runs
+/// `make` again. Folders are made only when a write needs them, not probed before each one.
+fn in_folder<T>(dir: &Path, make: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    match make() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            make()
+        }
+        done => done,
     }
 }
 
@@ -242,9 +262,7 @@ impl ObjectWriter for DirWriter {
         blocking::run(&self.store, "directory store", move |s: &DirStore| {
             let path = s.path(&key)?;
             s.put_metadata(&key, &metadata)?;
-            scratch.commit(&path)?;
-            s.meta_of(&key, &path)?
-                .ok_or_else(|| err(format!("{key} vanished after writing")))
+            Ok(object_meta(&scratch.commit(&path)?, metadata))
         })
         .await
     }
@@ -407,9 +425,7 @@ impl DirStore {
     ) -> Result<ObjectMeta> {
         let path = self.path(key)?;
         self.put_metadata(key, &metadata)?;
-        self.write_atomic(&path, &data)?;
-        self.meta_of(key, &path)?
-            .ok_or_else(|| err(format!("{key} vanished after writing")))
+        Ok(object_meta(&self.write_atomic(&path, &data)?, metadata))
     }
 
     /// Writes (or, when empty, removes) the side file of `key`'s metadata.
@@ -420,6 +436,7 @@ impl DirStore {
             return Ok(());
         }
         self.write_atomic(&m, &serde_json::to_vec(metadata).map_err(err)?)
+            .map(drop)
     }
 
     fn get_now(&self, key: &str) -> Result<Option<Object>> {
@@ -455,9 +472,7 @@ impl DirStore {
         let mut scratch = self.scratch(&dst)?;
         std::io::copy(&mut source, &mut scratch.file).map_err(err)?;
         self.put_metadata(to, &meta.metadata)?;
-        scratch.commit(&dst)?;
-        self.meta_of(to, &dst)?
-            .ok_or_else(|| err(format!("{to} vanished after writing")))
+        Ok(object_meta(&scratch.commit(&dst)?, meta.metadata))
     }
 
     fn delete_now(&self, key: &str) -> Result<()> {

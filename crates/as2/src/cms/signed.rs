@@ -116,19 +116,50 @@ pub(crate) fn signed_content_digest(der: &[u8]) -> Option<Vec<u8>> {
 
 /// Reads the algorithms and certificates of a SignedData.
 pub fn inspect_signed(der: &[u8]) -> Result<SignedDataInfo> {
-    const W: CmsStructure = CmsStructure::SignedData;
+    let (kids, signer, signer_count, detached) = signed_outline(der)?;
+    Ok(SignedDataInfo {
+        digest: DigestAlgorithm::from_oid(&signer.digest_oid),
+        digest_oid: signer.digest_oid,
+        scheme: SignatureScheme::from_oid(&signer.signature_oid),
+        certificates: included_certificates(&kids)?,
+        detached,
+        signer_count,
+    })
+}
+
+/// A SignedData's parts, its first signer, how many sign it and whether it is detached, read
+/// without parsing the certificates it carries (OpenSSL's certificate parser is the dearest part).
+#[allow(clippy::type_complexity)]
+fn signed_outline(der: &[u8]) -> Result<(Vec<Tlv<'_>>, SignerDetails<'_>, usize, bool)> {
     let (kids, signer, signer_count) = signed_data(der)?;
     let encap = kids
         .iter()
         .find(|t| t.tag == tag::SEQUENCE)
         .ok_or_else(|| Error::MalformedCms {
-            what: W,
+            what: CmsStructure::SignedData,
             detail: "no encapsulated content info".into(),
         })?;
-    let detached = encap.children().map_err(malformed(W))?.len() < 2;
+    let detached = encap
+        .children()
+        .map_err(malformed(CmsStructure::SignedData))?
+        .len()
+        < 2;
+    if let Some(certs) = kids.iter().find(|t| t.tag == tag::CONTEXT_0) {
+        certs
+            .children()
+            .map_err(malformed(CmsStructure::SignedData))?;
+    }
+    Ok((kids, signer, signer_count, detached))
+}
+
+/// The certificates a SignedData carries (those OpenSSL can read).
+fn included_certificates(kids: &[Tlv<'_>]) -> Result<Vec<X509>> {
     let mut certificates = Vec::new();
     if let Some(certs) = kids.iter().find(|t| t.tag == tag::CONTEXT_0) {
-        for c in certs.children().map_err(malformed(W))? {
+        for c in certs
+            .children()
+            .map_err(malformed(CmsStructure::SignedData))?
+        {
             if c.tag == tag::SEQUENCE {
                 if let Ok(x) = X509::from_der(c.raw) {
                     certificates.push(x);
@@ -136,14 +167,7 @@ pub fn inspect_signed(der: &[u8]) -> Result<SignedDataInfo> {
             }
         }
     }
-    Ok(SignedDataInfo {
-        digest: DigestAlgorithm::from_oid(&signer.digest_oid),
-        digest_oid: signer.digest_oid,
-        scheme: SignatureScheme::from_oid(&signer.signature_oid),
-        certificates,
-        detached,
-        signer_count,
-    })
+    Ok(certificates)
 }
 
 /// Detached SignedData over `content`, taken as binary (no line-end conversion).
@@ -493,14 +517,15 @@ struct CheckedSigner {
 /// Checks who signed and the signature over the signed attributes, without the content: tells
 /// a wrong or forged signature apart from content altered after signing.
 fn check_signer(signature_der: &[u8], trusted: &[X509]) -> Result<CheckedSigner> {
-    let info = inspect_signed(signature_der)?;
-    let digest = info.digest.ok_or_else(|| {
-        Error::UnsupportedAlgorithm(format!("signature digest {}", info.digest_oid))
+    let (kids, signer, _, _) = signed_outline(signature_der)?;
+    let digest = DigestAlgorithm::from_oid(&signer.digest_oid).ok_or_else(|| {
+        Error::UnsupportedAlgorithm(format!("signature digest {}", signer.digest_oid))
     })?;
+    // Who signed is read from the certificates only when a refusal needs to say it.
     let signed_by = || {
-        info.certificates
-            .first()
-            .map(|c| format!("signed by {}", subject_name(c)))
+        included_certificates(&kids)
+            .ok()
+            .and_then(|c| c.first().map(|c| format!("signed by {}", subject_name(c))))
             .unwrap_or_else(|| "signer certificate not included".into())
     };
     if trusted.is_empty() {
@@ -509,7 +534,6 @@ fn check_signer(signature_der: &[u8], trusted: &[X509]) -> Result<CheckedSigner>
             signed_by()
         )));
     }
-    let (_, signer, _) = signed_data(signature_der)?;
     if signer.signature_oid == OID_RSASSA_PSS && !signer.signature_params {
         let (cert, expected) = verify_pss_without_params(&signer, digest, trusted, signed_by)?;
         return Ok(CheckedSigner {
@@ -522,7 +546,7 @@ fn check_signer(signature_der: &[u8], trusted: &[X509]) -> Result<CheckedSigner>
     match ffi::verify_detached(signature_der, &[], trusted, false) {
         Ok(cert) => Ok(CheckedSigner {
             digest,
-            scheme: info.scheme,
+            scheme: SignatureScheme::from_oid(&signer.signature_oid),
             signer: cert,
             expected: signer
                 .signed_attrs
