@@ -382,23 +382,20 @@ impl Db {
         busy: &HashMap<String, usize>,
     ) -> Result<Vec<Leased>> {
         let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
         // Due jobs in order, those of partnerships already at their limit left out; read one
         // at a time (the index holds what the filter needs) and no further than what is taken.
+        // The read takes no lock: most calls find nothing to start.
         let full: Vec<&str> = busy
             .iter()
             .filter(|(_, n)| **n >= per_pair)
             .map(|(p, _)| p.as_str())
             .collect();
         let full = serde_json::to_string(&full).map_err(err)?;
-        let until = now.plus(lease).0;
         let mut taken: HashMap<String, usize> = HashMap::new();
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         let mut unreadable = Vec::new();
         {
-            let mut stmt = tx
+            let mut stmt = conn
                 .prepare_cached(
                     "SELECT seq, json, pair FROM jobs INDEXED BY jobs_ready
                      WHERE due <= ?1 AND parked IS NULL
@@ -408,7 +405,7 @@ impl Db {
                 )
                 .map_err(err)?;
             let mut rows = stmt.query(params![now.0, full]).map_err(err)?;
-            while out.len() < max {
+            while found.len() < max {
                 let Some(row) = rows.next().map_err(err)? else {
                     break;
                 };
@@ -423,18 +420,34 @@ impl Db {
                 match serde_json::from_str(&json) {
                     Ok(job) => {
                         *taken.entry(pair.clone()).or_default() += 1;
-                        out.push(Leased { seq, job, pair });
+                        found.push(Leased { seq, job, pair });
                     }
                     Err(e) => unreadable.push((seq, e.to_string())),
                 }
             }
         }
-        for l in &out {
-            tx.exec(
-                "UPDATE jobs SET leased_until = ?1 WHERE seq = ?2",
-                params![until, l.seq],
-            )
+        if found.is_empty() && unreadable.is_empty() {
+            return Ok(found);
+        }
+        // Leased under the write lock, each only if it is still free and due: another
+        // connection may have leased or parked it since it was read.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
+        let until = now.plus(lease).0;
+        let mut out = Vec::with_capacity(found.len());
+        for l in found {
+            let leased = tx
+                .exec(
+                    "UPDATE jobs SET leased_until = ?1
+                     WHERE seq = ?2 AND due <= ?3 AND parked IS NULL
+                       AND (leased_until IS NULL OR leased_until < ?3)",
+                    params![until, l.seq, now.0],
+                )
+                .map_err(err)?;
+            if leased == 1 {
+                out.push(l);
+            }
         }
         for (seq, e) in unreadable {
             tracing::error!(seq, error = %e, "unreadable job parked");
@@ -1298,5 +1311,56 @@ mod tests {
             1,
             "{claims:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_job_is_leased_once_across_connections() {
+        use gateway::ports::JobQueue as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db.sqlite");
+        let first = Db::open(&path).unwrap();
+        for n in 0..40 {
+            first
+                .enqueue(
+                    Job::Send {
+                        id: format!("m{n}"),
+                    },
+                    Millis(0),
+                )
+                .await
+                .unwrap();
+        }
+        // Four connections take at once, each as much as it can, until none finds more.
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let db = Db::open(&path).unwrap();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for _ in 0..100 {
+                        let t = db
+                            .take_due_now(
+                                Millis(10),
+                                Duration::from_secs(60),
+                                3,
+                                usize::MAX,
+                                &HashMap::new(),
+                            )
+                            .unwrap();
+                        if t.is_empty() {
+                            break;
+                        }
+                        got.extend(t.into_iter().map(|l| l.seq));
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all: Vec<i64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        let expected: Vec<i64> = (1..=40).collect();
+        assert_eq!(all, expected, "each job leased exactly once");
     }
 }

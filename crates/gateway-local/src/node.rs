@@ -399,15 +399,9 @@ impl Node {
                         Vec::new()
                     })
             };
-            if jobs.is_empty() {
-                // Nothing can start until a job ends (freeing its partnership's turn) or new
-                // work is due.
-                tokio::select! {
-                    _ = running.join_next(), if !running.is_empty() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                }
-                continue;
-            }
+            // Fewer than there was room for: nothing more can start until a job ends (freeing
+            // its partnership's turn) or new work is due, so the queue is not asked again at once.
+            let wait = free == 0 || jobs.len() < free;
             for leased in jobs {
                 let pair = leased.pair.clone();
                 *busy
@@ -426,6 +420,12 @@ impl Node {
                         }
                     }
                 });
+            }
+            if wait {
+                tokio::select! {
+                    _ = running.join_next(), if !running.is_empty() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
             }
         }
         while running.join_next().await.is_some() {}
