@@ -85,40 +85,56 @@ fn add_parking(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// SQL for the `station/partner` of the record whose id `$id` (an SQL expression) gives, or
+/// empty when there is no such record: one spelling for queueing a job and for filling in the
+/// jobs of an older database.
+macro_rules! pair_of_record {
+    ($id:literal) => {
+        concat!(
+            "COALESCE((SELECT station || '/' || partner FROM records WHERE id = ",
+            $id,
+            "), '')"
+        )
+    };
+}
+
 /// Gives each job the partnership (`station/partner`) of its message, read once when it is
 /// queued rather than looked up whenever due jobs are taken; jobs queued before this column
-/// existed get theirs here. The index holds what taking due jobs filters on.
+/// existed get theirs here (a webhook post's JSON has no top-level `id`: it gets none, as
+/// [`job_pair`] says). The index holds what taking due jobs filters on, and replaces the one on
+/// `due` alone, which nothing reads any more.
 fn add_job_pairs(conn: &Connection) -> Result<()> {
     let has = conn
         .prepare_cached("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'pair'")
         .and_then(|mut s| s.exists([]))
         .map_err(err)?;
     if !has {
-        conn.execute_batch(&format!(
+        conn.execute_batch(concat!(
             "BEGIN IMMEDIATE;
              ALTER TABLE jobs ADD COLUMN pair TEXT NOT NULL DEFAULT '';
-             UPDATE jobs SET pair = {JOB_PAIR};
+             UPDATE jobs SET pair = ",
+            pair_of_record!(
+                "CASE WHEN json_valid(jobs.json) THEN json_extract(jobs.json, '$.id') END"
+            ),
+            ";
              COMMIT;"
         ))
         .map_err(err)?;
     }
     conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (due, pair, leased_until) WHERE parked IS NULL;",
+        "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (due, pair, leased_until) WHERE parked IS NULL;
+         DROP INDEX IF EXISTS jobs_due;",
     )
     .map_err(err)
 }
 
-/// The `station/partner` of the message a job (`jobs.json`) is for, or empty when it is for
-/// none (a webhook's post) or its record is not found.
-const JOB_PAIR: &str = "COALESCE((SELECT r.station || '/' || r.partner FROM records r
-     WHERE r.id = CASE WHEN json_valid(jobs.json) THEN json_extract(jobs.json, '$.id') END), '')";
-
 /// The record whose partnership a job counts against: that of the message it sends, answers
-/// or waits for; a webhook's post counts against none.
+/// or waits for. A webhook's post counts against none, so a partner that never answers does
+/// not hold up the posts telling of it.
 fn job_pair(job: &Job) -> Option<&str> {
     match job {
-        Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => Some(id),
         Job::Notify { .. } => None,
+        other => Some(other.record_id()),
     }
 }
 
@@ -178,7 +194,6 @@ impl Db {
              CREATE TABLE IF NOT EXISTS jobs (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT, due INTEGER NOT NULL,
                  leased_until INTEGER, json TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due);
              CREATE TABLE IF NOT EXISTS announced (
                  event TEXT NOT NULL, webhook TEXT NOT NULL, at INTEGER NOT NULL,
                  PRIMARY KEY (event, webhook));
@@ -757,8 +772,11 @@ impl Db {
     fn enqueue_now(&self, job: &Job, not_before: Millis) -> Result<()> {
         let json = serde_json::to_string(job).map_err(err)?;
         let pair = job_pair(job);
-        let insert = "INSERT INTO jobs (due, json, pair) VALUES (?1, ?2,
-                          COALESCE((SELECT station || '/' || partner FROM records WHERE id = ?3), ''))";
+        let insert = concat!(
+            "INSERT INTO jobs (due, json, pair) VALUES (?1, ?2, ",
+            pair_of_record!("?3"),
+            ")"
+        );
         let Job::Notify {
             webhook,
             attempt: 0,

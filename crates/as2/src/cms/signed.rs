@@ -121,7 +121,7 @@ pub fn inspect_signed(der: &[u8]) -> Result<SignedDataInfo> {
         digest: DigestAlgorithm::from_oid(&signer.digest_oid),
         digest_oid: signer.digest_oid,
         scheme: SignatureScheme::from_oid(&signer.signature_oid),
-        certificates: included_certificates(&kids)?,
+        certificates: included_certificates(&kids),
         detached,
         signer_count,
     })
@@ -152,22 +152,17 @@ fn signed_outline(der: &[u8]) -> Result<(Vec<Tlv<'_>>, SignerDetails<'_>, usize,
     Ok((kids, signer, signer_count, detached))
 }
 
-/// The certificates a SignedData carries (those OpenSSL can read).
-fn included_certificates(kids: &[Tlv<'_>]) -> Result<Vec<X509>> {
-    let mut certificates = Vec::new();
-    if let Some(certs) = kids.iter().find(|t| t.tag == tag::CONTEXT_0) {
-        for c in certs
-            .children()
-            .map_err(malformed(CmsStructure::SignedData))?
-        {
-            if c.tag == tag::SEQUENCE {
-                if let Ok(x) = X509::from_der(c.raw) {
-                    certificates.push(x);
-                }
-            }
-        }
-    }
-    Ok(certificates)
+/// The certificates a SignedData carries (those OpenSSL can read), from the parts
+/// [`signed_outline`] has checked.
+fn included_certificates(kids: &[Tlv<'_>]) -> Vec<X509> {
+    kids.iter()
+        .find(|t| t.tag == tag::CONTEXT_0)
+        .and_then(|certs| certs.children().ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.tag == tag::SEQUENCE)
+        .filter_map(|c| X509::from_der(c.raw).ok())
+        .collect()
 }
 
 /// Detached SignedData over `content`, taken as binary (no line-end conversion).
@@ -524,8 +519,8 @@ fn check_signer(signature_der: &[u8], trusted: &[X509]) -> Result<CheckedSigner>
     // Who signed is read from the certificates only when a refusal needs to say it.
     let signed_by = || {
         included_certificates(&kids)
-            .ok()
-            .and_then(|c| c.first().map(|c| format!("signed by {}", subject_name(c))))
+            .first()
+            .map(|c| format!("signed by {}", subject_name(c)))
             .unwrap_or_else(|| "signer certificate not included".into())
     };
     if trusted.is_empty() {
