@@ -165,6 +165,31 @@ fn included_certificates(kids: &[Tlv<'_>]) -> Vec<X509> {
         .collect()
 }
 
+/// `der` (a SignedData ContentInfo whose fields are `kids`) without the certificates it
+/// carries, for OpenSSL to verify: it is given the partner's configured certificates and never
+/// looks at carried ones (`CMS_NOINTERN`), yet reading the structure would decode each carried
+/// certificate's public key, which in OpenSSL 3 costs more than checking the signature. Nothing
+/// a signature covers changes (the signer infos are copied as they are); the containers around
+/// them are written again in DER, whatever form (BER indefinite lengths) they came in.
+fn without_certificates<'a>(der: &'a [u8], kids: &[Tlv<'_>]) -> Cow<'a, [u8]> {
+    if !kids.iter().any(|t| t.tag == tag::CONTEXT_0) {
+        return Cow::Borrowed(der);
+    }
+    let fields: Vec<&[u8]> = kids
+        .iter()
+        .filter(|t| t.tag != tag::CONTEXT_0)
+        .map(|t| t.raw)
+        .collect();
+    let signed_data = asn1::der_seq(tag::SEQUENCE, &fields);
+    Cow::Owned(asn1::der_seq(
+        tag::SEQUENCE,
+        &[
+            &asn1::der_oid(OID_SIGNED_DATA),
+            &asn1::der(tag::CONTEXT_0, &signed_data),
+        ],
+    ))
+}
+
 /// Detached SignedData over `content`, taken as binary (no line-end conversion).
 pub fn sign_detached(
     content: &[u8],
@@ -446,7 +471,7 @@ pub fn verify_detached(
             Some(expected) => (openssl::hash::hash(digest.message_digest(), data)?.as_ref()
                 == expected.as_slice())
             .then(|| checked.signer.clone()),
-            None => ffi::verify_detached(signature_der, data, trusted, true).ok(),
+            None => ffi::verify_detached(&checked.bare, data, trusted, true).ok(),
         })
     };
     let (form, signer) =
@@ -500,7 +525,9 @@ pub fn verify_digests(
 }
 
 /// What checking a signature without its content establishes.
-struct CheckedSigner {
+struct CheckedSigner<'a> {
+    /// The signature without the certificates it carries (see [`without_certificates`]).
+    bare: Cow<'a, [u8]>,
     digest: DigestAlgorithm,
     scheme: Option<SignatureScheme>,
     /// The trusted certificate the signer info names and its signature verifies with.
@@ -511,8 +538,9 @@ struct CheckedSigner {
 
 /// Checks who signed and the signature over the signed attributes, without the content: tells
 /// a wrong or forged signature apart from content altered after signing.
-fn check_signer(signature_der: &[u8], trusted: &[X509]) -> Result<CheckedSigner> {
+fn check_signer<'a>(signature_der: &'a [u8], trusted: &[X509]) -> Result<CheckedSigner<'a>> {
     let (kids, signer, _, _) = signed_outline(signature_der)?;
+    let bare = without_certificates(signature_der, &kids);
     let digest = DigestAlgorithm::from_oid(&signer.digest_oid).ok_or_else(|| {
         Error::UnsupportedAlgorithm(format!("signature digest {}", signer.digest_oid))
     })?;
@@ -532,14 +560,16 @@ fn check_signer(signature_der: &[u8], trusted: &[X509]) -> Result<CheckedSigner>
     if signer.signature_oid == OID_RSASSA_PSS && !signer.signature_params {
         let (cert, expected) = verify_pss_without_params(&signer, digest, trusted, signed_by)?;
         return Ok(CheckedSigner {
+            bare,
             digest,
             scheme: Some(SignatureScheme::RsaPss),
             signer: cert,
             expected: Some(expected),
         });
     }
-    match ffi::verify_detached(signature_der, &[], trusted, false) {
+    match ffi::verify_detached(&bare, &[], trusted, false) {
         Ok(cert) => Ok(CheckedSigner {
+            bare,
             digest,
             scheme: SignatureScheme::from_oid(&signer.signature_oid),
             signer: cert,
@@ -660,10 +690,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn verify_errors_are_typed() {
+    /// `der` with every definite-length constructed element from the outside in, down to
+    /// `depth` levels, turned into BER indefinite-length form (as streaming writers send it).
+    fn indefinite(der: &[u8], depth: usize) -> Vec<u8> {
+        let (t, _) = asn1::read(der).unwrap();
+        if depth == 0 || !t.constructed() {
+            return t.raw.to_vec();
+        }
+        let mut out = vec![t.tag, 0x80];
+        for kid in t.children().unwrap() {
+            out.extend(indefinite(kid.raw, depth - 1));
+        }
+        out.extend([0, 0]);
+        out
+    }
+
+    /// Identities A and B, and A's signature over `line\r\n`.
+    fn line_signed_by_a() -> (Identity, Identity, Vec<u8>) {
         let a = id("A");
-        let b = id("B");
         let sig = sign_detached(
             b"line\r\n",
             &a,
@@ -671,6 +715,62 @@ mod tests {
             SignatureScheme::RsaPkcs1v15,
         )
         .unwrap();
+        (a, id("B"), sig)
+    }
+
+    #[test]
+    fn carried_certificates_are_left_out_of_the_check_and_still_name_the_signer() {
+        let (a, b, sig) = line_signed_by_a();
+        assert_eq!(inspect_signed(&sig).unwrap().certificates.len(), 1);
+        // In DER and with the containers (ContentInfo, [0], SignedData, certificates) in BER
+        // indefinite-length form: the same check, without the carried certificate.
+        for form in [sig.clone(), indefinite(&sig, 4)] {
+            let (kids, ..) = signed_outline(&form).unwrap();
+            let bare = without_certificates(&form, &kids);
+            let info = inspect_signed(&bare).unwrap();
+            assert!(info.certificates.is_empty());
+            assert_eq!(info.digest, Some(DigestAlgorithm::Sha256));
+            let (bare_kids, ..) = signed_outline(&bare).unwrap();
+            assert!(matches!(
+                without_certificates(&bare, &bare_kids),
+                Cow::Borrowed(_)
+            ));
+            let trusted = [a.certificate.clone()];
+            let v = verify_detached(&form, b"line\r\n", &trusted, &[]).unwrap();
+            assert_eq!(v.signer.to_der().unwrap(), a.certificate.to_der().unwrap());
+            assert!(matches!(
+                verify_detached(&form, b"line\r\nX", &trusted, &[]),
+                Err(Error::IntegrityCheckFailed)
+            ));
+            // The refusal still names who signed, from the certificate the signature carries.
+            match verify_detached(
+                &form,
+                b"line\r\n",
+                std::slice::from_ref(&b.certificate),
+                &[],
+            ) {
+                Err(Error::UnknownSigner(why)) => assert!(why.contains("signed by"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A signature whose value was altered is still refused.
+        let mut forged = sig.clone();
+        let n = forged.len();
+        forged[n - 3] ^= 1;
+        assert!(matches!(
+            verify_detached(
+                &forged,
+                b"line\r\n",
+                std::slice::from_ref(&a.certificate),
+                &[]
+            ),
+            Err(Error::AuthenticationFailed(_))
+        ));
+    }
+
+    #[test]
+    fn verify_errors_are_typed() {
+        let (a, b, sig) = line_signed_by_a();
         let trusted = [a.certificate.clone()];
         assert!(matches!(
             verify_detached(&sig, b"line\r\nX", &trusted, &[SignedForm::Canonical]),
