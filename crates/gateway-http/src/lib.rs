@@ -38,6 +38,13 @@ impl HttpTransport {
         Self::default()
     }
 
+    /// Builds now the client of the usual TLS configuration (the system's CA bundle,
+    /// verification on), which is otherwise built by the first message sent: a long-running
+    /// gateway pays for loading the bundle when it starts. Blocks for as long as that takes.
+    pub fn warm(&self) -> std::result::Result<(), TransportError> {
+        self.client(&TlsOptions::default(), &[]).map(drop)
+    }
+
     /// How many clients are kept (one per TLS configuration used so far).
     pub fn clients(&self) -> usize {
         self.lock().len()
@@ -276,6 +283,9 @@ mod tests {
     async fn one_client_per_tls_configuration_and_its_connections_kept() {
         let (port, accepted) = keep_alive_server();
         let t = HttpTransport::new();
+        // Warmed: the usual configuration's client is there before any message, and used.
+        t.warm().unwrap();
+        assert_eq!(t.clients(), 1);
         for _ in 0..5 {
             let r = t.post(request(port, Vec::new())).await.unwrap();
             assert_eq!((r.status, r.body.as_slice()), (200, b"ok".as_slice()));
