@@ -379,6 +379,14 @@ impl ObjectStore for S3Store {
         })
     }
 
+    /// The puts at once, each its own request.
+    async fn put_all(&self, objects: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let puts = objects
+            .into_iter()
+            .map(|(key, data)| async move { self.put(&key, data, BTreeMap::new()).await });
+        futures_util::future::try_join_all(puts).await.map(drop)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Object>> {
         let Some((meta, reader)) = self.reader(key).await? else {
             return Ok(None);

@@ -200,13 +200,37 @@ impl Drop for Scratch {
 }
 
 /// An object of a [`DirStore`] being written in parts: a file under `AS2/tmp/`, renamed into
-/// place by `finish`, removed if the writer is dropped first.
+/// place by `finish`, removed if the writer is dropped first. The file is made when the first
+/// part is written out: an object smaller than a part is made, written and committed in one
+/// blocking call by `finish` (as a `put` would be), not three.
 pub struct DirWriter {
     store: DirStore,
     key: String,
+    /// The file behind `key` (checked when the writer was made).
+    path: PathBuf,
     metadata: BTreeMap<String, String>,
-    scratch: Option<Scratch>,
+    scratch: WriterFile,
     buffer: Vec<u8>,
+}
+
+/// Where a [`DirWriter`]'s file stands.
+enum WriterFile {
+    /// Nothing written out yet: no file.
+    NotYet,
+    Open(Scratch),
+    /// A write to it failed: the file is gone, and so is what the writer was given.
+    Failed,
+}
+
+impl WriterFile {
+    /// The file to write to, made at `path`'s scratch place if there is none yet.
+    fn open(self, store: &DirStore, path: &Path) -> Result<Scratch> {
+        match self {
+            WriterFile::NotYet => store.scratch(path),
+            WriterFile::Open(scratch) => Ok(scratch),
+            WriterFile::Failed => Err(err("a write failed before")),
+        }
+    }
 }
 
 impl std::fmt::Debug for DirWriter {
@@ -218,22 +242,20 @@ impl std::fmt::Debug for DirWriter {
 }
 
 impl DirWriter {
-    /// Writes the buffered bytes to the file, on the blocking threads.
+    /// Writes the buffered bytes to the file (made now if it is not yet), on the blocking
+    /// threads.
     async fn flush(&mut self) -> Result<()> {
         use std::io::Write as _;
-        let mut scratch = self
-            .scratch
-            .take()
-            .ok_or_else(|| err("a write failed before"))?;
+        let scratch = std::mem::replace(&mut self.scratch, WriterFile::Failed);
         let buffer = std::mem::take(&mut self.buffer);
-        let (scratch, buffer) = tokio::task::spawn_blocking(move || {
-            let r = scratch.file.write_all(&buffer);
-            r.map(|()| (scratch, buffer))
+        let (store, path) = (self.store.clone(), self.path.clone());
+        let (scratch, buffer) = blocking::run(&store, "directory store", move |s: &DirStore| {
+            let mut scratch = scratch.open(s, &path)?;
+            scratch.file.write_all(&buffer).map_err(err)?;
+            Ok((scratch, buffer))
         })
-        .await
-        .map_err(err)?
-        .map_err(err)?;
-        self.scratch = Some(scratch);
+        .await?;
+        self.scratch = WriterFile::Open(scratch);
         self.buffer = buffer;
         self.buffer.clear();
         Ok(())
@@ -250,17 +272,17 @@ impl ObjectWriter for DirWriter {
     }
 
     async fn finish(mut self) -> Result<ObjectMeta> {
-        self.flush().await?;
-        let scratch = self
-            .scratch
-            .take()
-            .ok_or_else(|| err("a write failed before"))?;
-        let (key, metadata) = (
+        use std::io::Write as _;
+        let scratch = std::mem::replace(&mut self.scratch, WriterFile::Failed);
+        let buffer = std::mem::take(&mut self.buffer);
+        let (key, path, metadata) = (
             std::mem::take(&mut self.key),
+            std::mem::take(&mut self.path),
             std::mem::take(&mut self.metadata),
         );
         blocking::run(&self.store, "directory store", move |s: &DirStore| {
-            let path = s.path(&key)?;
+            let mut scratch = scratch.open(s, &path)?;
+            scratch.file.write_all(&buffer).map_err(err)?;
             s.put_metadata(&key, &metadata)?;
             Ok(object_meta(&scratch.commit(&path)?, metadata))
         })
@@ -341,6 +363,17 @@ impl ObjectStore for DirStore {
         .await
     }
 
+    /// In one blocking call.
+    async fn put_all(&self, objects: Vec<(String, Vec<u8>)>) -> Result<()> {
+        blocking::run(self, "directory store", move |s: &DirStore| {
+            for (key, data) in objects {
+                s.put_now(&key, data, BTreeMap::new())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Object>> {
         let key = key.to_string();
         blocking::run(self, "directory store", move |s: &DirStore| s.get_now(&key)).await
@@ -382,16 +415,12 @@ impl ObjectStore for DirStore {
     type Reader = DirReader;
 
     async fn writer(&self, key: &str, metadata: BTreeMap<String, String>) -> Result<DirWriter> {
-        let k = key.to_string();
-        let scratch = blocking::run(self, "directory store", move |s: &DirStore| {
-            s.scratch(&s.path(&k)?)
-        })
-        .await?;
         Ok(DirWriter {
             store: self.clone(),
             key: key.to_string(),
+            path: self.path(key)?,
             metadata,
-            scratch: Some(scratch),
+            scratch: WriterFile::NotYet,
             buffer: Vec::new(),
         })
     }
@@ -584,6 +613,41 @@ mod tests {
             Err(GatewayError::NotFound(_))
         ));
         assert!(files_under_tmp(&s).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_small_object_written_in_parts_makes_its_file_only_when_finished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = DirStore::new(tmp.path()).unwrap();
+        let key = "AS2/files/A/B/inbox/f1/small.edi";
+        let mut w = s.writer(key, BTreeMap::new()).await.unwrap();
+        w.write(b"ISA*00*").await.unwrap();
+        w.write(b"~IEA*1~").await.unwrap();
+        assert!(files_under_tmp(&s).is_empty(), "no file before finish");
+        drop(w);
+        assert!(s.head(key).await.unwrap().is_none());
+        let mut w = s.writer(key, BTreeMap::new()).await.unwrap();
+        w.write(b"ISA*00*").await.unwrap();
+        w.write(b"~IEA*1~").await.unwrap();
+        let meta = w.finish().await.unwrap();
+        assert_eq!(meta.size, 14);
+        assert_eq!(s.get(key).await.unwrap().unwrap().data, b"ISA*00*~IEA*1~");
+        assert!(files_under_tmp(&s).is_empty());
+        // Where the scratch file cannot be made, finish says so and nothing is under the key.
+        let scratch = s.root().join(gateway::layout::TMP.trim_end_matches('/'));
+        std::fs::remove_dir_all(&scratch).unwrap();
+        std::fs::write(&scratch, b"not a folder").unwrap();
+        let mut w = s
+            .writer("AS2/files/A/B/inbox/f2/x.edi", BTreeMap::new())
+            .await
+            .unwrap();
+        w.write(b"data").await.unwrap();
+        assert!(matches!(w.finish().await, Err(GatewayError::Port { .. })));
+        assert!(s
+            .head("AS2/files/A/B/inbox/f2/x.edi")
+            .await
+            .unwrap()
+            .is_none());
     }
 
     fn files_under_tmp(s: &DirStore) -> Vec<std::path::PathBuf> {

@@ -91,6 +91,17 @@ pub trait ObjectStore: Send + Sync {
         data: Vec<u8>,
         metadata: BTreeMap<String, String>,
     ) -> impl Future<Output = Result<ObjectMeta>> + Send;
+    /// Writes objects whole, without metadata, each as [`ObjectStore::put`] would: one call
+    /// for what a step stores together (a message and its headers), which a store may write at
+    /// once. When it returns, all are there; when it fails, some may be.
+    fn put_all(&self, objects: Vec<(String, Vec<u8>)>) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            for (key, data) in objects {
+                self.put(&key, data, BTreeMap::new()).await?;
+            }
+            Ok(())
+        }
+    }
     /// Reads an object; `None` if it does not exist.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Object>>> + Send;
     /// An object's metadata; `None` if it does not exist.

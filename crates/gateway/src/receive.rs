@@ -186,10 +186,14 @@ impl<P: Ports> Gateway<P> {
 
         // The raw message and its headers first: whatever happens next, they are kept.
         let paths = MessagePaths::new(&envelope.to, &envelope.from, Direction::Inbox, &folder)?;
+        let kept_headers = redacted(headers, &agreement.partnership.secret_headers).to_bytes();
         let body = match body {
             InboundBody::Bytes(b) => {
                 store
-                    .put(&paths.raw_message(), b.to_vec(), BTreeMap::new())
+                    .put_all(vec![
+                        (paths.raw_message(), b.to_vec()),
+                        (paths.headers(), kept_headers),
+                    ])
                     .await?;
                 Inbound::Bytes(b)
             }
@@ -199,16 +203,12 @@ impl<P: Ports> Gateway<P> {
                     raw.write(&part).await?;
                 }
                 raw.finish().await?;
+                store
+                    .put(&paths.headers(), kept_headers, BTreeMap::new())
+                    .await?;
                 Inbound::Stored(paths.raw_message())
             }
         };
-        store
-            .put(
-                &paths.headers(),
-                redacted(headers, &agreement.partnership.secret_headers).to_bytes(),
-                BTreeMap::new(),
-            )
-            .await?;
         self.settings.failpoints.hit("receive.stored-raw")?;
 
         // The record (and with it the Message-ID) is taken before the message is opened, but

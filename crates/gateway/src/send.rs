@@ -51,7 +51,8 @@ impl SendOutcome {
     }
 }
 
-/// A message built and stored as it goes out.
+/// A message built to go out: a streamed one (`Body::Stream`) stored as sent already and read
+/// from the store, one held in memory (`Body::Bytes`) not stored yet.
 struct Prepared {
     headers: HeaderMap,
     body: Body,
@@ -160,10 +161,14 @@ impl<P: Ports> Gateway<P> {
             Ok(b) => b,
             Err(why) => return self.fail(&mut record, now, why).await,
         };
-        self.ports
-            .store()
-            .put(&paths.headers(), built.headers.to_bytes(), BTreeMap::new())
-            .await?;
+        // The message as sent and its headers, stored together (a streamed message is stored
+        // already: it is sent from the store).
+        let mut stored = Vec::new();
+        if let Body::Bytes(body) = &built.body {
+            stored.push((paths.raw_message(), body.clone()));
+        }
+        stored.push((paths.headers(), built.headers.to_bytes()));
+        self.ports.store().put_all(stored).await?;
         let style = agreement.name_style();
         let (mic, alternatives) = (
             built.mic.to_field(style),
@@ -283,9 +288,9 @@ impl<P: Ports> Gateway<P> {
         }
     }
 
-    /// Builds the message and stores it as sent (`AS2/raw-message/`): in memory when the
-    /// payload is small, else read, built and written in parts, and sent from the store as it
-    /// goes out. The inner error is why the message can never be sent.
+    /// Builds the message: in memory when the payload is small (the caller stores it with its
+    /// headers), else read, built and written in parts to `AS2/raw-message/`, and sent from the
+    /// store as it goes out. The inner error is why the message can never be sent.
     async fn prepare(
         &self,
         record: &MessageRecord,
@@ -321,9 +326,6 @@ impl<P: Ports> Gateway<P> {
                 Ok(b) => b,
                 Err(e) => return cannot(e),
             };
-            store
-                .put(&raw_key, built.body.clone(), BTreeMap::new())
-                .await?;
             return Ok(Ok(Prepared {
                 headers: built.headers,
                 body: Body::Bytes(built.body),
