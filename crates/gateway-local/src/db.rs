@@ -101,8 +101,9 @@ macro_rules! pair_of_record {
 /// Gives each job the partnership (`station/partner`) of its message, read once when it is
 /// queued rather than looked up whenever due jobs are taken; jobs queued before this column
 /// existed get theirs here (a webhook post's JSON has no top-level `id`: it gets none, as
-/// [`job_pair`] says). The index holds what taking due jobs filters on, and replaces the one on
-/// `due` alone, which nothing reads any more.
+/// [`job_pair`] says). The index orders each partnership's jobs as taking due jobs reads them
+/// (oldest first), and replaces those on `due` alone and on `(due, pair, leased_until)`, which
+/// nothing reads any more.
 fn add_job_pairs(conn: &Connection) -> Result<()> {
     let has = conn
         .prepare_cached("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'pair'")
@@ -122,11 +123,29 @@ fn add_job_pairs(conn: &Connection) -> Result<()> {
         .map_err(err)?;
     }
     conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (due, pair, leased_until) WHERE parked IS NULL;
+        "CREATE INDEX IF NOT EXISTS jobs_by_pair ON jobs (pair, due, seq) WHERE parked IS NULL;
+         DROP INDEX IF EXISTS jobs_ready;
          DROP INDEX IF EXISTS jobs_due;",
     )
     .map_err(err)
 }
+
+/// The partnerships with jobs not parked, one index seek each (SQLite skips no keys itself).
+const JOB_PAIRS: &str = "WITH RECURSIVE pairs(p) AS (
+         SELECT (SELECT pair FROM jobs INDEXED BY jobs_by_pair
+                 WHERE parked IS NULL ORDER BY pair LIMIT 1)
+         UNION ALL
+         SELECT (SELECT pair FROM jobs INDEXED BY jobs_by_pair
+                 WHERE parked IS NULL AND pair > p ORDER BY pair LIMIT 1)
+         FROM pairs WHERE p IS NOT NULL)
+     SELECT p FROM pairs WHERE p IS NOT NULL";
+
+/// A partnership's jobs due and not leased, oldest first, in the index's own order (no sort:
+/// reading stops at what is taken).
+const DUE_OF_PAIR: &str = "SELECT seq, json, due FROM jobs INDEXED BY jobs_by_pair
+     WHERE pair = ?1 AND parked IS NULL AND due <= ?2
+       AND (leased_until IS NULL OR leased_until < ?2)
+     ORDER BY due, seq";
 
 /// The record whose partnership a job counts against: that of the message it sends, answers
 /// or waits for. A webhook's post counts against none, so a partner that never answers does
@@ -397,50 +416,50 @@ impl Db {
         busy: &HashMap<String, usize>,
     ) -> Result<Vec<Leased>> {
         let mut conn = self.conn();
-        // Due jobs in order, those of partnerships already at their limit left out; read one
-        // at a time (the index holds what the filter needs) and no further than what is taken.
-        // The read takes no lock: most calls find nothing to start.
-        let full: Vec<&str> = busy
-            .iter()
-            .filter(|(_, n)| **n >= per_pair)
-            .map(|(p, _)| p.as_str())
-            .collect();
-        let full = serde_json::to_string(&full).map_err(err)?;
-        let mut taken: HashMap<String, usize> = HashMap::new();
+        // Each partnership's first due jobs, as many as it has room for, read in its own order
+        // from the index and no further: the cost is what is taken, not the backlog (a scan in
+        // global order reads past every job of a partnership at its limit, on every take). The
+        // oldest `max` of those are then taken, the same jobs the global order would give.
+        // The reads take no lock: most calls find nothing to start.
+        let pairs: Vec<String> = conn
+            .prepare_cached(JOB_PAIRS)
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(err)?;
         let mut found = Vec::new();
         let mut unreadable = Vec::new();
         {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, json, pair FROM jobs INDEXED BY jobs_ready
-                     WHERE due <= ?1 AND parked IS NULL
-                       AND (leased_until IS NULL OR leased_until < ?1)
-                       AND pair NOT IN (SELECT value FROM json_each(?2))
-                     ORDER BY due, seq",
-                )
-                .map_err(err)?;
-            let mut rows = stmt.query(params![now.0, full]).map_err(err)?;
-            while found.len() < max {
-                let Some(row) = rows.next().map_err(err)? else {
-                    break;
-                };
-                let (seq, pair): (i64, String) =
-                    (row.get(0).map_err(err)?, row.get(2).map_err(err)?);
-                let running =
-                    busy.get(&pair).copied().unwrap_or(0) + taken.get(&pair).copied().unwrap_or(0);
-                if running >= per_pair {
-                    continue;
-                }
-                let json: String = row.get(1).map_err(err)?;
-                match serde_json::from_str(&json) {
-                    Ok(job) => {
-                        *taken.entry(pair.clone()).or_default() += 1;
-                        found.push(Leased { seq, job, pair });
+            let mut stmt = conn.prepare_cached(DUE_OF_PAIR).map_err(err)?;
+            for pair in pairs {
+                let room = per_pair
+                    .saturating_sub(busy.get(&pair).copied().unwrap_or(0))
+                    .min(max);
+                let mut rows = stmt.query(params![pair, now.0]).map_err(err)?;
+                let mut taken = 0;
+                while taken < room {
+                    let Some(row) = rows.next().map_err(err)? else {
+                        break;
+                    };
+                    let (seq, json, due): (i64, String, i64) = (
+                        row.get(0).map_err(err)?,
+                        row.get(1).map_err(err)?,
+                        row.get(2).map_err(err)?,
+                    );
+                    match serde_json::from_str(&json) {
+                        Ok(job) => {
+                            taken += 1;
+                            let pair = pair.clone();
+                            found.push((due, Leased { seq, job, pair }));
+                        }
+                        Err(e) => unreadable.push((seq, e.to_string())),
                     }
-                    Err(e) => unreadable.push((seq, e.to_string())),
                 }
             }
         }
+        found.sort_by_key(|(due, l)| (*due, l.seq));
+        let found: Vec<Leased> = found.into_iter().take(max).map(|(_, l)| l).collect();
         if found.is_empty() && unreadable.is_empty() {
             return Ok(found);
         }
@@ -1134,6 +1153,119 @@ mod tests {
                 .len()
                 <= 1
         );
+    }
+
+    #[test]
+    fn taking_due_jobs_reads_each_partnership_in_index_order_without_sorting_the_backlog() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("db.sqlite")).unwrap();
+        let conn = db.conn();
+        for (sql, params) in [(JOB_PAIRS, 0), (DUE_OF_PAIR, 2)] {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let values: Vec<i64> = vec![0; params];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(values), |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("\n");
+            assert!(plan.contains("jobs_by_pair"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
+    /// The jobs a take must give: due, free and not parked, oldest first, skipping those of a
+    /// partnership with no room left (counting the `busy` ones), at most `max`.
+    fn expected_take(
+        jobs: &[(i64, i64, &str, bool)],
+        now: i64,
+        max: usize,
+        per_pair: usize,
+        busy: &HashMap<String, usize>,
+    ) -> Vec<i64> {
+        let mut due: Vec<_> = jobs
+            .iter()
+            .filter(|(_, d, _, leased)| *d <= now && !leased)
+            .collect();
+        due.sort_by_key(|(seq, d, ..)| (*d, *seq));
+        let mut taken: HashMap<&str, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (seq, _, pair, _) in due {
+            let n = taken.entry(pair).or_default();
+            if out.len() < max && busy.get(*pair).copied().unwrap_or(0) + *n < per_pair {
+                *n += 1;
+                out.push(*seq);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_take_gives_what_the_queue_in_global_order_would() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("db.sqlite")).unwrap();
+        let pairs = ["A/B", "A/C", "D/E"];
+        for (i, p) in pairs.iter().enumerate() {
+            let mut r = rec(&format!("r{i}"), Direction::Outbox, &format!("<r{i}@x>"));
+            (r.station, r.partner) = p
+                .split_once('/')
+                .map(|(s, q)| (s.into(), q.into()))
+                .unwrap();
+            db.create(&r).await.unwrap();
+        }
+        let lease = Duration::from_secs(60);
+        // A small deterministic generator: the cases are the same on every run.
+        let mut state = 0x2545_f491_u64;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) % n
+        };
+        for case in 0..40 {
+            let mut jobs = Vec::new();
+            for _ in 0..next(30) {
+                let (pair, id) = match next(4) {
+                    3 => ("", "gone".to_string()),
+                    k => (pairs[k as usize], format!("r{k}")),
+                };
+                let due = next(50) as i64;
+                db.enqueue_now(&Job::Send { id }, Millis(due)).unwrap();
+                let seq = db.conn().last_insert_rowid();
+                jobs.push((seq, due, pair, false));
+            }
+            // Some taken already (leased), some partnerships running jobs elsewhere.
+            for _ in 0..next(3) {
+                let t = db
+                    .take_due_now(Millis(50), lease, 1, usize::MAX, &HashMap::new())
+                    .unwrap();
+                for l in t {
+                    jobs.iter_mut()
+                        .filter(|j| j.0 == l.seq)
+                        .for_each(|j| j.3 = true);
+                }
+            }
+            let mut busy: HashMap<String, usize> = HashMap::new();
+            for p in pairs {
+                if next(2) == 0 {
+                    busy.insert(p.to_string(), next(3) as usize);
+                }
+            }
+            let (now, max, per_pair) =
+                (next(60) as i64, 1 + next(8) as usize, 1 + next(4) as usize);
+            let want = expected_take(&jobs, now, max, per_pair, &busy);
+            let got: Vec<i64> = db
+                .take_due_now(Millis(now), lease, max, per_pair, &busy)
+                .unwrap()
+                .iter()
+                .map(|l| l.seq)
+                .collect();
+            assert_eq!(
+                got, want,
+                "case {case}: now {now}, max {max}, per pair {per_pair}, busy {busy:?}"
+            );
+            db.conn().execute_batch("DELETE FROM jobs").unwrap();
+        }
     }
 
     #[tokio::test]
