@@ -76,6 +76,21 @@ def setup(root, partner_concurrency):
     return sites, ports, env
 
 
+# Where an earlier run's folders are moved, to be removed once this run has measured: on ext4
+# without a journal (this machine's disk), creating a file right after thousands were deleted
+# costs up to a millisecond more (the allocator passes over inodes freed within the last minutes),
+# which a burst measured just after removing the last run's files would count as the gateway's.
+OLD = OUT / "old"
+
+
+def fresh(root):
+    """`root`, not there: an earlier run's is moved under OLD, not deleted now."""
+    if root.exists():
+        OLD.mkdir(parents=True, exist_ok=True)
+        root.rename(OLD / f"{root.name}-{time.time_ns()}")
+    return root
+
+
 def wait_health(port):
     for _ in range(300):
         try:
@@ -98,9 +113,7 @@ def delivered(db):
 
 
 def burst(files, size, partner_concurrency):
-    root = OUT / f"burst-{partner_concurrency}"
-    if root.exists():
-        subprocess.run(["rm", "-rf", str(root)], check=True)
+    root = fresh(OUT / f"burst-{partner_concurrency}")
     sites, ports, env = setup(root, partner_concurrency)
     env = dict(env, RUST_LOG="warn")
     procs = {sid: subprocess.Popen([str(MFTG), "serve", "-c", str(cfg)], env=env,
@@ -192,9 +205,7 @@ def post_all(port, messages, clients):
 
 
 def inbound(messages, size, clients):
-    root = OUT / f"in-{clients}"
-    if root.exists():
-        subprocess.run(["rm", "-rf", str(root)], check=True)
+    root = fresh(OUT / f"in-{clients}")
     (root / "beta").mkdir(parents=True)
     env = dict(os.environ, MFTG_KEYSTORE_PASSWORD=PASSWORD)
     cfg = root / "beta/mftg.toml"
@@ -247,12 +258,12 @@ def measure(files=500, size=10 * 1024):
     sh("cargo", "build", "--quiet", "--release", "-p", "mftg-cli", "--no-default-features", cwd=ROOT)
     sh("cargo", "build", "--quiet", "--release", "-p", "as2", "--example", "pipeline", cwd=ROOT)
     result = {"engine": engine(size), "bursts": [burst(files, size, c) for c in (1, 4)]}
-    incoming = OUT / "incoming"
-    subprocess.run(["rm", "-rf", str(incoming)], check=True)
+    incoming = fresh(OUT / "incoming")
     count = max(1, files * 2 // 5)
     sh(PIPELINE, "build-set", count, incoming, OUT / "payload.x12", OUT / "a.crt", OUT / "a.key", OUT / "b.crt")
     messages = sorted(incoming.glob("*.as2"))
     result["inbound"] = [inbound(messages, size, c) for c in (1, 8, 32)]
+    subprocess.run(["rm", "-rf", str(OLD)], check=True)
     return result
 
 
