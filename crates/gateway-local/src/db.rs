@@ -436,6 +436,9 @@ impl Db {
                 let room = per_pair
                     .saturating_sub(busy.get(&pair).copied().unwrap_or(0))
                     .min(max);
+                if room == 0 {
+                    continue;
+                }
                 let mut rows = stmt.query(params![pair, now.0]).map_err(err)?;
                 let mut taken = 0;
                 while taken < room {

@@ -215,12 +215,13 @@ impl Node {
             );
         }
         self.tell_what_the_last_run_missed().await?;
-        let transport = self.gateway.ports.transport.clone();
-        match tokio::task::spawn_blocking(move || transport.warm()).await {
-            Ok(Ok(())) => {}
+        let warmed = crate::blocking::run(&self.gateway.ports.transport, "http", |t| {
+            t.warm().map_err(|e| gateway::GatewayError::port("http", e))
+        })
+        .await;
+        if let Err(e) = warmed {
             // Each message sent says so again, with its partner's URL.
-            Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP client cannot be built"),
-            Err(e) => tracing::warn!(error = %e, "the HTTP client cannot be built"),
+            tracing::warn!(error = %e, "the HTTP client cannot be built");
         }
         let app = Router::new()
             .route("/as2", post(receive))

@@ -223,13 +223,17 @@ enum WriterFile {
 }
 
 impl WriterFile {
-    /// The file to write to, made at `path`'s scratch place if there is none yet.
-    fn open(self, store: &DirStore, path: &Path) -> Result<Scratch> {
-        match self {
-            WriterFile::NotYet => store.scratch(path),
-            WriterFile::Open(scratch) => Ok(scratch),
-            WriterFile::Failed => Err(err("a write failed before")),
-        }
+    /// Appends `buffer` to the file, made at `path`'s scratch place if there is none yet;
+    /// returns the file.
+    fn write(self, store: &DirStore, path: &Path, buffer: &[u8]) -> Result<Scratch> {
+        use std::io::Write as _;
+        let mut scratch = match self {
+            WriterFile::NotYet => store.scratch(path)?,
+            WriterFile::Open(scratch) => scratch,
+            WriterFile::Failed => return Err(err("a write failed before")),
+        };
+        scratch.file.write_all(buffer).map_err(err)?;
+        Ok(scratch)
     }
 }
 
@@ -245,14 +249,11 @@ impl DirWriter {
     /// Writes the buffered bytes to the file (made now if it is not yet), on the blocking
     /// threads.
     async fn flush(&mut self) -> Result<()> {
-        use std::io::Write as _;
         let scratch = std::mem::replace(&mut self.scratch, WriterFile::Failed);
         let buffer = std::mem::take(&mut self.buffer);
         let (store, path) = (self.store.clone(), self.path.clone());
         let (scratch, buffer) = blocking::run(&store, "directory store", move |s: &DirStore| {
-            let mut scratch = scratch.open(s, &path)?;
-            scratch.file.write_all(&buffer).map_err(err)?;
-            Ok((scratch, buffer))
+            Ok((scratch.write(s, &path, &buffer)?, buffer))
         })
         .await?;
         self.scratch = WriterFile::Open(scratch);
@@ -272,7 +273,6 @@ impl ObjectWriter for DirWriter {
     }
 
     async fn finish(mut self) -> Result<ObjectMeta> {
-        use std::io::Write as _;
         let scratch = std::mem::replace(&mut self.scratch, WriterFile::Failed);
         let buffer = std::mem::take(&mut self.buffer);
         let (key, path, metadata) = (
@@ -281,8 +281,7 @@ impl ObjectWriter for DirWriter {
             std::mem::take(&mut self.metadata),
         );
         blocking::run(&self.store, "directory store", move |s: &DirStore| {
-            let mut scratch = scratch.open(s, &path)?;
-            scratch.file.write_all(&buffer).map_err(err)?;
+            let scratch = scratch.write(s, &path, &buffer)?;
             s.put_metadata(&key, &metadata)?;
             Ok(object_meta(&scratch.commit(&path)?, metadata))
         })

@@ -540,7 +540,6 @@ struct CheckedSigner<'a> {
 /// a wrong or forged signature apart from content altered after signing.
 fn check_signer<'a>(signature_der: &'a [u8], trusted: &[X509]) -> Result<CheckedSigner<'a>> {
     let (kids, signer, _, _) = signed_outline(signature_der)?;
-    let bare = without_certificates(signature_der, &kids);
     let digest = DigestAlgorithm::from_oid(&signer.digest_oid).ok_or_else(|| {
         Error::UnsupportedAlgorithm(format!("signature digest {}", signer.digest_oid))
     })?;
@@ -557,6 +556,7 @@ fn check_signer<'a>(signature_der: &'a [u8], trusted: &[X509]) -> Result<Checked
             signed_by()
         )));
     }
+    let bare = without_certificates(signature_der, &kids);
     if signer.signature_oid == OID_RSASSA_PSS && !signer.signature_params {
         let (cert, expected) = verify_pss_without_params(&signer, digest, trusted, signed_by)?;
         return Ok(CheckedSigner {
