@@ -184,11 +184,36 @@ fn object_meta(fs_meta: &std::fs::Metadata, metadata: BTreeMap<String, String>) 
 fn in_folder<T>(dir: &Path, make: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
     match make() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)?;
+            make_folder(dir)?;
             make()
         }
         done => done,
     }
+}
+
+/// Creates `dir` and the folders missing above it, each one's entry flushed to disk in the
+/// folder that holds it: a file committed into a new folder (and that folder flushed) then
+/// survives a power loss with the folders above it, not only a crash of the process. A folder
+/// someone else made at the same moment is flushed too, as its maker may not have done so yet.
+fn make_folder(dir: &Path) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    let parent = dir
+        .parent()
+        .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "no folder above the root"))?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            make_folder(parent)?;
+            match std::fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::File::open(parent)?.sync_all()
 }
 
 impl Drop for Scratch {
@@ -565,6 +590,27 @@ impl DirStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_made_level_by_level_and_at_once_by_several() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("a/b/c/d");
+        make_folder(&deep).unwrap();
+        assert!(deep.is_dir());
+        make_folder(&deep).unwrap();
+        // Eight threads making the same new folders at once all succeed.
+        let deeper = tmp.path().join("a/x/y/z");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| make_folder(&deeper).unwrap());
+            }
+        });
+        assert!(deeper.is_dir());
+        // A file where a folder should be is an error, not a folder.
+        std::fs::write(tmp.path().join("a/file"), b"x").unwrap();
+        assert!(make_folder(&tmp.path().join("a/file/sub")).is_err());
+        assert!(make_folder(&tmp.path().join("a/file")).is_err());
+    }
 
     #[tokio::test]
     async fn written_and_read_in_parts() {
