@@ -200,18 +200,16 @@ fn make_folder(dir: &Path) -> std::io::Result<()> {
     let parent = dir
         .parent()
         .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "no folder above the root"))?;
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
+    let create = || match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        done => done,
+    };
+    match create() {
         Err(e) if e.kind() == ErrorKind::NotFound => {
             make_folder(parent)?;
-            match std::fs::create_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
-                Err(e) => return Err(e),
-            }
+            create()?;
         }
-        Err(e) => return Err(e),
+        done => done?,
     }
     std::fs::File::open(parent)?.sync_all()
 }
