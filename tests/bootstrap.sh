@@ -16,6 +16,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v puttygen >/dev/null || need_apt+=(putty-tools)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+# The power-loss test reads the order of mftg serve's fsyncs and unlinks off strace.
+command -v strace >/dev/null || need_apt+=(strace)
 # The console's browser test: headless Chromium and its WebDriver, from Debian.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)

@@ -791,42 +791,23 @@ impl Db {
 
     /// Queues `job`; a webhook's first post of an event (`Notify`, attempt 0) only once per
     /// event and webhook, so an event told again after a crash is not posted twice.
+    ///
+    /// A queued job is flushed to disk before this returns, as SQS keeps a message it has
+    /// taken, not only safe from a crash of the process: an upload is removed from the send
+    /// folder once its job is queued. The other commits are not (`synchronous = NORMAL`), but
+    /// the write-ahead log is written in order, so this flush also keeps every commit before it
+    /// (the upload's claim and record).
     fn enqueue_now(&self, job: &Job, not_before: Millis) -> Result<()> {
         let json = serde_json::to_string(job).map_err(err)?;
-        let pair = job_pair(job);
-        let insert = concat!(
-            "INSERT INTO jobs (due, json, pair) VALUES (?1, ?2, ",
-            pair_of_record!("?3"),
-            ")"
-        );
-        let Job::Notify {
-            webhook,
-            attempt: 0,
-            event,
-        } = job
-        else {
-            self.conn()
-                .exec(insert, params![not_before.0, json, pair])
-                .map_err(err)?;
-            return Ok(());
-        };
         let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
-        let new = tx
-            .exec(
-                "INSERT INTO announced (event, webhook, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![event.id, webhook, event.at.0],
-            )
-            .map_err(err)?;
-        if new == 0 {
-            tracing::debug!(event = %event.id, %webhook, "event queued for this webhook before");
-        } else {
-            tx.exec(insert, params![not_before.0, json, pair])
-                .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        let queued = insert_job(&mut conn, job, not_before, &json);
+        let restored = conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err);
+        queued?;
+        restored
     }
 
     /// Notes that a run with `webhooks` started at `now`, and returns the run before it if that
@@ -872,6 +853,42 @@ impl Db {
             .map_err(err)?;
         Ok(())
     }
+}
+
+/// [`Db::enqueue_now`]'s insert, on `conn`.
+fn insert_job(conn: &mut Connection, job: &Job, not_before: Millis, json: &str) -> Result<()> {
+    let pair = job_pair(job);
+    let insert = concat!(
+        "INSERT INTO jobs (due, json, pair) VALUES (?1, ?2, ",
+        pair_of_record!("?3"),
+        ")"
+    );
+    let Job::Notify {
+        webhook,
+        attempt: 0,
+        event,
+    } = job
+    else {
+        conn.exec(insert, params![not_before.0, json, pair])
+            .map_err(err)?;
+        return Ok(());
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let new = tx
+        .exec(
+            "INSERT INTO announced (event, webhook, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![event.id, webhook, event.at.0],
+        )
+        .map_err(err)?;
+    if new == 0 {
+        tracing::debug!(event = %event.id, %webhook, "event queued for this webhook before");
+    } else {
+        tx.exec(insert, params![not_before.0, json, pair])
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)
 }
 
 #[cfg(test)]
@@ -1053,6 +1070,13 @@ mod tests {
         db.enqueue(Job::Send { id: "b".into() }, Millis(20))
             .await
             .unwrap();
+        // Only the enqueue's own commit is flushed (the power-loss test checks that it is):
+        // the connection is back to `NORMAL` (1) for the commits after it.
+        let synchronous: i64 = db
+            .conn()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 1);
         assert!(db
             .take_due(Millis(5), Duration::from_secs(1), 10)
             .await

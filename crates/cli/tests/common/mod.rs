@@ -124,8 +124,27 @@ impl Drop for Serve {
 }
 
 pub fn serve(site: &Site, failpoint: Option<&str>) -> Serve {
+    let mut cmd = serve_under(site, &[]);
+    if let Some(f) = failpoint {
+        cmd.env("MFTG_FAILPOINTS", format!("{f}=abort"));
+    }
+    Serve(cmd.spawn().unwrap())
+}
+
+/// `mftg serve` at `site`, run by `wrapper` (a command and its arguments, the binary's path
+/// and `serve` after them) when it is not empty; its log in `serve.log` beside the
+/// configuration.
+pub fn serve_under(site: &Site, wrapper: &[&str]) -> Command {
     let log = site.config.with_file_name("serve.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mftg"));
+    let mftg = env!("CARGO_BIN_EXE_mftg");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(mftg);
+            c
+        }
+        None => Command::new(mftg),
+    };
     cmd.arg("serve")
         .env("MFTG_CONFIG", &site.config)
         .env("MFTG_KEYSTORE_PASSWORD", PASSWORD)
@@ -139,10 +158,7 @@ pub fn serve(site: &Site, failpoint: Option<&str>) -> Serve {
                 .open(log)
                 .unwrap(),
         );
-    if let Some(f) = failpoint {
-        cmd.env("MFTG_FAILPOINTS", format!("{f}=abort"));
-    }
-    Serve(cmd.spawn().unwrap())
+    cmd
 }
 
 /// Waits (bounded) until the process dies at its failpoint.
