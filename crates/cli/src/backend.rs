@@ -428,6 +428,11 @@ impl Backend {
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
                 std::fs::copy(source, &tmp).map_err(|e| format!("{}: {e}", source.display()))?;
+                // Flushed before it gets its name: after a power loss the gateway must not
+                // find the name with the bytes still missing, and send that.
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| format!("{}: {e}", tmp.display()))?;
                 let target = dir.join(name);
                 std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
                 Ok(target.display().to_string())
