@@ -114,12 +114,13 @@ impl<P: Ports> Gateway<P> {
             .partnership(station, partner)
             .await?
             .ok_or_else(unknown)?;
-        let identity = self.ports.keys().identity(&station_cfg.key_alias).await?;
-        let partner_cert = self
-            .ports
-            .keys()
-            .partner_certificate(&partnership.certificate_alias)
-            .await?;
+        // Two keystores, each checked for a newer version (an S3 HEAD on AWS): at once.
+        let keys = self.ports.keys();
+        let (identity, partner_cert) = futures_util::future::try_join(
+            keys.identity(&station_cfg.key_alias),
+            keys.partner_certificate(&partnership.certificate_alias),
+        )
+        .await?;
         let defaults = &self.settings.defaults;
         let mdn_url = station_cfg
             .mdn_url
