@@ -35,7 +35,7 @@ fn strace_works() -> bool {
     out.status.success()
 }
 
-/// One completed system call: the thread, the call's name and its text from the name on.
+/// One completed system call: its name and its text from the name on.
 struct Call {
     name: String,
     text: String,
@@ -69,10 +69,8 @@ fn completed_calls(log: &str) -> Vec<Call> {
         let Some((name, _)) = text.split_once('(') else {
             continue; // a signal or an exit
         };
-        calls.push(Call {
-            name: name.to_string(),
-            text: text.clone(),
-        });
+        let name = name.to_string();
+        calls.push(Call { name, text });
     }
     calls
 }
@@ -163,9 +161,9 @@ fn an_upload_is_removed_only_once_its_copy_and_its_job_are_on_disk() {
     let removed = calls
         .iter()
         .position(|c| {
-            c.name.starts_with("unlink") && c.text.contains(&format!("\"{upload}\"")) && {
-                c.text.trim_end().ends_with("= 0")
-            }
+            c.name.starts_with("unlink")
+                && c.text.contains(&format!("\"{upload}\""))
+                && c.text.trim_end().ends_with("= 0")
         })
         .unwrap_or_else(|| panic!("{upload} never unlinked; {} calls traced", calls.len()));
     let before = &calls[..removed];
