@@ -425,7 +425,9 @@ impl Backend {
                     .join(gateway::layout::SEND)
                     .join(from)
                     .join(to);
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                // Folders made as the store makes them, each one's entry flushed.
+                gateway_local::store::make_folder(&dir)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
                 let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
                 std::fs::copy(source, &tmp).map_err(|e| format!("{}: {e}", source.display()))?;
                 // Flushed before it gets its name: after a power loss the gateway must not
@@ -435,6 +437,10 @@ impl Backend {
                     .map_err(|e| format!("{}: {e}", tmp.display()))?;
                 let target = dir.join(name);
                 std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+                // And its name: the file reported placed is there after a power loss too.
+                std::fs::File::open(&dir)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
                 Ok(target.display().to_string())
             }
             #[cfg(feature = "aws")]

@@ -195,11 +195,17 @@ fn in_folder<T>(dir: &Path, make: impl Fn() -> std::io::Result<T>) -> std::io::R
 /// folder that holds it: a file committed into a new folder (and that folder flushed) then
 /// survives a power loss with the folders above it, not only a crash of the process. A folder
 /// someone else made at the same moment is flushed too, as its maker may not have done so yet.
-fn make_folder(dir: &Path) -> std::io::Result<()> {
+pub fn make_folder(dir: &Path) -> std::io::Result<()> {
     use std::io::ErrorKind;
     let parent = dir
         .parent()
         .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "no folder above the root"))?;
+    // A relative path's first folder is in the working directory.
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
     let create = || match std::fs::create_dir(dir) {
         Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         done => done,
