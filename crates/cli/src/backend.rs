@@ -429,18 +429,20 @@ impl Backend {
                 gateway_local::store::make_folder(&dir)
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
                 let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
-                std::fs::copy(source, &tmp).map_err(|e| format!("{}: {e}", source.display()))?;
-                // Flushed before it gets its name: after a power loss the gateway must not
-                // find the name with the bytes still missing, and send that.
-                std::fs::File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| format!("{}: {e}", tmp.display()))?;
                 let target = dir.join(name);
-                std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
-                // And its name: the file reported placed is there after a power loss too.
-                std::fs::File::open(&dir)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                // Flushed before it gets its name (the gateway must not find the name with the
+                // bytes still missing after a power loss, and send that) and after (the file
+                // reported placed is there after a power loss too).
+                let placed = (|| {
+                    let mut from = std::fs::File::open(source)?;
+                    let mut to = std::fs::File::create(&tmp)?;
+                    std::io::copy(&mut from, &mut to)?;
+                    gateway_local::store::name_durably(&to, &tmp, &target)
+                })();
+                if let Err(e) = placed {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(format!("{} -> {}: {e}", source.display(), target.display()));
+                }
                 Ok(target.display().to_string())
             }
             #[cfg(feature = "aws")]

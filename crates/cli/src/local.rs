@@ -133,10 +133,8 @@ fn init_aws(config: &ConfigArg, a: AwsInit) -> Result<ExitCode, String> {
         aws: profile.clone(),
     })
     .map_err(|e| e.to_string())?;
-    if let Some(d) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    std::fs::write(&target, text).map_err(|e| format!("{}: {e}", target.display()))?;
+    gateway_local::store::replace_file(&target, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", target.display()))?;
     let bucket = profile.bucket().map_err(|e| e.to_string())?;
     out!(
         "Wrote {} for the deployment in bucket {bucket} (tables {}-*).",

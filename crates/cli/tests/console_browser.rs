@@ -9,7 +9,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{console, failed_while_beta_down, mftg, send_to_beta, serve, wait_for};
+use common::{
+    add_gamma_args, console, failed_while_beta_down, mftg, send_to_beta, serve, wait_for,
+};
 use gateway::model::Status;
 
 /// A self-signed certificate that ended a month ago.
@@ -76,21 +78,7 @@ fn the_console_in_a_browser() {
             gamma.to_str().unwrap(),
         ],
     );
-    mftg(
-        &alpha,
-        &[
-            "partners",
-            "add",
-            "--station",
-            "ALPHA",
-            "--partner",
-            "GAMMA",
-            "--url",
-            "http://127.0.0.1:9/as2",
-            "--cert-alias",
-            "gamma",
-        ],
-    );
+    mftg(&alpha, &add_gamma_args("gamma"));
 
     let c = console(&alpha);
     let facts = tmp.path().join("facts.json");

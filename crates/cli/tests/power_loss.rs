@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{data_dir, send_to_beta, serve, serve_under, sites, wait_for};
+use common::{
+    add_gamma_args, data_dir, send_to_beta, send_to_beta_args, serve, serve_under, sites, wait_for,
+};
 use gateway::layout::Direction;
 use gateway::model::Status;
 
@@ -198,4 +200,67 @@ fn an_upload_is_removed_only_once_its_copy_and_its_job_are_on_disk() {
         "the write-ahead log was not flushed after its last write ({}) and before the upload was removed",
         before[last_write].text
     );
+}
+
+/// `mftg args` at `site` under `strace`, which must succeed; the renames and flushes it made.
+fn traced_mftg(site: &common::Site, args: &[&str], log: &std::path::Path) -> Vec<Call> {
+    let (code, out) = testkit::run(
+        Command::new("strace")
+            .args(["-f", "-qq", "-y", "-e"])
+            .arg("trace=fsync,fdatasync,rename,renameat,renameat2")
+            .arg("-o")
+            .arg(log)
+            .arg(env!("CARGO_BIN_EXE_mftg"))
+            .args(args)
+            .env("MFTG_CONFIG", &site.config)
+            .env("MFTG_KEYSTORE_PASSWORD", common::PASSWORD),
+    );
+    assert_eq!(code, 0, "mftg {args:?}: {out}");
+    completed_calls(&std::fs::read_to_string(log).unwrap())
+}
+
+/// Asserts that `path` got its name from a rename of a file flushed before it, and that its
+/// folder was flushed after: what survives a power loss, not only a crash.
+fn assert_named_durably(calls: &[Call], path: &std::path::Path) {
+    let path = path.to_str().unwrap();
+    let renamed = calls
+        .iter()
+        .position(|c| {
+            c.name.starts_with("rename")
+                && c.text.contains(&format!(", \"{path}\""))
+                && c.text.trim_end().ends_with("= 0")
+        })
+        .unwrap_or_else(|| panic!("{path} never got its name from a rename"));
+    let from = calls[renamed].text.split('"').nth(1).unwrap();
+    let synced = |c: &Call, file: &str| c.name.contains("sync") && fd_path(c) == file;
+    assert!(
+        calls[..renamed].iter().any(|c| synced(c, from)),
+        "{from} was not flushed before it was renamed to {path}"
+    );
+    let folder = path.rsplit_once('/').unwrap().0;
+    assert!(
+        calls[renamed..].iter().any(|c| synced(c, folder)),
+        "{folder} was not flushed after {path} was renamed into it"
+    );
+}
+
+#[test]
+fn a_file_mftg_send_places_and_a_setting_it_saves_survive_a_power_loss() {
+    if !strace_works() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (alpha, _beta) = sites(tmp.path());
+    let log = tmp.path().join("mftg.strace");
+
+    let file = tmp.path().join("invoice.x12");
+    std::fs::write(&file, b"ISA*00*flushed~\r\n").unwrap();
+    let sent = traced_mftg(&alpha, &send_to_beta_args(&file), &log);
+    let placed = data_dir(&alpha).join("AS2/send/ALPHA/BETA/invoice.x12");
+    assert_named_durably(&sent, &placed);
+
+    let saved = traced_mftg(&alpha, &add_gamma_args("beta"), &log);
+    assert_named_durably(&saved, &alpha.config);
+    let text = std::fs::read_to_string(&alpha.config).unwrap();
+    assert!(text.contains("GAMMA"), "the partnership was saved: {text}");
 }

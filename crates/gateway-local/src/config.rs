@@ -219,29 +219,12 @@ impl Config {
 
     /// Writes the configuration to `path` (comments in an existing file are not kept): to a
     /// temporary file beside it, with the old file's permissions, renamed over it, so a reader
-    /// (or a crash) never sees half a file.
+    /// (or a crash) never sees half a file; flushed as the store flushes its objects, so a
+    /// change reported saved is still there after a power loss.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self).map_err(|e| GatewayError::Config(e.to_string()))?;
-        let cannot = |e: std::io::Error| {
-            GatewayError::Config(format!("cannot write {}: {e}", path.display()))
-        };
-        let name = path
-            .file_name()
-            .map_or("mftg.toml".into(), |n| n.to_string_lossy());
-        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            if let Ok(old) = std::fs::metadata(path) {
-                f.set_permissions(old.permissions())?;
-            }
-            std::io::Write::write_all(&mut f, text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(cannot)
+        crate::store::replace_file(path, text.as_bytes())
+            .map_err(|e| GatewayError::Config(format!("cannot write {}: {e}", path.display())))
     }
 
     /// Changes the file at `path`: reads it as written (the data directory as the file names

@@ -143,17 +143,8 @@ impl Scratch {
     /// Flushes the file to disk, renames it to `path` and flushes the folder's entry; returns
     /// the file's metadata as it was committed.
     fn commit(mut self, path: &Path) -> Result<std::fs::Metadata> {
-        let dir = path
-            .parent()
-            .ok_or_else(|| err("object path has no parent"))?;
         let tmp = self.tmp.take().ok_or_else(|| err("committed twice"))?;
-        let done = (|| -> std::io::Result<std::fs::Metadata> {
-            self.file.sync_all()?;
-            let written = self.file.metadata()?;
-            in_folder(dir, || std::fs::rename(&tmp, path))?;
-            std::fs::File::open(dir)?.sync_all()?;
-            Ok(written)
-        })();
+        let done = name_durably(&self.file, &tmp, path).and_then(|()| self.file.metadata());
         if done.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -191,21 +182,61 @@ fn in_folder<T>(dir: &Path, make: impl Fn() -> std::io::Result<T>) -> std::io::R
     }
 }
 
+/// Gives the file `tmp`, open as `file`, the name `path`, so that it survives a power loss
+/// once this returns, not only a crash of the process: its bytes are flushed to disk before it
+/// gets the name (a name found after a power loss never has its bytes missing), and the
+/// folder's entry after (the name is not lost). A missing folder is made as [`make_folder`]
+/// makes it. `tmp` is left as it is when this fails; the caller removes it.
+pub fn name_durably(file: &std::fs::File, tmp: &Path, path: &Path) -> std::io::Result<()> {
+    let dir = folder_of(path)?;
+    file.sync_all()?;
+    in_folder(dir, || std::fs::rename(tmp, path))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` as the file `path`, replacing it whole: to a file beside it (with the old
+/// file's permissions, if there was one), named as [`name_durably`] names it. A reader, a crash
+/// or a power loss never leaves half a file, and once this returns the new one is on disk.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = in_folder(folder_of(path)?, || std::fs::File::create(&tmp))?;
+        if let Ok(old) = std::fs::metadata(path) {
+            f.set_permissions(old.permissions())?;
+        }
+        f.write_all(bytes)?;
+        name_durably(&f, &tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The folder that holds `path`: `.` for a relative path's first component.
+fn folder_of(path: &Path) -> std::io::Result<&Path> {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Ok(Path::new(".")),
+        Some(p) => Ok(p),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no folder above the root",
+        )),
+    }
+}
+
 /// Creates `dir` and the folders missing above it, each one's entry flushed to disk in the
 /// folder that holds it: a file committed into a new folder (and that folder flushed) then
 /// survives a power loss with the folders above it, not only a crash of the process. A folder
 /// someone else made at the same moment is flushed too, as its maker may not have done so yet.
 pub fn make_folder(dir: &Path) -> std::io::Result<()> {
     use std::io::ErrorKind;
-    let parent = dir
-        .parent()
-        .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "no folder above the root"))?;
-    // A relative path's first folder is in the working directory.
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
+    let parent = folder_of(dir)?;
     let create = || match std::fs::create_dir(dir) {
         Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         done => done,
@@ -594,6 +625,30 @@ impl DirStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_file_is_whole_keeps_its_permissions_and_leaves_nothing_beside_it() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("new/folder/settings.toml");
+        replace_file(&path, b"first").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        replace_file(&path, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["settings.toml"]);
+        // A folder in the way fails the write, and no temporary file is left.
+        let blocked = tmp.path().join("blocked");
+        std::fs::create_dir(&blocked).unwrap();
+        replace_file(&blocked, b"x").unwrap_err();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
 
     #[test]
     fn folders_made_level_by_level_and_at_once_by_several() {

@@ -229,17 +229,30 @@ pub fn data_dir(site: &Site) -> PathBuf {
 
 /// `mftg send FILE --from ALPHA --to BETA` at `alpha`.
 pub fn send_to_beta(alpha: &Site, file: &Path) {
-    mftg(
-        alpha,
-        &[
-            "send",
-            file.to_str().unwrap(),
-            "--from",
-            "ALPHA",
-            "--to",
-            "BETA",
-        ],
-    );
+    mftg(alpha, &send_to_beta_args(file));
+}
+
+/// The arguments of `mftg send FILE --from ALPHA --to BETA`.
+pub fn send_to_beta_args(file: &Path) -> [&str; 6] {
+    let file = file.to_str().unwrap();
+    ["send", file, "--from", "ALPHA", "--to", "BETA"]
+}
+
+/// The arguments of `mftg partners add` for ALPHA's partnership with GAMMA (at a port nothing
+/// listens on), its certificate under `cert_alias`.
+pub fn add_gamma_args(cert_alias: &str) -> [&str; 10] {
+    [
+        "partners",
+        "add",
+        "--station",
+        "ALPHA",
+        "--partner",
+        "GAMMA",
+        "--url",
+        "http://127.0.0.1:9/as2",
+        "--cert-alias",
+        cert_alias,
+    ]
 }
 
 /// ALPHA and BETA with two quick attempts per message; ALPHA running, BETA not. A file named
