@@ -57,21 +57,22 @@ impl EventBridgeEvents {
 }
 
 impl Events for EventBridgeEvents {
-    async fn publish(&self, event: Event) {
+    async fn publish(&self, event: Event) -> bool {
         let Some(bus) = &self.bus else {
             tracing::debug!(kind = %event.kind, "event (no bus configured)");
-            return;
+            return true;
         };
         let entry = match self.entry(bus, &event) {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::error!(event = %event.id, error = %e, "event not put on EventBridge");
-                return;
+                return false;
             }
         };
         match self.client.put_events().entries(entry).send().await {
             Ok(out) if out.failed_entry_count() == 0 => {
                 tracing::debug!(event = %event.id, %bus, "event put on EventBridge");
+                true
             }
             Ok(out) => {
                 let why = out
@@ -84,10 +85,12 @@ impl Events for EventBridgeEvents {
                     .collect::<Vec<_>>()
                     .join("; ");
                 tracing::error!(event = %event.id, %bus, %why, "EventBridge refused the event");
+                false
             }
             Err(e) => {
                 let why = crate::error::describe(&e);
                 tracing::error!(event = %event.id, %bus, %why, "event not put on EventBridge");
+                false
             }
         }
     }

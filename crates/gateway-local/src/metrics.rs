@@ -174,7 +174,8 @@ impl LocalEvents {
 }
 
 impl Events for LocalEvents {
-    async fn publish(&self, event: Event) {
+    async fn publish(&self, event: Event) -> bool {
         self.metrics.count(&event);
+        true
     }
 }

@@ -146,7 +146,8 @@ impl<P: Ports> Gateway<P> {
     /// a conflict (someone else wrote the record meanwhile) the record is read again and
     /// `change` applied to what is there now, unless the status it sets is one the record can no
     /// longer move to ([`Status::can_become`]): then nothing is written and `record` is left as
-    /// stored. Returns whether the change was written. A move to a final status is logged.
+    /// stored. Returns whether the change was written. A move to a final status is logged and
+    /// told ([`Gateway::finished`]); a final status left as it was is told if it never was.
     pub(crate) async fn save(
         &self,
         record: &mut MessageRecord,
@@ -162,7 +163,11 @@ impl<P: Ports> Gateway<P> {
             match self.ports.log().update(&mut next).await {
                 Ok(()) => {
                     if next.status != record.status && next.status.is_final() {
-                        self.finished(&next).await;
+                        self.finished(&mut next).await;
+                    } else {
+                        // A note on a final status (the partner's receipt again, ours posted
+                        // again) finds out, too, whether the status was told.
+                        self.tell_if_untold(&mut next).await;
                     }
                     *record = next;
                     return Ok(true);
@@ -185,8 +190,8 @@ impl<P: Ports> Gateway<P> {
 
 impl<P: Ports> Gateway<P> {
     /// Says, once, that `record` reached its final status (as just written): one log line and
-    /// one event.
-    pub(crate) async fn finished(&self, record: &MessageRecord) {
+    /// one event, noted on the record as told.
+    pub(crate) async fn finished(&self, record: &mut MessageRecord) {
         log_final(record);
         // A test's way to die (or fail) between writing the final status and telling of it.
         if let Err(e) = self.settings.failpoints.hit("final.recorded") {
@@ -194,7 +199,38 @@ impl<P: Ports> Gateway<P> {
             return;
         }
         if let Some(event) = crate::events::Event::of_record(record) {
-            self.announce(event).await;
+            self.tell(record, event).await;
+        }
+    }
+
+    /// For a job or a request that finds `record` in a final status: tells of it if that was
+    /// never noted (the run that wrote the status died, or could not hand its events over,
+    /// before it told of them). A queue redelivers the job of a function that died; the
+    /// partner sends its message (or receipt) again.
+    pub(crate) async fn tell_if_untold(&self, record: &mut MessageRecord) {
+        let untold =
+            crate::events::Event::of_record(record).filter(|e| record.told.as_ref() != Some(&e.id));
+        if let Some(event) = untold {
+            tracing::info!(id = %record.id, status = %record.status, "telling of a final status that was not told");
+            self.tell(record, event).await;
+        }
+    }
+
+    /// Tells of `event`, `record`'s final status, and, once all of it was handed over, notes
+    /// that on the record. A note that cannot be written is logged: the event may then be told
+    /// again.
+    async fn tell(&self, record: &mut MessageRecord, event: crate::events::Event) {
+        let id = event.id.clone();
+        if !self.announce(event).await {
+            return;
+        }
+        let mut next = record.clone();
+        next.told = Some(id);
+        match self.ports.log().update(&mut next).await {
+            Ok(()) => *record = next,
+            Err(e) => {
+                tracing::warn!(id = %record.id, error = %e, "told, but not noted as told: it may be told again")
+            }
         }
     }
 }

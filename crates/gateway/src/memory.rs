@@ -528,18 +528,29 @@ impl Clock for ManualClock {
 
 /// [`Events`] kept in order, for tests to read.
 #[derive(Debug, Clone, Default)]
-pub struct MemoryEvents(Arc<Mutex<Vec<crate::events::Event>>>);
+pub struct MemoryEvents {
+    told: Arc<Mutex<Vec<crate::events::Event>>>,
+    /// While set, events are refused (as a bus that cannot be reached refuses them).
+    pub refusing: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl MemoryEvents {
     /// Every event published so far.
     pub fn all(&self) -> Vec<crate::events::Event> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.told.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
 impl Events for MemoryEvents {
-    async fn publish(&self, event: crate::events::Event) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    async fn publish(&self, event: crate::events::Event) -> bool {
+        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        self.told
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+        true
     }
 }
 

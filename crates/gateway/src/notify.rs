@@ -46,15 +46,19 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// Tells of `event`: the Events port now, each webhook that wants it through the queue. A
-    /// webhook's job that cannot be queued is logged, never an error of the exchange.
-    pub async fn announce(&self, event: Event) {
-        self.queue_for_webhooks(&event, None).await;
-        self.ports.events().publish(event).await;
+    /// webhook's job that cannot be queued is logged, never an error of the exchange. Returns
+    /// whether all of it was handed over.
+    pub async fn announce(&self, event: Event) -> bool {
+        let queued = self.queue_for_webhooks(&event, None).await;
+        let published = self.ports.events().publish(event).await;
+        queued && published
     }
 
-    /// Queues `event` for each webhook that wants it (of those named in `only`, if given).
-    async fn queue_for_webhooks(&self, event: &Event, only: Option<&[String]>) {
+    /// Queues `event` for each webhook that wants it (of those named in `only`, if given);
+    /// whether every job was queued.
+    async fn queue_for_webhooks(&self, event: &Event, only: Option<&[String]>) -> bool {
         let now = self.ports.clock().now();
+        let mut queued = true;
         for w in
             self.settings.webhooks.iter().filter(|w| {
                 w.wants(&event.kind) && only.is_none_or(|names| names.contains(&w.name))
@@ -67,8 +71,10 @@ impl<P: Ports> Gateway<P> {
             };
             if let Err(e) = self.ports.queue().enqueue(job, now).await {
                 tracing::error!(webhook = %w.name, event = %event.id, error = %e, "webhook event not queued");
+                queued = false;
             }
         }
+        queued
     }
 
     /// After a run that did not stop cleanly (started at `since`, with `webhooks`): queues again
@@ -77,7 +83,7 @@ impl<P: Ports> Gateway<P> {
     /// queueing its events would otherwise never tell of it; a queue that takes each first post
     /// of an event once per webhook (the embedded gateway's) drops those already queued, so each
     /// is posted once. Messages made up to 7 days before `since` are looked at; returns how many
-    /// events were looked at.
+    /// events were queued again (those a record notes as told are not).
     pub async fn announce_missed(&self, since: Millis, webhooks: &[String]) -> Result<usize> {
         if webhooks.is_empty() || self.settings.webhooks.is_empty() {
             return Ok(0);
@@ -89,7 +95,8 @@ impl<P: Ports> Gateway<P> {
         for event in records
             .iter()
             .filter(|r| r.changed_at() >= since)
-            .filter_map(Event::of_record)
+            // Those noted as told had every webhook's job queued.
+            .filter_map(|r| Event::of_record(r).filter(|e| r.told.as_ref() != Some(&e.id)))
         {
             self.queue_for_webhooks(&event, Some(webhooks)).await;
             told += 1;

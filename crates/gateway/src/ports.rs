@@ -554,8 +554,8 @@ impl ParkedJob {
 /// exchange and never waits for a slow receiver: an adapter queues what it cannot hand over at
 /// once, and says (logs) what it could not.
 pub trait Events: Send + Sync {
-    /// Tells of `event`.
-    fn publish(&self, event: crate::events::Event) -> impl Future<Output = ()> + Send;
+    /// Tells of `event`; whether it was handed over (`false`: it was not, and that was logged).
+    fn publish(&self, event: crate::events::Event) -> impl Future<Output = bool> + Send;
 }
 
 /// Events nobody subscribes to, said in the log only (where a backend has no subscriber yet).
@@ -563,8 +563,9 @@ pub trait Events: Send + Sync {
 pub struct LogEvents;
 
 impl Events for LogEvents {
-    async fn publish(&self, event: crate::events::Event) {
+    async fn publish(&self, event: crate::events::Event) -> bool {
         tracing::debug!(kind = %event.kind, "event (no subscriber)");
+        true
     }
 }
 

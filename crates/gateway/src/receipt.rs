@@ -170,6 +170,7 @@ impl<P: Ports> Gateway<P> {
             return Ok(());
         };
         if record.status != Status::AwaitingMdn || (attempt != 0 && attempt != record.attempts) {
+            self.tell_if_untold(&mut record).await;
             return Ok(());
         }
         let now = self.ports.clock().now();
@@ -234,6 +235,9 @@ impl<P: Ports> Gateway<P> {
             Err(e) => return unmatched(e.to_string()).await,
         };
         if record.mdn.is_some() && record.status != Status::AwaitingMdn {
+            // The partner's retry of a receipt that was taken: the status it gave may not have
+            // been told (what is told is the record's, not this copy's).
+            self.tell_if_untold(&mut record).await;
             return Ok(HttpResponse::text(
                 200,
                 "a receipt for this message was already received",

@@ -534,6 +534,7 @@ impl<P: Ports> Gateway<P> {
         let give_up = clock.now().plus(self.settings.duplicate_wait);
         loop {
             if earlier.status != Status::Receiving {
+                self.tell_if_untold(&mut earlier).await;
                 return self.answer_again(envelope, agreement, &earlier).await;
             }
             let now = clock.now();

@@ -125,6 +125,7 @@ impl<P: Ports> Gateway<P> {
         // `Sending` means an earlier attempt died midway: it is made again, with the same
         // Message-ID, which a receiver recognises.
         if !matches!(record.status, Status::Queued | Status::Sending) {
+            self.tell_if_untold(&mut record).await;
             return Ok(SendOutcome::Skipped(record.status));
         }
         let now = self.ports.clock().now();

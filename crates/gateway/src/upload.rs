@@ -170,8 +170,9 @@ impl<P: Ports> Gateway<P> {
                     StatusChange::new(now, Status::Duplicate, Some(detail)),
                 );
                 record.payload_key = Some(moved_to.clone());
-                if let Created::New = self.ports.log().create(&record).await? {
-                    self.finished(&record).await;
+                match self.ports.log().create(&record).await? {
+                    Created::New => self.finished(&mut record).await,
+                    Created::Exists(mut earlier) => self.tell_if_untold(&mut earlier).await,
                 }
                 tracing::info!(key, %moved_to, "duplicate upload");
                 return Ok(UploadOutcome::Duplicate {
@@ -237,15 +238,18 @@ impl<P: Ports> Gateway<P> {
         .map_err(|e| crate::GatewayError::port("digest", e))?;
         let id = format!("{}-{}", current.modified.compact(), as2::hex(&digest[..4]));
         let now = self.ports.clock().now();
-        let record = MessageRecord::upload(
+        let mut record = MessageRecord::upload(
             &id,
             send,
             current.size,
             StatusChange::new(now, Status::NotSent, Some(reason.clone())),
         );
-        if let Created::New = self.ports.log().create(&record).await? {
-            tracing::warn!(key, %reason, "upload not sent");
-            self.finished(&record).await;
+        match self.ports.log().create(&record).await? {
+            Created::New => {
+                tracing::warn!(key, %reason, "upload not sent");
+                self.finished(&mut record).await;
+            }
+            Created::Exists(mut earlier) => self.tell_if_untold(&mut earlier).await,
         }
         Ok(UploadOutcome::NotSent { id, reason })
     }

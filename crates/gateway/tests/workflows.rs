@@ -600,14 +600,11 @@ async fn same_name_within_six_hours_is_a_duplicate() {
         moved[0], moved[1],
         "two duplicates of one name do not overwrite each other"
     );
-    let kinds: Vec<_> = alpha
-        .ports
-        .events
-        .all()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
-    assert_eq!(kinds, ["duplicate", "duplicate"], "one event per duplicate");
+    assert_eq!(
+        kinds(&alpha),
+        ["duplicate", "duplicate"],
+        "one event per duplicate"
+    );
     // The window runs from the last accepted upload, not from the duplicates.
     alpha.ports.clock.advance(Duration::from_secs(4 * 3600 + 1));
     queued_id(&upload(&alpha, "inv.edi", b"fourth").await);
@@ -1679,5 +1676,118 @@ async fn a_failed_message_is_resent_and_delivered_once() {
         record(&beta, &delivered.id).await.history.len(),
         delivered.history.len(),
         "nothing changed"
+    );
+}
+
+/// The kinds of the events `g` told, in order.
+fn kinds(g: &Gateway<MemoryPorts>) -> Vec<String> {
+    g.ports
+        .events
+        .all()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_final_status_not_told_is_told_by_what_finds_it_and_only_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (alpha, beta, ..) = pair(&|_| {});
+    // Neither bus takes events: the message is delivered and received, and neither record
+    // says it was told.
+    alpha.ports.events.refusing.store(true, SeqCst);
+    beta.ports.events.refusing.store(true, SeqCst);
+    let id = queued_id(&upload(&alpha, "untold.edi", b"ISA*00*untold~").await);
+    drain(&alpha).await;
+    let sent = record(&alpha, &id).await;
+    assert_eq!(sent.status, Status::Delivered, "{:#?}", sent.history);
+    assert_eq!(sent.told, None);
+    let got = only_record(&beta, Direction::Inbox).await;
+    assert_eq!((got.status, got.told.as_deref()), (Status::Received, None));
+    assert!(kinds(&alpha).is_empty() && kinds(&beta).is_empty());
+
+    // The buses are back. The send job comes again, as a queue redelivers the job of a function
+    // that died: it finds the message delivered and tells of it, once.
+    alpha.ports.events.refusing.store(false, SeqCst);
+    beta.ports.events.refusing.store(false, SeqCst);
+    let job = Job::Send { id: id.clone() };
+    alpha.run_job(&job).await.unwrap();
+    assert_eq!(kinds(&alpha), ["delivered"]);
+    let told = record(&alpha, &id).await;
+    let event = &alpha.ports.events.all()[0];
+    assert_eq!(told.told.as_deref(), Some(event.id.as_str()));
+    assert_eq!(
+        event.message.as_ref().unwrap().disposition.as_deref(),
+        Some("processed")
+    );
+    // Again, and a receipt deadline for the same message: nothing more.
+    alpha.run_job(&job).await.unwrap();
+    alpha
+        .run_job(&Job::MdnDeadline {
+            id: id.clone(),
+            attempt: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(kinds(&alpha), ["delivered"]);
+
+    // BETA learns of its untold receipt when ALPHA's message comes again: it answers with the
+    // receipt it gave, delivers nothing twice, and tells of it once.
+    let (headers, body) = built(&alpha, &id).await;
+    for _ in 0..2 {
+        alpha.ports.clock.advance(Duration::from_secs(5));
+        let reply = beta.on_post(&headers, &body).await.unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(kinds(&beta), ["received"]);
+    let got = only_record(&beta, Direction::Inbox).await;
+    assert_eq!(
+        got.told.as_deref(),
+        Some(beta.ports.events.all()[0].id.as_str())
+    );
+    let inbox: Vec<_> = keys_under(&beta, "AS2/files/BETA/ALPHA/inbox/");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+
+    // A told message's job, run again, tells nothing more either.
+    let again = queued_id(&upload(&alpha, "told.edi", b"ISA*00*told~").await);
+    drain(&alpha).await;
+    alpha.run_job(&Job::Send { id: again }).await.unwrap();
+    assert_eq!(kinds(&alpha), ["delivered", "delivered"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_untold_receipt_is_told_when_the_partner_posts_it_again() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (alpha, beta, ..) = pair(&|p| p.mdn = MdnMode::Async);
+    alpha.ports.events.refusing.store(true, SeqCst);
+    beta.ports.events.refusing.store(true, SeqCst);
+    let id = queued_id(&upload(&alpha, "async.edi", b"ISA*00*async~").await);
+    drain(&alpha).await;
+    drain(&beta).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!((r.status, r.told.as_deref()), (Status::Delivered, None));
+    assert!(kinds(&alpha).is_empty() && kinds(&beta).is_empty());
+
+    // BETA posts its receipt again (its job redelivered): ALPHA keeps the message delivered,
+    // and now tells of it, once; BETA, noting the receipt posted, tells of its own record.
+    alpha.ports.events.refusing.store(false, SeqCst);
+    beta.ports.events.refusing.store(false, SeqCst);
+    let inbound = only_record(&beta, Direction::Inbox).await;
+    let post_again = Job::SendMdn {
+        id: inbound.id.clone(),
+        attempt: 0,
+    };
+    for _ in 0..2 {
+        // Each post is a note in both records' histories, a moment later.
+        alpha.ports.clock.advance(Duration::from_secs(5));
+        beta.run_job(&post_again).await.unwrap();
+    }
+    assert_eq!(kinds(&alpha), ["delivered"]);
+    assert_eq!(kinds(&beta), ["received"]);
+    let r = record(&alpha, &id).await;
+    assert_eq!(r.status, Status::Delivered, "{:#?}", r.history);
+    assert_eq!(
+        r.told.as_deref(),
+        Some(alpha.ports.events.all()[0].id.as_str())
     );
 }

@@ -48,7 +48,7 @@ pub struct MessageFacts {
     pub size: u64,
     /// The final status.
     pub status: Status,
-    /// Why, as the history's last entry says.
+    /// Why, as the history's entry of the final status says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The receipt's disposition, when there is one.
@@ -59,12 +59,14 @@ pub struct MessageFacts {
 }
 
 impl Event {
-    /// The event of `record` reaching its final status; `None` while it is not final.
+    /// The event of `record` reaching its final status; `None` while it is not final. It is
+    /// the same event after notes made under that status since: told again, it has the same id.
     pub fn of_record(record: &MessageRecord) -> Option<Event> {
         if !record.status.is_final() {
             return None;
         }
-        let (first, last) = (record.started_at(), record.changed_at());
+        let reached = record.reached()?;
+        let (first, last) = (record.started_at(), reached.at);
         Some(Event {
             id: format!("{}/{}/{}", record.id, record.status.as_str(), last.0),
             kind: record.status.as_str().to_string(),
@@ -78,7 +80,7 @@ impl Event {
                 filename: record.filename.clone(),
                 size: record.size,
                 status: record.status,
-                detail: record.last_detail().map(str::to_string),
+                detail: reached.detail.clone(),
                 disposition: record.mdn.as_ref().map(|m| m.disposition.clone()),
                 millis: u64::try_from(last.0 - first.0).unwrap_or(0),
             }),

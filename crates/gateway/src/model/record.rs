@@ -317,6 +317,11 @@ pub struct MessageRecord {
     /// the message that comes after takes over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<Millis>,
+    /// The event of the final status last told of ([`crate::events::Event::of_record`]'s id):
+    /// a job or request that finds the record final and this not its event's id tells of it,
+    /// as the run that wrote the status died (or failed) before telling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told: Option<String>,
     /// Bumped on every write; a write with a stale revision is refused (optimistic locking).
     #[serde(default)]
     pub revision: u64,
@@ -331,6 +336,21 @@ impl MessageRecord {
     /// When its status last changed.
     pub fn changed_at(&self) -> Millis {
         self.history.last().map_or(self.started_at(), |h| h.at)
+    }
+
+    /// The entry of its history where the record took its current status: the notes made under
+    /// that status since (a receipt again, ours posted) come after it.
+    pub fn reached(&self) -> Option<&StatusChange> {
+        let notes = self
+            .history
+            .iter()
+            .rev()
+            .take_while(|h| h.status == self.status)
+            .count();
+        self.history
+            .len()
+            .checked_sub(notes.max(1))
+            .and_then(|i| self.history.get(i))
     }
 
     /// The parts the message has, in [`Part::ALL`]'s order.
@@ -408,6 +428,7 @@ impl MessageRecord {
             resent_after: 0,
             async_mdn_url: None,
             lease_until: None,
+            told: None,
             revision: 0,
         }
     }
@@ -489,5 +510,39 @@ mod tests {
         assert!(!Failed.can_become(Queued));
         assert!(Received.can_become(Received), "notes");
         assert!(!Received.can_become(Rejected));
+    }
+
+    #[test]
+    fn the_final_status_is_one_event_whatever_notes_come_after_it() {
+        use crate::events::Event;
+        use Status::*;
+        let change = |at: i64, status, detail: &str| {
+            StatusChange::new(Millis(at), status, Some(detail.into()))
+        };
+        let mut r = MessageRecord::new(
+            "m1",
+            Direction::Outbox,
+            "A",
+            "B",
+            "f",
+            change(1, Queued, "up"),
+        );
+        assert_eq!(r.reached().map(|h| h.at), Some(Millis(1)));
+        assert!(Event::of_record(&r).is_none());
+        r.set_status(Failed, Millis(5), Some("overdue".into()));
+        let failed = Event::of_record(&r).unwrap();
+        r.set_status(Failed, Millis(9), Some("a note".into()));
+        assert_eq!(Event::of_record(&r).unwrap(), failed);
+        assert_eq!(
+            failed.message.as_ref().unwrap().detail.as_deref(),
+            Some("overdue")
+        );
+        assert_eq!(failed.message.as_ref().unwrap().millis, 4);
+        // A late receipt: another final status, another event.
+        r.set_status(Delivered, Millis(12), Some("processed".into()));
+        r.set_status(Delivered, Millis(20), Some("receipt again".into()));
+        let delivered = Event::of_record(&r).unwrap();
+        assert_eq!(delivered.id, "m1/delivered/12");
+        assert_eq!(delivered.at, Millis(12));
     }
 }

@@ -116,14 +116,7 @@ fn final_statuses_go_to_eventbridge_and_the_webhook_once_each() {
 
     // ALPHA trades with pyas2lib, and with a partner that is never up.
     let port = free_port();
-    let _py = pyas2(
-        &tmp.path().join("py"),
-        "PYAS2",
-        port,
-        "ALPHA",
-        "http://127.0.0.1:9/",
-        "SYNC",
-    );
+    let _py = pyas2_sync(&tmp.path().join("py"), port);
     d.keystores(&["ALPHA"], &["PYAS2"]);
     // GONE's certificate ends in 10 days: the daily check tells of it.
     let now = std::time::SystemTime::now()
@@ -237,21 +230,7 @@ fn final_statuses_go_to_eventbridge_and_the_webhook_once_each() {
     );
 
     // EventBridge: the same events, once each, as a rule on the default bus delivers them.
-    let mut bus = Vec::new();
-    let start = Instant::now();
-    while bus.len() < wanted.len() && start.elapsed() < Duration::from_secs(30) {
-        for m in d.receive(&events_queue) {
-            bus.push(serde_json::from_str::<Value>(m.body().unwrap()).unwrap());
-            d.rt.block_on(
-                d.sqs
-                    .delete_message()
-                    .queue_url(&events_queue)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send(),
-            )
-            .unwrap();
-        }
-    }
+    let bus = bus_events(&d, &events_queue, wanted.len());
     // And no more.
     assert!(d.receive(&events_queue).is_empty());
     assert_eq!(bus.len(), wanted.len(), "{bus:#?}");
@@ -282,5 +261,82 @@ fn final_statuses_go_to_eventbridge_and_the_webhook_once_each() {
     assert_eq!(
         delivered_event["detail"]["message"]["disposition"], "processed",
         "{delivered_event}"
+    );
+}
+
+/// The events `queue` gets until there are `wanted` (at most 30 s), each taken off it.
+fn bus_events(d: &Deployment, queue: &str, wanted: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.len() < wanted && start.elapsed() < Duration::from_secs(30) {
+        for m in d.receive(queue) {
+            got.push(serde_json::from_str::<Value>(m.body().unwrap()).unwrap());
+            d.delete_from(queue, &m);
+        }
+    }
+    got
+}
+
+#[test]
+fn a_final_status_a_function_died_before_telling_is_told_when_its_job_comes_again() {
+    let d = Deployment::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let events_queue = subscribe(&d);
+    let port = free_port();
+    let _py = pyas2_sync(&tmp.path().join("py"), port);
+    alpha_with_pyas2(&d, &format!("http://127.0.0.1:{port}/as2"), None);
+    let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
+    let id = trigger(
+        &mut trigger_fn,
+        &d.upload("AS2/send/ALPHA/PYAS2/po-9.x12", &edi(9)),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // This sender writes `delivered` and then tells nothing, as one that dies there would; its
+    // batch is never acknowledged (the messages are not deleted), so the queue hands the job
+    // out again once its visibility timeout is over.
+    let mut dying = d.function(
+        "as2-sender",
+        "dying",
+        &[("MFTG_FAILPOINTS", "final.recorded=error")],
+    );
+    let start = Instant::now();
+    while d.record(&id).status != Status::Delivered {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not delivered: {:#?}\n{}",
+            d.record(&id),
+            dying.log_text()
+        );
+        let batch = d.receive(&d.queue_url);
+        if !batch.is_empty() {
+            dying
+                .invoke(&d.sqs_event(&batch), Duration::from_secs(90))
+                .unwrap_or_else(|e| panic!("as2-sender: {e:?}\n{}", dying.log_text()));
+        }
+    }
+    drop(dying);
+    assert_eq!(d.record(&id).told, None);
+    assert!(d.receive(&events_queue).is_empty());
+
+    // The job comes again to a sender that lives: it finds the message delivered, untold, and
+    // tells of it. Once: the job's further copies, and the record, say it was told.
+    let mut sender = d.function("as2-sender", "sender", &[]);
+    d.pump_until(&mut sender, "the job again", Duration::from_secs(30), |d| {
+        d.record(&id).told.is_some()
+    });
+    for _ in 0..3 {
+        d.deliver_once(&mut sender);
+    }
+    let bus = bus_events(&d, &events_queue, 1);
+    assert!(d.receive(&events_queue).is_empty(), "told twice");
+    assert_eq!(bus.len(), 1, "{bus:#?}");
+    assert_eq!(bus[0]["detail-type"], "delivered", "{bus:#?}");
+    assert_eq!(bus[0]["detail"]["message"]["id"], id.as_str());
+    assert_eq!(
+        d.record(&id).told.as_deref(),
+        bus[0]["detail"]["id"].as_str()
     );
 }

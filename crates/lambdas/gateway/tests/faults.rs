@@ -9,32 +9,18 @@ use std::time::Duration;
 
 use common::*;
 use gateway::layout::{Direction, MessagePaths};
-use gateway::model::{RetryPolicy, Status};
+use gateway::model::Status;
 use serde_json::{json, Value};
 use testkit::proxy::CuttableProxy;
 
 const KEY: &str = "AS2/send/ALPHA/PYAS2/invoice-7.x12";
-
-/// ALPHA and its partner at `url`, with a retry policy of `attempts` quick attempts of its own,
-/// or (`None`) the deployment's.
-fn setup(d: &Deployment, url: &str, attempts: Option<u32>) {
-    d.keystores(&["ALPHA"], &["PYAS2"]);
-    d.station("ALPHA", None);
-    d.partnership("ALPHA", "PYAS2", url, |p| {
-        p.retry = attempts.map(|attempts| RetryPolicy {
-            attempts,
-            first_interval_secs: 1,
-            max_interval_secs: 60,
-        })
-    });
-}
 
 #[test]
 fn partner_down_then_up() {
     let d = Deployment::new();
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    setup(&d, &format!("http://127.0.0.1:{port}/as2"), Some(6));
+    alpha_with_pyas2(&d, &format!("http://127.0.0.1:{port}/as2"), Some(6));
     let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
     let mut sender = d.function("as2-sender", "sender", &[]);
     let out = trigger(&mut trigger_fn, &d.upload(KEY, &edi(7)));
@@ -47,14 +33,7 @@ fn partner_down_then_up() {
         |d| d.record(&id).attempts >= 2,
     );
     assert_eq!(d.record(&id).status, Status::Queued);
-    let py = pyas2(
-        &tmp.path().join("py"),
-        "PYAS2",
-        port,
-        "ALPHA",
-        "http://127.0.0.1:9/",
-        "SYNC",
-    );
+    let py = pyas2_sync(&tmp.path().join("py"), port);
     d.pump_until(
         &mut sender,
         "delivery once the partner is up",
@@ -86,7 +65,7 @@ fn partner_down_for_good() {
     let d = Deployment::new();
     let port = free_port();
     // The deployment's retry policy (template parameter RetryAttempts), not the partnership's.
-    setup(&d, &format!("http://127.0.0.1:{port}/as2"), None);
+    alpha_with_pyas2(&d, &format!("http://127.0.0.1:{port}/as2"), None);
     let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
     let mut sender = d.function("as2-sender", "sender", &[("MFTG_RETRY_ATTEMPTS", "2")]);
     let out = trigger(&mut trigger_fn, &d.upload(KEY, &edi(8)));
@@ -118,15 +97,8 @@ fn aws_unreachable_mid_run() {
     let d = Deployment::new();
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _py = pyas2(
-        &tmp.path().join("py"),
-        "PYAS2",
-        port,
-        "ALPHA",
-        "http://127.0.0.1:9/",
-        "SYNC",
-    );
-    setup(&d, &format!("http://127.0.0.1:{port}/as2"), Some(3));
+    let _py = pyas2_sync(&tmp.path().join("py"), port);
+    alpha_with_pyas2(&d, &format!("http://127.0.0.1:{port}/as2"), Some(3));
     let proxy = CuttableProxy::start(d.moto.url());
     let via = [("AWS_ENDPOINT_URL", proxy.url())];
     let via: Vec<(&str, &str)> = via.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -170,7 +142,7 @@ fn aws_unreachable_mid_run() {
 #[test]
 fn payload_gone_and_jobs_that_make_no_sense() {
     let d = Deployment::new();
-    setup(&d, "http://127.0.0.1:9/as2", Some(3));
+    alpha_with_pyas2(&d, "http://127.0.0.1:9/as2", Some(3));
     let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
     let mut sender = d.function("as2-sender", "sender", &[]);
     let out = trigger(&mut trigger_fn, &d.upload(KEY, &edi(10)));
@@ -234,7 +206,7 @@ fn payload_gone_and_jobs_that_make_no_sense() {
 #[test]
 fn events_that_make_no_sense() {
     let d = Deployment::new();
-    setup(&d, "http://127.0.0.1:9/as2", Some(3));
+    alpha_with_pyas2(&d, "http://127.0.0.1:9/as2", Some(3));
     let mut f = d.function("send-trigger", "trigger", &[]);
     let mut malformed = |event: Value| {
         let e = f.invoke(&event, Duration::from_secs(30)).unwrap_err();

@@ -333,11 +333,16 @@ impl Deployment {
 
     /// Takes `m` off the send queue, as an event source mapping does after a success.
     pub fn delete(&self, m: &Message) {
+        self.delete_from(&self.queue_url, m);
+    }
+
+    /// Deletes `m`, received from `queue`.
+    pub fn delete_from(&self, queue: &str, m: &Message) {
         self.rt
             .block_on(
                 self.sqs
                     .delete_message()
-                    .queue_url(&self.queue_url)
+                    .queue_url(queue)
                     .receipt_handle(m.receipt_handle().unwrap())
                     .send(),
             )
@@ -498,6 +503,25 @@ pub fn pyas2(
         },
         mdn,
     )
+}
+
+/// pyas2lib as PYAS2 on `port`, answering ALPHA's messages with synchronous receipts.
+pub fn pyas2_sync(dir: &Path, port: u16) -> Pyas2Partner {
+    pyas2(dir, "PYAS2", port, "ALPHA", "http://127.0.0.1:9/", "SYNC")
+}
+
+/// ALPHA and its partner PYAS2 at `url`, with a retry policy of `attempts` quick attempts of
+/// its own, or (`None`) the deployment's.
+pub fn alpha_with_pyas2(d: &Deployment, url: &str, attempts: Option<u32>) {
+    d.keystores(&["ALPHA"], &["PYAS2"]);
+    d.station("ALPHA", None);
+    d.partnership("ALPHA", "PYAS2", url, |p| {
+        p.retry = attempts.map(|attempts| gateway::model::RetryPolicy {
+            attempts,
+            first_interval_secs: 1,
+            max_interval_secs: 60,
+        })
+    });
 }
 
 /// X12 text with CRLF line ends (pyas2lib rewrites bare LFs in non-binary parts).
