@@ -1186,8 +1186,7 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
             if a.json {
                 return json_out(&records).map(|()| ExitCode::SUCCESS);
             }
-            let full = records.len() == query.limit;
-            let last = records.last().map(|r| r.id.clone());
+            let next = query.next_page(&records).map(str::to_string);
             out!(
                 "{:<27} {:<6} {:<24} {:<22} {:<24} file",
                 "id",
@@ -1209,7 +1208,7 @@ pub fn messages(cmd: MessagesCommand) -> Result<ExitCode, String> {
                     r.filename
                 );
             }
-            if let (true, Some(last)) = (full, last) {
+            if let Some(last) = next {
                 out!("(more may follow: add --before {last})");
             }
         }

@@ -338,9 +338,7 @@ async fn list<B: Backend>(
 ) -> Answer {
     let query = record_query(&params)?;
     let records = app.backend.gateway().ports.log().query(&query).await?;
-    let next = (records.len() == query.limit)
-        .then(|| records.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = query.next_page(&records);
     Ok(Json(json!({ "messages": records, "next": next })).into_response())
 }
 

@@ -297,6 +297,15 @@ pub struct RecordQuery {
 }
 
 impl RecordQuery {
+    /// Where the page after `page`, this query's answer, starts ([`RecordQuery::before`]): its
+    /// last record when the page is full; `None` on the last page.
+    pub fn next_page<'a>(&self, page: &'a [MessageRecord]) -> Option<&'a str> {
+        if page.len() < self.limit {
+            return None;
+        }
+        page.last().map(|r| r.id.as_str())
+    }
+
     /// The newest `limit` records, of one station and partner where given.
     pub fn of(station: Option<&str>, partner: Option<&str>, limit: usize) -> RecordQuery {
         RecordQuery {
