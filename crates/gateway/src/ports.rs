@@ -552,10 +552,10 @@ pub struct ParkedJob {
 impl ParkedJob {
     /// The message record the job is for.
     pub fn record_id(&self) -> Option<&str> {
-        match self.job.as_ref()? {
-            Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => Some(id),
-            Job::Notify { event, .. } => event.message.as_ref().map(|m| m.id.as_str()),
-        }
+        self.job
+            .as_ref()
+            .map(Job::record_id)
+            .filter(|id| !id.is_empty())
     }
 }
 

@@ -482,7 +482,7 @@ pub enum Job {
 }
 
 impl Job {
-    /// The record the job is about.
+    /// The record the job is about (empty for an event about no message).
     pub fn record_id(&self) -> &str {
         match self {
             Job::Send { id } | Job::SendMdn { id, .. } | Job::MdnDeadline { id, .. } => id,
