@@ -425,24 +425,14 @@ impl Backend {
                     .join(gateway::layout::SEND)
                     .join(from)
                     .join(to);
-                // Folders made as the store makes them, each one's entry flushed.
-                gateway_local::store::make_folder(&dir)
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
-                let tmp = dir.join(format!(".mftg-send-{}", std::process::id()));
                 let target = dir.join(name);
-                // Flushed before it gets its name (the gateway must not find the name with the
-                // bytes still missing after a power loss, and send that) and after (the file
-                // reported placed is there after a power loss too).
-                let placed = (|| {
-                    let mut from = std::fs::File::open(source)?;
-                    let mut to = std::fs::File::create(&tmp)?;
-                    std::io::copy(&mut from, &mut to)?;
-                    gateway_local::store::name_durably(&to, &tmp, &target)
-                })();
-                if let Err(e) = placed {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(format!("{} -> {}: {e}", source.display(), target.display()));
-                }
+                // Written as the store writes: the gateway never finds the name with the bytes
+                // missing (and sends that), and the file reported placed is there after a
+                // power loss too.
+                gateway_local::store::replace_file_with(&target, |to| {
+                    std::io::copy(&mut std::fs::File::open(source)?, to).map(drop)
+                })
+                .map_err(|e| format!("{} -> {}: {e}", source.display(), target.display()))?;
                 Ok(target.display().to_string())
             }
             #[cfg(feature = "aws")]

@@ -187,18 +187,27 @@ fn in_folder<T>(dir: &Path, make: impl Fn() -> std::io::Result<T>) -> std::io::R
 /// gets the name (a name found after a power loss never has its bytes missing), and the
 /// folder's entry after (the name is not lost). A missing folder is made as [`make_folder`]
 /// makes it. `tmp` is left as it is when this fails; the caller removes it.
-pub fn name_durably(file: &std::fs::File, tmp: &Path, path: &Path) -> std::io::Result<()> {
+fn name_durably(file: &std::fs::File, tmp: &Path, path: &Path) -> std::io::Result<()> {
     let dir = folder_of(path)?;
     file.sync_all()?;
     in_folder(dir, || std::fs::rename(tmp, path))?;
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Writes `bytes` as the file `path`, replacing it whole: to a file beside it (with the old
-/// file's permissions, if there was one), named as [`name_durably`] names it. A reader, a crash
-/// or a power loss never leaves half a file, and once this returns the new one is on disk.
+/// Writes `bytes` as the file `path`, as [`replace_file_with`] does.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
+    replace_file_with(path, |f| f.write_all(bytes))
+}
+
+/// Writes the file `path` whole, with what `fill` writes into it: to a file beside it (its name
+/// starts with `.`, as an upload in progress does; with the old file's permissions, if there
+/// was one), named as [`name_durably`] names it. A reader, a crash or a power loss never leaves
+/// half a file, and once this returns the new one is on disk.
+pub fn replace_file_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?
@@ -209,7 +218,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         if let Ok(old) = std::fs::metadata(path) {
             f.set_permissions(old.permissions())?;
         }
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         name_durably(&f, &tmp, path)
     })();
     if written.is_err() {
@@ -234,7 +243,7 @@ fn folder_of(path: &Path) -> std::io::Result<&Path> {
 /// folder that holds it: a file committed into a new folder (and that folder flushed) then
 /// survives a power loss with the folders above it, not only a crash of the process. A folder
 /// someone else made at the same moment is flushed too, as its maker may not have done so yet.
-pub fn make_folder(dir: &Path) -> std::io::Result<()> {
+fn make_folder(dir: &Path) -> std::io::Result<()> {
     use std::io::ErrorKind;
     let parent = folder_of(dir)?;
     let create = || match std::fs::create_dir(dir) {
