@@ -94,4 +94,8 @@ impl Events for EventBridgeEvents {
             }
         }
     }
+
+    fn keeps(&self) -> bool {
+        self.bus.is_some()
+    }
 }

@@ -178,4 +178,8 @@ impl Events for LocalEvents {
         self.metrics.count(&event);
         true
     }
+
+    fn keeps(&self) -> bool {
+        false
+    }
 }

@@ -208,20 +208,20 @@ impl<P: Ports> Gateway<P> {
     /// before it told of them). A queue redelivers the job of a function that died; the
     /// partner sends its message (or receipt) again.
     pub(crate) async fn tell_if_untold(&self, record: &mut MessageRecord) {
-        let untold =
-            crate::events::Event::of_record(record).filter(|e| record.told.as_ref() != Some(&e.id));
+        let untold = crate::events::Event::of_record(record)
+            .filter(|e| record.told.as_ref() != Some(&e.id) && self.heard(e));
         if let Some(event) = untold {
             tracing::info!(id = %record.id, status = %record.status, "telling of a final status that was not told");
             self.tell(record, event).await;
         }
     }
 
-    /// Tells of `event`, `record`'s final status, and, once all of it was handed over, notes
-    /// that on the record. A note that cannot be written is logged: the event may then be told
-    /// again.
+    /// Tells of `event`, `record`'s final status, and, once all of it was handed over to
+    /// someone beyond this process ([`Gateway::heard`]), notes that on the record. A note that
+    /// cannot be written is logged: the event may then be told again.
     async fn tell(&self, record: &mut MessageRecord, event: crate::events::Event) {
-        let id = event.id.clone();
-        if !self.announce(event).await {
+        let (id, heard) = (event.id.clone(), self.heard(&event));
+        if !self.announce(event).await || !heard {
             return;
         }
         let mut next = record.clone();
@@ -232,6 +232,14 @@ impl<P: Ports> Gateway<P> {
                 tracing::warn!(id = %record.id, error = %e, "told, but not noted as told: it may be told again")
             }
         }
+    }
+
+    /// Whether anyone beyond this process hears of `event`: the Events port keeps it, or a
+    /// webhook wants it. Where nobody does, telling it is not noted (a write per message for
+    /// nothing), and a final status found untold is not told again.
+    fn heard(&self, event: &crate::events::Event) -> bool {
+        crate::ports::Events::keeps(self.ports.events())
+            || self.settings.webhooks.iter().any(|w| w.wants(&event.kind))
     }
 }
 

@@ -532,6 +532,9 @@ pub struct MemoryEvents {
     told: Arc<Mutex<Vec<crate::events::Event>>>,
     /// While set, events are refused (as a bus that cannot be reached refuses them).
     pub refusing: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, it stands for a port that keeps nothing beyond the process (as counting in
+    /// memory does); otherwise for a bus.
+    pub forgets: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MemoryEvents {
@@ -551,6 +554,10 @@ impl Events for MemoryEvents {
             .unwrap_or_else(|p| p.into_inner())
             .push(event);
         true
+    }
+
+    fn keeps(&self) -> bool {
+        !self.forgets.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

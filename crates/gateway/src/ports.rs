@@ -565,6 +565,9 @@ impl ParkedJob {
 pub trait Events: Send + Sync {
     /// Tells of `event`; whether it was handed over (`false`: it was not, and that was logged).
     fn publish(&self, event: crate::events::Event) -> impl Future<Output = bool> + Send;
+    /// Whether what it is handed outlives the process (a bus does; counting in memory does
+    /// not): only then is an event it never got worth telling later.
+    fn keeps(&self) -> bool;
 }
 
 /// Events nobody subscribes to, said in the log only (where a backend has no subscriber yet).
@@ -575,6 +578,10 @@ impl Events for LogEvents {
     async fn publish(&self, event: crate::events::Event) -> bool {
         tracing::debug!(kind = %event.kind, "event (no subscriber)");
         true
+    }
+
+    fn keeps(&self) -> bool {
+        false
     }
 }
 

@@ -1791,3 +1791,20 @@ async fn an_untold_receipt_is_told_when_the_partner_posts_it_again() {
         Some(alpha.ports.events.all()[0].id.as_str())
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn where_nobody_beyond_the_process_hears_events_telling_is_not_noted_nor_repeated() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // Events only counted in memory (the embedded gateway's without webhooks).
+    let (alpha, _beta, ..) = pair(&|_| {});
+    alpha.ports.events.forgets.store(true, SeqCst);
+    let id = queued_id(&upload(&alpha, "counted.edi", b"ISA*00*counted~").await);
+    drain(&alpha).await;
+    let r = record(&alpha, &id).await;
+    assert_eq!((r.status, r.told.as_deref()), (Status::Delivered, None));
+    assert_eq!(kinds(&alpha), ["delivered"]);
+    // The job again finds nothing to tell: the count is not made twice.
+    alpha.run_job(&Job::Send { id: id.clone() }).await.unwrap();
+    assert_eq!(kinds(&alpha), ["delivered"]);
+    assert_eq!(record(&alpha, &id).await.revision, r.revision);
+}
