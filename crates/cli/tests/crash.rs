@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{data_dir, died, files_under, send_to_beta, serve, sites, wait_for};
+use common::{data_dir, died, files_under, records, send_to_beta, serve, sites, wait_for};
 use gateway::layout::Direction;
 use gateway::model::Status;
 
@@ -69,14 +69,7 @@ fn killed_at_every_step_the_file_is_delivered_exactly_once() {
         assert_eq!(std::fs::read(&files[0]).unwrap(), payload, "{point}");
         // Nothing left in the send folder (the watcher removes an upload it had copied, once
         // it sees it again), nothing half-written where SFTP users look.
-        let start = Instant::now();
-        while !files_under(&data_dir(&alpha).join("AS2/send")).is_empty() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "{point}: upload left"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        send_folder_emptied(&alpha, point);
         for site in [&alpha, &beta] {
             let leftovers: Vec<_> = files_under(&data_dir(site).join("AS2/files"))
                 .into_iter()
@@ -84,5 +77,62 @@ fn killed_at_every_step_the_file_is_delivered_exactly_once() {
                 .collect();
             assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
         }
+    }
+}
+
+/// Waits (bounded) until nothing is left under `site`'s `AS2/send/`.
+fn send_folder_emptied(site: &common::Site, what: &str) {
+    let start = Instant::now();
+    while !files_under(&data_dir(site).join("AS2/send")).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: upload left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn killed_while_moving_a_duplicate_aside_it_is_moved_once_and_recorded_once() {
+    for point in gateway::failpoint::Failpoints::DUPLICATE_POINTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let (alpha, beta) = sites(tmp.path());
+        let _beta = serve(&beta, None);
+        let mut dying = serve(&alpha, Some(point));
+        let file = tmp.path().join("po.x12");
+        std::fs::write(&file, b"ISA*00*first~\r\n").unwrap();
+        send_to_beta(&alpha, &file);
+        wait_for(&alpha, point, |rs| {
+            rs.iter().any(|r| r.status == Status::Delivered)
+        });
+        send_folder_emptied(&alpha, point);
+        // The same name again, within the window: ALPHA dies while moving it aside.
+        std::fs::write(&file, b"ISA*00*second~\r\n").unwrap();
+        send_to_beta(&alpha, &file);
+        died(&mut dying, point, &alpha);
+        drop(dying);
+        let _again = serve(&alpha, None);
+
+        let rs = wait_for(&alpha, point, |rs| {
+            rs.iter().any(|r| r.status == Status::Duplicate)
+        });
+        send_folder_emptied(&alpha, point);
+        let dups: Vec<_> = records(&alpha)
+            .into_iter()
+            .filter(|r| r.status == Status::Duplicate)
+            .collect();
+        assert_eq!(dups.len(), 1, "{point}: {dups:#?}");
+        let sent = rs.iter().filter(|r| r.status == Status::Delivered).count();
+        assert_eq!(sent, 1, "{point}: {rs:#?}");
+        let moved: Vec<_> = files_under(&data_dir(&alpha).join("AS2/duplicate"))
+            .into_iter()
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        assert_eq!(moved.len(), 1, "{point}: {moved:?}");
+        assert_eq!(std::fs::read(&moved[0]).unwrap(), b"ISA*00*second~\r\n");
+        let kept = dups[0].payload_key.as_deref().unwrap();
+        assert!(moved[0].ends_with(kept), "{point}: {moved:?} vs {kept}");
+        let got = files_under(&data_dir(&beta).join("AS2/files/BETA/ALPHA/inbox"));
+        assert_eq!(got.len(), 1, "{point}: the duplicate was not sent");
     }
 }

@@ -21,7 +21,11 @@ pub enum FailpointError {
     #[error("failpoint {0:?}: expected point=abort or point=error")]
     Syntax(String),
     /// A point no workflow has.
-    #[error("unknown failpoint {0:?} (known: {known})", known = Failpoints::POINTS.join(", "))]
+    #[error(
+        "unknown failpoint {0:?} (known: {known}, {aside})",
+        known = Failpoints::POINTS.join(", "),
+        aside = Failpoints::DUPLICATE_POINTS.join(", ")
+    )]
     UnknownPoint(String),
     /// An action other than `abort` and `error`.
     #[error("failpoint {point}: unknown action {action:?}")]
@@ -53,6 +57,10 @@ impl Failpoints {
         "final.recorded",
     ];
 
+    /// The steps of moving a duplicate upload aside to `AS2/duplicate/`: not on the way of a
+    /// delivery, so apart from [`Failpoints::POINTS`].
+    pub const DUPLICATE_POINTS: [&'static str; 2] = ["duplicate.copied", "duplicate.recorded"];
+
     /// The environment variable the gateway's binaries read them from.
     pub const VAR: &'static str = "MFTG_FAILPOINTS";
 
@@ -72,7 +80,7 @@ impl Failpoints {
                 .split_once('=')
                 .ok_or_else(|| FailpointError::Syntax(item.to_string()))?;
             let (point, action) = (point.trim(), action.trim());
-            if !Self::POINTS.contains(&point) {
+            if !Self::POINTS.contains(&point) && !Self::DUPLICATE_POINTS.contains(&point) {
                 return Err(FailpointError::UnknownPoint(point.to_string()));
             }
             let action = match action {
@@ -113,6 +121,8 @@ mod tests {
         assert!(f.hit("send.built").is_ok());
         assert!(f.hit("send.posted").is_err());
         assert!(Failpoints::parse("send.nowhere=error").is_err());
+        let aside = Failpoints::parse("duplicate.recorded=error").unwrap();
+        assert!(aside.hit("duplicate.copied").is_ok() && aside.hit("duplicate.recorded").is_err());
         assert!(Failpoints::parse("send.posted=explode").is_err());
         assert!(Failpoints::parse("send.posted").is_err());
         assert_eq!(Failpoints::parse("").unwrap(), Failpoints::default());

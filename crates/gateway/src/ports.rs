@@ -50,6 +50,9 @@ pub struct UploadRef {
     /// key, so it tells uploads apart where there is no version id (identical content in an
     /// unversioned bucket has one etag).
     pub sequencer: Option<String>,
+    /// When the store says the upload was written (S3's `eventTime`): the same for every
+    /// delivery of one event, so what is named once per upload can carry it.
+    pub at: Option<Millis>,
 }
 
 impl UploadRef {
@@ -69,6 +72,7 @@ impl From<&ObjectMeta> for UploadRef {
             etag: Some(meta.etag.clone()),
             size: Some(meta.size),
             sequencer: None,
+            at: Some(meta.modified),
         }
     }
 }

@@ -94,9 +94,7 @@ impl<P: Ports> Gateway<P> {
         };
         let store = self.ports.store();
         let Some(current) = store.head(key).await? else {
-            return Ok(UploadOutcome::Ignored(
-                "no longer there (already handled)".into(),
-            ));
+            return Ok(handled());
         };
         let send = match parsed {
             Ok(s) => s,
@@ -117,7 +115,7 @@ impl<P: Ports> Gateway<P> {
         // Several uploads of one name are several versions of one key: act on the event's.
         let upload = upload.unwrap_or_else(|| UploadRef::from(&current));
         let upload_id = upload.id().unwrap_or_else(|| current.upload_id());
-        let (version, size) = (upload.version, upload.size.unwrap_or(current.size));
+        let (version, size) = (upload.version.clone(), upload.size.unwrap_or(current.size));
         let now = self.ports.clock().now();
         let dir = self.ports.directory();
         let known = dir.station(&send.station).await?.is_some()
@@ -156,29 +154,10 @@ impl<P: Ports> Gateway<P> {
                 accepted_at,
                 record_id,
             } => {
-                let moved_to = layout::duplicate(&send, &folder);
-                store.copy(key, version.as_deref(), &moved_to).await?;
-                store.delete(key, version.as_deref()).await?;
-                let detail = format!(
-                    "{} was accepted at {accepted_at} as {record_id} and its duplicate window has not ended; moved to {moved_to}",
-                    send.name,
-                );
-                let mut record = MessageRecord::upload(
-                    &folder,
-                    &send,
-                    size,
-                    StatusChange::new(now, Status::Duplicate, Some(detail)),
-                );
-                record.payload_key = Some(moved_to.clone());
-                match self.ports.log().create(&record).await? {
-                    Created::New => self.finished(&mut record).await,
-                    Created::Exists(mut earlier) => self.tell_if_untold(&mut earlier).await,
-                }
-                tracing::info!(key, %moved_to, "duplicate upload");
-                return Ok(UploadOutcome::Duplicate {
-                    id: folder,
-                    moved_to,
-                });
+                let accepted = format!("accepted at {accepted_at} as {record_id}");
+                return self
+                    .move_duplicate(&send, key, &upload, &upload_id, &current, accepted)
+                    .await;
             }
         };
 
@@ -186,15 +165,8 @@ impl<P: Ports> Gateway<P> {
         // leaves the file in one place or the other, and a redelivered event finishes the job.
         let paths = MessagePaths::new(&send.station, &send.partner, Direction::Outbox, &id)?;
         let outbox = paths.payload(&send.name)?;
-        match store.copy(key, version.as_deref(), &outbox).await {
-            Ok(_) => {}
-            // Another delivery of this event got here first and has moved the file.
-            Err(GatewayError::NotFound(_)) => {
-                return Ok(UploadOutcome::Ignored(
-                    "no longer there (already handled)".into(),
-                ))
-            }
-            Err(e) => return Err(e),
+        if !copied(store, key, version.as_deref(), &outbox).await? {
+            return Ok(handled());
         }
         self.settings.failpoints.hit("upload.copied")?;
         let mut record = MessageRecord::upload(
@@ -220,6 +192,54 @@ impl<P: Ports> Gateway<P> {
         Ok(UploadOutcome::Queued { id })
     }
 
+    /// Moves a duplicate upload aside to `AS2/duplicate/` and records it, under a folder named
+    /// after the upload ([`upload_folder`]): copy, record, tell, and only then remove the upload.
+    /// A run that dies at any step leaves the file where a redelivered event (or, locally, the
+    /// watcher seeing the file again) finds it and finishes the same move under the same record:
+    /// one copy, one record, one event.
+    async fn move_duplicate(
+        &self,
+        send: &SendKey,
+        key: &str,
+        upload: &UploadRef,
+        upload_id: &str,
+        current: &ObjectMeta,
+        accepted: String,
+    ) -> Result<UploadOutcome> {
+        let store = self.ports.store();
+        let version = upload.version.as_deref();
+        let (at, size) = (
+            upload.at.unwrap_or(current.modified),
+            upload.size.unwrap_or(current.size),
+        );
+        let id = upload_folder(at, &format!("{key}\n{upload_id}\nduplicate"))?;
+        let moved_to = layout::duplicate(send, &id);
+        if !copied(store, key, version, &moved_to).await? {
+            return Ok(handled());
+        }
+        self.settings.failpoints.hit("duplicate.copied")?;
+        let now = self.ports.clock().now();
+        let detail = format!(
+            "{} was {accepted} and its duplicate window has not ended; moved to {moved_to}",
+            send.name,
+        );
+        let mut record = MessageRecord::upload(
+            &id,
+            send,
+            size,
+            StatusChange::new(now, Status::Duplicate, Some(detail)),
+        );
+        record.payload_key = Some(moved_to.clone());
+        match self.ports.log().create(&record).await? {
+            Created::New => self.finished(&mut record).await,
+            Created::Exists(mut earlier) => self.tell_if_untold(&mut earlier).await,
+        }
+        self.settings.failpoints.hit("duplicate.recorded")?;
+        store.delete(key, version).await?;
+        tracing::info!(key, %moved_to, "duplicate upload");
+        Ok(UploadOutcome::Duplicate { id, moved_to })
+    }
+
     /// Records, once per upload, that it cannot be sent and why: the record's id comes from
     /// the upload (its key, identity and time), so seeing the file again (the next poll, a
     /// restart, a redelivered event) finds the same record instead of writing another.
@@ -231,12 +251,7 @@ impl<P: Ports> Gateway<P> {
         current: &ObjectMeta,
         reason: String,
     ) -> Result<UploadOutcome> {
-        let digest = openssl::hash::hash(
-            openssl::hash::MessageDigest::sha256(),
-            format!("{key}\n{upload_id}").as_bytes(),
-        )
-        .map_err(|e| crate::GatewayError::port("digest", e))?;
-        let id = format!("{}-{}", current.modified.compact(), as2::hex(&digest[..4]));
+        let id = upload_folder(current.modified, &format!("{key}\n{upload_id}"))?;
         let now = self.ports.clock().now();
         let mut record = MessageRecord::upload(
             &id,
@@ -253,4 +268,33 @@ impl<P: Ports> Gateway<P> {
         }
         Ok(UploadOutcome::NotSent { id, reason })
     }
+}
+
+/// Copies the upload `key` (its `version`) to `to`: `false` if it is no longer there, because
+/// another delivery of its event got there first and moved it.
+async fn copied<S: ObjectStore>(
+    store: &S,
+    key: &str,
+    version: Option<&str>,
+    to: &str,
+) -> Result<bool> {
+    match store.copy(key, version, to).await {
+        Ok(_) => Ok(true),
+        Err(GatewayError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// What an upload that is no longer there comes to.
+fn handled() -> UploadOutcome {
+    UploadOutcome::Ignored("no longer there (already handled)".into())
+}
+
+/// The folder (and record id) of what is made once per upload: the upload's time and a digest
+/// of `what` names it (its key and identity, and what is made of it), so every delivery of one
+/// upload names the same folder, and different uploads different ones.
+fn upload_folder(at: crate::time::Millis, what: &str) -> Result<String> {
+    let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), what.as_bytes())
+        .map_err(|e| GatewayError::port("digest", e))?;
+    Ok(format!("{}-{}", at.compact(), as2::hex(&digest[..4])))
 }

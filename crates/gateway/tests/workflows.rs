@@ -242,6 +242,7 @@ async fn upload(g: &Gateway<MemoryPorts>, name: &str, data: &[u8]) -> UploadOutc
             etag: Some(meta.etag),
             size: Some(meta.size),
             sequencer: None,
+            at: None,
         }),
     )
     .await
@@ -293,13 +294,18 @@ async fn record(g: &Gateway<MemoryPorts>, id: &str) -> MessageRecord {
     g.ports.log.get(id).await.unwrap().unwrap()
 }
 
-async fn only_record(g: &Gateway<MemoryPorts>, direction: Direction) -> MessageRecord {
-    let all: Vec<_> = g
-        .ports
+/// Every record `g` has (at most 100).
+async fn all_records(g: &Gateway<MemoryPorts>) -> Vec<MessageRecord> {
+    g.ports
         .log
         .query(&gateway::ports::RecordQuery::of(None, None, 100))
         .await
         .unwrap()
+}
+
+async fn only_record(g: &Gateway<MemoryPorts>, direction: Direction) -> MessageRecord {
+    let all: Vec<_> = all_records(g)
+        .await
         .into_iter()
         .filter(|r| r.direction == direction)
         .collect();
@@ -613,6 +619,73 @@ async fn same_name_within_six_hours_is_a_duplicate() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_duplicate_interrupted_at_any_step_is_moved_once_and_recorded_once() {
+    use gateway::failpoint::Failpoints;
+    let key = "AS2/send/ALPHA/BETA/inv.edi";
+    // With the event's time (S3's eventTime), and without it (the embedded gateway's watcher,
+    // which asks the store).
+    for (point, event_time) in Failpoints::DUPLICATE_POINTS
+        .iter()
+        .flat_map(|p| [(*p, true), (*p, false)])
+    {
+        let (alpha, ..) = pair(&|_| {});
+        queued_id(&upload(&alpha, "inv.edi", b"first").await);
+        alpha.ports.clock.advance(Duration::from_secs(60));
+        let meta = alpha
+            .ports
+            .store
+            .put(key, b"second".to_vec(), BTreeMap::new())
+            .await
+            .unwrap();
+        let mut event = UploadRef::from(&meta);
+        if !event_time {
+            event.at = None;
+        }
+        // A run stops at `point`, leaving behind what a run that died there would.
+        let mut stopping = Gateway::new(alpha.ports.clone());
+        stopping.settings = alpha.settings.clone();
+        stopping.settings.failpoints = Failpoints::parse(&format!("{point}=error")).unwrap();
+        let stopped = stopping
+            .on_upload(key, Origin::Upload, Some(event.clone()))
+            .await;
+        assert!(stopped.is_err(), "{point}: {stopped:?}");
+        // The event comes again, later: the same move is finished under the same record.
+        alpha.ports.clock.advance(Duration::from_secs(30));
+        let outcome = alpha
+            .on_upload(key, Origin::Upload, Some(event.clone()))
+            .await
+            .unwrap();
+        let UploadOutcome::Duplicate { id, moved_to } = outcome else {
+            panic!("{point}: {outcome:?}");
+        };
+        assert_eq!(
+            keys_under(&alpha, "AS2/duplicate/"),
+            std::slice::from_ref(&moved_to),
+            "{point}"
+        );
+        assert_eq!(alpha.ports.store.bytes(&moved_to).unwrap(), b"second");
+        let dups: Vec<_> = all_records(&alpha)
+            .await
+            .into_iter()
+            .filter(|r| r.status == Status::Duplicate)
+            .collect();
+        assert_eq!(dups.len(), 1, "{point}: {dups:#?}");
+        assert_eq!(dups[0].id, id);
+        assert_eq!(dups[0].payload_key.as_deref(), Some(moved_to.as_str()));
+        assert_eq!(kinds(&alpha), ["duplicate"], "{point}: told once");
+        assert_eq!(alpha.ports.store.version_count(key), 0, "{point}");
+        // And once more, after the move: nothing left to do, nothing made again.
+        let again = alpha
+            .on_upload(key, Origin::Upload, Some(event))
+            .await
+            .unwrap();
+        assert!(matches!(again, UploadOutcome::Ignored(_)), "{again:?}");
+        assert_eq!(keys_under(&alpha, "AS2/duplicate/").len(), 1);
+        assert_eq!(kinds(&alpha), ["duplicate"]);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn twenty_uploads_of_one_name_send_exactly_one() {
     // Twenty uploads of one name are twenty versions of one key, each with its own event. The
     // in-memory ports never wait, so this checks the per-version rule; racing events are tested
@@ -632,6 +705,7 @@ async fn twenty_uploads_of_one_name_send_exactly_one() {
             etag: Some(meta.etag),
             size: Some(meta.size),
             sequencer: None,
+            at: None,
         });
     }
     let mut outcomes = Vec::new();
@@ -671,16 +745,7 @@ async fn twenty_uploads_of_one_name_send_exactly_one() {
     want.sort();
     assert_eq!(kept, want, "none lost");
     drain(&alpha).await;
-    assert_eq!(
-        beta.ports
-            .log
-            .query(&gateway::ports::RecordQuery::of(None, None, 100))
-            .await
-            .unwrap()
-            .len(),
-        1,
-        "exactly one sent"
-    );
+    assert_eq!(all_records(&beta).await.len(), 1, "exactly one sent");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -700,6 +765,7 @@ async fn redelivered_event_does_not_send_twice() {
         etag: Some(meta.etag.clone()),
         size: Some(4),
         sequencer: None,
+        at: None,
     };
     // A first run claimed the upload and died before moving it.
     let window = alpha.settings.duplicate_window;
@@ -812,12 +878,7 @@ async fn what_is_not_a_send() {
             other => panic!("{other:?}"),
         }
     }
-    let not_sent = alpha
-        .ports
-        .log
-        .query(&gateway::ports::RecordQuery::of(None, None, 100))
-        .await
-        .unwrap();
+    let not_sent = all_records(&alpha).await;
     assert_eq!(not_sent.len(), 1, "recorded once: {not_sent:#?}");
     // An unknown partner: kept where it is, the reason recorded.
     store
@@ -1374,6 +1435,7 @@ async fn identical_uploads_without_versions_are_told_apart_by_the_sequencer() {
             etag: Some(meta.etag),
             size: Some(meta.size),
             sequencer: Some(sequencer.into()),
+            at: None,
         };
         outcomes.push(
             alpha

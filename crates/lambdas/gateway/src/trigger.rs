@@ -4,7 +4,7 @@
 //! so a retried event or record never sends twice.
 
 use gateway::ports::Ports;
-use gateway::{Gateway, Origin, UploadOutcome, UploadRef};
+use gateway::{Gateway, Millis, Origin, UploadOutcome, UploadRef};
 use serde_json::{json, Value};
 
 use crate::EventError;
@@ -92,6 +92,7 @@ pub fn parse_record(record: &Value) -> Result<S3Record, EventError> {
             etag: object("eTag").filter(|v| !v.is_empty()),
             size,
             sequencer: object("sequencer").filter(|v| !v.is_empty()),
+            at: text(record, &["eventTime"]).and_then(Millis::parse),
         },
     })
 }
@@ -255,6 +256,7 @@ mod tests {
         json!({
             "eventSource": "aws:s3",
             "eventName": name,
+            "eventTime": "2026-12-03T15:34:03.120Z",
             "s3": {
                 "bucket": {"name": "b"},
                 "object": {"key": key, "size": 12, "eTag": "e", "versionId": "v", "sequencer": "0A"}
@@ -273,7 +275,8 @@ mod tests {
                 version: Some("v".into()),
                 etag: Some("e".into()),
                 size: Some(12),
-                sequencer: Some("0A".into())
+                sequencer: Some("0A".into()),
+                at: Millis::parse("2026-12-03T15:34:03Z"),
             }
         );
         let copy = parse_record(&record("s3:ObjectCreated:Copy", "k")).unwrap();

@@ -140,6 +140,56 @@ fn aws_unreachable_mid_run() {
 }
 
 #[test]
+fn a_duplicate_whose_move_stopped_midway_is_finished_by_its_event_again() {
+    let d = Deployment::new();
+    alpha_with_pyas2(&d, "http://127.0.0.1:9/as2", Some(3));
+    let mut trigger_fn = d.function("send-trigger", "trigger", &[]);
+    assert_eq!(
+        trigger(&mut trigger_fn, &d.upload(KEY, &edi(1)))["outcome"],
+        "queued"
+    );
+    let mut ids = Vec::new();
+    for (n, point) in (2..).zip(gateway::failpoint::Failpoints::DUPLICATE_POINTS) {
+        // The same name again: a trigger stops at `point` (S3 or DynamoDB failing there) and
+        // the invocation fails, so S3 sends the same event again.
+        let event = d.upload(KEY, &edi(n));
+        let setting = format!("{point}=error");
+        let mut stopping = d.function(
+            "send-trigger",
+            "trigger",
+            &[("MFTG_FAILPOINTS", setting.as_str())],
+        );
+        let e = stopping
+            .invoke(&event, Duration::from_secs(60))
+            .unwrap_err();
+        assert_eq!(e.error_type, "failpoint", "{point}: {e:?}");
+        let out = trigger(&mut trigger_fn, &event);
+        assert_eq!(out["outcome"], "duplicate", "{point}: {out}");
+        let id = out["id"].as_str().unwrap().to_string();
+        let record = d.record(&id);
+        assert_eq!(record.status, Status::Duplicate, "{point}");
+        let kept = record.payload_key.unwrap();
+        assert_eq!(d.get(&kept), Some(edi(n)), "{point}");
+        ids.push(id);
+    }
+    // One object and one record per duplicate, whatever the stopped runs did; none left to send.
+    assert_eq!(
+        d.keys("AS2/duplicate/").len(),
+        2,
+        "{:?}",
+        d.keys("AS2/duplicate/")
+    );
+    let dups: Vec<_> = d
+        .records()
+        .into_iter()
+        .filter(|r| r.status == Status::Duplicate)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(dups.len(), 2, "{dups:?} vs {ids:?}");
+    assert_eq!(d.versions("AS2/send/"), 0);
+}
+
+#[test]
 fn payload_gone_and_jobs_that_make_no_sense() {
     let d = Deployment::new();
     alpha_with_pyas2(&d, "http://127.0.0.1:9/as2", Some(3));
