@@ -12,6 +12,7 @@ use crate::ports::{
     Claim, ClaimRequest, Clock, Created, DuplicateIndex, JobQueue, MessageLog, ObjectMeta,
     ObjectStore, PartnerDirectory, Ports, UploadRef,
 };
+use crate::time::Millis;
 
 /// How the object came to be, as the store's event says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +134,21 @@ impl<P: Ports> Gateway<P> {
                 .await;
         }
 
+        // A duplicate whose move was cut short, its event coming again once the window has
+        // ended, would be accepted and sent: an upload seen late looks for its duplicate record
+        // first (most uploads are seen at once, and pay nothing for this).
+        let at = upload.at.unwrap_or(current.modified);
+        if now.since(at) >= SEEN_LATE {
+            let id = duplicate_id(key, &upload_id, at)?;
+            if let Some(found) = self.ports.log().get(&id).await? {
+                if found.status == Status::Duplicate {
+                    let accepted = "accepted before it".to_string();
+                    return self
+                        .move_duplicate(&send, key, &upload, &upload_id, &current, accepted)
+                        .await;
+                }
+            }
+        }
         let folder = layout::new_folder(now);
         let claim = self
             .ports
@@ -212,7 +228,7 @@ impl<P: Ports> Gateway<P> {
             upload.at.unwrap_or(current.modified),
             upload.size.unwrap_or(current.size),
         );
-        let id = upload_folder(at, &format!("{key}\n{upload_id}\nduplicate"))?;
+        let id = duplicate_id(key, upload_id, at)?;
         let moved_to = layout::duplicate(send, &id);
         if !copied(store, key, version, &moved_to).await? {
             return Ok(handled());
@@ -290,10 +306,18 @@ fn handled() -> UploadOutcome {
     UploadOutcome::Ignored("no longer there (already handled)".into())
 }
 
+/// How long after it was written an upload counts as seen late ([`Gateway::on_upload`]).
+const SEEN_LATE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The folder (and record id) a duplicate upload is moved to.
+fn duplicate_id(key: &str, upload_id: &str, at: Millis) -> Result<String> {
+    upload_folder(at, &format!("{key}\n{upload_id}\nduplicate"))
+}
+
 /// The folder (and record id) of what is made once per upload: the upload's time and a digest
 /// of `what` names it (its key and identity, and what is made of it), so every delivery of one
 /// upload names the same folder, and different uploads different ones.
-fn upload_folder(at: crate::time::Millis, what: &str) -> Result<String> {
+fn upload_folder(at: Millis, what: &str) -> Result<String> {
     let digest = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), what.as_bytes())
         .map_err(|e| GatewayError::port("digest", e))?;
     Ok(format!("{}-{}", at.compact(), as2::hex(&digest[..4])))

@@ -618,6 +618,32 @@ async fn same_name_within_six_hours_is_a_duplicate() {
     queued_id(&upload(&alpha, "inv2.edi", b"x").await);
 }
 
+/// Uploads `data` as `key` and has `g`'s ports handle its event in a run that stops at
+/// failpoint `point` (leaving behind what a run that died there would); returns the event.
+async fn upload_stopped_at(
+    g: &Gateway<MemoryPorts>,
+    point: &str,
+    key: &str,
+    data: &[u8],
+) -> UploadRef {
+    let meta = g
+        .ports
+        .store
+        .put(key, data.to_vec(), BTreeMap::new())
+        .await
+        .unwrap();
+    let event = UploadRef::from(&meta);
+    let mut stopping = Gateway::new(g.ports.clone());
+    stopping.settings = g.settings.clone();
+    stopping.settings.failpoints =
+        gateway::failpoint::Failpoints::parse(&format!("{point}=error")).unwrap();
+    let stopped = stopping
+        .on_upload(key, Origin::Upload, Some(event.clone()))
+        .await;
+    assert!(stopped.is_err(), "{point}: {stopped:?}");
+    event
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_duplicate_interrupted_at_any_step_is_moved_once_and_recorded_once() {
     use gateway::failpoint::Failpoints;
@@ -631,24 +657,10 @@ async fn a_duplicate_interrupted_at_any_step_is_moved_once_and_recorded_once() {
         let (alpha, ..) = pair(&|_| {});
         queued_id(&upload(&alpha, "inv.edi", b"first").await);
         alpha.ports.clock.advance(Duration::from_secs(60));
-        let meta = alpha
-            .ports
-            .store
-            .put(key, b"second".to_vec(), BTreeMap::new())
-            .await
-            .unwrap();
-        let mut event = UploadRef::from(&meta);
+        let mut event = upload_stopped_at(&alpha, point, key, b"second").await;
         if !event_time {
             event.at = None;
         }
-        // A run stops at `point`, leaving behind what a run that died there would.
-        let mut stopping = Gateway::new(alpha.ports.clone());
-        stopping.settings = alpha.settings.clone();
-        stopping.settings.failpoints = Failpoints::parse(&format!("{point}=error")).unwrap();
-        let stopped = stopping
-            .on_upload(key, Origin::Upload, Some(event.clone()))
-            .await;
-        assert!(stopped.is_err(), "{point}: {stopped:?}");
         // The event comes again, later: the same move is finished under the same record.
         alpha.ports.clock.advance(Duration::from_secs(30));
         let outcome = alpha
@@ -683,6 +695,40 @@ async fn a_duplicate_interrupted_at_any_step_is_moved_once_and_recorded_once() {
         assert_eq!(keys_under(&alpha, "AS2/duplicate/").len(), 1);
         assert_eq!(kinds(&alpha), ["duplicate"]);
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_duplicate_cut_short_and_seen_again_after_its_window_is_not_sent() {
+    let key = "AS2/send/ALPHA/BETA/late.edi";
+    let (alpha, beta, ..) = pair(&|_| {});
+    queued_id(&upload(&alpha, "late.edi", b"first").await);
+    drain(&alpha).await;
+    alpha.ports.clock.advance(Duration::from_secs(3600));
+    // Recorded as a duplicate, then stopped before the upload was removed.
+    let event = upload_stopped_at(&alpha, "duplicate.recorded", key, b"second").await;
+    // Its event comes again after the first upload's window has ended (a restart, a queue's
+    // last retry): the move is finished, nothing is queued, nothing sent.
+    alpha.ports.clock.advance(Duration::from_secs(6 * 3600));
+    let again = alpha
+        .on_upload(key, Origin::Upload, Some(event))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, UploadOutcome::Duplicate { .. }),
+        "{again:?}"
+    );
+    assert_eq!(drain(&alpha).await, 0, "nothing queued");
+    assert_eq!(all_records(&beta).await.len(), 1, "sent once");
+    assert_eq!(keys_under(&alpha, "AS2/duplicate/").len(), 1);
+    assert_eq!(alpha.ports.store.version_count(key), 0);
+    let dups = all_records(&alpha)
+        .await
+        .into_iter()
+        .filter(|r| r.status == Status::Duplicate)
+        .count();
+    assert_eq!(dups, 1);
+    // The name is not held by the late event: the next upload of it is sent.
+    queued_id(&upload(&alpha, "late.edi", b"third").await);
 }
 
 #[tokio::test(flavor = "current_thread")]
