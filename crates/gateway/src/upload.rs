@@ -135,18 +135,19 @@ impl<P: Ports> Gateway<P> {
         }
 
         // A duplicate whose move was cut short, its event coming again once the window has
-        // ended, would be accepted and sent: an upload seen late looks for its duplicate record
-        // first (most uploads are seen at once, and pay nothing for this).
+        // ended, would be accepted and sent: an upload seen late looks for its copy under
+        // `AS2/duplicate/` first (most uploads are seen at once, and pay nothing for this).
         let at = upload.at.unwrap_or(current.modified);
         if now.since(at) >= SEEN_LATE {
-            let id = duplicate_id(key, &upload_id, at)?;
-            if let Some(found) = self.ports.log().get(&id).await? {
-                if found.status == Status::Duplicate {
-                    let accepted = "accepted before it".to_string();
-                    return self
-                        .move_duplicate(&send, key, &upload, &upload_id, &current, accepted)
-                        .await;
-                }
+            let moved_to = layout::duplicate(&send, &duplicate_id(key, &upload_id, at)?);
+            if store.head(&moved_to).await?.is_some() {
+                let why = format!(
+                    "{} was a duplicate when first seen (that move was cut short)",
+                    send.name
+                );
+                return self
+                    .move_duplicate(&send, key, &upload, &upload_id, &current, why)
+                    .await;
             }
         }
         let folder = layout::new_folder(now);
@@ -170,9 +171,12 @@ impl<P: Ports> Gateway<P> {
                 accepted_at,
                 record_id,
             } => {
-                let accepted = format!("accepted at {accepted_at} as {record_id}");
+                let why = format!(
+                    "{} was accepted at {accepted_at} as {record_id} and its duplicate window has not ended",
+                    send.name
+                );
                 return self
-                    .move_duplicate(&send, key, &upload, &upload_id, &current, accepted)
+                    .move_duplicate(&send, key, &upload, &upload_id, &current, why)
                     .await;
             }
         };
@@ -220,7 +224,7 @@ impl<P: Ports> Gateway<P> {
         upload: &UploadRef,
         upload_id: &str,
         current: &ObjectMeta,
-        accepted: String,
+        why: String,
     ) -> Result<UploadOutcome> {
         let store = self.ports.store();
         let version = upload.version.as_deref();
@@ -235,10 +239,7 @@ impl<P: Ports> Gateway<P> {
         }
         self.settings.failpoints.hit("duplicate.copied")?;
         let now = self.ports.clock().now();
-        let detail = format!(
-            "{} was {accepted} and its duplicate window has not ended; moved to {moved_to}",
-            send.name,
-        );
+        let detail = format!("{why}; moved to {moved_to}");
         let mut record = MessageRecord::upload(
             &id,
             send,

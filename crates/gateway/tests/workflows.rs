@@ -303,6 +303,12 @@ async fn all_records(g: &Gateway<MemoryPorts>) -> Vec<MessageRecord> {
         .unwrap()
 }
 
+/// `g`'s records in `status`.
+async fn records_with(g: &Gateway<MemoryPorts>, status: Status) -> Vec<MessageRecord> {
+    let all = all_records(g).await;
+    all.into_iter().filter(|r| r.status == status).collect()
+}
+
 async fn only_record(g: &Gateway<MemoryPorts>, direction: Direction) -> MessageRecord {
     let all: Vec<_> = all_records(g)
         .await
@@ -676,11 +682,7 @@ async fn a_duplicate_interrupted_at_any_step_is_moved_once_and_recorded_once() {
             "{point}"
         );
         assert_eq!(alpha.ports.store.bytes(&moved_to).unwrap(), b"second");
-        let dups: Vec<_> = all_records(&alpha)
-            .await
-            .into_iter()
-            .filter(|r| r.status == Status::Duplicate)
-            .collect();
+        let dups = records_with(&alpha, Status::Duplicate).await;
         assert_eq!(dups.len(), 1, "{point}: {dups:#?}");
         assert_eq!(dups[0].id, id);
         assert_eq!(dups[0].payload_key.as_deref(), Some(moved_to.as_str()));
@@ -700,35 +702,35 @@ async fn a_duplicate_interrupted_at_any_step_is_moved_once_and_recorded_once() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_duplicate_cut_short_and_seen_again_after_its_window_is_not_sent() {
     let key = "AS2/send/ALPHA/BETA/late.edi";
-    let (alpha, beta, ..) = pair(&|_| {});
-    queued_id(&upload(&alpha, "late.edi", b"first").await);
-    drain(&alpha).await;
-    alpha.ports.clock.advance(Duration::from_secs(3600));
-    // Recorded as a duplicate, then stopped before the upload was removed.
-    let event = upload_stopped_at(&alpha, "duplicate.recorded", key, b"second").await;
-    // Its event comes again after the first upload's window has ended (a restart, a queue's
-    // last retry): the move is finished, nothing is queued, nothing sent.
-    alpha.ports.clock.advance(Duration::from_secs(6 * 3600));
-    let again = alpha
-        .on_upload(key, Origin::Upload, Some(event))
-        .await
-        .unwrap();
-    assert!(
-        matches!(again, UploadOutcome::Duplicate { .. }),
-        "{again:?}"
-    );
-    assert_eq!(drain(&alpha).await, 0, "nothing queued");
-    assert_eq!(all_records(&beta).await.len(), 1, "sent once");
-    assert_eq!(keys_under(&alpha, "AS2/duplicate/").len(), 1);
-    assert_eq!(alpha.ports.store.version_count(key), 0);
-    let dups = all_records(&alpha)
-        .await
-        .into_iter()
-        .filter(|r| r.status == Status::Duplicate)
-        .count();
-    assert_eq!(dups, 1);
-    // The name is not held by the late event: the next upload of it is sent.
-    queued_id(&upload(&alpha, "late.edi", b"third").await);
+    for point in gateway::failpoint::Failpoints::DUPLICATE_POINTS {
+        let (alpha, beta, ..) = pair(&|_| {});
+        queued_id(&upload(&alpha, "late.edi", b"first").await);
+        drain(&alpha).await;
+        alpha.ports.clock.advance(Duration::from_secs(3600));
+        // Copied aside (and at the second point recorded), then stopped before the upload
+        // was removed.
+        let event = upload_stopped_at(&alpha, point, key, b"second").await;
+        // Its event comes again after the first upload's window has ended (a restart, a
+        // queue's last retry): the move is finished, nothing is queued, nothing sent.
+        alpha.ports.clock.advance(Duration::from_secs(6 * 3600));
+        let again = alpha
+            .on_upload(key, Origin::Upload, Some(event))
+            .await
+            .unwrap();
+        let UploadOutcome::Duplicate { id, moved_to } = again else {
+            panic!("{point}: {again:?}");
+        };
+        assert_eq!(drain(&alpha).await, 0, "{point}: nothing queued");
+        assert_eq!(all_records(&beta).await.len(), 1, "{point}: sent once");
+        assert_eq!(keys_under(&alpha, "AS2/duplicate/"), [moved_to]);
+        assert_eq!(alpha.ports.store.version_count(key), 0);
+        let dups = records_with(&alpha, Status::Duplicate).await;
+        assert_eq!(dups.len(), 1, "{point}: {dups:#?}");
+        assert_eq!(dups[0].id, id);
+        assert_eq!(kinds(&alpha), ["delivered", "duplicate"], "{point}");
+        // The name is not held by the late event: the next upload of it is sent.
+        queued_id(&upload(&alpha, "late.edi", b"third").await);
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]
