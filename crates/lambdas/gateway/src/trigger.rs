@@ -286,6 +286,10 @@ mod tests {
         let mut no_version = record("ObjectCreated:Put", "k");
         no_version["s3"]["object"]["versionId"] = json!("null");
         assert_eq!(parse_record(&no_version).unwrap().upload.version, None);
+        // A time that cannot be read is left out: the object's own time is used instead.
+        let mut no_time = record("ObjectCreated:Put", "k");
+        no_time["eventTime"] = json!("yesterday");
+        assert_eq!(parse_record(&no_time).unwrap().upload.at, None);
     }
 
     #[test]
