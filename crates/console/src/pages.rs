@@ -315,7 +315,11 @@ async fn dashboard_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
         body.push_str(&message_rows(&failed));
         body.push_str("</div>");
     }
-    let partnerships = app.backend.partnerships().await?;
+    // Read once: the receipt waits below and the certificates further down.
+    let (stations, partnerships) = (
+        app.backend.stations().await?,
+        app.backend.partnerships().await?,
+    );
     let overdue: Vec<MessageRecord> = records
         .iter()
         .filter(|r| {
@@ -338,8 +342,11 @@ async fn dashboard_body<B: Backend>(app: &App<B>) -> Result<String, ApiError> {
         body.push_str("</div>");
     }
     body.push_str("</section><section><h2>Certificates expiring within 30 days</h2>");
-    let certs: Vec<Certificate> = certificates(&*app.backend)
-        .await?
+    let certs: Vec<Certificate> = app
+        .backend
+        .gateway()
+        .certificates(&stations, &partnerships)
+        .await
         .into_iter()
         .filter(|c| c.state != CertificateState::Valid)
         .collect();
