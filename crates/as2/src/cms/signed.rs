@@ -116,21 +116,33 @@ pub(crate) fn signed_content_digest(der: &[u8]) -> Option<Vec<u8>> {
 
 /// Reads the algorithms and certificates of a SignedData.
 pub fn inspect_signed(der: &[u8]) -> Result<SignedDataInfo> {
-    let (kids, signer, signer_count, detached) = signed_outline(der)?;
+    let outline = signed_outline(der)?;
+    let signer = outline.signer;
     Ok(SignedDataInfo {
         digest: DigestAlgorithm::from_oid(&signer.digest_oid),
         digest_oid: signer.digest_oid,
         scheme: SignatureScheme::from_oid(&signer.signature_oid),
-        certificates: included_certificates(&kids),
-        detached,
-        signer_count,
+        certificates: included_certificates(&outline.kids),
+        detached: outline.detached,
+        signer_count: outline.signer_count,
     })
 }
 
-/// A SignedData's parts, its first signer, how many sign it and whether it is detached, read
-/// without parsing the certificates it carries (OpenSSL's certificate parser is the dearest part).
-#[allow(clippy::type_complexity)]
-fn signed_outline(der: &[u8]) -> Result<(Vec<Tlv<'_>>, SignerDetails<'_>, usize, bool)> {
+/// A SignedData as [`signed_outline`] reads it.
+struct Outline<'a> {
+    /// Its parts.
+    kids: Vec<Tlv<'a>>,
+    /// Its first signer.
+    signer: SignerDetails<'a>,
+    /// How many sign it.
+    signer_count: usize,
+    /// Whether its content is left out (a detached signature).
+    detached: bool,
+}
+
+/// A SignedData's outline, read without parsing the certificates it carries (OpenSSL's
+/// certificate parser is the dearest part).
+fn signed_outline(der: &[u8]) -> Result<Outline<'_>> {
     let (kids, signer, signer_count) = signed_data(der)?;
     let encap = kids
         .iter()
@@ -149,7 +161,12 @@ fn signed_outline(der: &[u8]) -> Result<(Vec<Tlv<'_>>, SignerDetails<'_>, usize,
             .children()
             .map_err(malformed(CmsStructure::SignedData))?;
     }
-    Ok((kids, signer, signer_count, detached))
+    Ok(Outline {
+        kids,
+        signer,
+        signer_count,
+        detached,
+    })
 }
 
 /// The certificates a SignedData carries (those OpenSSL can read), from the parts
@@ -539,7 +556,7 @@ struct CheckedSigner<'a> {
 /// Checks who signed and the signature over the signed attributes, without the content: tells
 /// a wrong or forged signature apart from content altered after signing.
 fn check_signer<'a>(signature_der: &'a [u8], trusted: &[X509]) -> Result<CheckedSigner<'a>> {
-    let (kids, signer, _, _) = signed_outline(signature_der)?;
+    let Outline { kids, signer, .. } = signed_outline(signature_der)?;
     let digest = DigestAlgorithm::from_oid(&signer.digest_oid).ok_or_else(|| {
         Error::UnsupportedAlgorithm(format!("signature digest {}", signer.digest_oid))
     })?;
@@ -725,12 +742,12 @@ mod tests {
         // In DER and with the containers (ContentInfo, [0], SignedData, certificates) in BER
         // indefinite-length form: the same check, without the carried certificate.
         for form in [sig.clone(), indefinite(&sig, 4)] {
-            let (kids, ..) = signed_outline(&form).unwrap();
+            let kids = signed_outline(&form).unwrap().kids;
             let bare = without_certificates(&form, &kids);
             let info = inspect_signed(&bare).unwrap();
             assert!(info.certificates.is_empty());
             assert_eq!(info.digest, Some(DigestAlgorithm::Sha256));
-            let (bare_kids, ..) = signed_outline(&bare).unwrap();
+            let bare_kids = signed_outline(&bare).unwrap().kids;
             assert!(matches!(
                 without_certificates(&bare, &bare_kids),
                 Cow::Borrowed(_)
