@@ -116,7 +116,7 @@ impl<P: Ports> Gateway<P> {
         // Several uploads of one name are several versions of one key: act on the event's.
         let upload = upload.unwrap_or_else(|| UploadRef::from(&current));
         let upload_id = upload.id().unwrap_or_else(|| current.upload_id());
-        let (version, size) = (upload.version.clone(), upload.size.unwrap_or(current.size));
+        let (version, size) = (upload.version, upload.size.unwrap_or(current.size));
         let now = self.ports.clock().now();
         let dir = self.ports.directory();
         let known = dir.station(&send.station).await?.is_some()
@@ -138,15 +138,16 @@ impl<P: Ports> Gateway<P> {
         // ended, would be accepted and sent: an upload seen late looks for its copy under
         // `AS2/duplicate/` first (most uploads are seen at once, and pay nothing for this).
         let at = upload.at.unwrap_or(current.modified);
+        let duplicate_folder = || duplicate_id(key, &upload_id, at);
         if now.since(at) >= SEEN_LATE {
-            let moved_to = layout::duplicate(&send, &duplicate_id(key, &upload_id, at)?);
-            if store.head(&moved_to).await?.is_some() {
+            let id = duplicate_folder()?;
+            if store.head(&layout::duplicate(&send, &id)).await?.is_some() {
                 let why = format!(
                     "{} was a duplicate when first seen (that move was cut short)",
                     send.name
                 );
                 return self
-                    .move_duplicate(&send, key, &upload, &upload_id, &current, why)
+                    .move_duplicate(&send, key, version.as_deref(), size, id, why)
                     .await;
             }
         }
@@ -176,7 +177,14 @@ impl<P: Ports> Gateway<P> {
                     send.name
                 );
                 return self
-                    .move_duplicate(&send, key, &upload, &upload_id, &current, why)
+                    .move_duplicate(
+                        &send,
+                        key,
+                        version.as_deref(),
+                        size,
+                        duplicate_folder()?,
+                        why,
+                    )
                     .await;
             }
         };
@@ -212,8 +220,9 @@ impl<P: Ports> Gateway<P> {
         Ok(UploadOutcome::Queued { id })
     }
 
-    /// Moves a duplicate upload aside to `AS2/duplicate/` and records it, under a folder named
-    /// after the upload ([`upload_folder`]): copy, record, tell, and only then remove the upload.
+    /// Moves `version` of the duplicate upload `key` aside to `AS2/duplicate/` and records it as
+    /// `id`, a folder named after the upload ([`duplicate_id`]): copy, record, tell, and only
+    /// then remove the upload.
     /// A run that dies at any step leaves the file where a redelivered event (or, locally, the
     /// watcher seeing the file again) finds it and finishes the same move under the same record:
     /// one copy, one record, one event.
@@ -221,18 +230,12 @@ impl<P: Ports> Gateway<P> {
         &self,
         send: &SendKey,
         key: &str,
-        upload: &UploadRef,
-        upload_id: &str,
-        current: &ObjectMeta,
+        version: Option<&str>,
+        size: u64,
+        id: String,
         why: String,
     ) -> Result<UploadOutcome> {
         let store = self.ports.store();
-        let version = upload.version.as_deref();
-        let (at, size) = (
-            upload.at.unwrap_or(current.modified),
-            upload.size.unwrap_or(current.size),
-        );
-        let id = duplicate_id(key, upload_id, at)?;
         let moved_to = layout::duplicate(send, &id);
         if !copied(store, key, version, &moved_to).await? {
             return Ok(handled());

@@ -313,11 +313,8 @@ impl Deployment {
         let mut e = sample("send-trigger/s3-put.json");
         let r = &mut e["Records"][0];
         r["eventName"] = json!(event_name);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
-        r["eventTime"] = json!(gateway::Millis(now as i64).to_string());
+        let now = gateway::ports::Clock::now(&gateway_http::SystemClock);
+        r["eventTime"] = json!(now.to_string());
         r["s3"]["bucket"]["name"] = json!(self.bucket);
         r["s3"]["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", self.bucket));
         let o = &mut r["s3"]["object"];
