@@ -13,8 +13,14 @@ const PARALLEL_CHUNK: usize = 1 << 20;
 /// available cores, pigz-style: each chunk is raw deflate ending in a sync flush (the last in a
 /// final block), so together they form one valid stream; the Adler-32s are combined.
 pub(crate) fn zlib(parts: &[&[u8]], level: u32) -> Result<Vec<u8>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    zlib_on(parts, level, cores.min(8))
+    zlib_on(parts, level, compression_threads())
+}
+
+/// How many threads deflate a large input: the cores this process may use, at most 8. Asked of
+/// the system once (it reads the cgroup's files each time), not for every message.
+fn compression_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
 }
 
 fn zlib_on(parts: &[&[u8]], level: u32, threads: usize) -> Result<Vec<u8>> {
@@ -118,10 +124,9 @@ pub(crate) struct ParallelZlib {
 
 impl ParallelZlib {
     pub(crate) fn new(level: u32) -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         ParallelZlib {
             level,
-            threads,
+            threads: compression_threads(),
             pending: Vec::new(),
             adler: 1,
             started: false,

@@ -218,19 +218,14 @@ async fn spool(
     idle: Duration,
 ) -> Result<(Scratch, u64), BodyError> {
     let io = |e: std::io::Error| BodyError::Io(e.to_string());
-    tokio::fs::create_dir_all(scratch_dir).await.map_err(io)?;
-    let scratch = Scratch(scratch_dir.join(format!(
-        "{}recv-{}",
-        crate::store::TEMP_PREFIX,
-        as2::random_hex(8)
-    )));
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&scratch.0)
-        .await
-        .map_err(io)?;
+    let dir = scratch_dir.to_path_buf();
+    let (file, path) =
+        tokio::task::spawn_blocking(move || crate::store::new_scratch_file(&dir, "recv-", 0o600))
+            .await
+            .map_err(|e| BodyError::Io(e.to_string()))?
+            .map_err(io)?;
+    let scratch = Scratch(path);
+    let mut file = tokio::fs::File::from_std(file);
     let mut body = body;
     let mut total = 0usize;
     loop {

@@ -87,21 +87,16 @@ impl DirStore {
     /// A new file under `AS2/tmp/` that becomes `path` once committed (private objects' files
     /// readable by the owner only).
     fn scratch(&self, path: &Path) -> Result<Scratch> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let dir = self.root.join(gateway::layout::TMP);
-        let tmp = dir.join(format!("{TEMP_PREFIX}{}", as2::random_hex(6)));
         let private = path
             .strip_prefix(&self.root)
             .ok()
             .and_then(|p| p.to_str())
             .is_some_and(gateway::layout::is_private);
-        let file = in_folder(&dir, || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(if private { 0o600 } else { 0o644 })
-                .open(&tmp)
-        })
+        let (file, tmp) = new_scratch_file(
+            &self.root.join(gateway::layout::TMP),
+            "",
+            if private { 0o600 } else { 0o644 },
+        )
         .map_err(err)?;
         Ok(Scratch {
             file,
@@ -167,6 +162,40 @@ fn object_meta(fs_meta: &std::fs::Metadata, metadata: BTreeMap<String, String>) 
         version: None,
         modified: Millis(i64::try_from(modified.as_millis()).unwrap_or(i64::MAX)),
         metadata,
+    }
+}
+
+/// Creates a new file in `dir` (made first if missing), with permissions `mode`, for a write in
+/// progress; returns it and its path. Its name starts with [`TEMP_PREFIX`] and `kind`, then this
+/// process's id and a count of the names it has given: no other live process or thread picks
+/// it, and no random bytes are drawn for it. A file of that name left by an earlier process with
+/// the same id is passed over (`create_new` refuses it) for the next name.
+pub(crate) fn new_scratch_file(
+    dir: &Path,
+    kind: &str,
+    mode: u32,
+) -> std::io::Result<(std::fs::File, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id();
+    let mut passed_over = 0;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{TEMP_PREFIX}{kind}{pid:x}-{n:x}"));
+        let made = in_folder(dir, || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&path)
+        });
+        match made {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && passed_over < 64 => {
+                passed_over += 1;
+            }
+            made => return made.map(|file| (file, path)),
+        }
     }
 }
 
@@ -657,6 +686,45 @@ mod tests {
         std::fs::create_dir(&blocked).unwrap();
         replace_file(&blocked, b"x").unwrap_err();
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn scratch_files_get_names_of_their_own_and_pass_over_one_left_behind() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("AS2/tmp");
+        // Threads at once, in a folder not made yet: every file is new, none is shared.
+        let made: Vec<PathBuf> = std::thread::scope(|s| {
+            let hands: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| new_scratch_file(&dir, "t-", 0o600).unwrap().1))
+                .collect();
+            hands.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let distinct: std::collections::BTreeSet<_> = made.iter().collect();
+        assert_eq!(distinct.len(), 8);
+        for p in &made {
+            let name = p.file_name().unwrap().to_string_lossy();
+            assert!(name.starts_with(".mftg-tmp-t-"), "{name}");
+            let mode = std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // The next names, as an earlier process of the same id would have left them after a
+        // crash: they are passed over, not opened (nor truncated).
+        let probe = new_scratch_file(&dir, "t-", 0o644).unwrap().1;
+        let name = probe.file_name().unwrap().to_string_lossy().to_string();
+        let (stem, n) = name.rsplit_once('-').unwrap();
+        let n = u64::from_str_radix(n, 16).unwrap();
+        let left: Vec<PathBuf> = (n + 1..n + 4)
+            .map(|k| dir.join(format!("{stem}-{k:x}")))
+            .collect();
+        for p in &left {
+            std::fs::write(p, b"left by a crash").unwrap();
+        }
+        let next = new_scratch_file(&dir, "t-", 0o644).unwrap().1;
+        assert!(!left.contains(&next), "{next:?}");
+        for p in &left {
+            assert_eq!(std::fs::read(p).unwrap(), b"left by a crash");
+        }
     }
 
     #[test]
