@@ -626,7 +626,8 @@ impl Node {
                         &gateway::layout::SendKey::new(station, partner, name),
                         key,
                         &meta.upload_id(),
-                        meta,
+                        meta.modified,
+                        meta.size,
                         reason,
                     )
                     .await

@@ -9,8 +9,8 @@ use crate::gateway::Gateway;
 use crate::layout::{self, Direction, MessagePaths, NotASend, SendKey};
 use crate::model::{Job, MessageRecord, Status, StatusChange};
 use crate::ports::{
-    Claim, ClaimRequest, Clock, Created, DuplicateIndex, JobQueue, MessageLog, ObjectMeta,
-    ObjectStore, PartnerDirectory, Ports, UploadRef,
+    Claim, ClaimRequest, Clock, Created, DuplicateIndex, JobQueue, MessageLog, ObjectStore,
+    PartnerDirectory, Ports, UploadRef,
 };
 use crate::time::Millis;
 
@@ -97,26 +97,24 @@ impl<P: Ports> Gateway<P> {
         let Some(current) = store.head(key).await? else {
             return Ok(handled());
         };
+        // Several uploads of one name are several versions of one key: act on the event's, and
+        // name what is made once per upload from the event (its identity and time), not from
+        // the newest version, which a later upload may have replaced by the next delivery.
+        let upload = upload.unwrap_or_else(|| UploadRef::from(&current));
+        let upload_id = upload.id().unwrap_or_else(|| current.upload_id());
+        let (version, size) = (upload.version, upload.size.unwrap_or(current.size));
+        let at = upload.at.unwrap_or(current.modified);
         let send = match parsed {
             Ok(s) => s,
             Err((station, partner, reason)) => {
                 let name = key.rsplit('/').next().unwrap_or(key);
                 let reason = format!("{reason}; rename it to send it (it stays in {key})");
+                let send = SendKey::new(&station, &partner, name);
                 return self
-                    .not_sent(
-                        &SendKey::new(&station, &partner, name),
-                        key,
-                        &current.upload_id(),
-                        &current,
-                        reason,
-                    )
+                    .not_sent(&send, key, &upload_id, at, size, reason)
                     .await;
             }
         };
-        // Several uploads of one name are several versions of one key: act on the event's.
-        let upload = upload.unwrap_or_else(|| UploadRef::from(&current));
-        let upload_id = upload.id().unwrap_or_else(|| current.upload_id());
-        let (version, size) = (upload.version, upload.size.unwrap_or(current.size));
         let now = self.ports.clock().now();
         let dir = self.ports.directory();
         let known = dir.station(&send.station).await?.is_some()
@@ -130,14 +128,13 @@ impl<P: Ports> Gateway<P> {
                 send.station, send.partner, key
             );
             return self
-                .not_sent(&send, key, &upload_id, &current, reason)
+                .not_sent(&send, key, &upload_id, at, size, reason)
                 .await;
         }
 
         // A duplicate whose move was cut short, its event coming again once the window has
         // ended, would be accepted and sent: an upload seen late looks for its copy under
         // `AS2/duplicate/` first (most uploads are seen at once, and pay nothing for this).
-        let at = upload.at.unwrap_or(current.modified);
         let duplicate_folder = || duplicate_id(key, &upload_id, at);
         if now.since(at) >= SEEN_LATE {
             let id = duplicate_folder()?;
@@ -261,22 +258,24 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// Records, once per upload, that it cannot be sent and why: the record's id comes from
-    /// the upload (its key, identity and time), so seeing the file again (the next poll, a
-    /// restart, a redelivered event) finds the same record instead of writing another.
+    /// the upload (its key, identity and the time it was written, `at`), so seeing the file
+    /// again (the next poll, a restart, a redelivered event) finds the same record instead of
+    /// writing another. `size` is the upload's.
     pub async fn not_sent(
         &self,
         send: &SendKey,
         key: &str,
         upload_id: &str,
-        current: &ObjectMeta,
+        at: Millis,
+        size: u64,
         reason: String,
     ) -> Result<UploadOutcome> {
-        let id = upload_folder(current.modified, &format!("{key}\n{upload_id}"))?;
+        let id = upload_folder(at, &format!("{key}\n{upload_id}"))?;
         let now = self.ports.clock().now();
         let mut record = MessageRecord::upload(
             &id,
             send,
-            current.size,
+            size,
             StatusChange::new(now, Status::NotSent, Some(reason.clone())),
         );
         match self.ports.log().create(&record).await? {

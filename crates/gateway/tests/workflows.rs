@@ -959,6 +959,77 @@ async fn what_is_not_a_send() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_file_that_cannot_be_sent_is_recorded_once_per_upload_whatever_came_after_it() {
+    // An unusable name and an unknown partner: two uploads of each key, the first's event
+    // coming before the second upload, after it, and again after that.
+    for key in ["AS2/send/ALPHA/BETA/..", "AS2/send/ALPHA/GAMMA/x.edi"] {
+        let (alpha, ..) = pair(&|_| {});
+        let put = |data: &'static [u8]| {
+            let store = alpha.ports.store.clone();
+            async move {
+                store
+                    .put(key, data.to_vec(), BTreeMap::new())
+                    .await
+                    .unwrap()
+            }
+        };
+        let not_sent = |event: UploadRef| {
+            let alpha = &alpha;
+            async move {
+                match alpha.on_upload(key, Origin::Upload, Some(event)).await {
+                    Ok(UploadOutcome::NotSent { id, .. }) => id,
+                    other => panic!("{key}: {other:?}"),
+                }
+            }
+        };
+        let first = UploadRef::from(&put(b"one").await);
+        let first_id = not_sent(first.clone()).await;
+        alpha.ports.clock.advance(Duration::from_secs(90));
+        let second = UploadRef::from(&put(b"second, longer").await);
+        alpha.ports.clock.advance(Duration::from_secs(90));
+        // The first event again, after the second upload: still the first upload's record.
+        assert_eq!(not_sent(first.clone()).await, first_id, "{key}");
+        let second_id = not_sent(second.clone()).await;
+        assert_ne!(second_id, first_id, "{key}");
+        assert_eq!(not_sent(second).await, second_id, "{key}");
+        assert_eq!(not_sent(first).await, first_id, "{key}");
+        let records = all_records(&alpha).await;
+        assert_eq!(records.len(), 2, "{key}: {records:#?}");
+        assert_eq!(record(&alpha, &first_id).await.size, 3, "{key}");
+        assert_eq!(record(&alpha, &second_id).await.size, 14, "{key}");
+        assert!(records.iter().all(|r| r.status == Status::NotSent));
+        assert!(alpha.ports.store.bytes(key).is_some(), "{key} stays");
+    }
+    // The second upload's event handled before the first's, the first seen only after it was
+    // replaced: each is recorded under its own upload.
+    let key = "AS2/send/ALPHA/BETA/..";
+    let (alpha, ..) = pair(&|_| {});
+    let store = &alpha.ports.store;
+    let first = UploadRef::from(
+        &store
+            .put(key, b"1".to_vec(), BTreeMap::new())
+            .await
+            .unwrap(),
+    );
+    alpha.ports.clock.advance(Duration::from_secs(5));
+    let second = UploadRef::from(
+        &store
+            .put(key, b"22".to_vec(), BTreeMap::new())
+            .await
+            .unwrap(),
+    );
+    for event in [second, first] {
+        alpha
+            .on_upload(key, Origin::Upload, Some(event))
+            .await
+            .unwrap();
+    }
+    let mut sizes: Vec<u64> = all_records(&alpha).await.iter().map(|r| r.size).collect();
+    sizes.sort();
+    assert_eq!(sizes, [1, 2]);
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn retries_back_off_and_keep_the_message_id() {
     let (alpha, beta, to_beta, _) = pair(&|p| {
         p.retry = Some(RetryPolicy {
