@@ -1,4 +1,4 @@
-"""Three fixes to moto 5.2.5, each making it behave as AWS does. Idempotent; run after pip install.
+"""Four fixes to moto 5.2.5, each making it behave as AWS does. Idempotent; run after pip install.
 
 1. The Transfer mock returns SshPublicKeys[].DateImported as a string ("1795852536.85"), where
    AWS returns a number (epoch seconds); the AWS SDK for Rust then rejects the whole DescribeUser
@@ -6,6 +6,7 @@
 2. DynamoDB conditional writes are not atomic under moto's threaded server (below).
 3. S3 GetBucketVersioning answers with a <GetBucketVersioningResponse> root element where AWS
    answers <VersioningConfiguration>; the AWS SDK for Rust refuses the reply (below).
+4. S3 writes to a versioned key are not atomic under moto's threaded server either (below).
 """
 import importlib.util
 import pathlib
@@ -24,37 +25,45 @@ if old in text:
 elif new not in text:
     sys.exit(f"{path}: DateImported line not found; moto changed, update this fix")
 
-# DynamoDB applies each conditional write atomically; moto's threaded server runs requests on
-# several threads with no lock, so two racing conditional PutItems can both succeed (seen: 2 of
-# 50 claims accepted). Serialise moto's DynamoDB writes, as the real service behaves per item.
-models = pathlib.Path(spec.origin).parent / "dynamodb" / "models" / "__init__.py"
-marker = "# mftg: atomic DynamoDB writes"
-patch = f'''
+
+def serialise(module, cls, methods, marker, done):
+    """Appends to moto's `module` (a path under moto/) a lock taken by each of `cls`'s `methods`
+    (an RLock: one may call another), once: `marker` tells that it is there."""
+    path = pathlib.Path(spec.origin).parent / module
+    text = path.read_text()
+    if marker in text:
+        return
+    if f"class {cls}(" not in text:
+        sys.exit(f"{path}: {cls} not found; moto changed, update this fix")
+    path.write_text(text + f'''
 
 {marker} (tests/interop/fix_moto.py)
 import threading as _mftg_threading
 
-_MFTG_WRITE_LOCK = _mftg_threading.RLock()
+_MFTG_LOCK = _mftg_threading.RLock()
 
 
 def _mftg_atomic(f):
     def wrapped(*args, **kwargs):
-        with _MFTG_WRITE_LOCK:
+        with _MFTG_LOCK:
             return f(*args, **kwargs)
 
     wrapped.__wrapped__ = f
     return wrapped
 
 
-for _mftg_name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-    setattr(DynamoDBBackend, _mftg_name, _mftg_atomic(getattr(DynamoDBBackend, _mftg_name)))
-'''
-text = models.read_text()
-if marker not in text:
-    if "class DynamoDBBackend(" not in text:
-        sys.exit(f"{models}: DynamoDBBackend not found; moto changed, update this fix")
-    models.write_text(text + patch)
-    print("moto dynamodb writes: made atomic")
+for _mftg_name in {methods!r}:
+    setattr({cls}, _mftg_name, _mftg_atomic(getattr({cls}, _mftg_name)))
+''')
+    print(done)
+
+
+# DynamoDB applies each conditional write atomically; moto's threaded server runs requests on
+# several threads with no lock, so two racing conditional PutItems can both succeed (seen: 2 of
+# 50 claims accepted). Serialise moto's DynamoDB writes, as the real service behaves per item.
+serialise("dynamodb/models/__init__.py", "DynamoDBBackend",
+          ("put_item", "update_item", "delete_item", "transact_write_items"),
+          "# mftg: atomic DynamoDB writes", "moto dynamodb writes: made atomic")
 
 # S3's GetBucketVersioning reply is <VersioningConfiguration><Status>Enabled</Status>...
 # (no Status when versioning was never set); moto's serializer names the root after the action.
@@ -75,3 +84,11 @@ if old in text:
     print("moto s3 GetBucketVersioning: patched")
 elif new not in text:
     sys.exit(f"{responses}: get_bucket_versioning not found; moto changed, update this fix")
+
+# S3 keeps every version of an object; moto keeps a key's versions in one list, which PutObject
+# and DeleteObject (with a VersionId) each read, change and write back with no lock. Two of them
+# at once on one key, on two of the server's threads, can lose one's change: a deleted version
+# comes back, or a new one is lost (seen: one of fifty uploads of one name left under AS2/send
+# after all fifty versions were deleted, ten at a time). Serialise them, as S3 is per version.
+serialise("s3/models.py", "S3Backend", ("put_object", "delete_object"),
+          "# mftg: atomic S3 version writes", "moto s3 version writes: made atomic")
