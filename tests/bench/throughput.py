@@ -4,13 +4,16 @@
 is delivered. In: messages built beforehand (`pipeline build-set`) POSTed to one gateway by 1, 8
 and 32 clients at once, each answered with its signed receipt. Reported: messages per second,
 each gateway's CPU per message, and latencies (p50, p99), against the engine's own CPU for
-building and opening the same message, measured in the same run (`pipeline build-many`).
+building and opening the same message, measured in the same run (`pipeline build-many`). The
+burst is run once more with both gateways' data on tmpfs (`/dev/shm`, where a flush to disk costs
+nothing): the difference is what the disk's flushes and folders cost each message.
 
 Run alone: .venv/bin/python tests/bench/throughput.py [files] (prints JSON).
 """
 import json
 import os
 import pathlib
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -83,8 +86,25 @@ def setup(root, partner_concurrency):
 OLD = OUT / "old"
 
 
+# tmpfs, where the burst runs once more: memory, no disk (None where there is none).
+IN_MEMORY = pathlib.Path("/dev/shm/mftg-bench-throughput")
+
+
+def in_memory():
+    """IN_MEMORY, made afresh, if /dev/shm is a tmpfs here."""
+    mounts = pathlib.Path("/proc/mounts").read_text().split("\n")
+    if not any(m.split()[1:3] == ["/dev/shm", "tmpfs"] for m in mounts if m.strip()):
+        return None
+    shutil.rmtree(IN_MEMORY, ignore_errors=True)
+    IN_MEMORY.mkdir(parents=True)
+    return IN_MEMORY
+
+
 def fresh(root):
-    """`root`, not there: an earlier run's is moved under OLD, not deleted now."""
+    """`root`, not there: an earlier run's is moved under OLD, not deleted now (removed at
+    once on tmpfs, which has no such allocator)."""
+    if root.exists() and root.is_relative_to(IN_MEMORY):
+        shutil.rmtree(root)
     if root.exists():
         OLD.mkdir(parents=True, exist_ok=True)
         root.rename(OLD / f"{root.name}-{time.time_ns()}")
@@ -112,8 +132,8 @@ def delivered(db):
     return [json.loads(r[0]) for r in rows]
 
 
-def burst(files, size, partner_concurrency):
-    root = fresh(OUT / f"burst-{partner_concurrency}")
+def burst(files, size, partner_concurrency, under=OUT):
+    root = fresh(under / f"burst-{partner_concurrency}")
     sites, ports, env = setup(root, partner_concurrency)
     env = dict(env, RUST_LOG="warn")
     procs = {sid: subprocess.Popen([str(MFTG), "serve", "-c", str(cfg)], env=env,
@@ -258,6 +278,12 @@ def measure(files=500, size=10 * 1024):
     sh("cargo", "build", "--quiet", "--release", "-p", "mftg-cli", "--no-default-features", cwd=ROOT)
     sh("cargo", "build", "--quiet", "--release", "-p", "as2", "--example", "pipeline", cwd=ROOT)
     result = {"engine": engine(size), "bursts": [burst(files, size, c) for c in (1, 4)]}
+    memory = in_memory()
+    if memory:
+        try:
+            result["in_memory"] = burst(files, size, 1, memory)
+        finally:
+            shutil.rmtree(memory, ignore_errors=True)
     incoming = fresh(OUT / "incoming")
     count = max(1, files * 2 // 5)
     sh(PIPELINE, "build-set", count, incoming, OUT / "payload.x12", OUT / "a.crt", OUT / "a.key", OUT / "b.crt")
@@ -286,13 +312,30 @@ def report(t):
     ]
     send_engine = e["build_cpu_s"] + e["receipt_check_cpu_s"]
     receive_engine = e["open_cpu_s"] + e["receipt_build_cpu_s"]
-    for b in t["bursts"]:
-        lines.append(
-            f"| {b['partner_concurrency']} | {b['per_s']:.1f} | {b['send_cpu_s'] * 1000:.2f} ms | "
+
+    def row(label, b):
+        return (
+            f"| {label} | {b['per_s']:.1f} | {b['send_cpu_s'] * 1000:.2f} ms | "
             f"{b['send_cpu_s'] / e['build_cpu_s']:.1f}x | {b['send_cpu_s'] / send_engine:.1f}x | "
             f"{b['receive_cpu_s'] * 1000:.2f} ms | {b['receive_cpu_s'] / e['open_cpu_s']:.1f}x | "
             f"{b['receive_cpu_s'] / receive_engine:.1f}x | {b['p50_s']:.2f} s | {b['p99_s']:.2f} s |"
         )
+
+    lines += [row(b["partner_concurrency"], b) for b in t["bursts"]]
+    m = t.get("in_memory")
+    if m:
+        disk = t["bursts"][0]
+        lines.append(row(f"{m['partner_concurrency']}, data on tmpfs", m))
+        share = lambda k: max(0.0, disk[k] - m[k]) / disk[k]
+        lines += [
+            "",
+            "The last row is the first burst again with both gateways' data on tmpfs (`/dev/shm`),",
+            "where flushing a file or a folder to disk costs nothing: the disk's flushes and new",
+            f"folders are {share('send_cpu_s') * 100:.0f}% of the sender's CPU per message and "
+            f"{share('receive_cpu_s') * 100:.0f}% of the receiver's. What is left",
+            "(the engine, the receipt, HTTP, the message log, the queue) is still "
+            f"{m['send_cpu_s'] / e['build_cpu_s']:.1f}x the engine's build and {m['receive_cpu_s'] / e['open_cpu_s']:.1f}x its open.",
+        ]
     if t.get("inbound"):
         first = t["inbound"][0]
         lines += [
