@@ -2,6 +2,7 @@
 //! read through the object store and kept parsed until the object changes.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use as2::keys::{Identity, Keystore as As2Keystore};
 use openssl::x509::X509;
@@ -21,7 +22,23 @@ pub struct KeystorePasswords {
     pub https: String,
 }
 
-type Cached = Mutex<Option<(String, As2Keystore)>>;
+/// A keystore as parsed, the version of its object that was read, and when that version was
+/// last found to be the object's current one.
+#[derive(Debug)]
+struct Loaded {
+    etag: String,
+    checked: Instant,
+    keystore: As2Keystore,
+}
+
+type Cached = Mutex<Option<Loaded>>;
+
+/// How long a keystore found current is used without asking the store again (a HEAD on S3, a
+/// file's metadata here): a burst of messages asks once, not once or twice per message. A
+/// keystore replaced by another process (`mftg keys` beside `mftg serve`, an upload to the
+/// bucket) is used from at most this long after; one saved through the same [`StoreKeystore`]
+/// at once.
+pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// [`Keystore`] over the bucket's keystore objects.
 #[derive(Debug)]
@@ -29,6 +46,7 @@ pub struct StoreKeystore<S, X> {
     store: S,
     secrets: X,
     passwords: KeystorePasswords,
+    recheck: Duration,
     identity: Cached,
     trust: Cached,
     https: Cached,
@@ -41,10 +59,18 @@ impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
             store,
             secrets,
             passwords,
+            recheck: RECHECK,
             identity: Mutex::new(None),
             trust: Mutex::new(None),
             https: Mutex::new(None),
         }
+    }
+
+    /// Checks whether a keystore replaced elsewhere is used at most `recheck` after (at every
+    /// use with [`Duration::ZERO`]) instead of [`RECHECK`].
+    pub fn recheck_every(mut self, recheck: Duration) -> Self {
+        self.recheck = recheck;
+        self
     }
 
     async fn with<T>(
@@ -54,55 +80,66 @@ impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
         cache: &Cached,
         f: impl FnOnce(&As2Keystore) -> as2::Result<T>,
     ) -> Result<T> {
-        let meta = self
-            .store
-            .head(key)
-            .await?
-            .ok_or_else(|| GatewayError::NotFound(format!("keystore {key}")))?;
-        let fresh = {
-            let guard = cache
+        let lock = || {
+            cache
                 .lock()
-                .map_err(|_| GatewayError::port("keystore", "cache poisoned"))?;
-            guard.as_ref().is_some_and(|(etag, _)| *etag == meta.etag)
+                .map_err(|_| GatewayError::port("keystore", "cache poisoned"))
         };
-        if !fresh {
-            let object = self
+        let recent = lock()?
+            .as_ref()
+            .is_some_and(|l| l.checked.elapsed() < self.recheck);
+        if !recent {
+            let asked = Instant::now();
+            let meta = self
                 .store
-                .get(key)
+                .head(key)
                 .await?
                 .ok_or_else(|| GatewayError::NotFound(format!("keystore {key}")))?;
-            let password = self.secrets.secret(secret).await?;
-            let ks = As2Keystore::load(&object.data, &password, None)
-                .map_err(|e| GatewayError::Config(format!("{key}: {e}")))?;
-            let mut guard = cache
-                .lock()
-                .map_err(|_| GatewayError::port("keystore", "cache poisoned"))?;
-            *guard = Some((object.meta.etag, ks));
+            let current = match lock()?.as_mut() {
+                Some(l) if l.etag == meta.etag => {
+                    l.checked = asked;
+                    true
+                }
+                _ => false,
+            };
+            if !current {
+                let object = self
+                    .store
+                    .get(key)
+                    .await?
+                    .ok_or_else(|| GatewayError::NotFound(format!("keystore {key}")))?;
+                let password = self.secrets.secret(secret).await?;
+                let keystore = As2Keystore::load(&object.data, &password, None)
+                    .map_err(|e| GatewayError::Config(format!("{key}: {e}")))?;
+                *lock()? = Some(Loaded {
+                    etag: object.meta.etag,
+                    checked: asked,
+                    keystore,
+                });
+            }
         }
-        let guard = cache
-            .lock()
-            .map_err(|_| GatewayError::port("keystore", "cache poisoned"))?;
-        let (_, ks) = guard
+        let guard = lock()?;
+        let loaded = guard
             .as_ref()
             .ok_or_else(|| GatewayError::port("keystore", "not loaded"))?;
-        f(ks).map_err(|e| GatewayError::Config(format!("{key}: {e}")))
+        f(&loaded.keystore).map_err(|e| GatewayError::Config(format!("{key}: {e}")))
     }
 }
 
 impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
-    /// The secret holding the password of the keystore at `key`.
-    fn password_secret(&self, key: &str) -> Result<&str> {
+    /// The secret holding the password of the keystore at `key`, and what of it is kept parsed.
+    fn parts(&self, key: &str) -> Result<(&str, &Cached)> {
         match key {
-            paths::IDENTITY => Ok(&self.passwords.identity),
-            paths::TRUST => Ok(&self.passwords.trust),
-            paths::HTTPS => Ok(&self.passwords.https),
+            paths::IDENTITY => Ok((&self.passwords.identity, &self.identity)),
+            paths::TRUST => Ok((&self.passwords.trust, &self.trust)),
+            paths::HTTPS => Ok((&self.passwords.https, &self.https)),
             other => Err(GatewayError::Config(format!("{other} is not a keystore"))),
         }
     }
 
     /// The keystore at `key` as it stands, to be changed: empty when there is none yet.
     pub async fn load(&self, key: &str) -> Result<As2Keystore> {
-        let password = self.secrets.secret(self.password_secret(key)?).await?;
+        let password = self.secrets.secret(self.parts(key)?.0).await?;
         match self.store.get(key).await? {
             Some(o) => As2Keystore::load(&o.data, &password, None)
                 .map_err(|e| GatewayError::Config(format!("{key}: {e}"))),
@@ -111,16 +148,22 @@ impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
     }
 
     /// Writes the keystore at `key` (JKS under its password, made at `now`); the next read
-    /// sees it, since the object changed.
+    /// through this one sees it at once, whatever [`RECHECK`] says.
     pub async fn save(&self, key: &str, ks: &As2Keystore, now: as2::UnixTime) -> Result<()> {
-        let password = self.secrets.secret(self.password_secret(key)?).await?;
+        let (secret, cache) = self.parts(key)?;
+        let password = self.secrets.secret(secret).await?;
         let bytes = ks
             .to_jks(&password, now)
             .map_err(|e| GatewayError::Config(format!("{key}: {e}")))?;
-        self.store
+        let written = self
+            .store
             .put(key, bytes, std::collections::BTreeMap::new())
-            .await?;
-        Ok(())
+            .await;
+        // Forgotten even if the write failed: it may have been made all the same.
+        *cache
+            .lock()
+            .map_err(|_| GatewayError::port("keystore", "cache poisoned"))? = None;
+        written.map(drop)
     }
 }
 
@@ -222,5 +265,67 @@ mod tests {
         // A keystore whose secret is missing, and a key that is no keystore, are refused.
         assert!(ks.load(paths::HTTPS).await.is_err());
         assert!(ks.load("AS2/files/x").await.is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_keystore_replaced_elsewhere_is_used_once_it_is_checked_again() {
+        let store = MemoryStore::new(ManualClock::at(crate::Millis(1_795_858_200_000)));
+        let secrets = MemorySecrets::default();
+        secrets
+            .values
+            .lock()
+            .unwrap()
+            .insert("pw".into(), "pw-value".into());
+        let over_store = || {
+            StoreKeystore::new(
+                store.clone(),
+                secrets.clone(),
+                KeystorePasswords {
+                    identity: "pw".into(),
+                    trust: "pw".into(),
+                    https: "pw".into(),
+                },
+            )
+        };
+        // Three processes' views of one bucket: one asks at every use, one once an hour.
+        let (other, at_once) = (over_store(), over_store().recheck_every(Duration::ZERO));
+        let hourly = over_store().recheck_every(Duration::from_secs(3600));
+        let now = as2::UnixTime(1_795_858_200);
+        type Ks = StoreKeystore<MemoryStore, MemorySecrets>;
+        async fn trusting(ks: &Ks, name: &str, now: as2::UnixTime) -> Vec<u8> {
+            let cert = Identity::generate_self_signed(name, 2048, now, 30)
+                .unwrap()
+                .certificate;
+            let mut trust = As2Keystore::new();
+            trust.set_certificate("p", &cert);
+            ks.save(paths::TRUST, &trust, now).await.unwrap();
+            cert.to_der().unwrap()
+        }
+        async fn trusted(ks: &Ks) -> Vec<u8> {
+            let cert = ks.partner_certificate("p").await.unwrap();
+            cert.to_der().unwrap()
+        }
+        let first = trusting(&other, "FIRST", now).await;
+        assert_eq!(trusted(&hourly).await, first);
+        assert_eq!(trusted(&at_once).await, first);
+
+        let second = trusting(&other, "SECOND", now).await;
+        assert_eq!(trusted(&at_once).await, second, "asked again: the new one");
+        assert_eq!(
+            trusted(&hourly).await,
+            first,
+            "not asked again within the hour"
+        );
+        // Saved through the hourly one: its next read sees it at once.
+        let third = trusting(&hourly, "THIRD", now).await;
+        assert_eq!(trusted(&hourly).await, third);
+        assert_eq!(trusted(&at_once).await, third);
+        // Removed elsewhere: the one that asks at every use says so.
+        store.delete(paths::TRUST, None).await.unwrap();
+        assert!(matches!(
+            at_once.partner_certificate("p").await,
+            Err(GatewayError::NotFound(_))
+        ));
+        assert_eq!(trusted(&hourly).await, third);
     }
 }
