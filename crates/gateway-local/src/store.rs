@@ -154,11 +154,18 @@ fn object_meta(fs_meta: &std::fs::Metadata, metadata: BTreeMap<String, String>) 
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .unwrap_or_default();
+    // When the file's inode last changed: set by the kernel when the file is made, written or
+    // renamed into place, never by a client (which may give a new upload the time of the one
+    // before: SFTP clients keep a file's modification time).
+    let changed = {
+        use std::os::unix::fs::MetadataExt as _;
+        (i128::from(fs_meta.ctime()) * 1_000_000_000 + i128::from(fs_meta.ctime_nsec())).max(0)
+    };
     ObjectMeta {
         size: fs_meta.len(),
-        // Size and modification time identify a version of a file well enough to tell a
-        // redelivered event from a new upload; a directory has no versions of its own.
-        etag: format!("{:x}-{:x}", fs_meta.len(), modified.as_nanos()),
+        // Size, modification time and change time identify a version of a file well enough to
+        // tell a redelivered event from a new upload; a directory has no versions of its own.
+        etag: format!("{:x}-{:x}-{changed:x}", fs_meta.len(), modified.as_nanos()),
         version: None,
         modified: Millis(i64::try_from(modified.as_millis()).unwrap_or(i64::MAX)),
         metadata,

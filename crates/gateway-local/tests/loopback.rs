@@ -862,3 +862,56 @@ fn uploads_that_cannot_be_sent_are_recorded_once() {
     assert!(send.join("GAMMA/nobody.x12").exists());
     assert!(send.join("BETA/.hidden.x12.part").exists());
 }
+
+#[test]
+fn a_second_upload_with_the_first_ones_time_and_size_is_a_duplicate_not_a_redelivery() {
+    // SFTP clients keep a file's modification time (WinSCP does by default, `put -p`, `rsync
+    // -t`): two uploads of one name can carry the same time and size. The second is a new
+    // upload, a duplicate within the window; taking it for the first one again would remove it
+    // unrecorded (and write its bytes over the first's sent copy).
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
+    let (ra, rb) = (Running::start(&a), Running::start(&b));
+    let kept_time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+    let send = a.config.data_dir.join("AS2/send/ALPHA/BETA");
+    std::fs::create_dir_all(&send).unwrap();
+    let upload = |body: &[u8]| {
+        let part = send.join(".po.x12.part");
+        std::fs::write(&part, body).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&part)
+            .unwrap()
+            .set_modified(kept_time)
+            .unwrap();
+        std::fs::rename(&part, send.join("po.x12")).unwrap();
+    };
+    upload(b"ISA*first~");
+    wait_for(&ra, "delivery", Duration::from_secs(20), delivered);
+    upload(b"ISA*other~");
+    let records = wait_for(&ra, "the second upload", Duration::from_secs(20), |rs| {
+        outbound(rs).len() == 2
+    });
+    let duplicate = outbound(&records)
+        .into_iter()
+        .find(|r| r.status == Status::Duplicate)
+        .unwrap_or_else(|| panic!("no duplicate: {records:#?}"));
+    let moved = duplicate.payload_key.clone().unwrap();
+    assert!(moved.starts_with("AS2/duplicate/ALPHA/BETA/"), "{moved}");
+    assert_eq!(
+        std::fs::read(a.config.data_dir.join(&moved)).unwrap(),
+        b"ISA*other~"
+    );
+    let sent = outbound(&records)
+        .into_iter()
+        .find(|r| r.status == Status::Delivered)
+        .unwrap();
+    assert_eq!(
+        std::fs::read(a.config.data_dir.join(sent.payload_key.as_ref().unwrap())).unwrap(),
+        b"ISA*first~",
+        "the sent copy is what was sent"
+    );
+    assert!(!send.join("po.x12").exists());
+    ra.stop();
+    rb.stop();
+}
