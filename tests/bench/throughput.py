@@ -101,10 +101,7 @@ def in_memory():
 
 
 def fresh(root):
-    """`root`, not there: an earlier run's is moved under OLD, not deleted now (removed at
-    once on tmpfs, which has no such allocator)."""
-    if root.exists() and root.is_relative_to(IN_MEMORY):
-        shutil.rmtree(root)
+    """`root`, not there: an earlier run's is moved under OLD, not deleted now."""
     if root.exists():
         OLD.mkdir(parents=True, exist_ok=True)
         root.rename(OLD / f"{root.name}-{time.time_ns()}")
@@ -326,7 +323,10 @@ def report(t):
     if m:
         disk = t["bursts"][0]
         lines.append(row(f"{m['partner_concurrency']}, data on tmpfs", m))
-        share = lambda k: max(0.0, disk[k] - m[k]) / disk[k]
+
+        def share(k):
+            return max(0.0, disk[k] - m[k]) / disk[k]
+
         lines += [
             "",
             "The last row is the first burst again with both gateways' data on tmpfs (`/dev/shm`),",

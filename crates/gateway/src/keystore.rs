@@ -80,50 +80,47 @@ impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
         cache: &Cached,
         f: impl FnOnce(&As2Keystore) -> as2::Result<T>,
     ) -> Result<T> {
-        let lock = || {
-            cache
-                .lock()
-                .map_err(|_| GatewayError::port("keystore", "cache poisoned"))
-        };
-        let recent = lock()?
+        let recent = lock(cache)?
             .as_ref()
             .is_some_and(|l| l.checked.elapsed() < self.recheck);
         if !recent {
-            let asked = Instant::now();
-            let meta = self
-                .store
-                .head(key)
-                .await?
-                .ok_or_else(|| GatewayError::NotFound(format!("keystore {key}")))?;
-            let current = match lock()?.as_mut() {
-                Some(l) if l.etag == meta.etag => {
-                    l.checked = asked;
-                    true
-                }
-                _ => false,
-            };
-            if !current {
-                let object = self
-                    .store
-                    .get(key)
-                    .await?
-                    .ok_or_else(|| GatewayError::NotFound(format!("keystore {key}")))?;
-                let password = self.secrets.secret(secret).await?;
-                let keystore = As2Keystore::load(&object.data, &password, None)
-                    .map_err(|e| GatewayError::Config(format!("{key}: {e}")))?;
-                *lock()? = Some(Loaded {
-                    etag: object.meta.etag,
-                    checked: asked,
-                    keystore,
-                });
-            }
+            self.refresh(key, secret, cache).await?;
         }
-        let guard = lock()?;
+        let guard = lock(cache)?;
         let loaded = guard
             .as_ref()
             .ok_or_else(|| GatewayError::port("keystore", "not loaded"))?;
         f(&loaded.keystore).map_err(|e| GatewayError::Config(format!("{key}: {e}")))
     }
+
+    /// Asks the store which version of the keystore at `key` is current, and reads and parses
+    /// it again when it is not the one kept.
+    async fn refresh(&self, key: &str, secret: &str, cache: &Cached) -> Result<()> {
+        let missing = || GatewayError::NotFound(format!("keystore {key}"));
+        let asked = Instant::now();
+        let meta = self.store.head(key).await?.ok_or_else(missing)?;
+        if let Some(kept) = lock(cache)?.as_mut().filter(|l| l.etag == meta.etag) {
+            kept.checked = asked;
+            return Ok(());
+        }
+        let object = self.store.get(key).await?.ok_or_else(missing)?;
+        let password = self.secrets.secret(secret).await?;
+        let keystore = As2Keystore::load(&object.data, &password, None)
+            .map_err(|e| GatewayError::Config(format!("{key}: {e}")))?;
+        *lock(cache)? = Some(Loaded {
+            etag: object.meta.etag,
+            checked: asked,
+            keystore,
+        });
+        Ok(())
+    }
+}
+
+/// The parsed keystore kept in `cache`, locked.
+fn lock(cache: &Cached) -> Result<std::sync::MutexGuard<'_, Option<Loaded>>> {
+    cache
+        .lock()
+        .map_err(|_| GatewayError::port("keystore", "cache poisoned"))
 }
 
 impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
@@ -160,9 +157,7 @@ impl<S: ObjectStore, X: Secrets> StoreKeystore<S, X> {
             .put(key, bytes, std::collections::BTreeMap::new())
             .await;
         // Forgotten even if the write failed: it may have been made all the same.
-        *cache
-            .lock()
-            .map_err(|_| GatewayError::port("keystore", "cache poisoned"))? = None;
+        *lock(cache)? = None;
         written.map(drop)
     }
 }
