@@ -234,6 +234,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| port("CompleteMultipartUpload", to, e))?;
+        let at = now();
         Ok(ObjectMeta {
             size,
             etag: done
@@ -242,7 +243,8 @@ impl S3Store {
                 .trim_matches('"')
                 .to_string(),
             version: done.version_id().map(str::to_string),
-            modified: now(),
+            modified: at,
+            written: at,
             metadata: metadata.clone(),
         })
     }
@@ -342,6 +344,7 @@ fn meta_from(
         etag: clean_etag(etag),
         version: version.map(str::to_string),
         modified: millis(modified),
+        written: millis(modified),
         metadata: metadata
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
@@ -370,11 +373,13 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| port("PutObject", key, e))?;
+        let at = now();
         Ok(ObjectMeta {
             size,
             etag: clean_etag(out.e_tag()),
             version: out.version_id().map(str::to_string),
-            modified: now(),
+            modified: at,
+            written: at,
             metadata,
         })
     }
@@ -447,11 +452,13 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| port("CopyObject", to, e))?;
+        let at = now();
         Ok(ObjectMeta {
             size,
             etag: clean_etag(out.copy_object_result().and_then(|r| r.e_tag())),
             version: out.version_id().map(str::to_string),
-            modified: now(),
+            modified: at,
+            written: at,
             metadata,
         })
     }
@@ -488,6 +495,7 @@ impl ObjectStore for S3Store {
                         etag: clean_etag(o.e_tag()),
                         version: None,
                         modified: millis(o.last_modified()),
+                        written: millis(o.last_modified()),
                         metadata: BTreeMap::new(),
                     },
                 ));
@@ -651,11 +659,13 @@ impl ObjectWriter for S3Writer {
             .await
             .map_err(|e| port("CompleteMultipartUpload", &self.key, e))?;
         self.upload = None;
+        let at = now();
         Ok(ObjectMeta {
             size: self.size,
             etag: clean_etag(out.e_tag()),
             version: out.version_id().map(str::to_string),
-            modified: now(),
+            modified: at,
+            written: at,
             metadata: std::mem::take(&mut self.metadata),
         })
     }

@@ -626,7 +626,7 @@ impl Node {
                         &gateway::layout::SendKey::new(station, partner, name),
                         key,
                         &meta.upload_id(),
-                        meta.modified,
+                        meta.written,
                         meta.size,
                         reason,
                     )

@@ -168,6 +168,7 @@ fn object_meta(fs_meta: &std::fs::Metadata, metadata: BTreeMap<String, String>) 
         etag: format!("{:x}-{:x}-{changed:x}", fs_meta.len(), modified.as_nanos()),
         version: None,
         modified: Millis(i64::try_from(modified.as_millis()).unwrap_or(i64::MAX)),
+        written: Millis(i64::try_from(changed / 1_000_000).unwrap_or(i64::MAX)),
         metadata,
     }
 }

@@ -868,11 +868,16 @@ fn a_second_upload_with_the_first_ones_time_and_size_is_a_duplicate_not_a_redeli
     // SFTP clients keep a file's modification time (WinSCP does by default, `put -p`, `rsync
     // -t`): two uploads of one name can carry the same time and size. The second is a new
     // upload, a duplicate within the window; taking it for the first one again would remove it
-    // unrecorded (and write its bytes over the first's sent copy).
+    // unrecorded (and write its bytes over the first's sent copy). Its record and folder are
+    // dated when it came, not with the years-old time its client kept.
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = sites(tmp.path(), free_port(), free_port(), None, &|_| {});
     let (ra, rb) = (Running::start(&a), Running::start(&b));
-    let kept_time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+    let kept_time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    let started = {
+        use gateway::ports::Clock as _;
+        gateway_local::SystemClock.now()
+    };
     let send = a.config.data_dir.join("AS2/send/ALPHA/BETA");
     std::fs::create_dir_all(&send).unwrap();
     let upload = |body: &[u8]| {
@@ -898,6 +903,14 @@ fn a_second_upload_with_the_first_ones_time_and_size_is_a_duplicate_not_a_redeli
         .unwrap_or_else(|| panic!("no duplicate: {records:#?}"));
     let moved = duplicate.payload_key.clone().unwrap();
     assert!(moved.starts_with("AS2/duplicate/ALPHA/BETA/"), "{moved}");
+    // Second-level: the change time's clock and the test's may differ within a second.
+    let since = started.compact()[..14].to_string();
+    assert!(
+        duplicate.id > since,
+        "{} dated before {since}",
+        duplicate.id
+    );
+    assert!(moved.contains(&duplicate.id), "{moved}");
     assert_eq!(
         std::fs::read(a.config.data_dir.join(&moved)).unwrap(),
         b"ISA*other~"

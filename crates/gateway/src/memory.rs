@@ -87,6 +87,7 @@ impl ObjectStore for MemoryStore {
             etag,
             version: Some(self.versions.fetch_add(1, Ordering::SeqCst).to_string()),
             modified: self.clock.now(),
+            written: self.clock.now(),
             metadata,
         };
         lock(&self.objects)

@@ -24,8 +24,12 @@ pub struct ObjectMeta {
     pub etag: String,
     /// The version id, where the store keeps versions.
     pub version: Option<String>,
-    /// When the current version was written.
+    /// The current version's modification time: when it was written on S3, but locally the
+    /// file's, which an SFTP client may set (most keep the time of the file they upload).
     pub modified: Millis,
+    /// When the current version came into the store, which no client sets: on S3 the same as
+    /// `modified`, locally the file's change time (made, written or renamed into place).
+    pub written: Millis,
     /// What the writer attached (S3 user metadata; a side file locally).
     pub metadata: BTreeMap<String, String>,
 }
@@ -72,7 +76,7 @@ impl From<&ObjectMeta> for UploadRef {
             etag: Some(meta.etag.clone()),
             size: Some(meta.size),
             sequencer: None,
-            at: Some(meta.modified),
+            at: Some(meta.written),
         }
     }
 }

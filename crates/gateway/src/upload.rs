@@ -103,7 +103,7 @@ impl<P: Ports> Gateway<P> {
         let upload = upload.unwrap_or_else(|| UploadRef::from(&current));
         let upload_id = upload.id().unwrap_or_else(|| current.upload_id());
         let (version, size) = (upload.version, upload.size.unwrap_or(current.size));
-        let at = upload.at.unwrap_or(current.modified);
+        let at = upload.at.unwrap_or(current.written);
         let send = match parsed {
             Ok(s) => s,
             Err((station, partner, reason)) => {
