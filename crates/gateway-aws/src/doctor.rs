@@ -108,7 +108,8 @@ pub async fn deployment_checks(settings: &AwsSettings, ports: &AwsPorts) -> Vec<
                         let attr = d.and_then(|d| d.attribute_name());
                         match (status, attr) {
                             (Some("ENABLED" | "ENABLING"), Some("expires_at")) => {
-                                Ok("on expires_at (ended duplicate windows are removed)".into())
+                                Ok("on expires_at (claims go 14 days after their window ends)"
+                                    .into())
                             }
                             _ => Err(format!(
                                 "TTL is {} on {}: ended duplicate windows are never removed",

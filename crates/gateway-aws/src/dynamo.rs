@@ -5,9 +5,11 @@
 //!
 //! - **claims** (`pk` = `<station>/<partner>/<file name>`): the upload that opened the
 //!   duplicate window (`upload_id`: S3 version id, else event sequencer, else etag), its record,
-//!   `accepted_at` and `expires_ms` in milliseconds, and `expires_at` (epoch seconds, the
-//!   table's TTL attribute) at the window's end. A claim is one conditional PutItem:
-//!   `attribute_not_exists(pk) OR (expires_ms <= :now AND upload_id <> :upload)` (`expires_ms` is the window's end fixed at
+//!   `accepted_at` (the upload's time) and `expires_ms` in milliseconds, and `expires_at`
+//!   (epoch seconds, the table's TTL attribute) 14 days after the window's end
+//!   (`ClaimRecord::KEPT`). A claim is one conditional PutItem:
+//!   `attribute_not_exists(pk) OR (expires_ms <= :at AND upload_id <> :upload)`, `:at` the
+//!   upload's time (`expires_ms` is the window's end fixed at
 //!   acceptance, which `Claim::judge` also reads, so changing the window never makes the two
 //!   disagree); when it fails,
 //!   the item that stopped it comes back with the failure and the domain's `Claim::judge` says
@@ -573,11 +575,11 @@ impl DuplicateIndex for Dynamo {
                 .item("record_id", s(&c.record_id))
                 .item("accepted_at", n(c.accepted_at.0))
                 .item("expires_ms", n(expires_ms))
-                .item("expires_at", n(expires_ms.div_euclid(1000) + 1))
+                .item("expires_at", n(c.kept_until().0.div_euclid(1000) + 1))
                 .condition_expression(
-                    "attribute_not_exists(pk) OR (expires_ms <= :now AND upload_id <> :upload)",
+                    "attribute_not_exists(pk) OR (expires_ms <= :at AND upload_id <> :upload)",
                 )
-                .expression_attribute_values(":now", n(c.accepted_at.0))
+                .expression_attribute_values(":at", n(c.accepted_at.0))
                 .expression_attribute_values(":upload", s(&c.upload_id))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,

@@ -555,12 +555,12 @@ impl DuplicateIndex for Db {
     async fn claim(&self, send: &SendKey, request: &ClaimRequest<'_>) -> Result<Claim> {
         let send = send.clone();
         let (upload_id, record_id) = (request.upload_id.to_string(), request.record_id.to_string());
-        let (now, window) = (request.now, request.window);
+        let (at, window) = (request.at, request.window);
         blocking::run(self, "database", move |db: &Db| {
             let request = ClaimRequest {
                 upload_id: &upload_id,
                 record_id: &record_id,
-                now,
+                at,
                 window,
             };
             db.claim_now(&send, &request)
@@ -1008,7 +1008,7 @@ mod tests {
                 &ClaimRequest {
                     upload_id: "v1",
                     record_id: "r1",
-                    now: Millis(0),
+                    at: Millis(0),
                     window: w
                 },
             )
@@ -1022,7 +1022,7 @@ mod tests {
                 &ClaimRequest {
                     upload_id: "v1",
                     record_id: "rX",
-                    now: Millis(5),
+                    at: Millis(5),
                     window: w
                 },
             )
@@ -1038,7 +1038,7 @@ mod tests {
                 &ClaimRequest {
                     upload_id: "v2",
                     record_id: "rX",
-                    now: Millis(99_999),
+                    at: Millis(99_999),
                     window: w
                 },
             )
@@ -1055,7 +1055,7 @@ mod tests {
                 &ClaimRequest {
                     upload_id: "v3",
                     record_id: "r3",
-                    now: Millis(100_000),
+                    at: Millis(100_000),
                     window: w
                 },
             )
@@ -1432,10 +1432,10 @@ mod tests {
             .unwrap();
         let db = Db::open(&path).unwrap();
         let window = gateway::DEFAULT_DUPLICATE_WINDOW;
-        let ask = |upload_id, now| ClaimRequest {
+        let ask = |upload_id, at| ClaimRequest {
             upload_id,
             record_id: "r2",
-            now,
+            at,
             window: Duration::from_secs(1),
         };
         let send = SendKey::new("A", "B", "n");
@@ -1475,7 +1475,7 @@ mod tests {
                     &ClaimRequest {
                         upload_id: &format!("v{i}"),
                         record_id: &format!("r{i}"),
-                        now: Millis(0),
+                        at: Millis(0),
                         window: Duration::from_secs(60),
                     },
                 ))

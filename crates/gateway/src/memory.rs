@@ -604,7 +604,7 @@ pub async fn check_window_fixed_at_acceptance<D: DuplicateIndex>(index: &D) {
     let ask = |upload_id: &'static str, at: u64, hours: u32| ClaimRequest {
         upload_id,
         record_id: upload_id,
-        now: Millis(1_795_845_423_007).plus(hour * at as u32),
+        at: Millis(1_795_845_423_007).plus(hour * at as u32),
         window: hour * hours,
     };
     let send = &send;

@@ -218,11 +218,25 @@ pub struct ClaimRecord {
     pub upload_id: String,
     /// Its message record.
     pub record_id: String,
-    /// When it was accepted.
+    /// When it was uploaded ([`ClaimRequest::at`]).
     pub accepted_at: Millis,
     /// The end of its duplicate window, fixed when it was accepted: changing the window later
     /// changes only the windows of uploads accepted after that.
     pub window_ends: Millis,
+}
+
+impl ClaimRecord {
+    /// How long past its window's end an index that lets claims go (DynamoDB's TTL) keeps it:
+    /// longer than an upload's event is retried or kept (S3 stops retrying an event after 6
+    /// hours, the queues keep theirs 14 days). An event of an upload it judged that comes later
+    /// than its window, as a cut-short run's may, is judged against it as the first one was,
+    /// instead of finding the name free: a redelivery, not a second send.
+    pub const KEPT: Duration = Duration::from_secs(14 * 86_400);
+
+    /// Until when an index that lets claims go keeps this one ([`ClaimRecord::KEPT`]).
+    pub fn kept_until(&self) -> Millis {
+        self.window_ends.plus(Self::KEPT)
+    }
 }
 
 /// An upload asking for its name in the duplicate window.
@@ -232,8 +246,9 @@ pub struct ClaimRequest<'a> {
     pub upload_id: &'a str,
     /// The record it is to be sent as, if accepted.
     pub record_id: &'a str,
-    /// The time of the claim.
-    pub now: Millis,
+    /// When the upload was written (no later than now): the window is a rule on upload times,
+    /// so every delivery of one upload's event gets the same answer, however late it comes.
+    pub at: Millis,
     /// How long same-name uploads after it are duplicates, if accepted.
     pub window: Duration,
 }
@@ -244,8 +259,8 @@ impl ClaimRequest<'_> {
         ClaimRecord {
             upload_id: self.upload_id.to_string(),
             record_id: self.record_id.to_string(),
-            accepted_at: self.now,
-            window_ends: self.now.plus(self.window),
+            accepted_at: self.at,
+            window_ends: self.at.plus(self.window),
         }
     }
 }
@@ -259,7 +274,7 @@ impl Claim {
             Some(c) if c.upload_id == request.upload_id => Claim::Redelivery {
                 record_id: c.record_id.clone(),
             },
-            Some(c) if request.now < c.window_ends => Claim::Duplicate {
+            Some(c) if request.at < c.window_ends => Claim::Duplicate {
                 accepted_at: c.accepted_at,
                 record_id: c.record_id.clone(),
             },

@@ -132,9 +132,12 @@ impl<P: Ports> Gateway<P> {
                 .await;
         }
 
-        // A duplicate whose move was cut short, its event coming again once the window has
-        // ended, would be accepted and sent: an upload seen late looks for its copy under
-        // `AS2/duplicate/` first (most uploads are seen at once, and pay nothing for this).
+        // The window is judged on the upload's time, not on when its event is handled, so a
+        // duplicate whose move was cut short is a duplicate still when its event comes again
+        // after the window has ended, as long as the index keeps the claim that stopped it.
+        // DynamoDB's TTL lets it go 14 days after that window ([`ClaimRecord::KEPT`]); beyond
+        // that an upload seen late looks for its copy under `AS2/duplicate/` first (most
+        // uploads are seen at once, and pay nothing for this).
         let duplicate_folder = || duplicate_id(key, &upload_id, at);
         if now.since(at) >= SEEN_LATE {
             let id = duplicate_folder()?;
@@ -157,7 +160,7 @@ impl<P: Ports> Gateway<P> {
                 &ClaimRequest {
                     upload_id: &upload_id,
                     record_id: &folder,
-                    now,
+                    at: at.min(now),
                     window: self.settings.duplicate_window,
                 },
             )

@@ -734,6 +734,73 @@ async fn a_duplicate_cut_short_and_seen_again_after_its_window_is_not_sent() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn the_window_is_judged_on_when_a_file_was_uploaded_not_when_its_event_is_handled() {
+    use gateway::failpoint::Failpoints;
+    let key = "AS2/send/ALPHA/BETA/edge.edi";
+    let window = gateway::DEFAULT_DUPLICATE_WINDOW;
+    // With the event's time (S3's eventTime), and without it (the embedded watcher, which
+    // asks the store when the file was written).
+    for event_time in [true, false] {
+        // A duplicate uploaded just before the window ends, its move cut short, its event seen
+        // again just after (well inside the minute under which an upload counts as seen at
+        // once): still a duplicate, not sent.
+        for point in Failpoints::DUPLICATE_POINTS {
+            let (alpha, beta, ..) = pair(&|_| {});
+            queued_id(&upload(&alpha, "edge.edi", b"first").await);
+            drain(&alpha).await;
+            alpha.ports.clock.advance(window - Duration::from_secs(20));
+            let mut event = upload_stopped_at(&alpha, point, key, b"second").await;
+            if !event_time {
+                event.at = None;
+            }
+            alpha.ports.clock.advance(Duration::from_secs(30));
+            let again = alpha
+                .on_upload(key, Origin::Upload, Some(event))
+                .await
+                .unwrap();
+            assert!(
+                matches!(again, UploadOutcome::Duplicate { .. }),
+                "{point}, event time {event_time}: {again:?}"
+            );
+            assert_eq!(drain(&alpha).await, 0, "{point}: nothing queued");
+            assert_eq!(all_records(&beta).await.len(), 1, "{point}: sent once");
+            assert_eq!(records_with(&alpha, Status::Duplicate).await.len(), 1);
+            assert_eq!(kinds(&alpha), ["delivered", "duplicate"], "{point}");
+        }
+        // An upload inside the window whose event is first handled hours after the window
+        // ended (a gateway that was down, a backed-up queue) is a duplicate too: it came less
+        // than six hours after the one accepted.
+        let (alpha, ..) = pair(&|_| {});
+        queued_id(&upload(&alpha, "edge.edi", b"first").await);
+        alpha.ports.clock.advance(Duration::from_secs(3600));
+        let meta = alpha
+            .ports
+            .store
+            .put(key, b"second".to_vec(), BTreeMap::new())
+            .await
+            .unwrap();
+        let event = UploadRef {
+            at: event_time.then_some(meta.written),
+            ..UploadRef::from(&meta)
+        };
+        alpha
+            .ports
+            .clock
+            .advance(window + Duration::from_secs(3600));
+        let late = alpha
+            .on_upload(key, Origin::Upload, Some(event))
+            .await
+            .unwrap();
+        assert!(
+            matches!(late, UploadOutcome::Duplicate { .. }),
+            "event time {event_time}: {late:?}"
+        );
+        // The window still runs from the first: an upload now is sent.
+        queued_id(&upload(&alpha, "edge.edi", b"third").await);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn twenty_uploads_of_one_name_send_exactly_one() {
     // Twenty uploads of one name are twenty versions of one key, each with its own event. The
     // in-memory ports never wait, so this checks the per-version rule; racing events are tested
@@ -825,7 +892,7 @@ async fn redelivered_event_does_not_send_twice() {
             &ClaimRequest {
                 upload_id: meta.version.as_deref().unwrap(),
                 record_id: "20261128055703000-0000dead",
-                now: T0,
+                at: T0,
                 window,
             },
         )
