@@ -202,9 +202,9 @@ pub enum Claim {
         /// The record made when it was first accepted.
         record_id: String,
     },
-    /// Another upload of a name accepted less than the window ago.
+    /// Another upload of a name, less than the window after the accepted one's upload.
     Duplicate {
-        /// When the earlier upload was accepted.
+        /// When the accepted upload was uploaded.
         accepted_at: Millis,
         /// The message record of that upload.
         record_id: String,

@@ -173,7 +173,7 @@ impl<P: Ports> Gateway<P> {
                 record_id,
             } => {
                 let why = format!(
-                    "{} was accepted at {accepted_at} as {record_id} and its duplicate window has not ended",
+                    "{} uploaded at {accepted_at} was accepted as {record_id} and its duplicate window has not ended",
                     send.name
                 );
                 return self
