@@ -82,12 +82,13 @@ impl ObjectStore for MemoryStore {
         let etag = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &data)
             .map(|d| as2::hex(&d))
             .map_err(|e| GatewayError::port("memory store", e))?;
+        let now = self.clock.now();
         let meta = ObjectMeta {
             size: data.len() as u64,
             etag,
             version: Some(self.versions.fetch_add(1, Ordering::SeqCst).to_string()),
-            modified: self.clock.now(),
-            written: self.clock.now(),
+            modified: now,
+            written: now,
             metadata,
         };
         lock(&self.objects)
