@@ -234,19 +234,13 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| port("CompleteMultipartUpload", to, e))?;
-        let at = now();
-        Ok(ObjectMeta {
+        Ok(object_meta(
             size,
-            etag: done
-                .e_tag()
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_string(),
-            version: done.version_id().map(str::to_string),
-            modified: at,
-            written: at,
-            metadata: metadata.clone(),
-        })
+            done.e_tag(),
+            done.version_id(),
+            now(),
+            metadata.clone(),
+        ))
     }
 
     async fn copy_parts(
@@ -339,15 +333,33 @@ fn meta_from(
     modified: Option<&aws_sdk_s3::primitives::DateTime>,
     metadata: Option<&std::collections::HashMap<String, String>>,
 ) -> ObjectMeta {
-    ObjectMeta {
-        size: size.unwrap_or_default().max(0) as u64,
-        etag: clean_etag(etag),
-        version: version.map(str::to_string),
-        modified: millis(modified),
-        written: millis(modified),
-        metadata: metadata
+    object_meta(
+        size.unwrap_or_default().max(0) as u64,
+        etag,
+        version,
+        millis(modified),
+        metadata
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+    )
+}
+
+/// What S3 tells of a version written at `at`: its write time is both its modification time
+/// and when it came into the bucket (no client sets either).
+fn object_meta(
+    size: u64,
+    etag: Option<&str>,
+    version: Option<&str>,
+    at: Millis,
+    metadata: BTreeMap<String, String>,
+) -> ObjectMeta {
+    ObjectMeta {
+        size,
+        etag: clean_etag(etag),
+        version: version.map(str::to_string),
+        modified: at,
+        written: at,
+        metadata,
     }
 }
 
@@ -373,15 +385,13 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| port("PutObject", key, e))?;
-        let at = now();
-        Ok(ObjectMeta {
+        Ok(object_meta(
             size,
-            etag: clean_etag(out.e_tag()),
-            version: out.version_id().map(str::to_string),
-            modified: at,
-            written: at,
+            out.e_tag(),
+            out.version_id(),
+            now(),
             metadata,
-        })
+        ))
     }
 
     /// The puts at once, each its own request.
@@ -452,15 +462,13 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| port("CopyObject", to, e))?;
-        let at = now();
-        Ok(ObjectMeta {
+        Ok(object_meta(
             size,
-            etag: clean_etag(out.copy_object_result().and_then(|r| r.e_tag())),
-            version: out.version_id().map(str::to_string),
-            modified: at,
-            written: at,
+            out.copy_object_result().and_then(|r| r.e_tag()),
+            out.version_id(),
+            now(),
             metadata,
-        })
+        ))
     }
 
     async fn delete(&self, key: &str, version: Option<&str>) -> Result<()> {
@@ -490,14 +498,13 @@ impl ObjectStore for S3Store {
                 let Some(key) = o.key() else { continue };
                 out.push((
                     key.to_string(),
-                    ObjectMeta {
-                        size: o.size().unwrap_or_default().max(0) as u64,
-                        etag: clean_etag(o.e_tag()),
-                        version: None,
-                        modified: millis(o.last_modified()),
-                        written: millis(o.last_modified()),
-                        metadata: BTreeMap::new(),
-                    },
+                    object_meta(
+                        o.size().unwrap_or_default().max(0) as u64,
+                        o.e_tag(),
+                        None,
+                        millis(o.last_modified()),
+                        BTreeMap::new(),
+                    ),
                 ));
             }
         }
@@ -659,15 +666,13 @@ impl ObjectWriter for S3Writer {
             .await
             .map_err(|e| port("CompleteMultipartUpload", &self.key, e))?;
         self.upload = None;
-        let at = now();
-        Ok(ObjectMeta {
-            size: self.size,
-            etag: clean_etag(out.e_tag()),
-            version: out.version_id().map(str::to_string),
-            modified: at,
-            written: at,
-            metadata: std::mem::take(&mut self.metadata),
-        })
+        Ok(object_meta(
+            self.size,
+            out.e_tag(),
+            out.version_id(),
+            now(),
+            std::mem::take(&mut self.metadata),
+        ))
     }
 }
 

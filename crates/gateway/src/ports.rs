@@ -227,10 +227,10 @@ pub struct ClaimRecord {
 
 impl ClaimRecord {
     /// How long past its window's end an index that lets claims go (DynamoDB's TTL) keeps it:
-    /// longer than an upload's event is retried or kept (S3 stops retrying an event after 6
-    /// hours, the queues keep theirs 14 days). An event of an upload it judged that comes later
-    /// than its window, as a cut-short run's may, is judged against it as the first one was,
-    /// instead of finding the name free: a redelivery, not a second send.
+    /// far longer than an upload's event is retried (S3 stops 6 hours after the event). An event
+    /// of an upload it judged that comes after its window, as a cut-short run's may, is judged
+    /// against it as the first one was, instead of finding the name free: a redelivery, not a
+    /// second send.
     pub const KEPT: Duration = Duration::from_secs(14 * 86_400);
 
     /// Until when an index that lets claims go keeps this one ([`ClaimRecord::KEPT`]).
