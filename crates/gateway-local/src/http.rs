@@ -51,35 +51,20 @@ impl Limits {
     /// Takes a request's body: refused at once when its `Content-Length` is over the limit,
     /// else written to a scratch file in `scratch_dir` as it comes (so a slow or large upload
     /// holds disk, not memory, until it is complete), counted against the limit, each pause at
-    /// most the idle timeout; then read back for processing, or (past `stream_above` bytes)
-    /// left in the file to be read as it is processed.
+    /// most the idle timeout.
     pub async fn take_body(
         &self,
         content_length: Option<&str>,
         body: Body,
         scratch_dir: &std::path::Path,
-        stream_above: u64,
-    ) -> Result<Taken, BodyError> {
+    ) -> Result<Spooled, BodyError> {
         let length = content_length.and_then(|v| v.trim().parse::<u64>().ok());
         if length.is_some_and(|n| n > self.max_body as u64) {
             return Err(BodyError::TooLarge(self.max_body));
         }
         let (scratch, length) = spool(body, scratch_dir, self.max_body, self.idle_timeout).await?;
-        if length > stream_above {
-            return Ok(Taken::Spooled(Spooled { scratch, length }));
-        }
-        let io = |e: std::io::Error| BodyError::Io(e.to_string());
-        Ok(Taken::Whole(tokio::fs::read(&scratch.0).await.map_err(io)?))
+        Ok(Spooled { scratch, length })
     }
-}
-
-/// A request body taken.
-#[derive(Debug)]
-pub enum Taken {
-    /// Read back whole.
-    Whole(Vec<u8>),
-    /// Left in its scratch file (removed when this is dropped).
-    Spooled(Spooled),
 }
 
 /// A request body in a scratch file, removed when this is dropped.
@@ -96,6 +81,15 @@ impl Spooled {
         Ok(crate::store::DirReader::of(std::fs::File::open(
             &self.scratch.0,
         )?))
+    }
+
+    /// The body read whole.
+    pub async fn read(&self) -> gateway::Result<Vec<u8>> {
+        let path = self.scratch.0.clone();
+        crate::blocking::call("request spool", move || {
+            std::fs::read(&path).map_err(|e| gateway::GatewayError::port("request spool", e))
+        })
+        .await
     }
 }
 

@@ -491,49 +491,63 @@ impl Node {
         } else {
             None
         };
-        // key -> (etag when last seen changing, since when it has held still, handled)
-        let mut seen: HashMap<String, (String, std::time::Instant, bool)> = HashMap::new();
+        let mut seen = Seen::new();
         while !shutdown.is_requested() {
-            match self.gateway.ports.store().list(gateway::layout::SEND).await {
-                Ok(files) => {
-                    let mut next = HashMap::new();
-                    for (key, meta) in files {
-                        let (closed, writing, noticed) = {
-                            let mut e = events.lock().unwrap_or_else(|p| p.into_inner());
-                            (
-                                e.closed.remove(&key),
-                                e.writing.contains(&key),
-                                e.noticed.contains(&key),
-                            )
-                        };
-                        let (etag, since, mut handled) = match seen.remove(&key) {
-                            Some((etag, since, handled)) if etag == meta.etag => {
-                                (etag, since, handled && !closed)
-                            }
-                            _ => (meta.etag.clone(), std::time::Instant::now(), false),
-                        };
-                        let settle = if self.config.upload_events && !noticed {
-                            quiet.max(UNNOTICED_QUIET)
-                        } else {
-                            quiet
-                        };
-                        let complete = closed || (!writing && since.elapsed() >= settle);
-                        if !handled && complete {
-                            handled = self.upload(&key, &meta).await;
-                        }
-                        next.insert(key, (etag, since, handled));
-                    }
-                    events
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .noticed
-                        .retain(|k| next.contains_key(k));
-                    seen = next;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot list the send folder"),
-            }
+            // One look at the folder and the uploads it finds, in one blocking job.
+            let (node, events) = (self.clone(), events.clone());
+            seen = crate::blocking::job(async move { node.look(seen, &events, quiet).await }).await;
             tokio::time::sleep(interval).await;
         }
+    }
+
+    /// One look at `AS2/send/`: handles the files that are complete now and were not yet
+    /// handled, and returns what it saw.
+    async fn look(
+        &self,
+        mut seen: Seen,
+        events: &std::sync::Mutex<UploadEvents>,
+        quiet: Duration,
+    ) -> Seen {
+        let files = match self.gateway.ports.store().list(gateway::layout::SEND).await {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the send folder");
+                return seen;
+            }
+        };
+        let mut next = HashMap::new();
+        for (key, meta) in files {
+            let (closed, writing, noticed) = {
+                let mut e = events.lock().unwrap_or_else(|p| p.into_inner());
+                (
+                    e.closed.remove(&key),
+                    e.writing.contains(&key),
+                    e.noticed.contains(&key),
+                )
+            };
+            let (etag, since, mut handled) = match seen.remove(&key) {
+                Some((etag, since, handled)) if etag == meta.etag => {
+                    (etag, since, handled && !closed)
+                }
+                _ => (meta.etag.clone(), std::time::Instant::now(), false),
+            };
+            let settle = if self.config.upload_events && !noticed {
+                quiet.max(UNNOTICED_QUIET)
+            } else {
+                quiet
+            };
+            let complete = closed || (!writing && since.elapsed() >= settle);
+            if !handled && complete {
+                handled = self.upload(&key, &meta).await;
+            }
+            next.insert(key, (etag, since, handled));
+        }
+        events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .noticed
+            .retain(|k| next.contains_key(k));
+        next
     }
 
     /// inotify on `AS2/send/`: files closed after writing, or renamed into place, are complete;
@@ -650,6 +664,24 @@ impl Node {
             }
         }
     }
+
+    /// Processes a request whose body is in: read back whole, or past `stream_above` bytes read
+    /// as it is processed (its scratch file is removed once that is done).
+    async fn take_post(
+        &self,
+        peer: &gateway::Peer,
+        headers: &as2::HeaderMap,
+        spooled: crate::http::Spooled,
+    ) -> Result<gateway::HttpResponse> {
+        if spooled.length > self.gateway.settings.stream_above {
+            let reader = spooled
+                .reader()
+                .map_err(|e| gateway::GatewayError::port("request spool", e))?;
+            return self.gateway.on_post_streamed(peer, headers, reader).await;
+        }
+        let body = spooled.read().await?;
+        self.gateway.on_post_from(peer, headers, &body).await
+    }
 }
 
 async fn receive(
@@ -663,21 +695,10 @@ async fn receive(
         Ok(None) => {
             let scratch = node.config.data_dir.join(gateway::layout::TMP);
             let taken = crate::http::Limits::of(&node.config)
-                .take_body(
-                    headers.get("Content-Length"),
-                    body,
-                    &scratch,
-                    node.gateway.settings.stream_above,
-                )
+                .take_body(headers.get("Content-Length"), body, &scratch)
                 .await;
-            match taken {
-                Ok(crate::http::Taken::Whole(body)) => {
-                    node.gateway.on_post_from(&peer, &headers, &body).await
-                }
-                Ok(crate::http::Taken::Spooled(spooled)) => match spooled.reader() {
-                    Ok(reader) => node.gateway.on_post_streamed(&peer, &headers, reader).await,
-                    Err(e) => Err(gateway::GatewayError::port("request spool", e)),
-                },
+            let spooled = match taken {
+                Ok(spooled) => spooled,
                 Err(e) => {
                     tracing::warn!(
                         message_id = headers.get("Message-ID").unwrap_or(""),
@@ -687,7 +708,11 @@ async fn receive(
                     );
                     return e.response();
                 }
-            }
+            };
+            // Whole now: the rest is storing and opening it, one blocking job.
+            let node = node.clone();
+            crate::blocking::job(async move { node.take_post(&peer, &headers, spooled).await })
+                .await
         }
         Ok(Some(refused)) => Ok(refused),
         Err(e) => Err(e),
@@ -699,6 +724,10 @@ async fn receive(
         gateway::HttpResponse::unavailable()
     }))
 }
+
+/// The watcher's files: key -> (etag when last seen changing, since when it has held still,
+/// handled).
+type Seen = HashMap<String, (String, std::time::Instant, bool)>;
 
 /// What inotify said of the files under `AS2/send/` since the last poll.
 #[derive(Debug, Default)]

@@ -437,14 +437,12 @@ impl ObjectReader for DirReader {
         let Some(file) = self.file.take() else {
             return Ok(None);
         };
-        let (file, part) = tokio::task::spawn_blocking(move || {
+        let (file, part) = crate::blocking::call("directory store", move || {
             let mut part = Vec::with_capacity(PART);
             let r = (&file).take(PART as u64).read_to_end(&mut part);
-            r.map(|_| (file, part))
+            r.map(|_| (file, part)).map_err(err)
         })
-        .await
-        .map_err(err)?
-        .map_err(err)?;
+        .await?;
         if part.is_empty() {
             return Ok(None);
         }
