@@ -66,12 +66,33 @@ pub fn wait_event(
     }
 }
 
+/// A port on 127.0.0.1 a test can listen on a moment later.
+///
+/// Taken below Linux's ephemeral range (32768 and up), where the kernel never puts the local end
+/// of a connection: a port the kernel handed out for a listener and took back can become the
+/// local port of another test's keep-alive connection, and be refused to the listener for as long
+/// as that lasts. Each call in a process gets another port; each process starts at its own place.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1")
-        .local_addr()
-        .expect("address")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no port free on 127.0.0.1 between {FIRST} and {}",
+        FIRST + COUNT
+    )
 }
 
 /// Runs `cmd` to its end: its exit code (-1 when a signal ended it) and its stdout then stderr.
