@@ -32,9 +32,6 @@ where
     A: Clone + Send + 'static,
     T: Send + 'static,
 {
-    if IN_JOB.with(Cell::get) {
-        return f(adapter);
-    }
     let adapter = adapter.clone();
     call(port, move || f(&adapter)).await
 }
@@ -65,15 +62,17 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    struct Leave(bool);
+    /// Clears the mark when the job ends, however it ends: the thread goes back to the pool.
+    struct Leave;
     impl Drop for Leave {
         fn drop(&mut self) {
-            IN_JOB.with(|j| j.set(self.0));
+            IN_JOB.with(|j| j.set(false));
         }
     }
     let handle = tokio::runtime::Handle::current();
     let ran = tokio::task::spawn_blocking(move || {
-        let _leave = Leave(IN_JOB.with(|j| j.replace(true)));
+        IN_JOB.with(|j| j.set(true));
+        let _leave = Leave;
         handle.block_on(work)
     })
     .await;

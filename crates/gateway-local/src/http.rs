@@ -77,10 +77,10 @@ pub struct Spooled {
 
 impl Spooled {
     /// The body read in parts.
-    pub fn reader(&self) -> std::io::Result<crate::store::DirReader> {
-        Ok(crate::store::DirReader::of(std::fs::File::open(
-            &self.scratch.0,
-        )?))
+    pub fn reader(&self) -> gateway::Result<crate::store::DirReader> {
+        std::fs::File::open(&self.scratch.0)
+            .map(crate::store::DirReader::of)
+            .map_err(|e| gateway::GatewayError::port("request spool", e))
     }
 
     /// The body read whole.

@@ -674,9 +674,7 @@ impl Node {
         spooled: crate::http::Spooled,
     ) -> Result<gateway::HttpResponse> {
         if spooled.length > self.gateway.settings.stream_above {
-            let reader = spooled
-                .reader()
-                .map_err(|e| gateway::GatewayError::port("request spool", e))?;
+            let reader = spooled.reader()?;
             return self.gateway.on_post_streamed(peer, headers, reader).await;
         }
         let body = spooled.read().await?;

@@ -76,15 +76,10 @@ pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
     const COUNT: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(7919) % COUNT,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
     for _ in 0..COUNT {
-        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        let port = (FIRST + start.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst)) % COUNT) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
